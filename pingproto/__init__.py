@@ -1,0 +1,47 @@
+"""
+pingproto: measure how reliable the WebSocket link to your server is.
+
+The public API, for programs that mount pingproto's protocols in their own
+Twisted services; everything not named in C{__all__} may change.
+"""
+
+from pingproto.client import (
+    ConnectionState,
+    IPingObserver,
+    PingClientFactory,
+    PingClientProtocol,
+    PingMonitor,
+    PingRecorder,
+    PingResult,
+    ping,
+)
+from pingproto.config import ServerLimits
+from pingproto.server import EchoServerFactory, EchoServerProtocol
+from pingproto.service import make_server_service
+from pingproto.session import Loss, Sample
+from pingproto.tls import ServerTLS, client_tls_options
+from pingproto.tlsfiles import TLSConfigError, TLSMaterial, load_tls_dir
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConnectionState",
+    "EchoServerFactory",
+    "EchoServerProtocol",
+    "IPingObserver",
+    "Loss",
+    "PingClientFactory",
+    "PingClientProtocol",
+    "PingMonitor",
+    "PingRecorder",
+    "PingResult",
+    "Sample",
+    "ServerLimits",
+    "ServerTLS",
+    "TLSConfigError",
+    "TLSMaterial",
+    "client_tls_options",
+    "load_tls_dir",
+    "make_server_service",
+    "ping",
+]

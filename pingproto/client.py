@@ -1,0 +1,412 @@
+"""
+The ping client: a WebSocket client protocol that sends a timestamp every
+interval and reports what comes back, kept connected by L{ClientService}.
+
+The protocol is thin: the bookkeeping is L{PingSession}'s, and what happens
+is told to an L{IPingObserver}.  L{PingMonitor} is the service another
+Twisted program mounts; L{ping} is the one-call helper ("ping N times and
+give me the results") for scripts and tests on the same reactor.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Callable
+
+from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+from autobahn.websocket.util import parse_url
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import Interface, implementer
+
+from pingproto.session import Loss, PingSession, Sample
+from pingproto.stats import RttSummary, summarize
+from pingproto.tls import client_tls_options
+
+__all__ = [
+    "ConnectionState",
+    "IPingObserver",
+    "PingClientFactory",
+    "PingClientProtocol",
+    "PingMonitor",
+    "PingRecorder",
+    "PingResult",
+    "client_endpoint",
+    "ping",
+]
+
+
+class ConnectionState(IntEnum):
+    """
+    The WebSocket C{readyState} values, as the web page shows them.
+    """
+
+    CONNECTING = 0
+    OPEN = 1
+    CLOSING = 2
+    CLOSED = 3
+
+
+class IPingObserver(Interface):
+    """
+    Receives what a ping client sees, as it happens.
+    """
+
+    def ping_replied(sample: Sample) -> None:
+        """
+        An echo came back.
+        """
+
+    def ping_lost(loss: Loss) -> None:
+        """
+        A ping timed out or its connection went away.
+        """
+
+    def state_changed(state: ConnectionState, detail: str) -> None:
+        """
+        The connection moved to C{state}; C{detail} says why, or is empty.
+        """
+
+
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class PingClientProtocol(WebSocketClientProtocol):
+    """
+    Send a ping every interval while open; match echoes; time out the rest.
+    """
+
+    factory: PingClientFactory
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened: Deferred[PingClientProtocol] = Deferred()
+        self._ticker: LoopingCall | None = None
+        self._deadline = None
+
+    def onOpen(self) -> None:
+        factory = self.factory
+        factory.observer.state_changed(ConnectionState.OPEN, "")
+        self.opened.callback(self)
+        self._ticker = LoopingCall(self._send_ping)
+        self._ticker.clock = factory.clock
+        self._ticker.start(factory.interval, now=True)
+
+    def _send_ping(self) -> None:
+        factory = self.factory
+        if factory.session.done_sending:
+            self._stop_ticker()
+            return
+        payload = factory.session.send(factory.monotonic(), factory.wall_ms())
+        self.sendMessage(payload, isBinary=False)
+        self._arm_deadline()
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        factory = self.factory
+        sample = factory.session.receive(payload, factory.monotonic())
+        if sample is not None:
+            factory.observer.ping_replied(sample)
+        self._arm_deadline()
+        factory.check_finished()
+
+    def _arm_deadline(self) -> None:
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+        when = self.factory.session.next_deadline()
+        if when is not None:
+            delay = max(0.0, when - self.factory.monotonic())
+            self._deadline = self.factory.clock.callLater(delay, self._expire)
+
+    def _expire(self) -> None:
+        self._deadline = None
+        factory = self.factory
+        for loss in factory.session.expire(factory.monotonic()):
+            factory.observer.ping_lost(loss)
+        self._arm_deadline()
+        factory.check_finished()
+
+    def _stop_ticker(self) -> None:
+        if self._ticker is not None and self._ticker.running:
+            self._ticker.stop()
+        self._ticker = None
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """
+        Start a clean close and tell the observer.
+        """
+        self._stop_ticker()
+        if self.state == self.STATE_OPEN:
+            self.factory.observer.state_changed(ConnectionState.CLOSING, reason)
+        self.sendClose(code, reason or None)
+
+    def onCloseFrame(self, code, reasonRaw):  # type: ignore[no-untyped-def]
+        if self.state == self.STATE_OPEN:
+            self.factory.observer.state_changed(ConnectionState.CLOSING, "server closing")
+        return super().onCloseFrame(code, reasonRaw)
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        self._stop_ticker()
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+        factory = self.factory
+        for loss in factory.session.disconnect():
+            factory.observer.ping_lost(loss)
+        detail = f"code {code}" if code is not None else "connection lost"
+        if reason:
+            detail += f": {reason}"
+        elif self.wasNotCleanReason:
+            detail += f": {self.wasNotCleanReason}"
+        factory.observer.state_changed(ConnectionState.CLOSED, detail)
+        if not self.opened.called:
+            self.opened.errback(Failure(ConnectionError(f"WebSocket handshake failed ({detail})")))
+        factory.check_finished()
+
+
+class PingClientFactory(WebSocketClientFactory):
+    """
+    Shares one L{PingSession} and observer across reconnections.
+
+    @param monotonic: the clock round trips are measured with; tests pass
+        their L{Clock}'s C{seconds}.
+    @param wall_ms: the wall clock the pings carry, in milliseconds.
+    """
+
+    protocol = PingClientProtocol
+
+    def __init__(
+        self,
+        url: str,
+        session: PingSession,
+        observer: IPingObserver,
+        *,
+        interval: float = 1.0,
+        clock: IReactorTime | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall_ms: Callable[[], int] = _wall_ms,
+        on_finished: Callable[[], object] = lambda: None,
+        max_message_size: int = 64 * 1024,
+        handshake_timeout: float = 10.0,
+    ) -> None:
+        if interval <= 0:
+            raise ValueError("the ping interval must be positive")
+        if clock is None:
+            from twisted.internet import reactor as clock  # type: ignore[assignment]
+        super().__init__(url, reactor=clock)
+        self.session = session
+        self.observer = observer
+        self.interval = interval
+        self.clock = clock
+        self.monotonic = monotonic
+        self.wall_ms = wall_ms
+        self._on_finished = on_finished
+        self.setProtocolOptions(
+            maxMessagePayloadSize=max_message_size,
+            maxFramePayloadSize=max_message_size,
+            openHandshakeTimeout=handshake_timeout,
+        )
+
+    def check_finished(self) -> None:
+        if self.session.finished:
+            self._on_finished()
+
+
+def client_endpoint(
+    reactor: object, url: str, ca_file: str | None = None, timeout: float = 10.0
+) -> IStreamClientEndpoint:
+    """
+    The endpoint for a C{ws://} or C{wss://} URL, verifying the server's
+    certificate against C{ca_file} or the system's trust store.
+    """
+    secure, host, port = parse_url(url)[:3]
+    endpoint: IStreamClientEndpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
+    if secure:
+        endpoint = wrapClientTLS(client_tls_options(host, ca_file), endpoint)
+    return endpoint
+
+
+@implementer(IStreamClientEndpoint)
+class _AnnouncingEndpoint:
+    """
+    Tells the observer when a connection attempt starts and when it fails,
+    which L{ClientService} does not.
+    """
+
+    def __init__(self, endpoint: IStreamClientEndpoint, observer: IPingObserver) -> None:
+        self._endpoint = endpoint
+        self._observer = observer
+
+    def connect(self, factory):  # type: ignore[no-untyped-def]
+        self._observer.state_changed(ConnectionState.CONNECTING, "")
+
+        def failed(reason: Failure) -> Failure:
+            self._observer.state_changed(ConnectionState.CLOSED, reason.getErrorMessage())
+            return reason
+
+        return self._endpoint.connect(factory).addErrback(failed)
+
+
+class PingMonitor(Service):
+    """
+    Ping a server every interval for as long as the service runs,
+    reconnecting with exponential backoff when the connection drops.
+
+    C{done} fires with L{None} when C{count} pings are answered or lost, or
+    fails with the reason when the first connection cannot be made within
+    C{give_up_after} attempts.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        url: str,
+        observer: IPingObserver,
+        *,
+        interval: float = 1.0,
+        timeout: float = 5.0,
+        count: int | None = None,
+        ca_file: str | None = None,
+        reactor: IReactorTime | None = None,
+        endpoint: IStreamClientEndpoint | None = None,
+        retry_policy: Callable[[int], float] | None = None,
+        give_up_after: int | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall_ms: Callable[[], int] = _wall_ms,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor  # type: ignore[no-redef]
+        self.session = PingSession(timeout, count)
+        self.factory = PingClientFactory(
+            url,
+            self.session,
+            observer,
+            interval=interval,
+            clock=reactor,
+            monotonic=monotonic,
+            wall_ms=wall_ms,
+            on_finished=self._finished,
+        )
+        if endpoint is None:
+            endpoint = client_endpoint(reactor, url, ca_file)
+        self._give_up_after = give_up_after
+        self._client = ClientService(
+            _AnnouncingEndpoint(endpoint, observer),
+            self.factory,
+            retryPolicy=retry_policy or backoffPolicy(initialDelay=0.5, maxDelay=30.0),
+            clock=reactor,
+            prepareConnection=lambda protocol: protocol.opened,
+        )
+        self.done: Deferred[None] = Deferred()
+        self._stopping: Deferred[None] | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        self._client.startService()
+        self._client.whenConnected(failAfterFailures=self._give_up_after).addErrback(
+            self._gave_up
+        )
+
+    def _gave_up(self, reason: Failure) -> None:
+        if not self.done.called and self.running:
+            self.stopService().addCallback(lambda _: self.done.errback(reason))
+
+    def _finished(self) -> None:
+        if self.running:
+            self.stopService().addCallback(lambda _: self.done.called or self.done.callback(None))
+
+    def stopService(self) -> Deferred[None]:
+        """
+        Close the WebSocket cleanly (code 1000), then stop reconnecting.
+        """
+        if self._stopping is not None:
+            return self._stopping
+        super().stopService()
+        current: Deferred[PingClientProtocol] = self._client.whenConnected(failAfterFailures=1)
+        if not current.called:
+            current.cancel()
+            current.addErrback(lambda _: None)
+            closed: Deferred[object] = succeed(None)
+        else:
+            protocol = current.result
+            current.addErrback(lambda _: None)
+            if protocol.state == protocol.STATE_OPEN:
+                protocol.close(1000, "done")
+            closed = protocol.is_closed
+        self._stopping = closed.addBoth(lambda _: self._client.stopService())
+        return self._stopping
+
+
+@dataclass
+class PingResult:
+    """
+    Everything a finished run saw.
+    """
+
+    samples: list[Sample] = field(default_factory=list)
+    losses: list[Loss] = field(default_factory=list)
+    states: list[tuple[ConnectionState, str]] = field(default_factory=list)
+
+    @property
+    def summary(self) -> RttSummary | None:
+        return summarize([s.rtt for s in self.samples])
+
+
+@implementer(IPingObserver)
+class PingRecorder:
+    """
+    An observer that keeps everything, for short runs and tests.
+    """
+
+    def __init__(self) -> None:
+        self.result = PingResult()
+
+    def ping_replied(self, sample: Sample) -> None:
+        self.result.samples.append(sample)
+
+    def ping_lost(self, loss: Loss) -> None:
+        self.result.losses.append(loss)
+
+    def state_changed(self, state: ConnectionState, detail: str) -> None:
+        self.result.states.append((state, detail))
+
+
+def ping(
+    url: str,
+    count: int,
+    *,
+    interval: float = 1.0,
+    timeout: float = 5.0,
+    ca_file: str | None = None,
+    reactor: IReactorTime | None = None,
+    give_up_after: int = 3,
+) -> Deferred[PingResult]:
+    """
+    Ping C{url} C{count} times and fire with what came back.
+
+    Fails with the connection error (refused, unknown host, certificate not
+    trusted) if the first connection fails C{give_up_after} times in a row.
+    """
+    recorder = PingRecorder()
+    monitor = PingMonitor(
+        url,
+        recorder,
+        interval=interval,
+        timeout=timeout,
+        count=count,
+        ca_file=ca_file,
+        reactor=reactor,
+        give_up_after=give_up_after,
+    )
+    monitor.startService()
+    return monitor.done.addCallback(lambda _: recorder.result)

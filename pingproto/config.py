@@ -1,0 +1,183 @@
+"""
+Server settings and the checks on them, free of any reactor.
+
+The command line (L{pingproto.tap}) and programs that embed pingproto both
+describe a server with L{ServerLimits} and a list of endpoint strings; the
+rules that keep such a description safe (no plain WebSocket on a public
+address by accident, no nonsensical limit) live here so that they can be
+tested directly and are the same whichever way the server is built.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Sequence
+
+from twisted.internet.endpoints import _parse as _parseEndpoint
+
+__all__ = [
+    "DEFAULT_INTERFACE",
+    "DEFAULT_PORT",
+    "ServerLimits",
+    "is_loopback_endpoint",
+    "listen_descriptions",
+    "port_number",
+    "positive_int",
+    "positive_seconds",
+]
+
+DEFAULT_PORT = 1234
+DEFAULT_INTERFACE = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """
+    What one connection may cost the server.
+
+    The defaults are chosen for a ping server facing the internet: a ping
+    is a dozen bytes, so 64 KiB is generous; a client that has not finished
+    its opening handshake in 10 s is not a browser on a slow link but a
+    stalled or hostile peer; and keepalive pings every 20 s, closing after a
+    further 20 s of silence, free the connections of clients that vanished
+    without closing (browsers do not notice a dead TCP connection by
+    themselves).
+    """
+
+    max_message_size: int = 64 * 1024
+    handshake_timeout: float = 10.0
+    ping_interval: float = 20.0
+    ping_timeout: float = 20.0
+    max_request_head: int = 16 * 1024
+
+    def __post_init__(self) -> None:
+        if self.max_message_size < 1:
+            raise ValueError("the maximum message size must be at least 1 byte")
+        if self.max_request_head < 256:
+            raise ValueError("the maximum request head must be at least 256 bytes")
+        for name in ("handshake_timeout", "ping_interval", "ping_timeout"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name.replace('_', ' ')} must not be negative")
+
+
+def positive_int(text: str) -> int:
+    """
+    Read a whole number greater than zero, for L{usage.Options} coercion.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise ValueError(f"{text!r} must be 1 or more")
+    return value
+
+
+positive_int.coerceDoc = "A whole number, 1 or more."  # type: ignore[attr-defined]
+
+
+def positive_seconds(text: str) -> float:
+    """
+    Read a duration in seconds; 0 switches the timer off.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number of seconds") from None
+    if not (0 <= value < 86400 * 365):
+        raise ValueError(f"{text!r} seconds is out of range")
+    return value
+
+
+positive_seconds.coerceDoc = "Seconds; fractions allowed, 0 turns it off."  # type: ignore[attr-defined]
+
+
+def port_number(text: str) -> int:
+    """
+    Read a TCP port; 0 asks the system for a free one.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"port {text!r} is not a number") from None
+    if not 0 <= value <= 65535:
+        raise ValueError(f"port {value} is not between 0 and 65535")
+    return value
+
+
+port_number.coerceDoc = "A TCP port, 0 to 65535."  # type: ignore[attr-defined]
+
+
+def is_loopback_endpoint(description: str) -> bool:
+    """
+    Whether a server endpoint string can only be reached from this machine.
+
+    Only C{tcp}/C{tcp6} endpoints bound to a loopback address and C{unix}
+    sockets qualify; anything else (no interface means every interface, an
+    inherited systemd socket could be anything) is treated as public.
+    """
+    args, kwargs = _parseEndpoint(description)
+    kind = args[0].lower() if args else ""
+    if kind == "unix":
+        return True
+    if kind not in ("tcp", "tcp6"):
+        return False
+    interface = kwargs.get("interface", args[3] if len(args) > 3 else "")
+    if interface == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(interface).is_loopback
+    except ValueError:
+        return False
+
+
+def listen_descriptions(
+    port: int | None,
+    interface: str | None,
+    listen: Sequence[str],
+    *,
+    tls: bool,
+    no_tls: bool,
+) -> list[str]:
+    """
+    Turn the listening options into endpoint strings, refusing unsafe or
+    contradictory combinations with a C{ValueError} that says which.
+
+    C{--port} and C{--interface} are a short form of one C{--listen}; mixing
+    the two forms would leave the reader guessing which wins, so it is an
+    error.  Plain WebSocket is served on loopback without ceremony, and
+    elsewhere only when C{--no-tls} says a TLS-terminating proxy stands in
+    front.
+    """
+    if tls and no_tls:
+        raise ValueError("--tls-dir and --no-tls contradict each other; give one")
+    if listen and (port is not None or interface is not None):
+        raise ValueError(
+            "--listen replaces --port and --interface; "
+            "put the interface in the endpoint, e.g. tcp:1234:interface=127.0.0.1"
+        )
+    if listen:
+        descriptions = list(listen)
+    else:
+        host = DEFAULT_INTERFACE if interface is None else interface
+        chosen = DEFAULT_PORT if port is None else port
+        descriptions = [
+            f"tcp{'6' if ':' in host else ''}:{chosen}:interface={_escape(host)}"
+        ]
+    if not tls and not no_tls:
+        public = [d for d in descriptions if not is_loopback_endpoint(d)]
+        if public:
+            raise ValueError(
+                f"refusing to serve plain ws:// on {public[0]!r}, which is not "
+                "loopback: give --tls-dir DIR, or --no-tls if a TLS-terminating "
+                "proxy stands in front"
+            )
+    return descriptions
+
+
+def _escape(value: str) -> str:
+    """
+    Escape a value for an endpoint string, where C{:} separates fields.
+    """
+    return value.replace("\\", "\\\\").replace(":", "\\:")

@@ -1,0 +1,137 @@
+"""
+The echo server: an Autobahn WebSocket protocol that sends every message
+back unchanged, and answers plain HTTP requests with a short hint.
+
+Autobahn's own answer to a request without C{Upgrade} is a status page that
+names its version and follows C{?redirect=} to any site; a server on the
+open internet should do neither, so L{EchoServerProtocol} answers such
+requests itself before Autobahn sees them.
+"""
+
+from __future__ import annotations
+
+from typing import Collection
+
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.protocol import parseHttpHeader
+from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from pingproto.config import ServerLimits
+
+__all__ = ["PLAIN_ANSWER", "WEBSOCKET_PATHS", "EchoServerFactory", "EchoServerProtocol"]
+
+PLAIN_ANSWER = b"connect a WebSocket please"
+
+# "/sock/websocket" is the raw WebSocket path of the original SockJS server,
+# which the classic page opens.
+WEBSOCKET_PATHS = frozenset({"/", "/sock/websocket"})
+
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    431: "Request Header Fields Too Large",
+}
+
+
+class EchoServerProtocol(WebSocketServerProtocol):
+    """
+    Echo each message, text as text and binary as binary, byte for byte.
+    """
+
+    factory: EchoServerFactory
+    _log = Logger()
+    _opened = False
+
+    def processHandshake(self) -> None:
+        head_end = self.data.find(b"\r\n\r\n")
+        limit = self.factory.limits.max_request_head
+        if head_end < 0 and len(self.data) <= limit:
+            return
+        if head_end < 0 or head_end + 4 > limit:
+            self._answer(431, b"request head too large\n")
+            return
+        try:
+            status_line, headers, _ = parseHttpHeader(self.data[: head_end + 4])
+        except Exception:
+            self._answer(400, b"malformed HTTP request\n")
+            return
+        if "upgrade" in headers:
+            super().processHandshake()
+        else:
+            self._answer(200, PLAIN_ANSWER, body=not status_line.startswith("HEAD "))
+
+    def _answer(self, code: int, text: bytes, body: bool = True) -> None:
+        """
+        Send a complete plain-text HTTP response and close.
+        """
+        head = (
+            f"HTTP/1.1 {code} {_REASONS[code]}\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n"
+            f"Content-Length: {len(text)}\r\n"
+            "Connection: close\r\n\r\n"
+        ).encode("ascii")
+        self._log.debug("{peer}: plain HTTP answer {code}", peer=self.peer, code=code)
+        self.sendData(head + text if body else head)
+        self.dropConnection(abort=False)
+
+    def onConnect(self, request: ConnectionRequest) -> None:
+        paths = self.factory.paths
+        if paths is not None and request.path not in paths:
+            raise ConnectionDeny(ConnectionDeny.NOT_FOUND, "no WebSocket at this path")
+
+    def onOpen(self) -> None:
+        self._opened = True
+        self._log.info(
+            "{peer} opened a WebSocket at {path}",
+            peer=self.peer,
+            path=self.http_request_path,
+        )
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        self.sendMessage(payload, isBinary)
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        if self._opened:
+            self._log.info(
+                "{peer} closed: code {code}{reason}{unclean}",
+                peer=self.peer,
+                code=code,
+                reason=f" ({reason})" if reason else "",
+                unclean="" if wasClean else ", not clean",
+            )
+
+
+class EchoServerFactory(WebSocketServerFactory):
+    """
+    Build echo connections with pingproto's safe limits.
+
+    @param limits: message size, handshake and keepalive limits.
+    @param paths: request paths that may open a WebSocket; L{None} allows
+        any, for mounting with L{autobahn.twisted.resource.WebSocketResource}
+        where the site already chose the path.
+    """
+
+    protocol = EchoServerProtocol
+
+    def __init__(
+        self,
+        limits: ServerLimits = ServerLimits(),
+        paths: Collection[str] | None = WEBSOCKET_PATHS,
+        *,
+        reactor: IReactorTime | None = None,
+    ) -> None:
+        super().__init__(server=None, reactor=reactor)
+        self.limits = limits
+        self.paths = None if paths is None else frozenset(paths)
+        self.setProtocolOptions(
+            maxMessagePayloadSize=limits.max_message_size,
+            maxFramePayloadSize=limits.max_message_size,
+            openHandshakeTimeout=limits.handshake_timeout,
+            autoPingInterval=limits.ping_interval,
+            autoPingTimeout=limits.ping_timeout,
+            # permessage-deflate: a ping needs no compression, and inflating
+            # untrusted data is attack surface.
+            perMessageCompressionAccept=lambda offers: None,
+        )

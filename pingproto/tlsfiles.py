@@ -1,0 +1,211 @@
+"""
+Reading and checking a TLS directory, before anything listens.
+
+A server that starts with a key that does not match its certificate, or an
+expired certificate, fails every handshake while looking healthy.  So every
+such mistake is found here, at start-up, and reported as one sentence that
+names the file and the problem (L{TLSConfigError}).  Nothing here needs a
+reactor or OpenSSL contexts: it reads files and inspects them with
+C{cryptography}.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
+__all__ = [
+    "EXPIRY_WARNING",
+    "TLSConfigError",
+    "TLSMaterial",
+    "find_tls_files",
+    "load_tls_dir",
+]
+
+EXPIRY_WARNING = datetime.timedelta(days=14)
+
+# The two layouts we read: pingproto's own (chain in ca.pem, which may be
+# absent when tls.cert holds it) and certbot's live directory.
+_LAYOUTS = (
+    ("tls.key", "tls.cert", "ca.pem"),
+    ("privkey.pem", "fullchain.pem", None),
+)
+
+
+class TLSConfigError(Exception):
+    """
+    The TLS directory cannot be served; the message says why in one line.
+    """
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """
+    Where the key, the certificate and (optionally) the rest of the chain are.
+    """
+
+    key: str
+    cert: str
+    chain: str | None
+
+
+@dataclass(frozen=True)
+class TLSMaterial:
+    """
+    A checked key, its certificate and the chain to send after it.
+
+    C{warnings} holds sentences worth logging (a certificate about to expire)
+    that do not stop the server.
+    """
+
+    files: TLSFiles
+    key: PrivateKeyTypes
+    certificate: x509.Certificate
+    chain: tuple[x509.Certificate, ...]
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def not_after(self) -> datetime.datetime:
+        return self.certificate.not_valid_after_utc
+
+
+def find_tls_files(directory: str) -> TLSFiles:
+    """
+    Find which layout C{directory} uses.
+    """
+    if not os.path.isdir(directory):
+        raise TLSConfigError(f"TLS directory {directory} does not exist or is not a directory")
+    for key, cert, chain in _LAYOUTS:
+        keyPath = os.path.join(directory, key)
+        certPath = os.path.join(directory, cert)
+        present = [p for p in (keyPath, certPath) if os.path.exists(p)]
+        if len(present) == 1:
+            missing = certPath if present[0] == keyPath else keyPath
+            raise TLSConfigError(
+                f"{missing} is missing (found {os.path.basename(present[0])} without it)"
+            )
+        if present:
+            chainPath = os.path.join(directory, chain) if chain else None
+            if chainPath is not None and not os.path.exists(chainPath):
+                chainPath = None
+            return TLSFiles(keyPath, certPath, chainPath)
+    raise TLSConfigError(
+        f"TLS directory {directory} holds neither tls.key + tls.cert (+ ca.pem) "
+        "nor privkey.pem + fullchain.pem"
+    )
+
+
+def load_tls_dir(directory: str, now: datetime.datetime | None = None) -> TLSMaterial:
+    """
+    Read and check the TLS directory, raising L{TLSConfigError} on any
+    problem a client would otherwise discover at its first handshake.
+    """
+    files = find_tls_files(directory)
+    if now is None:
+        now = datetime.datetime.now(datetime.timezone.utc)
+    key = _load_key(files.key)
+    certs = _load_certificates(files.cert)
+    if files.chain is not None:
+        certs += _load_certificates(files.chain)
+    leaf, chain = certs[0], tuple(certs[1:])
+    if not _same_public_key(key, leaf):
+        raise TLSConfigError(
+            f"{files.key} does not match the certificate in {files.cert} "
+            "(their public keys differ)"
+        )
+    _check_chain(files, certs)
+    warnings = []
+    for cert in certs:
+        if cert.not_valid_after_utc <= now:
+            raise TLSConfigError(
+                f"certificate {_name(cert)} in {_where(files, cert, leaf)} expired on "
+                f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+            )
+        if cert.not_valid_before_utc > now:
+            raise TLSConfigError(
+                f"certificate {_name(cert)} in {_where(files, cert, leaf)} is not valid "
+                f"until {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
+            )
+        left = cert.not_valid_after_utc - now
+        if left < EXPIRY_WARNING:
+            warnings.append(
+                f"certificate {_name(cert)} in {_where(files, cert, leaf)} expires in "
+                f"{left.days} days, on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC: renew it"
+            )
+    return TLSMaterial(files, key, leaf, chain, tuple(warnings))
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise TLSConfigError(f"cannot read {path}: {e.strerror}") from None
+
+
+def _load_key(path: str) -> PrivateKeyTypes:
+    data = _read(path)
+    if b"-----BEGIN" not in data:
+        raise TLSConfigError(f"{path} is not PEM: expected a '-----BEGIN ... PRIVATE KEY-----' block")
+    try:
+        return serialization.load_pem_private_key(data, password=None)
+    except TypeError:
+        raise TLSConfigError(
+            f"{path} is encrypted with a passphrase; pingproto needs an unencrypted key"
+        ) from None
+    except (ValueError, Exception):
+        raise TLSConfigError(f"{path} does not hold a PEM private key") from None
+
+
+def _load_certificates(path: str) -> list[x509.Certificate]:
+    data = _read(path)
+    if b"-----BEGIN CERTIFICATE-----" not in data:
+        raise TLSConfigError(f"{path} is not PEM: expected '-----BEGIN CERTIFICATE-----' blocks")
+    try:
+        return x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise TLSConfigError(f"{path} holds a damaged PEM certificate") from None
+
+
+def _same_public_key(key: PrivateKeyTypes, cert: x509.Certificate) -> bool:
+    def der(public: object) -> bytes:
+        return public.public_bytes(  # type: ignore[attr-defined, no-any-return]
+            serialization.Encoding.DER,
+            serialization.PublicFormat.SubjectPublicKeyInfo,
+        )
+
+    return der(key.public_key()) == der(cert.public_key())
+
+
+def _check_chain(files: TLSFiles, certs: Sequence[x509.Certificate]) -> None:
+    """
+    Each certificate must be issued by the one after it, as TLS sends them.
+    """
+    for child, parent in zip(certs, certs[1:]):
+        try:
+            child.verify_directly_issued_by(parent)
+        except (ValueError, TypeError, InvalidSignature):
+            raise TLSConfigError(
+                f"wrong chain in {files.chain or files.cert}: {_name(child)} "
+                f"was not issued by {_name(parent)}, the certificate after it"
+            ) from None
+
+
+def _name(cert: x509.Certificate) -> str:
+    names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    if names:
+        return repr(names[0].value)
+    return repr(cert.subject.rfc4514_string() or f"serial {cert.serial_number}")
+
+
+def _where(files: TLSFiles, cert: x509.Certificate, leaf: x509.Certificate) -> str:
+    if cert is leaf or files.chain is None:
+        return files.cert
+    return f"{files.cert} + {files.chain}"

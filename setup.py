@@ -1,0 +1,40 @@
+"""
+Packaging for pingproto.
+
+The dropin ``twisted/plugins/pingproto_plugin.py`` is listed explicitly:
+``twisted/plugins`` must not be a package of ours (no ``__init__.py``), so
+setuptools would not find it by itself, and without it ``twistd pingproto``
+does not exist after an ordinary ``pip install .``.
+"""
+
+from setuptools import setup
+
+setup(
+    name="pingproto",
+    version="0.1.0",
+    description="A WebSocket latency probe: a TLS echo server, a client and a page",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=["pingproto", "twisted.plugins"],
+    package_data={"twisted.plugins": ["pingproto_plugin.py"]},
+    include_package_data=False,
+    install_requires=[
+        "twisted[tls]>=24.7.0",
+        "autobahn>=24.4.2",
+        "pyopenssl>=24.0.0",
+        "service-identity>=24.1.0",
+        "cryptography>=42.0.0",
+    ],
+    extras_require={
+        "test": [
+            "trustme>=1.1.0",
+            "hypothesis>=6.100",
+        ],
+    },
+    classifiers=[
+        "Framework :: Twisted",
+        "Programming Language :: Python :: 3",
+    ],
+)
