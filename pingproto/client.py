@@ -27,6 +27,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
+from pingproto._autobahn import ReactorTimer
 from pingproto.session import Loss, PingSession, Sample
 from pingproto.stats import RttSummary, summarize
 from pingproto.tls import client_tls_options
@@ -203,6 +204,7 @@ class PingClientFactory(WebSocketClientFactory):
         if clock is None:
             from twisted.internet import reactor as clock  # type: ignore[assignment]
         super().__init__(url, reactor=clock)
+        self._batched_timer = ReactorTimer(clock)
         self.session = session
         self.observer = observer
         self.interval = interval

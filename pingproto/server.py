@@ -18,6 +18,7 @@ from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from pingproto._autobahn import ReactorTimer
 from pingproto.config import ServerLimits
 
 __all__ = ["PLAIN_ANSWER", "WEBSOCKET_PATHS", "EchoServerFactory", "EchoServerProtocol"]
@@ -33,6 +34,14 @@ _REASONS = {
     400: "Bad Request",
     431: "Request Header Fields Too Large",
 }
+
+
+def _looks_like_http(request_line: str) -> bool:
+    """
+    Whether a request line has the shape C{METHOD TARGET HTTP/x.y}.
+    """
+    parts = request_line.split(" ")
+    return len(parts) == 3 and parts[0].isalpha() and parts[2].startswith("HTTP/")
 
 
 class EchoServerProtocol(WebSocketServerProtocol):
@@ -57,7 +66,9 @@ class EchoServerProtocol(WebSocketServerProtocol):
         except Exception:
             self._answer(400, b"malformed HTTP request\n")
             return
-        if "upgrade" in headers:
+        if not _looks_like_http(status_line):
+            self._answer(400, b"malformed HTTP request\n")
+        elif "upgrade" in headers:
             super().processHandshake()
         else:
             self._answer(200, PLAIN_ANSWER, body=not status_line.startswith("HEAD "))
@@ -123,6 +134,7 @@ class EchoServerFactory(WebSocketServerFactory):
         reactor: IReactorTime | None = None,
     ) -> None:
         super().__init__(server=None, reactor=reactor)
+        self._batched_timer = ReactorTimer(self.reactor)
         self.limits = limits
         self.paths = None if paths is None else frozenset(paths)
         self.setProtocolOptions(
@@ -134,4 +146,7 @@ class EchoServerFactory(WebSocketServerFactory):
             # permessage-deflate: a ping needs no compression, and inflating
             # untrusted data is attack surface.
             perMessageCompressionAccept=lambda offers: None,
+            # Tell a misbehaving peer why (1007, 1009, ...) instead of
+            # silently dropping the TCP connection.
+            failByDrop=False,
         )

@@ -1,0 +1,44 @@
+"""
+Small, documented overrides of Autobahn internals, in one place.
+
+Each exists for a reason stated beside it, and each is covered by tests
+that would fail if an Autobahn release changed the behaviour it relies on.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+
+class _Call:
+    """
+    A delayed call that may be cancelled any number of times, as Autobahn
+    does with its timers (it sometimes cancels one that already ran).
+    """
+
+    __slots__ = ("_call",)
+
+    def __init__(self, call: IDelayedCall) -> None:
+        self._call = call
+
+    def cancel(self) -> None:
+        if self._call.active():
+            self._call.cancel()
+
+
+class ReactorTimer:
+    """
+    Stands in for Autobahn's per-factory C{_batched_timer}, which always
+    schedules on txaio's global loop: this one uses the factory's own
+    reactor, so the handshake timeout and keepalive run on a test's L{Clock}
+    and an embedding program's reactor alike.  Twisted keeps delayed calls
+    in a heap, so there is no need to batch them.
+    """
+
+    def __init__(self, reactor: IReactorTime) -> None:
+        self._reactor = reactor
+
+    def call_later(self, delay: float, func: Callable[..., Any], *args: Any, **kwargs: Any) -> _Call:
+        return _Call(self._reactor.callLater(delay, func, *args, **kwargs))

@@ -1,0 +1,395 @@
+"""
+The server and client protocols in memory: over L{StringTransport}, and
+paired through L{iosim} in the clear and over real OpenSSL, with every timer
+on a L{Clock}.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+
+from twisted.internet import reactor
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.test.iosim import connectedServerAndClient
+from twisted.trial.unittest import SynchronousTestCase
+
+from pingproto.client import ConnectionState, PingClientFactory, PingRecorder
+from pingproto.config import ServerLimits
+from pingproto.server import PLAIN_ANSWER, EchoServerFactory, EchoServerProtocol
+from pingproto.session import LossReason, PingSession
+from pingproto.tls import ServerTLS, client_tls_options
+from pingproto.tlsfiles import load_tls_dir
+
+from .tlsdir import write_ca_file, write_tls_dir
+
+_ADDRESS = IPv4Address("TCP", "127.0.0.1", 40000)
+_EPOCH_MS = 1_700_000_000_000
+
+
+def upgrade_request(path: str = "/", extra: str = "") -> bytes:
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: localhost:1234\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        f"Sec-WebSocket-Version: 13\r\n{extra}\r\n"
+    ).encode()
+
+
+def masked_frame(payload: bytes, opcode: int = 1) -> bytes:
+    """
+    A single client-to-server frame, masked as RFC 6455 requires.
+    """
+    mask = os.urandom(4)
+    n = len(payload)
+    if n < 126:
+        header = bytes([0x80 | opcode, 0x80 | n])
+    elif n < 65536:
+        header = bytes([0x80 | opcode, 0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        header = bytes([0x80 | opcode, 0x80 | 127]) + n.to_bytes(8, "big")
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return header + mask + body
+
+
+def parse_server_frames(data: bytes) -> list[tuple[int, bytes]]:
+    """
+    Split unmasked server frames into (opcode, payload) pairs.
+    """
+    frames = []
+    while data:
+        opcode, length = data[0] & 0x0F, data[1] & 0x7F
+        offset = 2
+        if length == 126:
+            length, offset = int.from_bytes(data[2:4], "big"), 4
+        elif length == 127:
+            length, offset = int.from_bytes(data[2:10], "big"), 10
+        frames.append((opcode, data[offset : offset + length]))
+        data = data[offset + length :]
+    return frames
+
+
+class LenientTransport(StringTransport):
+    """
+    Autobahn unregisters a producer it never registered when it drops a
+    connection; real transports allow that, L{StringTransport} does not.
+    """
+
+    def unregisterProducer(self) -> None:
+        self.producer = None
+        self.streaming = None
+
+
+class TimerHygiene:
+    """
+    Every timer must run on the test's clock, never on the global reactor.
+    """
+
+    def assertGlobalReactorUntouched(self) -> None:
+        self.assertEqual(reactor.getDelayedCalls(), [])  # type: ignore[attr-defined]
+
+
+class ServerOverStringTransportTests(SynchronousTestCase, TimerHygiene):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.factory = EchoServerFactory(
+            ServerLimits(max_message_size=1024, handshake_timeout=5, ping_interval=20, ping_timeout=20),
+            reactor=self.clock,
+        )
+        self.transport = LenientTransport()
+        self.protocol = self.factory.buildProtocol(_ADDRESS)
+        self.protocol.makeConnection(self.transport)
+
+    def tearDown(self) -> None:
+        self.assertGlobalReactorUntouched()
+
+    def handshake(self, path: str = "/") -> None:
+        self.protocol.dataReceived(upgrade_request(path))
+        self.assertTrue(self.transport.value().startswith(b"HTTP/1.1 101 "), self.transport.value()[:200])
+        self.transport.clear()
+
+    def test_plainRequestGetsHint(self) -> None:
+        """
+        A GET without Upgrade, to any path, is answered 200 with the hint
+        and the connection is closed.
+        """
+        self.protocol.dataReceived(b"GET /anything?redirect=http://evil HTTP/1.1\r\nHost: x\r\n\r\n")
+        response = self.transport.value()
+        self.assertTrue(response.startswith(b"HTTP/1.1 200 OK\r\n"))
+        self.assertTrue(response.endswith(b"\r\n\r\n" + PLAIN_ANSWER))
+        self.assertNotIn(b"Location", response)
+        self.assertTrue(self.transport.disconnecting)
+
+    def test_plainHttp10RequestWithoutHost(self) -> None:
+        """
+        An HTTP/1.0 request with no Host header still gets the hint.
+        """
+        self.protocol.dataReceived(b"GET / HTTP/1.0\r\n\r\n")
+        self.assertTrue(self.transport.value().endswith(PLAIN_ANSWER))
+
+    def test_headRequestHasNoBody(self) -> None:
+        """
+        HEAD gets the headers of the hint but no body.
+        """
+        self.protocol.dataReceived(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+        response = self.transport.value()
+        self.assertIn(b"Content-Length: 26\r\n", response)
+        self.assertTrue(response.endswith(b"\r\n\r\n"))
+
+    def test_noServerBanner(self) -> None:
+        """
+        Neither the plain answer nor the upgrade names the server software.
+        """
+        self.protocol.dataReceived(upgrade_request())
+        self.assertNotIn(b"server:", self.transport.value().lower())
+        self.assertNotIn(b"autobahn", self.transport.value().lower())
+
+    def test_oversizedRequestHead(self) -> None:
+        """
+        A request head beyond the limit is refused with 431 before its end
+        arrives.
+        """
+        self.protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\nX-Junk: " + b"a" * 17000)
+        self.assertTrue(self.transport.value().startswith(b"HTTP/1.1 431 "))
+        self.assertTrue(self.transport.disconnecting)
+
+    def test_malformedRequest(self) -> None:
+        """
+        A request line that is not HTTP gets 400.
+        """
+        self.protocol.dataReceived(b"\x16\x03\x01garbage\r\n\r\n")
+        self.assertTrue(self.transport.value().startswith(b"HTTP/1.1 400 "), self.transport.value())
+
+    def test_upgradeAtBothPaths(self) -> None:
+        """
+        The WebSocket opens at / and at the classic /sock/websocket.
+        """
+        self.handshake("/")
+        other = self.factory.buildProtocol(_ADDRESS)
+        transport = LenientTransport()
+        other.makeConnection(transport)
+        other.dataReceived(upgrade_request("/sock/websocket"))
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 101 "))
+        other.dropConnection(abort=True)
+        self.protocol.dropConnection(abort=True)
+
+    def test_upgradeElsewhereIs404(self) -> None:
+        """
+        An upgrade to a path with no WebSocket is refused with 404.
+        """
+        self.protocol.dataReceived(upgrade_request("/nope"))
+        self.assertTrue(self.transport.value().startswith(b"HTTP/1.1 404 "))
+
+    def test_echoTextAndBinary(self) -> None:
+        """
+        Text comes back as text, binary as binary, byte for byte.
+        """
+        self.handshake()
+        self.protocol.dataReceived(masked_frame(b"1700000000123", opcode=1))
+        self.protocol.dataReceived(masked_frame(b"\x00\xff\x10", opcode=2))
+        self.assertEqual(
+            parse_server_frames(self.transport.value()),
+            [(1, b"1700000000123"), (2, b"\x00\xff\x10")],
+        )
+        self.protocol.dropConnection(abort=True)
+
+    def test_oversizedMessageClosedWith1009(self) -> None:
+        """
+        A message larger than the limit is answered with close code 1009.
+        """
+        self.handshake()
+        self.protocol.dataReceived(masked_frame(b"x" * 1025, opcode=2))
+        frames = parse_server_frames(self.transport.value())
+        self.assertEqual(frames[-1][0], 8)
+        self.assertEqual(int.from_bytes(frames[-1][1][:2], "big"), 1009)
+        self.clock.advance(60)
+
+    def test_invalidUtf8ClosedWith1007(self) -> None:
+        """
+        Invalid UTF-8 in a text message is answered with close code 1007.
+        """
+        self.handshake()
+        self.protocol.dataReceived(masked_frame(b"\xff\xfe", opcode=1))
+        frames = parse_server_frames(self.transport.value())
+        self.assertEqual(int.from_bytes(frames[-1][1][:2], "big"), 1007)
+        self.clock.advance(60)
+
+    def test_handshakeTimeout(self) -> None:
+        """
+        A client that connects and sends nothing is dropped when the
+        handshake timeout passes on the clock, and not before.
+        """
+        self.clock.advance(4.9)
+        self.assertFalse(self.transport.disconnecting)
+        self.clock.advance(0.2)
+        self.assertTrue(self.transport.disconnecting)
+
+    def test_keepaliveClosesSilentPeer(self) -> None:
+        """
+        An open connection whose peer never answers keepalive pings is
+        closed after interval + timeout.
+        """
+        self.handshake()
+        self.clock.advance(20)
+        frames = parse_server_frames(self.transport.value())
+        self.assertEqual(frames[0][0], 9, "a ping is sent after the interval")
+        self.clock.advance(19.9)
+        self.assertFalse(self.transport.disconnecting)
+        self.clock.advance(0.2)
+        self.assertTrue(self.transport.disconnecting)
+        self.clock.advance(60)
+
+    def test_noCompressionNegotiated(self) -> None:
+        """
+        permessage-deflate offered by the client is not accepted.
+        """
+        self.protocol.dataReceived(
+            upgrade_request(extra="Sec-WebSocket-Extensions: permessage-deflate\r\n")
+        )
+        response = self.transport.value().split(b"\r\n\r\n")[0].lower()
+        self.assertIn(b"101", response)
+        self.assertNotIn(b"sec-websocket-extensions", response)
+        self.protocol.dropConnection(abort=True)
+
+
+class StalledServerProtocol(EchoServerProtocol):
+    """
+    A server that accepts the WebSocket but never echoes.
+    """
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        pass
+
+
+class PairTests(SynchronousTestCase, TimerHygiene):
+    """
+    The project's client against the project's server, in memory.
+    """
+
+    tls = False
+
+    def connect(self, serverProtocol: type[EchoServerProtocol] = EchoServerProtocol) -> None:
+        """
+        Connect a fresh client to a server speaking C{serverProtocol}.
+        """
+        self.clock = Clock()
+        self.finished: list[bool] = []
+        self.recorder = PingRecorder()
+        self.session = PingSession(timeout=2.0, count=3)
+        self.serverFactory = EchoServerFactory(ServerLimits(), reactor=self.clock)
+        self.serverFactory.protocol = serverProtocol
+        url = "wss://localhost:1234/" if self.tls else "ws://localhost:1234/"
+        self.clientFactory = PingClientFactory(
+            url,
+            self.session,
+            self.recorder,
+            interval=1.0,
+            clock=self.clock,
+            monotonic=self.clock.seconds,
+            wall_ms=lambda: _EPOCH_MS + int(self.clock.seconds() * 1000),
+            on_finished=lambda: self.finished.append(True),
+        )
+        server, client = self.serverFactory, self.clientFactory
+        if self.tls:
+            tlsdir = self.mktemp()
+            ca = write_tls_dir(tlsdir)
+            server = TLSMemoryBIOFactory(ServerTLS(load_tls_dir(tlsdir)), False, server, clock=self.clock)
+            client = TLSMemoryBIOFactory(
+                client_tls_options("localhost", write_ca_file(self.mktemp(), ca)),
+                True,
+                client,
+                clock=self.clock,
+            )
+        self.client, self.server, self.pump = connectedServerAndClient(
+            lambda: server.buildProtocol(_ADDRESS),
+            lambda: client.buildProtocol(_ADDRESS),
+            greet=False,
+            clock=self.clock,
+        )
+
+    def tearDown(self) -> None:
+        self.clock.advance(120)
+        self.pump.flush()
+        self.assertGlobalReactorUntouched()
+
+    def advance(self, seconds: float, step: float = 0.125) -> None:
+        """
+        Let time pass on the clock, pumping bytes as it goes.
+        """
+        for _ in range(round(seconds / step)):
+            self.clock.advance(step)
+            self.pump.flush()
+
+    def states(self) -> list[ConnectionState]:
+        return [state for state, _ in self.recorder.result.states]
+
+    def test_pingsAreEchoedAndTimed(self) -> None:
+        """
+        The client opens, sends one ping per interval, gets each echo back
+        and reports a round-trip time for it; after the count it closes
+        cleanly.
+        """
+        self.connect()
+        self.pump.flush()
+        self.assertEqual(self.states(), [ConnectionState.OPEN])
+        self.advance(2.5)
+        result = self.recorder.result
+        self.assertEqual([s.seq for s in result.samples], [1, 2, 3])
+        self.assertEqual([s.sent_ms for s in result.samples], [_EPOCH_MS, _EPOCH_MS + 1000, _EPOCH_MS + 2000])
+        for sample in result.samples:
+            self.assertGreaterEqual(sample.rtt, 0.0)
+            self.assertLess(sample.rtt, 0.01)
+        self.assertEqual(result.losses, [])
+        self.assertEqual(self.finished, [True])
+
+    def test_lostEcho(self) -> None:
+        """
+        An echo that never comes back is reported lost after the timeout.
+        """
+        self.connect(StalledServerProtocol)
+        self.pump.flush()
+        self.advance(1.875)
+        self.assertEqual(self.recorder.result.losses, [])
+        self.advance(0.25)
+        self.assertEqual(
+            [(loss.seq, loss.reason) for loss in self.recorder.result.losses],
+            [(1, LossReason.TIMEOUT)],
+        )
+        self.advance(2.0)
+        self.assertEqual(
+            [loss.seq for loss in self.recorder.result.losses], [1, 2, 3]
+        )
+        self.assertEqual(self.recorder.result.samples, [])
+        self.assertEqual(self.finished, [True])
+
+    def test_serverCloseIsSeen(self) -> None:
+        """
+        A close from the server moves the client through CLOSING to CLOSED
+        with the code, and outstanding pings are lost to the disconnect.
+        """
+        self.connect()
+        self.pump.flush()
+        serverProtocol = self.server.wrappedProtocol if self.tls else self.server
+        self.clock.advance(0)
+        # A ping is outstanding when the server goes away.
+        self.clientFactory.session.send(self.clock.seconds(), _EPOCH_MS + 999_999)
+        serverProtocol.sendClose(1000, "bye")
+        self.pump.flush()
+        self.advance(1.0)
+        self.assertEqual(
+            self.states(),
+            [ConnectionState.OPEN, ConnectionState.CLOSING, ConnectionState.CLOSED],
+        )
+        self.assertEqual(self.recorder.result.states[-1][1], "code 1000: bye")
+        self.assertIn(LossReason.DISCONNECT, [loss.reason for loss in self.recorder.result.losses])
+
+
+class PairOverTLSTests(PairTests):
+    """
+    The same, through real OpenSSL in memory with certificates made here.
+    """
+
+    tls = True
