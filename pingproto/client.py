@@ -94,6 +94,15 @@ class PingClientProtocol(WebSocketClientProtocol):
         self._ticker: LoopingCall | None = None
         self._deadline = None
 
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.factory.current = self
+
+    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+        if self.factory.current is self:
+            self.factory.current = None
+        super().connectionLost(reason)
+
     def onOpen(self) -> None:
         factory = self.factory
         factory.observer.state_changed(ConnectionState.OPEN, "")
@@ -207,6 +216,7 @@ class PingClientFactory(WebSocketClientFactory):
         self._batched_timer = ReactorTimer(clock)
         self.session = session
         self.observer = observer
+        self.current: PingClientProtocol | None = None
         self.interval = interval
         self.clock = clock
         self.monotonic = monotonic
@@ -288,6 +298,7 @@ class PingMonitor(Service):
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor  # type: ignore[no-redef]
+        self._reactor = reactor
         self.session = PingSession(timeout, count)
         self.factory = PingClientFactory(
             url,
@@ -320,8 +331,13 @@ class PingMonitor(Service):
         )
 
     def _gave_up(self, reason: Failure) -> None:
-        if not self.done.called and self.running:
-            self.stopService().addCallback(lambda _: self.done.errback(reason))
+        # Called from inside ClientService's state machine, which cannot be
+        # stopped re-entrantly: stop on the next turn of the reactor.
+        def stop() -> None:
+            if not self.done.called and self.running:
+                self.stopService().addCallback(lambda _: self.done.errback(reason))
+
+        self._reactor.callLater(0, stop)
 
     def _finished(self) -> None:
         if self.running:
@@ -334,14 +350,9 @@ class PingMonitor(Service):
         if self._stopping is not None:
             return self._stopping
         super().stopService()
-        current: Deferred[PingClientProtocol] = self._client.whenConnected(failAfterFailures=1)
-        if not current.called:
-            current.cancel()
-            current.addErrback(lambda _: None)
-            closed: Deferred[object] = succeed(None)
-        else:
-            protocol = current.result
-            current.addErrback(lambda _: None)
+        protocol = self.factory.current
+        closed: Deferred[object] = succeed(None)
+        if protocol is not None:
             if protocol.state == protocol.STATE_OPEN:
                 protocol.close(1000, "done")
             closed = protocol.is_closed

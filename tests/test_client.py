@@ -1,0 +1,154 @@
+"""
+L{PingMonitor}: connecting, reconnecting with backoff, and finishing, on a
+memory reactor whose clock the tests move.
+"""
+
+from __future__ import annotations
+
+from twisted.application.internet import backoffPolicy
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python.failure import Failure
+from twisted.test.iosim import ConnectionCompleter, IOPump
+from twisted.trial.unittest import SynchronousTestCase
+
+from pingproto.client import ConnectionState, PingMonitor, PingRecorder
+from pingproto.server import EchoServerFactory
+from pingproto.session import LossReason
+
+_EPOCH_MS = 1_700_000_000_000
+
+
+class MonitorTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        TCP4ServerEndpoint(self.reactor, 4321).listen(EchoServerFactory(reactor=self.reactor))
+        self.completer = ConnectionCompleter(self.reactor)
+        self.recorder = PingRecorder()
+
+    def monitor(self, **kwargs: object) -> PingMonitor:
+        monitor = PingMonitor(
+            "ws://127.0.0.1:4321/",
+            self.recorder,
+            reactor=self.reactor,
+            endpoint=TCP4ClientEndpoint(self.reactor, "127.0.0.1", 4321),
+            retry_policy=backoffPolicy(initialDelay=0.5, factor=2.0, maxDelay=8.0, jitter=lambda: 0.0),
+            monotonic=self.reactor.seconds,
+            wall_ms=lambda: _EPOCH_MS + int(self.reactor.seconds() * 1000),
+            **kwargs,  # type: ignore[arg-type]
+        )
+        monitor.startService()
+        self.addCleanup(self.stop, monitor)
+        return monitor
+
+    def stop(self, monitor: PingMonitor) -> None:
+        if monitor.running:
+            monitor.stopService()
+            self.reactor.advance(60)
+
+    def attempts(self) -> int:
+        return len(self.reactor.tcpClients)
+
+    def connect(self) -> IOPump:
+        pump = self.completer.succeedOnce()
+        assert pump is not None
+        pump.flush()
+        return pump
+
+    def advance(self, pump: IOPump | None, seconds: float, step: float = 0.125) -> None:
+        for _ in range(round(seconds / step)):
+            self.reactor.advance(step)
+            if pump is not None:
+                pump.flush()
+
+    def states(self) -> list[ConnectionState]:
+        return [state for state, _ in self.recorder.result.states]
+
+    def test_backoffBetweenFailedAttempts(self) -> None:
+        """
+        Refused connections are retried after 1, 2, 4, then at most 8
+        seconds, and each attempt is reported as CONNECTING then CLOSED
+        with the cause.
+        """
+        self.monitor()
+        self.assertEqual(self.attempts(), 1)
+        for delay in (1.0, 2.0, 4.0, 8.0, 8.0):
+            self.completer.failOnce(Failure(ConnectionRefusedError()))
+            self.reactor.advance(delay - 0.001)
+            self.assertEqual(self.attempts(), 0, f"no attempt before {delay} s")
+            self.reactor.advance(0.001)
+            self.assertEqual(self.attempts(), 1, f"an attempt after {delay} s")
+        self.assertEqual(self.states()[:2], [ConnectionState.CONNECTING, ConnectionState.CLOSED])
+        self.assertIn("refused", self.recorder.result.states[1][1])
+
+    def test_reconnectAfterDrop(self) -> None:
+        """
+        When an open connection drops, its outstanding ping is lost to the
+        disconnect, the monitor reconnects after the initial delay, and
+        sequence numbers carry on.
+        """
+        self.monitor(interval=1.0, timeout=5.0)
+        pump = self.connect()
+        self.assertEqual(self.states(), [ConnectionState.CONNECTING, ConnectionState.OPEN])
+        self.advance(pump, 1.0)
+        self.assertEqual([s.seq for s in self.recorder.result.samples], [1, 2])
+        # The server stops answering, then the connection is cut.
+        pump.server.onMessage = lambda payload, isBinary: None
+        self.advance(pump, 1.0)
+        pump.server.transport.abortConnection()
+        pump.flush()
+        self.assertEqual(
+            [(loss.seq, loss.reason) for loss in self.recorder.result.losses],
+            [(3, LossReason.DISCONNECT)],
+        )
+        self.assertEqual(self.states()[-1], ConnectionState.CLOSED)
+        self.reactor.advance(1.0)
+        self.assertEqual(self.attempts(), 1)
+        pump = self.connect()
+        self.advance(pump, 0.125)
+        self.assertEqual(self.states()[-1], ConnectionState.OPEN)
+        self.assertEqual([s.seq for s in self.recorder.result.samples], [1, 2, 4])
+
+    def test_countFinishesAndCloses(self) -> None:
+        """
+        With a count, C{done} fires after the last echo and the connection
+        is closed cleanly with code 1000; no reconnect follows.
+        """
+        monitor = self.monitor(interval=0.5, count=3)
+        done: list[object] = []
+        monitor.done.addCallback(done.append)
+        pump = self.connect()
+        self.advance(pump, 1.5)
+        self.advance(pump, 5.0)
+        self.assertEqual(done, [None])
+        self.assertEqual(len(self.recorder.result.samples), 3)
+        self.assertEqual(
+            self.states(),
+            [
+                ConnectionState.CONNECTING,
+                ConnectionState.OPEN,
+                ConnectionState.CLOSING,
+                ConnectionState.CLOSED,
+            ],
+        )
+        self.assertEqual(self.recorder.result.states[-1][1], "code 1000")
+        self.reactor.advance(60)
+        self.assertEqual(self.attempts(), 0)
+
+    def test_giveUpAfterFailures(self) -> None:
+        """
+        C{done} fails with the connection error when the first connection
+        fails C{give_up_after} times in a row, and retries stop.
+        """
+        monitor = self.monitor(count=1, give_up_after=2)
+        failures: list[Failure] = []
+        monitor.done.addErrback(failures.append)
+        self.completer.failOnce(Failure(ConnectionRefusedError()))
+        self.reactor.advance(1.0)
+        self.completer.failOnce(Failure(ConnectionRefusedError()))
+        self.reactor.advance(60)
+        self.assertEqual(len(failures), 1)
+        failures[0].trap(ConnectionRefusedError)
+        self.assertEqual(self.attempts(), 0)
+        self.assertFalse(monitor.running)
