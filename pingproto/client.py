@@ -21,9 +21,9 @@ from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
@@ -34,6 +34,7 @@ from pingproto.tls import client_tls_options
 
 __all__ = [
     "ConnectionState",
+    "HandshakeError",
     "IPingObserver",
     "PingClientFactory",
     "PingClientProtocol",
@@ -43,6 +44,13 @@ __all__ = [
     "client_endpoint",
     "ping",
 ]
+
+
+class HandshakeError(ConnectionError):
+    """
+    The server did not accept the WebSocket (a non-101 answer, a bad
+    handshake, or the handshake timed out).
+    """
 
 
 class ConnectionState(IntEnum):
@@ -90,7 +98,7 @@ class PingClientProtocol(WebSocketClientProtocol):
 
     def __init__(self) -> None:
         super().__init__()
-        self.opened: Deferred[PingClientProtocol] = Deferred()
+        self._was_open = False
         self._ticker: LoopingCall | None = None
         self._deadline = None
 
@@ -99,14 +107,20 @@ class PingClientProtocol(WebSocketClientProtocol):
         self.factory.current = self
 
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
-        if self.factory.current is self:
-            self.factory.current = None
+        factory = self.factory
+        if factory.current is self:
+            factory.current = None
         super().connectionLost(reason)
+        if not self._was_open:
+            if self.wasNotCleanReason and reason.check(ConnectionDone, ConnectionLost):
+                reason = Failure(HandshakeError(self.wasNotCleanReason))
+            factory.on_failed(reason)
 
     def onOpen(self) -> None:
         factory = self.factory
+        self._was_open = True
         factory.observer.state_changed(ConnectionState.OPEN, "")
-        self.opened.callback(self)
+        factory.on_open()
         self._ticker = LoopingCall(self._send_ping)
         self._ticker.clock = factory.clock
         self._ticker.start(factory.interval, now=True)
@@ -178,8 +192,6 @@ class PingClientProtocol(WebSocketClientProtocol):
         elif self.wasNotCleanReason:
             detail += f": {self.wasNotCleanReason}"
         factory.observer.state_changed(ConnectionState.CLOSED, detail)
-        if not self.opened.called:
-            self.opened.errback(Failure(ConnectionError(f"WebSocket handshake failed ({detail})")))
         factory.check_finished()
 
 
@@ -190,6 +202,10 @@ class PingClientFactory(WebSocketClientFactory):
     @param monotonic: the clock round trips are measured with; tests pass
         their L{Clock}'s C{seconds}.
     @param wall_ms: the wall clock the pings carry, in milliseconds.
+    @param on_open: called when a WebSocket opens.
+    @param on_failed: called with the reason when a connection closes
+        without ever opening (TLS or WebSocket handshake failed).
+    @param on_finished: called once every ping asked for is accounted for.
     """
 
     protocol = PingClientProtocol
@@ -204,6 +220,8 @@ class PingClientFactory(WebSocketClientFactory):
         clock: IReactorTime | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], int] = _wall_ms,
+        on_open: Callable[[], object] = lambda: None,
+        on_failed: Callable[[Failure], object] = lambda reason: None,
         on_finished: Callable[[], object] = lambda: None,
         max_message_size: int = 64 * 1024,
         handshake_timeout: float = 10.0,
@@ -221,6 +239,8 @@ class PingClientFactory(WebSocketClientFactory):
         self.clock = clock
         self.monotonic = monotonic
         self.wall_ms = wall_ms
+        self.on_open = on_open
+        self.on_failed = on_failed
         self._on_finished = on_finished
         self.setProtocolOptions(
             maxMessagePayloadSize=max_message_size,
@@ -254,15 +274,22 @@ class _AnnouncingEndpoint:
     which L{ClientService} does not.
     """
 
-    def __init__(self, endpoint: IStreamClientEndpoint, observer: IPingObserver) -> None:
+    def __init__(
+        self,
+        endpoint: IStreamClientEndpoint,
+        observer: IPingObserver,
+        on_failed: Callable[[Failure], object],
+    ) -> None:
         self._endpoint = endpoint
         self._observer = observer
+        self._on_failed = on_failed
 
     def connect(self, factory):  # type: ignore[no-untyped-def]
         self._observer.state_changed(ConnectionState.CONNECTING, "")
 
         def failed(reason: Failure) -> Failure:
             self._observer.state_changed(ConnectionState.CLOSED, reason.getErrorMessage())
+            self._on_failed(reason)
             return reason
 
         return self._endpoint.connect(factory).addErrback(failed)
@@ -273,12 +300,13 @@ class PingMonitor(Service):
     Ping a server every interval for as long as the service runs,
     reconnecting with exponential backoff when the connection drops.
 
-    C{done} fires with L{None} when C{count} pings are answered or lost, or
-    fails with the reason when the first connection cannot be made within
-    C{give_up_after} attempts.
+    A connection that fails before its WebSocket opens (refused, TLS or
+    handshake failure) counts as a failed attempt and lengthens the wait;
+    one that opened and later dropped is retried after the initial delay.
+    C{done} fires with L{None} when C{count} pings are answered or lost,
+    or fails with the reason when C{give_up_after} attempts in a row fail
+    before any WebSocket ever opened.
     """
-
-    _log = Logger()
 
     def __init__(
         self,
@@ -308,17 +336,23 @@ class PingMonitor(Service):
             clock=reactor,
             monotonic=monotonic,
             wall_ms=wall_ms,
+            on_open=self._opened,
+            on_failed=self._attempt_failed,
             on_finished=self._finished,
         )
         if endpoint is None:
             endpoint = client_endpoint(reactor, url, ca_file)
+        self._policy = retry_policy or backoffPolicy(initialDelay=0.5, maxDelay=30.0)
+        self._failures = 0
+        self._ever_opened = False
         self._give_up_after = give_up_after
         self._client = ClientService(
-            _AnnouncingEndpoint(endpoint, observer),
+            _AnnouncingEndpoint(endpoint, observer, self._attempt_failed),
             self.factory,
-            retryPolicy=retry_policy or backoffPolicy(initialDelay=0.5, maxDelay=30.0),
+            # ClientService counts only endpoint failures; ours also counts
+            # connections whose TLS or WebSocket handshake failed.
+            retryPolicy=lambda attempt: self._policy(self._failures),
             clock=reactor,
-            prepareConnection=lambda protocol: protocol.opened,
         )
         self.done: Deferred[None] = Deferred()
         self._stopping: Deferred[None] | None = None
@@ -326,18 +360,25 @@ class PingMonitor(Service):
     def startService(self) -> None:
         super().startService()
         self._client.startService()
-        self._client.whenConnected(failAfterFailures=self._give_up_after).addErrback(
-            self._gave_up
-        )
 
-    def _gave_up(self, reason: Failure) -> None:
-        # Called from inside ClientService's state machine, which cannot be
-        # stopped re-entrantly: stop on the next turn of the reactor.
-        def stop() -> None:
-            if not self.done.called and self.running:
-                self.stopService().addCallback(lambda _: self.done.errback(reason))
+    def _opened(self) -> None:
+        self._failures = 0
+        self._ever_opened = True
 
-        self._reactor.callLater(0, stop)
+    def _attempt_failed(self, reason: Failure) -> None:
+        self._failures += 1
+        if (
+            self._give_up_after is not None
+            and not self._ever_opened
+            and self._failures >= self._give_up_after
+        ):
+            # Called from inside ClientService's state machine, which cannot
+            # be stopped re-entrantly: stop on the next turn of the reactor.
+            self._reactor.callLater(0, self._give_up, reason)
+
+    def _give_up(self, reason: Failure) -> None:
+        if not self.done.called and self.running:
+            self.stopService().addCallback(lambda _: self.done.errback(reason))
 
     def _finished(self) -> None:
         if self.running:

@@ -103,7 +103,9 @@ class MonitorTests(SynchronousTestCase):
             [(3, LossReason.DISCONNECT)],
         )
         self.assertEqual(self.states()[-1], ConnectionState.CLOSED)
-        self.reactor.advance(1.0)
+        self.reactor.advance(0.499)
+        self.assertEqual(self.attempts(), 0)
+        self.reactor.advance(0.001)
         self.assertEqual(self.attempts(), 1)
         pump = self.connect()
         self.advance(pump, 0.125)

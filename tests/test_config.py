@@ -1,0 +1,501 @@
+"""
+Tests for L{pingproto.config}: server limits, option coercers and the rules
+that turn listening options into endpoint strings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from twisted.internet.endpoints import (
+    TCP4ServerEndpoint,
+    TCP6ServerEndpoint,
+    serverFromString,
+)
+from twisted.internet.testing import MemoryReactor
+from twisted.trial.unittest import SynchronousTestCase
+
+from pingproto.config import (
+    DEFAULT_INTERFACE,
+    DEFAULT_PORT,
+    ServerLimits,
+    is_loopback_endpoint,
+    listen_descriptions,
+    port_number,
+    positive_int,
+    positive_seconds,
+)
+
+YEAR = 86400 * 365
+
+
+class ServerLimitsTests(SynchronousTestCase):
+    """
+    L{ServerLimits} keeps its documented defaults and refuses nonsense.
+    """
+
+    def test_defaults(self) -> None:
+        """
+        The defaults are 64 KiB messages, a 10 s handshake, keepalive pings
+        every 20 s closing after 20 s of silence, and a 16 KiB request head.
+        """
+        limits = ServerLimits()
+        self.assertEqual(limits.max_message_size, 65536)
+        self.assertEqual(limits.handshake_timeout, 10.0)
+        self.assertEqual(limits.ping_interval, 20.0)
+        self.assertEqual(limits.ping_timeout, 20.0)
+        self.assertEqual(limits.max_request_head, 16384)
+
+    def test_smallest_accepted_values(self) -> None:
+        """
+        A 1-byte message limit, a 256-byte request head and 0 for every
+        timer (timer off) are accepted and kept as given.
+        """
+        limits = ServerLimits(
+            max_message_size=1,
+            handshake_timeout=0,
+            ping_interval=0,
+            ping_timeout=0,
+            max_request_head=256,
+        )
+        self.assertEqual(
+            (limits.max_message_size, limits.handshake_timeout,
+             limits.ping_interval, limits.ping_timeout, limits.max_request_head),
+            (1, 0, 0, 0, 256),
+        )
+
+    def test_message_size_below_one(self) -> None:
+        """
+        A maximum message size of 0 is refused with a ValueError naming the
+        maximum message size.
+        """
+        e = self.assertRaises(ValueError, ServerLimits, max_message_size=0)
+        self.assertEqual(str(e), "the maximum message size must be at least 1 byte")
+
+    def test_request_head_below_256(self) -> None:
+        """
+        A maximum request head of 255 bytes is refused with a ValueError
+        naming the request head.
+        """
+        e = self.assertRaises(ValueError, ServerLimits, max_request_head=255)
+        self.assertEqual(str(e), "the maximum request head must be at least 256 bytes")
+
+    def test_negative_handshake_timeout(self) -> None:
+        """
+        A negative handshake timeout is refused, and the message names it.
+        """
+        e = self.assertRaises(ValueError, ServerLimits, handshake_timeout=-0.5)
+        self.assertEqual(str(e), "handshake timeout must not be negative")
+
+    def test_negative_ping_interval(self) -> None:
+        """
+        A negative keepalive interval is refused, and the message names it.
+        """
+        e = self.assertRaises(ValueError, ServerLimits, ping_interval=-1)
+        self.assertEqual(str(e), "ping interval must not be negative")
+
+    def test_negative_ping_timeout(self) -> None:
+        """
+        A negative keepalive timeout is refused, and the message names it.
+        """
+        e = self.assertRaises(ValueError, ServerLimits, ping_timeout=-20)
+        self.assertEqual(str(e), "ping timeout must not be negative")
+
+    def test_frozen(self) -> None:
+        """
+        Limits cannot be changed after they were checked.
+        """
+        limits = ServerLimits()
+        self.assertRaises(
+            dataclasses.FrozenInstanceError, setattr, limits, "max_message_size", 0
+        )
+        self.assertEqual(limits.max_message_size, 65536)
+
+
+class PositiveIntTests(SynchronousTestCase):
+    """
+    L{positive_int} reads whole numbers of at least 1.
+    """
+
+    def test_good(self) -> None:
+        """
+        "1" and "250" read as 1 and 250.
+        """
+        self.assertEqual(positive_int("1"), 1)
+        self.assertEqual(positive_int("250"), 250)
+
+    def test_zero(self) -> None:
+        """
+        "0" is refused because it is less than 1.
+        """
+        e = self.assertRaises(ValueError, positive_int, "0")
+        self.assertEqual(str(e), "'0' must be 1 or more")
+
+    def test_negative(self) -> None:
+        """
+        "-3" is refused because it is less than 1.
+        """
+        e = self.assertRaises(ValueError, positive_int, "-3")
+        self.assertEqual(str(e), "'-3' must be 1 or more")
+
+    def test_not_whole(self) -> None:
+        """
+        "1.5" and "ten" are refused as not whole numbers.
+        """
+        e = self.assertRaises(ValueError, positive_int, "1.5")
+        self.assertEqual(str(e), "'1.5' is not a whole number")
+        e = self.assertRaises(ValueError, positive_int, "ten")
+        self.assertEqual(str(e), "'ten' is not a whole number")
+
+
+class PositiveSecondsTests(SynchronousTestCase):
+    """
+    L{positive_seconds} reads durations from 0 up to, not including, a year.
+    """
+
+    def test_good(self) -> None:
+        """
+        "0" (off), "2.5" and "20" read as the same number of seconds.
+        """
+        self.assertEqual(positive_seconds("0"), 0.0)
+        self.assertEqual(positive_seconds("2.5"), 2.5)
+        self.assertEqual(positive_seconds("20"), 20.0)
+
+    def test_negative(self) -> None:
+        """
+        "-1" is out of range.
+        """
+        e = self.assertRaises(ValueError, positive_seconds, "-1")
+        self.assertEqual(str(e), "'-1' seconds is out of range")
+
+    def test_a_year(self) -> None:
+        """
+        A year of seconds is out of range, one second less is accepted.
+        """
+        e = self.assertRaises(ValueError, positive_seconds, str(YEAR))
+        self.assertEqual(str(e), f"'{YEAR}' seconds is out of range")
+        self.assertEqual(positive_seconds(str(YEAR - 1)), YEAR - 1)
+
+    def test_not_finite(self) -> None:
+        """
+        "nan" and "inf" are refused as out of range.
+        """
+        e = self.assertRaises(ValueError, positive_seconds, "nan")
+        self.assertEqual(str(e), "'nan' seconds is out of range")
+        e = self.assertRaises(ValueError, positive_seconds, "inf")
+        self.assertEqual(str(e), "'inf' seconds is out of range")
+
+    def test_not_a_number(self) -> None:
+        """
+        "soon" is refused as not a number of seconds.
+        """
+        e = self.assertRaises(ValueError, positive_seconds, "soon")
+        self.assertEqual(str(e), "'soon' is not a number of seconds")
+
+    @settings(deadline=None)
+    @given(st.floats(min_value=0, max_value=YEAR, exclude_max=True))
+    def test_round_trip(self, seconds: float) -> None:
+        """
+        Any duration in [0, one year) written with repr() reads back as
+        exactly the same float.
+        """
+        self.assertEqual(positive_seconds(repr(seconds)), seconds)
+
+
+class PortNumberTests(SynchronousTestCase):
+    """
+    L{port_number} reads TCP ports 0 to 65535.
+    """
+
+    def test_good(self) -> None:
+        """
+        "0" (any free port), "1234" and "65535" are read as those ports.
+        """
+        self.assertEqual(port_number("0"), 0)
+        self.assertEqual(port_number("1234"), 1234)
+        self.assertEqual(port_number("65535"), 65535)
+
+    def test_too_big(self) -> None:
+        """
+        65536 is refused, and the message gives the range.
+        """
+        e = self.assertRaises(ValueError, port_number, "65536")
+        self.assertEqual(str(e), "port 65536 is not between 0 and 65535")
+
+    def test_negative(self) -> None:
+        """
+        -1 is refused, and the message gives the range.
+        """
+        e = self.assertRaises(ValueError, port_number, "-1")
+        self.assertEqual(str(e), "port -1 is not between 0 and 65535")
+
+    def test_not_a_number(self) -> None:
+        """
+        "http" is refused as not a number.
+        """
+        e = self.assertRaises(ValueError, port_number, "http")
+        self.assertEqual(str(e), "port 'http' is not a number")
+
+    @settings(deadline=None)
+    @given(st.integers(min_value=-(10**6), max_value=10**6))
+    def test_exactly_the_port_range(self, n: int) -> None:
+        """
+        An integer written as text is accepted, as itself, exactly when it
+        lies in 0..65535; any other is refused with the range in the message.
+        """
+        if 0 <= n <= 65535:
+            self.assertEqual(port_number(str(n)), n)
+        else:
+            e = self.assertRaises(ValueError, port_number, str(n))
+            self.assertEqual(str(e), f"port {n} is not between 0 and 65535")
+
+
+class IsLoopbackEndpointTests(SynchronousTestCase):
+    """
+    L{is_loopback_endpoint} says whether an endpoint string is reachable
+    only from this machine.
+    """
+
+    def test_tcp_ipv4_loopback(self) -> None:
+        """
+        TCP bound to 127.0.0.1, or any other 127/8 address, is loopback.
+        """
+        self.assertTrue(is_loopback_endpoint("tcp:1234:interface=127.0.0.1"))
+        self.assertTrue(is_loopback_endpoint("tcp:1234:interface=127.9.8.7"))
+
+    def test_tcp_positional_interface(self) -> None:
+        """
+        The interface given positionally (tcp:port:backlog:interface) counts
+        like the keyword form.
+        """
+        self.assertTrue(is_loopback_endpoint("tcp:1234:50:127.0.0.1"))
+        self.assertFalse(is_loopback_endpoint("tcp:1234:50:0.0.0.0"))
+
+    def test_tcp6_ipv6_loopback(self) -> None:
+        """
+        TCP6 bound to ::1, written with escaped colons, is loopback.
+        """
+        self.assertTrue(is_loopback_endpoint(r"tcp6:1234:interface=\:\:1"))
+
+    def test_localhost(self) -> None:
+        """
+        The interface name "localhost" is loopback.
+        """
+        self.assertTrue(is_loopback_endpoint("tcp:1234:interface=localhost"))
+
+    def test_kind_is_case_insensitive(self) -> None:
+        """
+        "TCP" is read as "tcp".
+        """
+        self.assertTrue(is_loopback_endpoint("TCP:1234:interface=127.0.0.1"))
+
+    def test_no_interface(self) -> None:
+        """
+        TCP without an interface listens everywhere, so it is public.
+        """
+        self.assertFalse(is_loopback_endpoint("tcp:1234"))
+        self.assertFalse(is_loopback_endpoint("tcp6:1234"))
+
+    def test_any_address(self) -> None:
+        """
+        0.0.0.0, :: and a LAN address are public.
+        """
+        self.assertFalse(is_loopback_endpoint("tcp:1234:interface=0.0.0.0"))
+        self.assertFalse(is_loopback_endpoint(r"tcp6:1234:interface=\:\:"))
+        self.assertFalse(is_loopback_endpoint("tcp:1234:interface=192.168.1.10"))
+
+    def test_host_name(self) -> None:
+        """
+        A host name other than localhost is treated as public.
+        """
+        self.assertFalse(is_loopback_endpoint("tcp:1234:interface=example.com"))
+
+    def test_unix(self) -> None:
+        """
+        A UNIX socket is reachable only from this machine.
+        """
+        self.assertTrue(is_loopback_endpoint("unix:/run/pingproto.sock"))
+
+    def test_systemd(self) -> None:
+        """
+        An inherited systemd socket could be anything, so it is public.
+        """
+        self.assertFalse(is_loopback_endpoint("systemd:domain=INET:index=0"))
+
+
+class ListenDescriptionsTests(SynchronousTestCase):
+    """
+    L{listen_descriptions} builds endpoint strings and refuses unsafe or
+    contradictory options.
+    """
+
+    def test_default(self) -> None:
+        """
+        With no options the server listens on tcp:1234:interface=127.0.0.1.
+        """
+        self.assertEqual(
+            listen_descriptions(None, None, [], tls=False, no_tls=False),
+            ["tcp:1234:interface=127.0.0.1"],
+        )
+        self.assertEqual((DEFAULT_PORT, DEFAULT_INTERFACE), (1234, "127.0.0.1"))
+
+    def test_port_short_form(self) -> None:
+        """
+        --port alone keeps the default loopback interface.
+        """
+        self.assertEqual(
+            listen_descriptions(8080, None, [], tls=False, no_tls=False),
+            ["tcp:8080:interface=127.0.0.1"],
+        )
+
+    def test_port_zero(self) -> None:
+        """
+        --port 0 is kept as 0, not replaced by the default port.
+        """
+        self.assertEqual(
+            listen_descriptions(0, None, [], tls=False, no_tls=False),
+            ["tcp:0:interface=127.0.0.1"],
+        )
+
+    def test_interface_short_form(self) -> None:
+        """
+        --interface alone keeps the default port.
+        """
+        self.assertEqual(
+            listen_descriptions(None, "127.0.0.2", [], tls=False, no_tls=False),
+            ["tcp:1234:interface=127.0.0.2"],
+        )
+
+    def test_ipv6_interface(self) -> None:
+        """
+        An IPv6 interface selects tcp6 and has its colons escaped.
+        """
+        self.assertEqual(
+            listen_descriptions(4321, "::1", [], tls=False, no_tls=False),
+            [r"tcp6:4321:interface=\:\:1"],
+        )
+
+    def test_listen_passed_through(self) -> None:
+        """
+        --listen values are returned as given, in order.
+        """
+        listen = ["tcp:1234:interface=127.0.0.1", "unix:/run/ping.sock"]
+        self.assertEqual(
+            listen_descriptions(None, None, listen, tls=False, no_tls=False), listen
+        )
+
+    def test_listen_with_port(self) -> None:
+        """
+        --listen together with --port is an error pointing at --listen.
+        """
+        e = self.assertRaises(
+            ValueError, listen_descriptions, 1234, None,
+            ["tcp:1234:interface=127.0.0.1"], tls=False, no_tls=False,
+        )
+        self.assertIn("--listen replaces --port and --interface", str(e))
+
+    def test_listen_with_interface(self) -> None:
+        """
+        --listen together with --interface is an error too.
+        """
+        e = self.assertRaises(
+            ValueError, listen_descriptions, None, "127.0.0.1",
+            ["tcp:1234:interface=127.0.0.1"], tls=False, no_tls=False,
+        )
+        self.assertIn("--listen replaces --port and --interface", str(e))
+
+    def test_tls_and_no_tls(self) -> None:
+        """
+        --tls-dir and --no-tls together are a contradiction.
+        """
+        e = self.assertRaises(
+            ValueError, listen_descriptions, None, None, [], tls=True, no_tls=True
+        )
+        self.assertEqual(str(e), "--tls-dir and --no-tls contradict each other; give one")
+
+    def test_plain_on_public_refused(self) -> None:
+        """
+        Plain ws:// on 0.0.0.0 without --no-tls is refused, naming the
+        endpoint and the two ways out.
+        """
+        e = self.assertRaises(
+            ValueError, listen_descriptions, 1234, "0.0.0.0", [], tls=False, no_tls=False
+        )
+        message = str(e)
+        self.assertIn("refusing to serve plain ws://", message)
+        self.assertIn("'tcp:1234:interface=0.0.0.0'", message)
+        self.assertIn("--tls-dir", message)
+        self.assertIn("--no-tls", message)
+
+    def test_plain_public_listen_refused(self) -> None:
+        """
+        Among several --listen values, the public one is named in the refusal.
+        """
+        e = self.assertRaises(
+            ValueError, listen_descriptions, None, None,
+            ["tcp:1234:interface=127.0.0.1", "tcp:443"], tls=False, no_tls=False,
+        )
+        self.assertIn("'tcp:443'", str(e))
+
+    def test_plain_on_public_with_no_tls(self) -> None:
+        """
+        --no-tls allows plain ws:// on a public address.
+        """
+        self.assertEqual(
+            listen_descriptions(80, "0.0.0.0", [], tls=False, no_tls=True),
+            ["tcp:80:interface=0.0.0.0"],
+        )
+
+    def test_public_with_tls(self) -> None:
+        """
+        A public address is allowed when TLS is served.
+        """
+        self.assertEqual(
+            listen_descriptions(None, None, ["tcp:443"], tls=True, no_tls=False),
+            ["tcp:443"],
+        )
+
+    @settings(deadline=None)
+    @given(
+        port=st.integers(min_value=0, max_value=65535),
+        host=st.one_of(
+            st.just("localhost"),
+            st.just("::1"),
+            st.ip_addresses(network="127.0.0.0/8").map(str),
+        ),
+    )
+    def test_loopback_descriptions_parse(self, port: int, host: str) -> None:
+        """
+        For any port and loopback host, the plain description is accepted
+        and parses with serverFromString into a TCP endpoint on that very
+        port and interface.
+        """
+        [description] = listen_descriptions(port, host, [], tls=False, no_tls=False)
+        endpoint = serverFromString(MemoryReactor(), description)
+        expected = TCP6ServerEndpoint if ":" in host else TCP4ServerEndpoint
+        self.assertIsInstance(endpoint, expected)
+        self.assertEqual(endpoint._port, port)
+        self.assertEqual(endpoint._interface, host)
+
+    @settings(deadline=None)
+    @given(
+        port=st.integers(min_value=0, max_value=65535),
+        address=st.ip_addresses(),
+    )
+    def test_any_address_with_tls_parses(
+        self, port: int, address: ipaddress.IPv4Address | ipaddress.IPv6Address
+    ) -> None:
+        """
+        With TLS any IPv4 or IPv6 address is allowed, and the escaping keeps
+        the interface intact through serverFromString.
+        """
+        [description] = listen_descriptions(
+            port, str(address), [], tls=True, no_tls=False
+        )
+        endpoint = serverFromString(MemoryReactor(), description)
+        self.assertEqual(endpoint._port, port)
+        self.assertEqual(endpoint._interface, str(address))
+        self.assertEqual(is_loopback_endpoint(description), address.is_loopback)

@@ -1,0 +1,221 @@
+"""
+The whole server, built as C{twistd pingproto} builds it, listening on
+127.0.0.1 with certificates made here, and real clients on the same reactor.
+"""
+
+from __future__ import annotations
+
+from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.protocol import Protocol
+from twisted.python.failure import Failure
+from twisted.trial.unittest import TestCase
+from twisted.web.client import ResponseNeverReceived
+
+from pingproto import ConnectionState, ping
+from pingproto.client import client_endpoint
+from pingproto.server import PLAIN_ANSWER
+from pingproto.tap import Options, makeService
+from pingproto.tls import client_tls_options
+
+from .tlsdir import write_ca_file, write_tls_dir
+
+
+class Collect(Protocol):
+    """
+    Send a request and collect everything until the server closes.
+    """
+
+    def __init__(self, request: bytes) -> None:
+        self.request = request
+        self.received = b""
+        self.done: Deferred[bytes] = Deferred()
+
+    def connectionMade(self) -> None:
+        self.transport.write(self.request)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+
+    def connectionLost(self, reason: Failure) -> None:
+        self.done.callback(self.received)
+
+
+class Exchange(WebSocketClientProtocol):
+    """
+    Send the factory's messages once open, collect the replies, then close;
+    fires C{factory.done} with (replies, close code).
+    """
+
+    def onOpen(self) -> None:
+        self.replies: list[tuple[bytes, bool]] = []
+        for payload, isBinary in self.factory.messages:
+            self.sendMessage(payload, isBinary)
+        if not self.factory.messages:
+            self.sendClose(1000)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        self.replies.append((payload, isBinary))
+        if len(self.replies) == len(self.factory.messages):
+            self.sendClose(1000)
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        if not self.factory.done.called:
+            self.factory.done.callback((getattr(self, "replies", []), code))
+
+
+class ServerTestCase(TestCase):
+    """
+    Runs the server of C{twistd pingproto --listen tcp:0:... --tls-dir DIR}.
+    """
+
+    tls = True
+    extra: list[str] = []
+
+    def setUp(self) -> Deferred[None]:
+        args = ["--listen", "tcp:0:interface=127.0.0.1", *self.extra]
+        if self.tls:
+            tlsdir = self.mktemp()
+            self.ca = write_tls_dir(tlsdir)
+            self.caFile = write_ca_file(self.mktemp(), self.ca)
+            args += ["--tls-dir", tlsdir]
+        options = Options()
+        options.parseOptions(args)
+        self.service = makeService(options)
+        self.service.startService()
+        self.addCleanup(self.service.stopService)
+        listener = next(iter(self.service))
+        return listener._waitingForPort.addCallback(self._bound)
+
+    def _bound(self, port: object) -> object:
+        self.port = port.getHost().port  # type: ignore[attr-defined]
+        return port
+
+    def url(self, path: str = "/", host: str = "localhost") -> str:
+        return f"{'wss' if self.tls else 'ws'}://{host}:{self.port}{path}"
+
+    def exchange(self, messages: list[tuple[bytes, bool]], path: str = "/") -> Deferred:
+        factory = WebSocketClientFactory(self.url(path))
+        factory.protocol = Exchange
+        factory.messages = messages
+        factory.done = Deferred()
+        endpoint = client_endpoint(reactor, self.url(path), getattr(self, "caFile", None))
+        return endpoint.connect(factory).addCallback(lambda _: factory.done)
+
+    def plain(self, request: bytes) -> Deferred[bytes]:
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.port)
+        if self.tls:
+            endpoint = wrapClientTLS(client_tls_options("localhost", self.caFile), endpoint)
+        protocol = Collect(request)
+        return connectProtocol(endpoint, protocol).addCallback(lambda _: protocol.done)
+
+
+class TLSServerTests(ServerTestCase):
+    @inlineCallbacks
+    def test_pingOverWss(self):  # type: ignore[no-untyped-def]
+        """
+        The project's client pings the server over wss://, verifying its
+        certificate against the test CA, and gets a round-trip time for
+        every ping.
+        """
+        result = yield ping(self.url(), 3, interval=0.05, timeout=2.0, ca_file=self.caFile)
+        self.assertEqual([s.seq for s in result.samples], [1, 2, 3])
+        self.assertEqual(result.losses, [])
+        self.assertGreater(result.summary.min, 0.0)
+        self.assertLess(result.summary.max, 1.0)
+        self.assertEqual(result.states[1], (ConnectionState.OPEN, ""))
+        self.assertEqual(result.states[-1][0], ConnectionState.CLOSED)
+
+    @inlineCallbacks
+    def test_pingByAddress(self):  # type: ignore[no-untyped-def]
+        """
+        A certificate for 127.0.0.1 verifies when the URL names the address.
+        """
+        result = yield ping(self.url(host="127.0.0.1"), 1, timeout=2.0, ca_file=self.caFile)
+        self.assertEqual(len(result.samples), 1)
+
+    @inlineCallbacks
+    def test_classicPath(self):  # type: ignore[no-untyped-def]
+        """
+        The classic page's /sock/websocket path echoes too.
+        """
+        result = yield ping(self.url("/sock/websocket"), 2, interval=0.05, ca_file=self.caFile)
+        self.assertEqual(len(result.samples), 2)
+
+    @inlineCallbacks
+    def test_textAndBinaryEcho(self):  # type: ignore[no-untyped-def]
+        """
+        Text comes back as text and binary as binary, byte for byte, in
+        order.
+        """
+        messages = [(b"1700000000123", False), (bytes(range(256)), True), ("h\u00e9".encode(), False)]
+        replies, code = yield self.exchange(messages)
+        self.assertEqual(replies, messages)
+        self.assertEqual(code, 1000)
+
+    @inlineCallbacks
+    def test_oversizedMessage(self):  # type: ignore[no-untyped-def]
+        """
+        A message over the 64 KiB default limit is answered with close code
+        1009, and the server keeps serving others.
+        """
+        replies, code = yield self.exchange([(b"x" * (64 * 1024 + 1), True)])
+        self.assertEqual((replies, code), ([], 1009))
+        result = yield ping(self.url(), 1, ca_file=self.caFile)
+        self.assertEqual(len(result.samples), 1)
+
+    @inlineCallbacks
+    def test_plainHttpsAnswer(self):  # type: ignore[no-untyped-def]
+        """
+        A plain HTTPS GET, to / or anywhere else, gets 200 and the hint.
+        """
+        for path in (b"/", b"/favicon.ico"):
+            response = yield self.plain(b"GET " + path + b" HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            self.assertTrue(response.startswith(b"HTTP/1.1 200 OK\r\n"))
+            self.assertTrue(response.endswith(b"\r\n\r\n" + PLAIN_ANSWER))
+
+    @inlineCallbacks
+    def test_untrustedCertificate(self):  # type: ignore[no-untyped-def]
+        """
+        A client that trusts another CA refuses the server's certificate,
+        and L{ping} fails with the TLS error rather than hanging.
+        """
+        from OpenSSL.SSL import Error as SSLError
+
+        otherCa = write_ca_file(self.mktemp(), write_tls_dir(self.mktemp()))
+        d = ping(self.url(), 1, ca_file=otherCa, give_up_after=1)
+        failure = yield self.assertFailure(d, SSLError, ResponseNeverReceived, ConnectionError)
+        self.assertIn("certificate verify failed", str(failure))
+
+
+class PlainServerTests(ServerTestCase):
+    tls = False
+
+    @inlineCallbacks
+    def test_pingOverWs(self):  # type: ignore[no-untyped-def]
+        """
+        Without a TLS dir the server speaks ws:// on loopback.
+        """
+        result = yield ping(self.url(), 2, interval=0.05)
+        self.assertEqual(len(result.samples), 2)
+
+    @inlineCallbacks
+    def test_plainHttpAnswer(self):  # type: ignore[no-untyped-def]
+        """
+        A plain HTTP/1.0 GET gets the hint.
+        """
+        response = yield self.plain(b"GET / HTTP/1.0\r\n\r\n")
+        self.assertTrue(response.endswith(PLAIN_ANSWER))
+
+    @inlineCallbacks
+    def test_refusedConnection(self):  # type: ignore[no-untyped-def]
+        """
+        When nothing listens, L{ping} fails with the refusal after
+        C{give_up_after} attempts.
+        """
+        yield self.service.stopService()
+        d = ping(self.url(), 1, give_up_after=1)
+        yield self.assertFailure(d, ConnectionRefusedError)
