@@ -92,7 +92,13 @@ class Options(usage.Options):
 
         try:
             serverFromString(reactor, description)
-        except (ValueError, TypeError, KeyError, IndexError) as e:
+        except IndexError:
+            # Twisted's systemd endpoint looks its socket up at once.
+            raise usage.UsageError(
+                f"--listen {description!r}: no such socket was inherited "
+                "(is this run from a systemd socket unit?)"
+            )
+        except (ValueError, TypeError, KeyError) as e:
             raise usage.UsageError(f"--listen {description!r} is not a valid endpoint: {e}")
         self["listen"].append(description)
 
@@ -129,7 +135,7 @@ def makeService(options: Options) -> IService:
         except TLSConfigError as e:
             raise SystemExit(f"pingproto: {e}")
         for warning in tls.warnings:
-            _log.warn("{warning}", warning=warning)
+            _log.warn("{text}", text=warning)
     else:
         _log.info(
             "TLS is off: serving plain ws://. Give --tls-dir DIR "

@@ -1,0 +1,40 @@
+"""
+Run pingproto's client inside another Twisted program: log every round
+trip, loss and state change of a link until interrupted.
+
+    python3 examples/monitor.py wss://example.com:1234/ [CA-FILE]
+"""
+
+import sys
+
+from twisted.internet import task
+from twisted.logger import Logger, globalLogBeginner, textFileLogObserver
+from zope.interface import implementer
+
+from pingproto import IPingObserver, PingMonitor
+
+log = Logger()
+
+
+@implementer(IPingObserver)
+class Printer:
+    def ping_replied(self, sample):
+        log.info("seq={seq} rtt={ms:.2f} ms", seq=sample.seq, ms=sample.rtt * 1000)
+
+    def ping_lost(self, loss):
+        log.warn("seq={seq} lost ({reason})", seq=loss.seq, reason=loss.reason.value)
+
+    def state_changed(self, state, detail):
+        log.info("{state} {detail}", state=state.name, detail=detail)
+
+
+def main(reactor, url, ca_file=None):
+    monitor = PingMonitor(url, Printer(), ca_file=ca_file, reactor=reactor)
+    monitor.startService()
+    reactor.addSystemEventTrigger("before", "shutdown", monitor.stopService)
+    return monitor.done  # never fires without a count: runs until Ctrl-C
+
+
+if __name__ == "__main__":
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)])
+    task.react(main, sys.argv[1:])

@@ -1,0 +1,63 @@
+"""
+The public API, and the README's embedding example working for real.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+from twisted.internet import reactor
+from twisted.internet.defer import inlineCallbacks
+from twisted.internet.endpoints import serverFromString
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.client import Agent, readBody
+
+import pingproto
+from pingproto import ping
+
+_EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+
+
+def load_example(name: str):  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location(name, os.path.join(_EXAMPLES, name + ".py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class PublicAPITests(SynchronousTestCase):
+    def test_allNamesExist(self) -> None:
+        """
+        Every name in C{pingproto.__all__} is importable, and the four
+        pieces an embedding program needs are among them.
+        """
+        for name in pingproto.__all__:
+            self.assertTrue(hasattr(pingproto, name), name)
+        for name in ("EchoServerFactory", "PingClientFactory", "load_tls_dir", "make_server_service"):
+            self.assertIn(name, pingproto.__all__)
+
+    def test_examplesImport(self) -> None:
+        """
+        The client example loads against the public API.
+        """
+        self.assertTrue(callable(load_example("monitor").main))
+
+
+class MountInSiteTests(TestCase):
+    @inlineCallbacks
+    def test_echoUnderPath(self):  # type: ignore[no-untyped-def]
+        """
+        Mounted at /ping of a twisted.web site, the echo answers pings while
+        the site still serves its own pages.
+        """
+        site = load_example("mount_in_site").make_site()
+        port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(site)
+        self.addCleanup(port.stopListening)
+        base = f"127.0.0.1:{port.getHost().port}"
+        result = yield ping(f"ws://{base}/ping", 2, interval=0.05)
+        self.assertEqual(len(result.samples), 2)
+        response = yield Agent(reactor).request(b"GET", f"http://{base}/".encode())
+        body = yield readBody(response)
+        self.assertEqual(body, b"my existing site\n")

@@ -1,0 +1,195 @@
+"""
+C{twistd pingproto}'s options and the service they build, and the dropin.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import json
+import os
+
+from twisted.application.service import IServiceMaker
+from twisted.logger import LogLevel, globalLogPublisher
+from twisted.plugin import getPlugins
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.usage import UsageError
+from twisted.trial.unittest import SynchronousTestCase
+
+from pingproto.config import ServerLimits
+from pingproto.server import EchoServerFactory
+from pingproto.tap import Options, makeService
+
+from .tlsdir import write_tls_dir
+
+
+def parse(*args: str) -> Options:
+    options = Options()
+    options.parseOptions(list(args))
+    return options
+
+
+class OptionsTests(SynchronousTestCase):
+    def test_defaults(self) -> None:
+        """
+        With no options: plain ws on 127.0.0.1:1234 with the safe limits.
+        """
+        options = parse()
+        self.assertEqual(options["endpoints"], ["tcp:1234:interface=127.0.0.1"])
+        self.assertIsNone(options["tls-dir"])
+        self.assertEqual(options["limits"], ServerLimits())
+
+    def test_shortForm(self) -> None:
+        """
+        --port and --interface make one TCP endpoint.
+        """
+        options = parse("--port", "8443", "--interface", "::1")
+        self.assertEqual(options["endpoints"], ["tcp6:8443:interface=\\:\\:1"])
+
+    def test_listenRepeatable(self) -> None:
+        """
+        --listen may be given several times, in order.
+        """
+        options = parse("--listen", "tcp:1:interface=127.0.0.1", "--listen", "unix:/tmp/p.sock")
+        self.assertEqual(options["endpoints"], ["tcp:1:interface=127.0.0.1", "unix:/tmp/p.sock"])
+
+    def test_limits(self) -> None:
+        """
+        Each limit option reaches L{ServerLimits}.
+        """
+        options = parse(
+            "--max-message-size", "1000",
+            "--handshake-timeout", "2.5",
+            "--ping-interval", "0",
+            "--ping-timeout", "7",
+        )
+        self.assertEqual(
+            options["limits"],
+            ServerLimits(max_message_size=1000, handshake_timeout=2.5, ping_interval=0, ping_timeout=7),
+        )
+
+    def test_badCombinations(self) -> None:
+        """
+        Each contradictory or unsafe combination is refused with a message
+        that says what to do.
+        """
+        cases = [
+            (["--interface", "0.0.0.0"], "--no-tls"),
+            (["--listen", "tcp:1234"], "not loopback"),
+            (["--listen", "systemd:domain=INET:index=0"], "systemd socket unit"),
+            (["--port", "1", "--listen", "tcp:2:interface=127.0.0.1"], "--listen replaces"),
+            (["--tls-dir", "/x", "--no-tls"], "contradict"),
+            (["--port", "70000"], "between 0 and 65535"),
+            (["--port", "http"], "not a number"),
+            (["--max-message-size", "0"], "1 or more"),
+            (["--handshake-timeout", "soon"], "not a number of seconds"),
+            (["--listen", "nonsense:1"], "not a valid endpoint"),
+            (["--bogus"], "bogus"),
+        ]
+        for args, message in cases:
+            with self.assertRaises(UsageError, msg=args) as caught:
+                parse(*args)
+            self.assertIn(message, str(caught.exception), args)
+
+    def test_noTlsAllowsPublic(self) -> None:
+        """
+        --no-tls allows plain ws on every interface, for a proxy in front.
+        """
+        options = parse("--no-tls", "--listen", "tcp:8080")
+        self.assertEqual(options["endpoints"], ["tcp:8080"])
+
+    def test_helpNamesEveryOption(self) -> None:
+        """
+        The help text documents every option.
+        """
+        text = str(Options())
+        for name in ("--port", "--interface", "--listen", "--tls-dir", "--no-tls",
+                     "--max-message-size", "--handshake-timeout", "--ping-interval", "--ping-timeout"):
+            self.assertIn(name, text)
+
+
+class MakeServiceTests(SynchronousTestCase):
+    def events(self) -> list[dict]:
+        events: list[dict] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        return events
+
+    def test_plainService(self) -> None:
+        """
+        Without TLS one listener serves the echo factory directly, and the
+        log says TLS is off and how to turn it on.
+        """
+        events = self.events()
+        service = makeService(parse("--port", "0"))
+        [listener] = list(service)
+        self.assertIsInstance(listener.factory, EchoServerFactory)
+        self.assertEqual(listener.factory.limits, ServerLimits())
+        self.assertTrue(any("TLS is off" in e.get("log_format", "") and "--tls-dir" in e["log_format"] for e in events))
+
+    def test_tlsWrapsEveryListener(self) -> None:
+        """
+        With a TLS dir, every listener, including an inherited socket, is
+        wrapped in TLS around the same echo factory.
+        """
+        tlsdir = self.mktemp()
+        write_tls_dir(tlsdir)
+        service = makeService(
+            parse("--tls-dir", tlsdir, "--listen", "tcp:0:interface=127.0.0.1", "--listen", "unix:" + self.mktemp())
+        )
+        listeners = list(service)
+        self.assertEqual(len(listeners), 2)
+        for listener in listeners:
+            self.assertIsInstance(listener.factory, TLSMemoryBIOFactory)
+            self.assertIs(listener.factory.wrappedFactory, service.factory)
+
+    def test_badTlsDirExits(self) -> None:
+        """
+        A bad TLS dir ends start-up with one line naming the problem.
+        """
+        tlsdir = self.mktemp()
+        os.makedirs(tlsdir)
+        with self.assertRaises(SystemExit) as caught:
+            makeService(parse("--tls-dir", tlsdir))
+        message = str(caught.exception.code)
+        self.assertTrue(message.startswith("pingproto: TLS directory"))
+        self.assertNotIn("\n", message)
+
+    def test_expiryWarningLogged(self) -> None:
+        """
+        A certificate that expires within 14 days starts the server with a
+        warning in the log.
+        """
+        tlsdir = self.mktemp()
+        write_tls_dir(tlsdir, not_after=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=5))
+        events = self.events()
+        makeService(parse("--tls-dir", tlsdir))
+        warnings = [e for e in events if e.get("log_level") == LogLevel.warn]
+        self.assertEqual(len(warnings), 1)
+        self.assertIn("renew it", warnings[0]["text"])
+
+
+class PluginTests(SynchronousTestCase):
+    def test_discovered(self) -> None:
+        """
+        twistd's plugin scan finds pingproto and its module.
+        """
+        makers = {maker.tapname: maker for maker in getPlugins(IServiceMaker)}
+        self.assertIn("pingproto", makers)
+        self.assertEqual(makers["pingproto"].module, "pingproto.tap")
+
+    def test_shippedInDistribution(self) -> None:
+        """
+        The installed distribution (an ordinary, non-editable install) holds
+        the dropin, so C{pip install .} makes C{twistd pingproto} work.
+        """
+        try:
+            dist = importlib.metadata.distribution("pingproto")
+        except importlib.metadata.PackageNotFoundError:
+            self.skipTest("pingproto is not installed; run the README's test command")
+        direct = dist.read_text("direct_url.json")
+        if direct and json.loads(direct).get("dir_info", {}).get("editable"):
+            self.skipTest("an editable install does not copy the dropin")
+        files = [str(f) for f in dist.files or []]
+        self.assertIn("twisted/plugins/pingproto_plugin.py", files)
+        self.assertIn("pingproto/tap.py", files)

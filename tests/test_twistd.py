@@ -1,0 +1,179 @@
+"""
+The real C{twistd -n pingproto} command, run as a subprocess.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import sys
+import sysconfig
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.error import ProcessTerminated
+from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.python.failure import Failure
+from twisted.trial.unittest import TestCase
+
+from pingproto import ping
+
+from .tlsdir import write_ca_file, write_tls_dir
+
+_SOURCE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def twistd() -> str:
+    """
+    The C{twistd} script of the Python running the tests.
+    """
+    for directory in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
+        path = os.path.join(directory, "twistd")
+        if os.path.exists(path):
+            return path
+    raise RuntimeError("twistd is not installed beside this Python")
+
+
+def environment() -> dict[str, str]:
+    # The source tree first, so its package and dropin are the ones tested.
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([_SOURCE, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return env
+
+
+class Server(ProcessProtocol):
+    """
+    Watch a twistd process's log for the listening line.
+    """
+
+    def __init__(self) -> None:
+        self.output = b""
+        self.listening: Deferred[str] = Deferred()
+        self.ended: Deferred[None] = Deferred()
+        self.reason: Failure | None = None
+
+    def outReceived(self, data: bytes) -> None:
+        self.output += data
+        match = re.search(rb"pingproto listening on (wss?://[^ \n]+)", self.output)
+        if match and not self.listening.called:
+            self.listening.callback(match.group(1).decode())
+
+    errReceived = outReceived
+
+    def processEnded(self, reason: Failure) -> None:
+        if not self.listening.called:
+            self.listening.errback(RuntimeError(self.output.decode(errors="replace")))
+        self.reason = reason
+        self.ended.callback(None)
+
+
+class TwistdTests(TestCase):
+    timeout = 60
+
+    def run_twistd(self, *args: str) -> Deferred[tuple[bytes, bytes, int]]:
+        return getProcessOutputAndValue(
+            twistd(), ["-n", "--pidfile=", "pingproto", *args], env=environment(), path=self.mktemp_dir()
+        )
+
+    def mktemp(self) -> str:
+        # Absolute: the process runs in a directory of its own.
+        return os.path.abspath(super().mktemp())
+
+    def mktemp_dir(self) -> str:
+        path = self.mktemp()
+        os.makedirs(path)
+        return path
+
+    def start(self, *args: str) -> Server:
+        server = Server()
+        process = reactor.spawnProcess(  # type: ignore[attr-defined]
+            server,
+            twistd(),
+            [twistd(), "-n", "--pidfile=", "pingproto", *args],
+            env=environment(),
+            path=self.mktemp_dir(),
+        )
+
+        def stop() -> Deferred[None]:
+            if not server.ended.called:
+                process.signalProcess("TERM")
+            return server.ended
+
+        server.process = process
+        self.addCleanup(stop)
+        return server
+
+    @inlineCallbacks
+    def test_servesWss(self):  # type: ignore[no-untyped-def]
+        """
+        C{twistd -n pingproto --port 0 --tls-dir DIR} serves wss:// that the
+        project's client verifies and pings, and exits cleanly on SIGTERM.
+        """
+        tlsdir = self.mktemp()
+        ca = write_tls_dir(tlsdir)
+        server = self.start("--port", "0", "--tls-dir", tlsdir)
+        url = yield server.listening
+        self.assertTrue(url.startswith("wss://127.0.0.1:"))
+        result = yield ping(url.replace("127.0.0.1", "localhost"), 2, interval=0.05,
+                            ca_file=write_ca_file(self.mktemp(), ca))
+        self.assertEqual(len(result.samples), 2)
+        self.assertIn(b"opened a WebSocket at /", server.output)
+        server.process.signalProcess("TERM")
+        yield server.ended
+        # twistd shuts down cleanly, then exits by the signal it received.
+        server.reason.trap(ProcessTerminated)
+        self.assertEqual(server.reason.value.signal, 15)
+        self.assertIn(b"Server Shut Down.", server.output)
+        self.assertNotIn(b"Traceback", server.output)
+
+    @inlineCallbacks
+    def test_defaultIsPlainLoopback(self):  # type: ignore[no-untyped-def]
+        """
+        Without --tls-dir the server speaks ws:// on 127.0.0.1 and logs
+        that TLS is off and how to turn it on.
+        """
+        server = self.start("--port", "0")
+        url = yield server.listening
+        self.assertTrue(url.startswith("ws://127.0.0.1:"))
+        self.assertIn(b"TLS is off", server.output)
+        result = yield ping(url, 1)
+        self.assertEqual(len(result.samples), 1)
+
+    @inlineCallbacks
+    def test_badTlsDirs(self):  # type: ignore[no-untyped-def]
+        """
+        Each bad TLS dir stops twistd before listening with one line on
+        stderr naming the problem, no traceback, and a non-zero status.
+        """
+        missing = os.path.join(self.mktemp(), "nowhere")
+        mismatched = self.mktemp()
+        write_tls_dir(mismatched)
+        other = self.mktemp()
+        write_tls_dir(other)
+        os.replace(os.path.join(other, "tls.key"), os.path.join(mismatched, "tls.key"))
+        expired = self.mktemp()
+        now = datetime.datetime.now(datetime.timezone.utc)
+        write_tls_dir(expired, not_before=now - datetime.timedelta(days=30), not_after=now - datetime.timedelta(days=1))
+        cases = [
+            (missing, b"does not exist"),
+            (mismatched, b"does not match the certificate"),
+            (expired, b"expired on"),
+        ]
+        for tlsdir, message in cases:
+            out, err, code = yield self.run_twistd("--port", "0", "--tls-dir", tlsdir)
+            self.assertNotEqual(code, 0, tlsdir)
+            self.assertEqual(len(err.strip().splitlines()), 1, err)
+            self.assertIn(message, err)
+            self.assertNotIn(b"Traceback", out + err)
+            self.assertNotIn(b"listening", out)
+
+    @inlineCallbacks
+    def test_publicPlainRefused(self):  # type: ignore[no-untyped-def]
+        """
+        Plain ws:// on a public interface is refused with the way out.
+        """
+        out, err, code = yield self.run_twistd("--interface", "0.0.0.0")
+        self.assertEqual(code, 1)
+        self.assertIn(b"--no-tls", (out + err).strip().splitlines()[-1])
