@@ -129,7 +129,9 @@ class PingSession:
         """
         Give up on pings older than the timeout.
         """
-        return list(self._drop(lambda p: now - p.sent_at >= self.timeout, LossReason.TIMEOUT))
+        # The same sum as next_deadline(), so a timer set for the deadline
+        # always finds the ping due (now - sent_at can round below timeout).
+        return list(self._drop(lambda p: now >= p.sent_at + self.timeout, LossReason.TIMEOUT))
 
     def disconnect(self) -> list[Loss]:
         """

@@ -5,6 +5,7 @@ Round-trip statistics, defined as ping(8) defines them.
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -15,7 +16,8 @@ __all__ = ["RttSummary", "percentile", "summarize"]
 class RttSummary:
     """
     Statistics of round-trip times, in seconds.  C{mdev} is ping's: the
-    population standard deviation.
+    population standard deviation (computed in two passes, as a steady
+    link's nearly equal times would lose all precision to sum-of-squares).
     """
 
     count: int
@@ -45,14 +47,14 @@ def summarize(rtts: Sequence[float]) -> RttSummary | None:
         return None
     ordered = sorted(rtts)
     n = len(ordered)
-    avg = math.fsum(ordered) / n
-    variance = max(0.0, math.fsum(x * x for x in ordered) / n - avg * avg)
+    # Clamped: rounding may put the mean of equal values a step past them.
+    avg = min(max(statistics.fmean(ordered), ordered[0]), ordered[-1])
     return RttSummary(
         count=n,
         min=ordered[0],
         avg=avg,
         max=ordered[-1],
-        mdev=math.sqrt(variance),
+        mdev=statistics.pstdev(ordered),
         median=percentile(ordered, 0.5),
         p95=percentile(ordered, 0.95),
     )

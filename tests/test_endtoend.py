@@ -11,6 +11,8 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.protocol import Protocol
+from twisted.internet.ssl import Certificate, optionsForClientTLS, trustRootFromCertificates
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from twisted.web.client import ResponseNeverReceived
@@ -19,7 +21,6 @@ from pingproto import ConnectionState, ping
 from pingproto.client import client_endpoint
 from pingproto.server import PLAIN_ANSWER
 from pingproto.tap import Options, makeService
-from pingproto.tls import client_tls_options
 
 from .tlsdir import write_ca_file, write_tls_dir
 
@@ -41,6 +42,7 @@ class Collect(Protocol):
         self.received += data
 
     def connectionLost(self, reason: Failure) -> None:
+        self.negotiated = getattr(self.transport, "negotiatedProtocol", None)
         self.done.callback(self.received)
 
 
@@ -73,13 +75,14 @@ class ServerTestCase(TestCase):
     """
 
     tls = True
+    intermediate = False
     extra: list[str] = []
 
     def setUp(self) -> Deferred[None]:
         args = ["--listen", "tcp:0:interface=127.0.0.1", *self.extra]
         if self.tls:
             tlsdir = self.mktemp()
-            self.ca = write_tls_dir(tlsdir)
+            self.ca = write_tls_dir(tlsdir, intermediate=self.intermediate)
             self.caFile = write_ca_file(self.mktemp(), self.ca)
             args += ["--tls-dir", tlsdir]
         options = Options()
@@ -105,12 +108,17 @@ class ServerTestCase(TestCase):
         endpoint = client_endpoint(reactor, self.url(path), getattr(self, "caFile", None))
         return endpoint.connect(factory).addCallback(lambda _: factory.done)
 
-    def plain(self, request: bytes) -> Deferred[bytes]:
+    def plain(self, request: bytes, alpn: list[bytes] | None = None) -> Deferred[bytes]:
         endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.port)
         if self.tls:
-            endpoint = wrapClientTLS(client_tls_options("localhost", self.caFile), endpoint)
-        protocol = Collect(request)
-        return connectProtocol(endpoint, protocol).addCallback(lambda _: protocol.done)
+            options = optionsForClientTLS(
+                "localhost",
+                trustRootFromCertificates([Certificate.loadPEM(self.ca.cert_pem.bytes())]),
+                acceptableProtocols=alpn,
+            )
+            endpoint = wrapClientTLS(options, endpoint)
+        self.collector = Collect(request)
+        return connectProtocol(endpoint, self.collector).addCallback(lambda _: self.collector.done)
 
 
 class TLSServerTests(ServerTestCase):
@@ -178,6 +186,16 @@ class TLSServerTests(ServerTestCase):
             self.assertTrue(response.endswith(b"\r\n\r\n" + PLAIN_ANSWER))
 
     @inlineCallbacks
+    def test_browserAlpn(self):  # type: ignore[no-untyped-def]
+        """
+        A browser offering h2 before http/1.1 is given http/1.1, which a
+        WebSocket upgrade needs, and gets its answer.
+        """
+        response = yield self.plain(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n", alpn=[b"h2", b"http/1.1"])
+        self.assertEqual(self.collector.negotiated, b"http/1.1")
+        self.assertTrue(response.endswith(PLAIN_ANSWER))
+
+    @inlineCallbacks
     def test_untrustedCertificate(self):  # type: ignore[no-untyped-def]
         """
         A client that trusts another CA refuses the server's certificate,
@@ -189,6 +207,52 @@ class TLSServerTests(ServerTestCase):
         d = ping(self.url(), 1, ca_file=otherCa, give_up_after=1)
         failure = yield self.assertFailure(d, SSLError, ResponseNeverReceived, ConnectionError)
         self.assertIn("certificate verify failed", str(failure))
+
+
+class IntermediateChainTests(ServerTestCase):
+    """
+    A certificate issued by an intermediate CA, whose certificate is in
+    ca.pem.
+    """
+
+    intermediate = True
+
+    @inlineCallbacks
+    def test_clientTrustingOnlyRootVerifies(self):  # type: ignore[no-untyped-def]
+        """
+        The server sends the intermediate, so a client that trusts only the
+        root verifies the chain.
+        """
+        result = yield ping(self.url(), 1, ca_file=self.caFile)
+        self.assertEqual(len(result.samples), 1)
+
+
+class LoggingTests(ServerTestCase):
+    tls = False
+
+    @inlineCallbacks
+    def test_openAndCloseLogged(self):  # type: ignore[no-untyped-def]
+        """
+        Opening and closing a WebSocket are logged at info with the peer,
+        the path and the close code; the messages in between are not.
+        """
+        events: list[dict] = []
+        serverClosed: Deferred[None] = Deferred()
+
+        def observe(event: dict) -> None:
+            events.append(event)
+            if "closed: code" in event.get("log_format", "") and not serverClosed.called:
+                serverClosed.callback(None)
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        yield ping(self.url("/sock/websocket"), 3, interval=0.02)
+        yield serverClosed
+        ours = [formatEvent(e) for e in events if e.get("log_namespace", "").startswith("pingproto.server")]
+        self.assertEqual(len(ours), 2, ours)
+        self.assertRegex(ours[0], r"^tcp4:127\.0\.0\.1:\d+ opened a WebSocket at /sock/websocket$")
+        self.assertRegex(ours[1], r"^tcp4:127\.0\.0\.1:\d+ closed: code 1000 \(done\)$")
+        self.assertTrue(all(e["log_level"] == LogLevel.info for e in events if e.get("log_namespace", "").startswith("pingproto.server")))
 
 
 class PlainServerTests(ServerTestCase):

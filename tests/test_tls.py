@@ -1,0 +1,130 @@
+"""
+The server's TLS profile, by real OpenSSL handshakes in memory against
+clients configured to try what the profile forbids.
+"""
+
+from __future__ import annotations
+
+from OpenSSL import SSL
+from twisted.trial.unittest import SynchronousTestCase
+
+from pingproto.tls import ServerTLS, server_context
+from pingproto.tlsfiles import load_tls_dir
+
+from .tlsdir import write_tls_dir
+
+
+def handshake(server: SSL.Context, client: SSL.Context) -> tuple[SSL.Connection, SSL.Connection]:
+    """
+    Run a TLS handshake between two memory-BIO connections; raise the
+    OpenSSL error if either side refuses.
+    """
+    s = SSL.Connection(server, None)
+    s.set_accept_state()
+    c = SSL.Connection(client, None)
+    c.set_connect_state()
+    c.set_tlsext_host_name(b"localhost")
+    for _ in range(20):
+        for side in (c, s):
+            try:
+                side.do_handshake()
+            except SSL.WantReadError:
+                pass
+        moved = False
+        for src, dst in ((c, s), (s, c)):
+            try:
+                data = src.bio_read(65536)
+            except SSL.WantReadError:
+                continue
+            dst.bio_write(data)
+            moved = True
+        if not moved:
+            break
+    c.do_handshake()
+    s.do_handshake()
+    return s, c
+
+
+def client(
+    minimum: int = SSL.TLS1_VERSION,
+    maximum: int | None = None,
+    ciphers: bytes | None = None,
+) -> SSL.Context:
+    ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    ctx.set_min_proto_version(minimum)
+    if maximum is not None:
+        ctx.set_max_proto_version(maximum)
+    if ciphers is not None:
+        ctx.set_cipher_list(b"@SECLEVEL=0:" + ciphers)
+    return ctx
+
+
+class ProfileTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        tlsdir = self.mktemp()
+        write_tls_dir(tlsdir)
+        self.material = load_tls_dir(tlsdir)
+        self.server = server_context(self.material)
+
+    def test_tls13Preferred(self) -> None:
+        """
+        A modern client gets TLS 1.3.
+        """
+        s, c = handshake(self.server, client())
+        self.assertEqual(c.get_protocol_version_name(), "TLSv1.3")
+
+    def test_tls12WithEcdheAead(self) -> None:
+        """
+        A TLS 1.2 client gets an ECDHE key exchange with an AEAD cipher.
+        """
+        s, c = handshake(self.server, client(maximum=SSL.TLS1_2_VERSION))
+        self.assertEqual(c.get_protocol_version_name(), "TLSv1.2")
+        name = c.get_cipher_name()
+        self.assertTrue(name.startswith("ECDHE-"), name)
+        self.assertTrue("GCM" in name or "CHACHA20" in name, name)
+
+    def test_oldVersionsRefused(self) -> None:
+        """
+        TLS 1.0 and 1.1 clients are refused.
+        """
+        for version in (SSL.TLS1_VERSION, SSL.TLS1_1_VERSION):
+            with self.assertRaises(SSL.Error):
+                handshake(self.server, client(minimum=version, maximum=version, ciphers=b"ALL"))
+
+    def test_nonForwardSecretOrCbcRefused(self) -> None:
+        """
+        TLS 1.2 with static RSA key exchange or a CBC cipher is refused.
+        """
+        for ciphers in (b"AES128-GCM-SHA256", b"AES256-SHA", b"ECDHE-RSA-AES128-SHA", b"ECDHE-ECDSA-AES128-SHA"):
+            with self.assertRaises(SSL.Error, msg=ciphers):
+                handshake(self.server, client(maximum=SSL.TLS1_2_VERSION, ciphers=ciphers))
+
+    def test_noCompressionNoRenegotiation(self) -> None:
+        """
+        The context turns off TLS compression and renegotiation.
+        """
+        options = self.server.set_options(0)
+        self.assertTrue(options & SSL.OP_NO_COMPRESSION)
+        self.assertTrue(options & SSL.OP_NO_RENEGOTIATION)
+
+    def test_chainSent(self) -> None:
+        """
+        The certificate chain from ca.pem is sent after the certificate.
+        """
+        s, c = handshake(self.server, client())
+        chain = c.get_peer_cert_chain()
+        self.assertEqual(len(chain), 2)
+        self.assertEqual(chain[1].to_cryptography(), self.material.chain[0])
+
+    def test_replaceServesNewCertificate(self) -> None:
+        """
+        After L{ServerTLS.replace}, new connections get the new certificate.
+        """
+        tls = ServerTLS(self.material)
+        other = self.mktemp()
+        write_tls_dir(other)
+        newer = load_tls_dir(other)
+        tls.replace(newer)
+        connection = tls.serverConnectionForTLS(None)
+        s, c = handshake(connection.get_context(), client())
+        self.assertEqual(c.get_peer_certificate().to_cryptography(), newer.certificate)

@@ -1,0 +1,572 @@
+"""
+Tests for L{pingproto.tlsfiles}: every broken TLS directory is refused at
+start-up with a message naming the file and the problem, and every good
+layout loads.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from twisted.trial.unittest import SynchronousTestCase
+
+from pingproto.tlsfiles import (
+    EXPIRY_WARNING,
+    TLSConfigError,
+    TLSMaterial,
+    find_tls_files,
+    load_tls_dir,
+)
+from tests.tlsdir import write_tls_dir
+
+UTC = datetime.timezone.utc
+# A fixed "now" for the validity checks, so that no test depends on the date.
+NOW = datetime.datetime(2031, 3, 15, 12, 0, tzinfo=UTC)
+DAY = datetime.timedelta(days=1)
+
+
+def _der(public_key: object) -> bytes:
+    return public_key.public_bytes(  # type: ignore[attr-defined, no-any-return]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _certs(path: str) -> list[x509.Certificate]:
+    with open(path, "rb") as f:
+        return x509.load_pem_x509_certificates(f.read())
+
+
+def _write(path: str, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+class _Helpers(SynchronousTestCase):
+    def tls_dir(self, **kwargs: object) -> str:
+        directory = self.mktemp()
+        write_tls_dir(directory, **kwargs)  # type: ignore[arg-type]
+        return directory
+
+    def assertRefused(self, directory: str, *fragments: str) -> str:
+        """
+        Loading C{directory} raises L{TLSConfigError} with all of
+        C{fragments} in its message; return the message.
+        """
+        e = self.assertRaises(TLSConfigError, load_tls_dir, directory, now=NOW)
+        message = str(e)
+        for fragment in fragments:
+            self.assertIn(fragment, message)
+        return message
+
+
+class MissingFilesTests(_Helpers):
+    """
+    Directories without a usable pair of key and certificate are refused.
+    """
+
+    def test_directory_missing(self) -> None:
+        """
+        A path that does not exist is reported as such, by name.
+        """
+        missing = self.mktemp()
+        message = self.assertRefused(missing, missing, "does not exist or is not a directory")
+        self.assertEqual(
+            message, f"TLS directory {missing} does not exist or is not a directory"
+        )
+
+    def test_path_is_a_file(self) -> None:
+        """
+        A regular file given as the TLS directory is refused the same way.
+        """
+        path = self.mktemp()
+        _write(path, b"not a directory")
+        self.assertRefused(path, path, "does not exist or is not a directory")
+
+    def test_empty_directory(self) -> None:
+        """
+        An empty directory is refused with the two layouts it could hold.
+        """
+        directory = self.mktemp()
+        os.makedirs(directory)
+        self.assertRefused(
+            directory,
+            directory,
+            "holds neither tls.key + tls.cert (+ ca.pem) nor privkey.pem + fullchain.pem",
+        )
+
+    def test_key_without_cert(self) -> None:
+        """
+        tls.key without tls.cert names tls.cert as missing.
+        """
+        directory = self.tls_dir()
+        os.remove(os.path.join(directory, "tls.cert"))
+        message = self.assertRefused(directory)
+        self.assertEqual(
+            message,
+            f"{os.path.join(directory, 'tls.cert')} is missing (found tls.key without it)",
+        )
+
+    def test_cert_without_key(self) -> None:
+        """
+        tls.cert without tls.key names tls.key as missing.
+        """
+        directory = self.tls_dir()
+        os.remove(os.path.join(directory, "tls.key"))
+        message = self.assertRefused(directory)
+        self.assertEqual(
+            message,
+            f"{os.path.join(directory, 'tls.key')} is missing (found tls.cert without it)",
+        )
+
+    def test_letsencrypt_key_without_fullchain(self) -> None:
+        """
+        privkey.pem without fullchain.pem names fullchain.pem as missing.
+        """
+        directory = self.tls_dir(layout="letsencrypt")
+        os.remove(os.path.join(directory, "fullchain.pem"))
+        message = self.assertRefused(directory)
+        self.assertEqual(
+            message,
+            f"{os.path.join(directory, 'fullchain.pem')} is missing "
+            "(found privkey.pem without it)",
+        )
+
+    def test_unreadable_cert(self) -> None:
+        """
+        A tls.cert that cannot be read (here: a directory) is reported as
+        "cannot read" with its path and the system's reason.
+        """
+        directory = self.tls_dir()
+        cert = os.path.join(directory, "tls.cert")
+        os.remove(cert)
+        os.mkdir(cert)
+        message = self.assertRefused(directory)
+        self.assertEqual(message, f"cannot read {cert}: Is a directory")
+
+    def test_unreadable_key(self) -> None:
+        """
+        A tls.key that cannot be read is reported as "cannot read" with its
+        path.
+        """
+        directory = self.tls_dir()
+        key = os.path.join(directory, "tls.key")
+        os.remove(key)
+        os.mkdir(key)
+        message = self.assertRefused(directory)
+        self.assertEqual(message, f"cannot read {key}: Is a directory")
+
+    def test_unreadable_chain(self) -> None:
+        """
+        An unreadable ca.pem is reported as "cannot read" with its path.
+        """
+        directory = self.tls_dir()
+        chain = os.path.join(directory, "ca.pem")
+        os.remove(chain)
+        os.mkdir(chain)
+        message = self.assertRefused(directory)
+        self.assertEqual(message, f"cannot read {chain}: Is a directory")
+
+
+class BadContentTests(_Helpers):
+    """
+    Files that are present but hold the wrong thing are refused.
+    """
+
+    def test_key_not_pem(self) -> None:
+        """
+        A tls.key of random bytes is reported as not PEM.
+        """
+        directory = self.tls_dir()
+        key = os.path.join(directory, "tls.key")
+        _write(key, b"\x00\x9f\x13garbage\xff" * 10)
+        message = self.assertRefused(directory)
+        self.assertEqual(
+            message,
+            f"{key} is not PEM: expected a '-----BEGIN ... PRIVATE KEY-----' block",
+        )
+
+    def test_cert_not_pem(self) -> None:
+        """
+        A tls.cert of random bytes is reported as not PEM.
+        """
+        directory = self.tls_dir()
+        cert = os.path.join(directory, "tls.cert")
+        _write(cert, b"\x30\x82\x01\x0a garbage" * 10)
+        message = self.assertRefused(directory)
+        self.assertEqual(
+            message, f"{cert} is not PEM: expected '-----BEGIN CERTIFICATE-----' blocks"
+        )
+
+    def test_chain_not_pem(self) -> None:
+        """
+        A ca.pem of random bytes is reported as not PEM, naming ca.pem.
+        """
+        directory = self.tls_dir()
+        chain = os.path.join(directory, "ca.pem")
+        _write(chain, b"hello world\n")
+        self.assertRefused(directory, chain, "is not PEM")
+
+    def test_empty_key(self) -> None:
+        """
+        An empty tls.key is reported as not PEM.
+        """
+        directory = self.tls_dir()
+        key = os.path.join(directory, "tls.key")
+        _write(key, b"")
+        self.assertRefused(directory, key, "is not PEM")
+
+    def test_damaged_key(self) -> None:
+        """
+        A PEM block whose body is not a key is reported as not holding a
+        PEM private key.
+        """
+        directory = self.tls_dir()
+        key = os.path.join(directory, "tls.key")
+        _write(key, b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+        message = self.assertRefused(directory)
+        self.assertEqual(message, f"{key} does not hold a PEM private key")
+
+    def test_damaged_cert(self) -> None:
+        """
+        A certificate PEM with a line of its body cut out is reported as a
+        damaged PEM certificate.
+        """
+        directory = self.tls_dir()
+        cert = os.path.join(directory, "tls.cert")
+        lines = _read(cert).splitlines(keepends=True)
+        self.assertGreater(len(lines), 4)
+        _write(cert, b"".join(lines[:2] + lines[3:]))
+        message = self.assertRefused(directory)
+        self.assertEqual(message, f"{cert} holds a damaged PEM certificate")
+
+    def test_damaged_cert_bad_base64(self) -> None:
+        """
+        A certificate PEM whose body is not base64 is reported as damaged.
+        """
+        directory = self.tls_dir()
+        cert = os.path.join(directory, "tls.cert")
+        _write(
+            cert,
+            b"-----BEGIN CERTIFICATE-----\nnot base64 at all!!\n-----END CERTIFICATE-----\n",
+        )
+        self.assertRefused(directory, cert, "holds a damaged PEM certificate")
+
+    def test_encrypted_key(self) -> None:
+        """
+        A key protected by a passphrase is refused with a message saying so.
+        """
+        directory = self.tls_dir()
+        keyPath = os.path.join(directory, "tls.key")
+        key = serialization.load_pem_private_key(_read(keyPath), password=None)
+        _write(
+            keyPath,
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.BestAvailableEncryption(b"correct horse"),
+            ),
+        )
+        message = self.assertRefused(directory)
+        self.assertEqual(
+            message,
+            f"{keyPath} is encrypted with a passphrase; pingproto needs an unencrypted key",
+        )
+
+    def test_key_does_not_match(self) -> None:
+        """
+        A key from another directory is refused as not matching the
+        certificate, naming both files.
+        """
+        directory = self.tls_dir()
+        other = self.tls_dir()
+        key = os.path.join(directory, "tls.key")
+        _write(key, _read(os.path.join(other, "tls.key")))
+        message = self.assertRefused(directory)
+        self.assertEqual(
+            message,
+            f"{key} does not match the certificate in "
+            f"{os.path.join(directory, 'tls.cert')} (their public keys differ)",
+        )
+
+    def test_key_and_cert_swapped(self) -> None:
+        """
+        A certificate in tls.key is refused as not holding a private key.
+        """
+        directory = self.tls_dir()
+        key = os.path.join(directory, "tls.key")
+        _write(key, _read(os.path.join(directory, "tls.cert")))
+        self.assertRefused(directory, key, "does not hold a PEM private key")
+
+
+class ValidityTests(_Helpers):
+    """
+    Certificates outside their validity period are refused; those about to
+    leave it are loaded with a warning.
+    """
+
+    def test_expired(self) -> None:
+        """
+        A leaf that expired before now is refused, naming tls.cert and the
+        expiry date.
+        """
+        directory = self.tls_dir(not_before=NOW - 90 * DAY, not_after=NOW - DAY)
+        cert = os.path.join(directory, "tls.cert")
+        message = self.assertRefused(directory, cert, "expired on 2031-03-14 12:00 UTC")
+        self.assertTrue(message.startswith("certificate "), message)
+
+    def test_expired_at_now(self) -> None:
+        """
+        A certificate whose last valid moment is exactly now counts as
+        expired.
+        """
+        directory = self.tls_dir(not_before=NOW - 90 * DAY, not_after=NOW)
+        self.assertRefused(directory, "expired on 2031-03-15 12:00 UTC")
+
+    def test_expired_letsencrypt(self) -> None:
+        """
+        In the certbot layout an expired leaf names fullchain.pem.
+        """
+        directory = self.tls_dir(
+            layout="letsencrypt", not_before=NOW - 90 * DAY, not_after=NOW - DAY
+        )
+        self.assertRefused(directory, os.path.join(directory, "fullchain.pem"), "expired on")
+
+    def test_expired_by_the_real_clock(self) -> None:
+        """
+        Without C{now}, the current time is used: a certificate that ran
+        out in 2002 is refused.
+        """
+        directory = self.tls_dir(
+            not_before=datetime.datetime(2001, 1, 1, tzinfo=UTC),
+            not_after=datetime.datetime(2002, 1, 1, tzinfo=UTC),
+        )
+        e = self.assertRaises(TLSConfigError, load_tls_dir, directory)
+        self.assertIn("expired on 2002-01-01 00:00 UTC", str(e))
+
+    def test_not_yet_valid(self) -> None:
+        """
+        A leaf whose validity starts tomorrow is refused, naming tls.cert
+        and the start date.
+        """
+        directory = self.tls_dir(not_before=NOW + DAY, not_after=NOW + 90 * DAY)
+        self.assertRefused(
+            directory,
+            os.path.join(directory, "tls.cert"),
+            "is not valid until 2031-03-16 12:00 UTC",
+        )
+
+    def test_expiring_soon_warns(self) -> None:
+        """
+        A leaf with 10 days left loads, with one warning saying it expires
+        in 10 days and naming tls.cert.
+        """
+        directory = self.tls_dir(not_before=NOW - 80 * DAY, not_after=NOW + 10 * DAY)
+        material = load_tls_dir(directory, now=NOW)
+        self.assertIsInstance(material, TLSMaterial)
+        self.assertEqual(len(material.warnings), 1)
+        [warning] = material.warnings
+        self.assertIn("expires in 10 days", warning)
+        self.assertIn("on 2031-03-25 12:00 UTC", warning)
+        self.assertIn(os.path.join(directory, "tls.cert"), warning)
+        self.assertEqual(material.not_after, NOW + 10 * DAY)
+
+    def test_just_inside_warning_period(self) -> None:
+        """
+        A leaf with one second less than 14 days left is warned about.
+        """
+        left = EXPIRY_WARNING - datetime.timedelta(seconds=1)
+        directory = self.tls_dir(not_before=NOW - 80 * DAY, not_after=NOW + left)
+        material = load_tls_dir(directory, now=NOW)
+        self.assertEqual(len(material.warnings), 1)
+        self.assertIn("expires in 13 days", material.warnings[0])
+
+    def test_exactly_fourteen_days(self) -> None:
+        """
+        A leaf with exactly 14 days left is not warned about.
+        """
+        self.assertEqual(EXPIRY_WARNING, 14 * DAY)
+        directory = self.tls_dir(not_before=NOW - 80 * DAY, not_after=NOW + 14 * DAY)
+        self.assertEqual(load_tls_dir(directory, now=NOW).warnings, ())
+
+    def test_twenty_days_no_warning(self) -> None:
+        """
+        A leaf with 20 days left loads without any warning.
+        """
+        directory = self.tls_dir(not_before=NOW - 70 * DAY, not_after=NOW + 20 * DAY)
+        material = load_tls_dir(directory, now=NOW)
+        self.assertEqual(material.warnings, ())
+        self.assertEqual(material.not_after, NOW + 20 * DAY)
+
+
+class ChainTests(_Helpers):
+    """
+    The certificates must form a chain in the order TLS sends them.
+    """
+
+    def test_chain_from_another_ca(self) -> None:
+        """
+        A ca.pem holding a different CA is a wrong chain, reported against
+        ca.pem.
+        """
+        directory = self.tls_dir()
+        other = self.tls_dir()
+        chain = os.path.join(directory, "ca.pem")
+        _write(chain, _read(os.path.join(other, "ca.pem")))
+        message = self.assertRefused(directory)
+        self.assertTrue(message.startswith(f"wrong chain in {chain}: "), message)
+        self.assertIn("was not issued by", message)
+        self.assertIn("the certificate after it", message)
+
+    def test_bundled_chain_from_another_ca(self) -> None:
+        """
+        In the bundled layout a wrong CA after the leaf is reported against
+        tls.cert.
+        """
+        directory = self.tls_dir(layout="bundled")
+        other = self.tls_dir()
+        cert = os.path.join(directory, "tls.cert")
+        leaf = _certs(cert)[0]
+        _write(
+            cert,
+            leaf.public_bytes(serialization.Encoding.PEM)
+            + _read(os.path.join(other, "ca.pem")),
+        )
+        message = self.assertRefused(directory)
+        self.assertTrue(message.startswith(f"wrong chain in {cert}: "), message)
+
+    def test_intermediate_missing(self) -> None:
+        """
+        With an intermediate CA, a ca.pem holding only the root is a wrong
+        chain: the leaf was not issued by the root.
+        """
+        directory = self.tls_dir(intermediate=True)
+        chain = os.path.join(directory, "ca.pem")
+        intermediate, root = _certs(chain)
+        _write(chain, root.public_bytes(serialization.Encoding.PEM))
+        message = self.assertRefused(directory, f"wrong chain in {chain}: ")
+        self.assertIn("was not issued by", message)
+        self.assertIn(root.subject.rfc4514_string(), message)
+
+    def test_chain_in_wrong_order(self) -> None:
+        """
+        Root before intermediate is a wrong chain.
+        """
+        directory = self.tls_dir(intermediate=True)
+        chain = os.path.join(directory, "ca.pem")
+        intermediate, root = _certs(chain)
+        _write(
+            chain,
+            root.public_bytes(serialization.Encoding.PEM)
+            + intermediate.public_bytes(serialization.Encoding.PEM),
+        )
+        self.assertRefused(directory, f"wrong chain in {chain}: ", "was not issued by")
+
+
+class GoodLayoutTests(_Helpers):
+    """
+    The supported layouts load, giving the leaf, its key and the chain.
+    """
+
+    def assertKeyMatches(self, material: TLSMaterial) -> None:
+        self.assertEqual(
+            _der(material.key.public_key()), _der(material.certificate.public_key())
+        )
+
+    def test_pingproto_layout(self) -> None:
+        """
+        tls.key + tls.cert + ca.pem loads: the leaf is tls.cert's, the chain
+        is the root from ca.pem, and there are no warnings.
+        """
+        directory = self.tls_dir()
+        files = find_tls_files(directory)
+        self.assertEqual(
+            (files.key, files.cert, files.chain),
+            (
+                os.path.join(directory, "tls.key"),
+                os.path.join(directory, "tls.cert"),
+                os.path.join(directory, "ca.pem"),
+            ),
+        )
+        material = load_tls_dir(directory, now=NOW)
+        self.assertEqual(material.files, files)
+        self.assertEqual(material.certificate, _certs(files.cert)[0])
+        self.assertEqual(material.chain, tuple(_certs(files.chain)))
+        self.assertEqual(len(material.chain), 1)
+        self.assertEqual(material.warnings, ())
+        self.assertKeyMatches(material)
+
+    def test_pingproto_layout_real_clock(self) -> None:
+        """
+        Without C{now} a certificate valid from 2000 to 3000 loads cleanly.
+        """
+        material = load_tls_dir(self.tls_dir())
+        self.assertEqual(material.warnings, ())
+        self.assertKeyMatches(material)
+
+    def test_without_chain(self) -> None:
+        """
+        tls.key + tls.cert without ca.pem loads with an empty chain.
+        """
+        directory = self.tls_dir()
+        os.remove(os.path.join(directory, "ca.pem"))
+        material = load_tls_dir(directory, now=NOW)
+        self.assertIsNone(material.files.chain)
+        self.assertEqual(material.chain, ())
+        self.assertKeyMatches(material)
+
+    def test_bundled_layout(self) -> None:
+        """
+        tls.cert holding leaf + root, no ca.pem, loads with the root as
+        chain.
+        """
+        directory = self.tls_dir(layout="bundled")
+        cert = os.path.join(directory, "tls.cert")
+        material = load_tls_dir(directory, now=NOW)
+        self.assertIsNone(material.files.chain)
+        leaf, root = _certs(cert)
+        self.assertEqual(material.certificate, leaf)
+        self.assertEqual(material.chain, (root,))
+        self.assertKeyMatches(material)
+
+    def test_letsencrypt_layout(self) -> None:
+        """
+        privkey.pem + fullchain.pem loads from those files.
+        """
+        directory = self.tls_dir(layout="letsencrypt")
+        material = load_tls_dir(directory, now=NOW)
+        self.assertEqual(material.files.key, os.path.join(directory, "privkey.pem"))
+        self.assertEqual(material.files.cert, os.path.join(directory, "fullchain.pem"))
+        self.assertIsNone(material.files.chain)
+        self.assertEqual(len(material.chain), 1)
+        self.assertKeyMatches(material)
+
+    def test_intermediate_chain(self) -> None:
+        """
+        With an intermediate CA the chain is intermediate then root, and
+        the leaf was issued by the intermediate.
+        """
+        directory = self.tls_dir(intermediate=True)
+        material = load_tls_dir(directory, now=NOW)
+        self.assertEqual(len(material.chain), 2)
+        intermediate, root = material.chain
+        self.assertEqual(material.certificate.issuer, intermediate.subject)
+        self.assertEqual(intermediate.issuer, root.subject)
+        self.assertEqual(root.issuer, root.subject)
+        self.assertKeyMatches(material)
+
+    def test_intermediate_chain_letsencrypt(self) -> None:
+        """
+        The certbot layout with an intermediate loads with a chain of two.
+        """
+        directory = self.tls_dir(layout="letsencrypt", intermediate=True)
+        material = load_tls_dir(directory, now=NOW)
+        self.assertEqual(len(material.chain), 2)
+        self.assertKeyMatches(material)
