@@ -18,7 +18,11 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=["pingproto", "twisted.plugins"],
-    package_data={"twisted.plugins": ["pingproto_plugin.py"]},
+    package_data={
+        "twisted.plugins": ["pingproto_plugin.py"],
+        "pingproto": ["web/*.html"],
+    },
+    entry_points={"console_scripts": ["pingproto = pingproto.cli:entry_point"]},
     include_package_data=False,
     install_requires=[
         "twisted[tls]>=24.7.0",
@@ -28,9 +32,14 @@ setup(
         "cryptography>=42.0.0",
     ],
     extras_require={
+        # Plotting for `pingproto report -o FILE.png|.svg`.
+        "plot": ["matplotlib>=3.7"],
         "test": [
             "trustme>=1.1.0",
             "hypothesis>=6.100",
+            "matplotlib>=3.7",
+            # Drives Debian's chromium; never downloads a browser.
+            "playwright>=1.40",
         ],
     },
     classifiers=[

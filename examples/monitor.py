@@ -24,8 +24,11 @@ class Printer:
     def ping_lost(self, loss):
         log.warn("seq={seq} lost ({reason})", seq=loss.seq, reason=loss.reason.value)
 
-    def state_changed(self, state, detail):
-        log.info("{state} {detail}", state=state.name, detail=detail)
+    def state_changed(self, change):
+        log.info("{state} {detail}", state=change.state.name, detail=change.detail)
+
+    def flatline(self, silence):
+        log.warn("no echo for {silence} s: reconnecting", silence=silence)
 
 
 def main(reactor, url, ca_file=None):

@@ -13,6 +13,7 @@ from pingproto.client import (
     PingMonitor,
     PingRecorder,
     PingResult,
+    StateChange,
     ping,
 )
 from pingproto.config import ServerLimits
@@ -38,6 +39,7 @@ __all__ = [
     "Sample",
     "ServerLimits",
     "ServerTLS",
+    "StateChange",
     "TLSConfigError",
     "TLSMaterial",
     "client_tls_options",

@@ -22,7 +22,7 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.error import ConnectionDone, ConnectionLost
-from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
@@ -33,6 +33,7 @@ from pingproto.stats import RttSummary, summarize
 from pingproto.tls import client_tls_options
 
 __all__ = [
+    "FLATLINE_CLOSE_CODE",
     "ConnectionState",
     "HandshakeError",
     "IPingObserver",
@@ -41,9 +42,14 @@ __all__ = [
     "PingMonitor",
     "PingRecorder",
     "PingResult",
+    "StateChange",
     "client_endpoint",
     "ping",
 ]
+
+
+# A private-use close code (RFC 6455 7.4.2) that says why we closed.
+FLATLINE_CLOSE_CODE = 4000
 
 
 class HandshakeError(ConnectionError):
@@ -64,6 +70,19 @@ class ConnectionState(IntEnum):
     CLOSED = 3
 
 
+@dataclass(frozen=True)
+class StateChange:
+    """
+    C{detail} says why, or is empty; C{setup_time} is, for C{OPEN}, the
+    seconds from the start of the attempt to the open WebSocket (TCP, TLS
+    and the upgrade together).
+    """
+
+    state: ConnectionState
+    detail: str = ""
+    setup_time: float | None = None
+
+
 class IPingObserver(Interface):
     """
     Receives what a ping client sees, as it happens.
@@ -79,9 +98,15 @@ class IPingObserver(Interface):
         A ping timed out or its connection went away.
         """
 
-    def state_changed(state: ConnectionState, detail: str) -> None:
+    def state_changed(change: StateChange) -> None:
         """
-        The connection moved to C{state}; C{detail} says why, or is empty.
+        The connection moved to another state.
+        """
+
+    def flatline(silence: float) -> None:
+        """
+        The connection is open but nothing has come back for C{silence}
+        seconds; it is being closed so that a new one can be made.
         """
 
 
@@ -100,7 +125,8 @@ class PingClientProtocol(WebSocketClientProtocol):
         super().__init__()
         self._was_open = False
         self._ticker: LoopingCall | None = None
-        self._deadline = None
+        self._deadline: IDelayedCall | None = None
+        self._silence: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -119,8 +145,11 @@ class PingClientProtocol(WebSocketClientProtocol):
     def onOpen(self) -> None:
         factory = self.factory
         self._was_open = True
-        factory.observer.state_changed(ConnectionState.OPEN, "")
+        setup = factory.monotonic() - factory.attempt_started
+        factory.observer.state_changed(StateChange(ConnectionState.OPEN, setup_time=setup))
         factory.on_open()
+        if factory.flatline:
+            self._silence = factory.clock.callLater(factory.flatline, self._flatlined)
         self._ticker = LoopingCall(self._send_ping)
         self._ticker.clock = factory.clock
         self._ticker.start(factory.interval, now=True)
@@ -139,6 +168,8 @@ class PingClientProtocol(WebSocketClientProtocol):
         sample = factory.session.receive(payload, factory.monotonic())
         if sample is not None:
             factory.observer.ping_replied(sample)
+            if self._silence is not None and self._silence.active():
+                self._silence.reset(factory.flatline)
         self._arm_deadline()
         factory.check_finished()
 
@@ -159,6 +190,16 @@ class PingClientProtocol(WebSocketClientProtocol):
         self._arm_deadline()
         factory.check_finished()
 
+    def _flatlined(self) -> None:
+        """
+        Open but silent: a stalled path or a half-open connection that TCP
+        will not notice for minutes.  Give up on it and let the service
+        reconnect.
+        """
+        self._silence = None
+        self.factory.observer.flatline(self.factory.flatline)
+        self.close(FLATLINE_CLOSE_CODE, "flatline")
+
     def _stop_ticker(self) -> None:
         if self._ticker is not None and self._ticker.running:
             self._ticker.stop()
@@ -170,19 +211,20 @@ class PingClientProtocol(WebSocketClientProtocol):
         """
         self._stop_ticker()
         if self.state == self.STATE_OPEN:
-            self.factory.observer.state_changed(ConnectionState.CLOSING, reason)
+            self.factory.observer.state_changed(StateChange(ConnectionState.CLOSING, reason))
         self.sendClose(code, reason or None)
 
     def onCloseFrame(self, code, reasonRaw):  # type: ignore[no-untyped-def]
         if self.state == self.STATE_OPEN:
-            self.factory.observer.state_changed(ConnectionState.CLOSING, "server closing")
+            self.factory.observer.state_changed(StateChange(ConnectionState.CLOSING, "server closing"))
         return super().onCloseFrame(code, reasonRaw)
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         self._stop_ticker()
-        if self._deadline is not None and self._deadline.active():
-            self._deadline.cancel()
-        self._deadline = None
+        for call in (self._deadline, self._silence):
+            if call is not None and call.active():
+                call.cancel()
+        self._deadline = self._silence = None
         factory = self.factory
         for loss in factory.session.disconnect():
             factory.observer.ping_lost(loss)
@@ -191,7 +233,7 @@ class PingClientProtocol(WebSocketClientProtocol):
             detail += f": {reason}"
         elif self.wasNotCleanReason:
             detail += f": {self.wasNotCleanReason}"
-        factory.observer.state_changed(ConnectionState.CLOSED, detail)
+        factory.observer.state_changed(StateChange(ConnectionState.CLOSED, detail))
         factory.check_finished()
 
 
@@ -202,6 +244,8 @@ class PingClientFactory(WebSocketClientFactory):
     @param monotonic: the clock round trips are measured with; tests pass
         their L{Clock}'s C{seconds}.
     @param wall_ms: the wall clock the pings carry, in milliseconds.
+    @param flatline: seconds an open connection may go without an echo
+        before it is closed and replaced (L{None}: never).
     @param on_open: called when a WebSocket opens.
     @param on_failed: called with the reason when a connection closes
         without ever opening (TLS or WebSocket handshake failed).
@@ -217,6 +261,7 @@ class PingClientFactory(WebSocketClientFactory):
         observer: IPingObserver,
         *,
         interval: float = 1.0,
+        flatline: float | None = None,
         clock: IReactorTime | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], int] = _wall_ms,
@@ -228,6 +273,8 @@ class PingClientFactory(WebSocketClientFactory):
     ) -> None:
         if interval <= 0:
             raise ValueError("the ping interval must be positive")
+        if flatline is not None and flatline <= 0:
+            raise ValueError("the flatline time must be positive")
         if clock is None:
             from twisted.internet import reactor as clock  # type: ignore[assignment]
         super().__init__(url, reactor=clock)
@@ -236,9 +283,11 @@ class PingClientFactory(WebSocketClientFactory):
         self.observer = observer
         self.current: PingClientProtocol | None = None
         self.interval = interval
+        self.flatline = flatline
         self.clock = clock
         self.monotonic = monotonic
         self.wall_ms = wall_ms
+        self.attempt_started = monotonic()
         self.on_open = on_open
         self.on_failed = on_failed
         self._on_finished = on_finished
@@ -247,6 +296,13 @@ class PingClientFactory(WebSocketClientFactory):
             maxFramePayloadSize=max_message_size,
             openHandshakeTimeout=handshake_timeout,
         )
+
+    def attempting(self) -> None:
+        """
+        A connection attempt starts now: setup time is measured from here.
+        """
+        self.attempt_started = self.monotonic()
+        self.observer.state_changed(StateChange(ConnectionState.CONNECTING))
 
     def check_finished(self) -> None:
         if self.session.finished:
@@ -274,22 +330,18 @@ class _AnnouncingEndpoint:
     which L{ClientService} does not.
     """
 
-    def __init__(
-        self,
-        endpoint: IStreamClientEndpoint,
-        observer: IPingObserver,
-        on_failed: Callable[[Failure], object],
-    ) -> None:
+    def __init__(self, endpoint: IStreamClientEndpoint, factory: PingClientFactory) -> None:
         self._endpoint = endpoint
-        self._observer = observer
-        self._on_failed = on_failed
+        self._factory = factory
 
     def connect(self, factory):  # type: ignore[no-untyped-def]
-        self._observer.state_changed(ConnectionState.CONNECTING, "")
+        self._factory.attempting()
 
         def failed(reason: Failure) -> Failure:
-            self._observer.state_changed(ConnectionState.CLOSED, reason.getErrorMessage())
-            self._on_failed(reason)
+            self._factory.observer.state_changed(
+                StateChange(ConnectionState.CLOSED, reason.getErrorMessage())
+            )
+            self._factory.on_failed(reason)
             return reason
 
         return self._endpoint.connect(factory).addErrback(failed)
@@ -316,6 +368,7 @@ class PingMonitor(Service):
         interval: float = 1.0,
         timeout: float = 5.0,
         count: int | None = None,
+        flatline: float | None = None,
         ca_file: str | None = None,
         reactor: IReactorTime | None = None,
         endpoint: IStreamClientEndpoint | None = None,
@@ -333,6 +386,7 @@ class PingMonitor(Service):
             self.session,
             observer,
             interval=interval,
+            flatline=flatline,
             clock=reactor,
             monotonic=monotonic,
             wall_ms=wall_ms,
@@ -347,7 +401,7 @@ class PingMonitor(Service):
         self._ever_opened = False
         self._give_up_after = give_up_after
         self._client = ClientService(
-            _AnnouncingEndpoint(endpoint, observer, self._attempt_failed),
+            _AnnouncingEndpoint(endpoint, self.factory),
             self.factory,
             # ClientService counts only endpoint failures; ours also counts
             # connections whose TLS or WebSocket handshake failed.
@@ -409,7 +463,8 @@ class PingResult:
 
     samples: list[Sample] = field(default_factory=list)
     losses: list[Loss] = field(default_factory=list)
-    states: list[tuple[ConnectionState, str]] = field(default_factory=list)
+    states: list[StateChange] = field(default_factory=list)
+    flatlines: list[float] = field(default_factory=list)
 
     @property
     def summary(self) -> RttSummary | None:
@@ -431,8 +486,11 @@ class PingRecorder:
     def ping_lost(self, loss: Loss) -> None:
         self.result.losses.append(loss)
 
-    def state_changed(self, state: ConnectionState, detail: str) -> None:
-        self.result.states.append((state, detail))
+    def state_changed(self, change: StateChange) -> None:
+        self.result.states.append(change)
+
+    def flatline(self, silence: float) -> None:
+        self.result.flatlines.append(silence)
 
 
 def ping(

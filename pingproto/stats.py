@@ -1,23 +1,45 @@
 """
-Round-trip statistics, defined as ping(8) defines them.
+Round-trip and link statistics, defined as ping(8) and RFC 3550 define them,
+in constant memory.
+
+A monitor may run for days at one ping a second, so nothing here keeps
+every sample: L{RttStats} keeps running sums (Welford's, which stay exact
+for a steady link's nearly equal times), the first few thousand values for
+exact percentiles, and past that a logarithmic histogram whose buckets are
+0.5 % wide.  L{LinkStats} adds what happens to the connection.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
-__all__ = ["RttSummary", "percentile", "summarize"]
+__all__ = [
+    "LinkStats",
+    "LinkSummary",
+    "RttStats",
+    "RttSummary",
+    "percentile",
+    "summarize",
+]
+
+# Exact percentiles up to this many samples (an hour at 1/s); the histogram
+# after that.
+EXACT_LIMIT = 4096
+_BUCKET_RATIO = 1.01
+_LOG_RATIO = math.log(_BUCKET_RATIO)
+_SMALLEST = 1e-7  # 0.1 us; anything below shares the first bucket
 
 
 @dataclass(frozen=True)
 class RttSummary:
     """
-    Statistics of round-trip times, in seconds.  C{mdev} is ping's: the
-    population standard deviation (computed in two passes, as a steady
-    link's nearly equal times would lose all precision to sum-of-squares).
+    Statistics of round-trip times, in seconds.
+
+    C{mdev} is ping's: the population standard deviation.  C{jitter} is
+    RFC 3550's interarrival jitter applied to successive round trips: a
+    running mean of their absolute differences with gain 1/16.
     """
 
     count: int
@@ -27,6 +49,8 @@ class RttSummary:
     mdev: float
     median: float
     p95: float
+    p99: float
+    jitter: float
 
 
 def percentile(ordered: Sequence[float], fraction: float) -> float:
@@ -39,22 +63,179 @@ def percentile(ordered: Sequence[float], fraction: float) -> float:
     return ordered[rank - 1]
 
 
+class RttStats:
+    """
+    Running statistics of round-trip times, in bounded memory.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._mean = 0.0
+        self._m2 = 0.0
+        self._min = math.inf
+        self._max = -math.inf
+        self._jitter = 0.0
+        self._previous: float | None = None
+        self._exact: list[float] | None = []
+        self._buckets: dict[int, int] = {}
+
+    @classmethod
+    def of(cls, rtts: Iterable[float]) -> RttStats:
+        stats = cls()
+        for rtt in rtts:
+            stats.add(rtt)
+        return stats
+
+    def add(self, rtt: float) -> None:
+        self.count += 1
+        delta = rtt - self._mean
+        self._mean += delta / self.count
+        self._m2 += delta * (rtt - self._mean)
+        self._min = min(self._min, rtt)
+        self._max = max(self._max, rtt)
+        if self._previous is not None:
+            self._jitter += (abs(rtt - self._previous) - self._jitter) / 16
+        self._previous = rtt
+        index = _bucket(rtt)
+        self._buckets[index] = self._buckets.get(index, 0) + 1
+        if self._exact is not None:
+            self._exact.append(rtt)
+            if len(self._exact) > EXACT_LIMIT:
+                self._exact = None
+
+    def percentile(self, fraction: float) -> float:
+        """
+        Exact while few samples were seen; within 0.5 % after that.
+        """
+        if self.count == 0:
+            raise ValueError("no values")
+        if self._exact is not None:
+            return percentile(sorted(self._exact), fraction)
+        rank = max(1, math.ceil(fraction * self.count))
+        seen = 0
+        for index in sorted(self._buckets):
+            seen += self._buckets[index]
+            if seen >= rank:
+                middle = _SMALLEST * _BUCKET_RATIO ** (index + 0.5)
+                return min(max(middle, self._min), self._max)
+        return self._max  # pragma: no cover - counts always add up
+
+    def summary(self) -> RttSummary | None:
+        if self.count == 0:
+            return None
+        return RttSummary(
+            count=self.count,
+            min=self._min,
+            # Clamped: rounding may put the mean of equal values past them.
+            avg=min(max(self._mean, self._min), self._max),
+            max=self._max,
+            mdev=math.sqrt(self._m2 / self.count),
+            median=self.percentile(0.5),
+            p95=self.percentile(0.95),
+            p99=self.percentile(0.99),
+            jitter=self._jitter,
+        )
+
+
+def _bucket(value: float) -> int:
+    if value <= _SMALLEST:
+        return 0
+    return int(math.log(value / _SMALLEST) / _LOG_RATIO)
+
+
 def summarize(rtts: Sequence[float]) -> RttSummary | None:
     """
     Summarize round-trip times; L{None} when there are none.
     """
-    if not rtts:
-        return None
-    ordered = sorted(rtts)
-    n = len(ordered)
-    # Clamped: rounding may put the mean of equal values a step past them.
-    avg = min(max(statistics.fmean(ordered), ordered[0]), ordered[-1])
-    return RttSummary(
-        count=n,
-        min=ordered[0],
-        avg=avg,
-        max=ordered[-1],
-        mdev=statistics.pstdev(ordered),
-        median=percentile(ordered, 0.5),
-        p95=percentile(ordered, 0.95),
-    )
+    return RttStats.of(rtts).summary()
+
+
+@dataclass(frozen=True)
+class LinkSummary:
+    """
+    What a run saw of the link.  Times are in seconds.
+
+    C{disconnects} counts open connections that closed without being asked
+    to; C{disconnected} is the time from each such close to the next open
+    (or to the end of the run).  C{open_min}/C{open_avg}/C{open_max} are the
+    times from starting a connection attempt to the WebSocket being open
+    (TCP, TLS and the upgrade), measured apart from the echoes.
+    """
+
+    sent: int
+    received: int
+    lost: int
+    rtt: RttSummary | None
+    disconnects: int
+    disconnected: float
+    flatlines: int
+    opens: int
+    open_min: float | None
+    open_avg: float | None
+    open_max: float | None
+    duration: float
+
+    @property
+    def loss_percent(self) -> float:
+        return 100.0 * self.lost / self.sent if self.sent else 0.0
+
+
+class LinkStats:
+    """
+    Folds a run's events into a L{LinkSummary}; every method takes the
+    monotonic time of the event where time matters.
+    """
+
+    def __init__(self, now: float) -> None:
+        self.rtt = RttStats()
+        self._started = now
+        self.lost = 0
+        self.disconnects = 0
+        self.flatlines = 0
+        self._disconnected = 0.0
+        self._down_since: float | None = None
+        self._open = RttStats()
+
+    def replied(self, rtt: float) -> None:
+        self.rtt.add(rtt)
+
+    def lost_one(self) -> None:
+        self.lost += 1
+
+    def opened(self, now: float, setup_time: float) -> None:
+        self._open.add(setup_time)
+        if self._down_since is not None:
+            self._disconnected += now - self._down_since
+            self._down_since = None
+
+    def closed(self, now: float, deliberate: bool) -> None:
+        """
+        An open connection closed; C{deliberate} when this side asked for
+        it at the end of the run.
+        """
+        if not deliberate:
+            self.disconnects += 1
+            self._down_since = now
+
+    def flatline(self) -> None:
+        self.flatlines += 1
+
+    def summary(self, now: float) -> LinkSummary:
+        down = self._disconnected
+        if self._down_since is not None:
+            down += now - self._down_since
+        opens = self._open.summary()
+        return LinkSummary(
+            sent=self.rtt.count + self.lost,
+            received=self.rtt.count,
+            lost=self.lost,
+            rtt=self.rtt.summary(),
+            disconnects=self.disconnects,
+            disconnected=down,
+            flatlines=self.flatlines,
+            opens=self._open.count,
+            open_min=opens.min if opens else None,
+            open_avg=opens.avg if opens else None,
+            open_max=opens.max if opens else None,
+            duration=now - self._started,
+        )

@@ -63,7 +63,7 @@ class MonitorTests(SynchronousTestCase):
                 pump.flush()
 
     def states(self) -> list[ConnectionState]:
-        return [state for state, _ in self.recorder.result.states]
+        return [change.state for change in self.recorder.result.states]
 
     def test_backoffBetweenFailedAttempts(self) -> None:
         """
@@ -80,7 +80,7 @@ class MonitorTests(SynchronousTestCase):
             self.reactor.advance(0.001)
             self.assertEqual(self.attempts(), 1, f"an attempt after {delay} s")
         self.assertEqual(self.states()[:2], [ConnectionState.CONNECTING, ConnectionState.CLOSED])
-        self.assertIn("refused", self.recorder.result.states[1][1])
+        self.assertIn("refused", self.recorder.result.states[1].detail)
 
     def test_reconnectAfterDrop(self) -> None:
         """
@@ -134,9 +134,40 @@ class MonitorTests(SynchronousTestCase):
                 ConnectionState.CLOSED,
             ],
         )
-        self.assertEqual(self.recorder.result.states[-1][1], "code 1000")
+        self.assertEqual(self.recorder.result.states[-1].detail, "code 1000")
         self.reactor.advance(60)
         self.assertEqual(self.attempts(), 0)
+
+    def test_flatlineClosesAndReconnects(self) -> None:
+        """
+        When the link goes silent while open, the client reports a flatline
+        once no echo has come for the flatline time, closes with code 4000,
+        and the service reconnects; the silent pings are lost.
+        """
+        self.monitor(interval=1.0, timeout=2.0, flatline=3.0)
+        pump = self.connect()
+        self.advance(pump, 1.0)
+        self.assertEqual(len(self.recorder.result.samples), 2)
+        # The path stalls: time passes but no bytes move.
+        self.advance(None, 2.875)
+        self.assertEqual(self.recorder.result.flatlines, [])
+        self.advance(None, 0.125)
+        self.assertEqual(self.recorder.result.flatlines, [3.0])
+        self.assertEqual(self.recorder.result.states[-1].state, ConnectionState.CLOSING)
+        self.assertEqual(self.recorder.result.states[-1].detail, "flatline")
+        self.assertEqual(
+            [(loss.seq, loss.reason) for loss in self.recorder.result.losses],
+            [(3, LossReason.TIMEOUT)],
+        )
+        # The close handshake cannot complete either; the client drops the
+        # connection after its close timeout, then reconnects.
+        self.advance(None, 2.0)
+        pump.flush()
+        self.assertEqual(self.recorder.result.states[-1].state, ConnectionState.CLOSED)
+        self.assertEqual(self.recorder.result.losses[-1].seq, 4)
+        self.assertEqual(self.recorder.result.losses[-1].reason, LossReason.DISCONNECT)
+        self.advance(None, 0.5)
+        self.assertEqual(self.attempts(), 1)
 
     def test_giveUpAfterFailures(self) -> None:
         """

@@ -134,8 +134,9 @@ class TLSServerTests(ServerTestCase):
         self.assertEqual(result.losses, [])
         self.assertGreater(result.summary.min, 0.0)
         self.assertLess(result.summary.max, 1.0)
-        self.assertEqual(result.states[1], (ConnectionState.OPEN, ""))
-        self.assertEqual(result.states[-1][0], ConnectionState.CLOSED)
+        self.assertEqual(result.states[1].state, ConnectionState.OPEN)
+        self.assertGreater(result.states[1].setup_time, 0.0)
+        self.assertEqual(result.states[-1].state, ConnectionState.CLOSED)
 
     @inlineCallbacks
     def test_pingByAddress(self):  # type: ignore[no-untyped-def]

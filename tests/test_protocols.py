@@ -324,7 +324,7 @@ class PairTests(SynchronousTestCase, TimerHygiene):
             self.pump.flush()
 
     def states(self) -> list[ConnectionState]:
-        return [state for state, _ in self.recorder.result.states]
+        return [change.state for change in self.recorder.result.states]
 
     def test_pingsAreEchoedAndTimed(self) -> None:
         """
@@ -383,7 +383,7 @@ class PairTests(SynchronousTestCase, TimerHygiene):
             self.states(),
             [ConnectionState.OPEN, ConnectionState.CLOSING, ConnectionState.CLOSED],
         )
-        self.assertEqual(self.recorder.result.states[-1][1], "code 1000: bye")
+        self.assertEqual(self.recorder.result.states[-1].detail, "code 1000: bye")
         self.assertIn(LossReason.DISCONNECT, [loss.reason for loss in self.recorder.result.losses])
 
 

@@ -4,6 +4,7 @@ Tests for L{pingproto.stats}: round-trip statistics as ping(8) defines them.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 
@@ -36,24 +37,30 @@ class SummarizeTests(SynchronousTestCase):
     def test_known_values(self) -> None:
         """
         [1, 2, 3, 4] gives min 1, avg 2.5, max 4, mdev sqrt(1.25) (the
-        population standard deviation), nearest-rank median 2 and p95 4.
+        population standard deviation), nearest-rank median 2, p95 and p99
+        4, and RFC 3550 jitter 1/16 + (15/16)/16 + (225/256)/16 after three
+        successive differences of 1.
         """
         summary = summarize([1.0, 2.0, 3.0, 4.0])
         self.assertEqual(
             summary,
             RttSummary(
                 count=4, min=1.0, avg=2.5, max=4.0, mdev=math.sqrt(1.25),
-                median=2.0, p95=4.0,
+                median=2.0, p95=4.0, p99=4.0, jitter=0.176025390625,
             ),
         )
 
     def test_unsorted_input(self) -> None:
         """
-        The order of the input does not matter, and the input is not sorted
-        in place.
+        The order of the input does not matter (but to jitter, which
+        follows successive differences), and the input is not sorted in
+        place.
         """
         rtts = [4.0, 1.0, 3.0, 2.0]
-        self.assertEqual(summarize(rtts), summarize([1.0, 2.0, 3.0, 4.0]))
+        self.assertEqual(
+            dataclasses.replace(summarize(rtts), jitter=0.0),
+            dataclasses.replace(summarize([1.0, 2.0, 3.0, 4.0]), jitter=0.0),
+        )
         self.assertEqual(rtts, [4.0, 1.0, 3.0, 2.0])
 
     def test_twenty_values(self) -> None:
@@ -80,7 +87,7 @@ class SummarizeTests(SynchronousTestCase):
         self.assertEqual(
             summarize([0.042]),
             RttSummary(count=1, min=0.042, avg=0.042, max=0.042, mdev=0.0,
-                       median=0.042, p95=0.042),
+                       median=0.042, p95=0.042, p99=0.042, jitter=0.0),
         )
 
     def test_identical_values_have_no_deviation(self) -> None:
