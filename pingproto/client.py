@@ -75,12 +75,15 @@ class StateChange:
     """
     C{detail} says why, or is empty; C{setup_time} is, for C{OPEN}, the
     seconds from the start of the attempt to the open WebSocket (TCP, TLS
-    and the upgrade together).
+    and the upgrade together).  C{requested} is true for C{CLOSING} and
+    C{CLOSED} when this program asked for the close (the run is over), as
+    opposed to a drop, a server close or a flatline.
     """
 
     state: ConnectionState
     detail: str = ""
     setup_time: float | None = None
+    requested: bool = False
 
 
 class IPingObserver(Interface):
@@ -124,6 +127,7 @@ class PingClientProtocol(WebSocketClientProtocol):
     def __init__(self) -> None:
         super().__init__()
         self._was_open = False
+        self._requested_close = False
         self._ticker: LoopingCall | None = None
         self._deadline: IDelayedCall | None = None
         self._silence: IDelayedCall | None = None
@@ -198,20 +202,23 @@ class PingClientProtocol(WebSocketClientProtocol):
         """
         self._silence = None
         self.factory.observer.flatline(self.factory.flatline)
-        self.close(FLATLINE_CLOSE_CODE, "flatline")
+        self.close(FLATLINE_CLOSE_CODE, "flatline", requested=False)
 
     def _stop_ticker(self) -> None:
         if self._ticker is not None and self._ticker.running:
             self._ticker.stop()
         self._ticker = None
 
-    def close(self, code: int = 1000, reason: str = "") -> None:
+    def close(self, code: int = 1000, reason: str = "", requested: bool = True) -> None:
         """
         Start a clean close and tell the observer.
         """
         self._stop_ticker()
+        self._requested_close = requested
         if self.state == self.STATE_OPEN:
-            self.factory.observer.state_changed(StateChange(ConnectionState.CLOSING, reason))
+            self.factory.observer.state_changed(
+                StateChange(ConnectionState.CLOSING, reason, requested=requested)
+            )
         self.sendClose(code, reason or None)
 
     def onCloseFrame(self, code, reasonRaw):  # type: ignore[no-untyped-def]
@@ -233,7 +240,9 @@ class PingClientProtocol(WebSocketClientProtocol):
             detail += f": {reason}"
         elif self.wasNotCleanReason:
             detail += f": {self.wasNotCleanReason}"
-        factory.observer.state_changed(StateChange(ConnectionState.CLOSED, detail))
+        factory.observer.state_changed(
+            StateChange(ConnectionState.CLOSED, detail, requested=self._requested_close)
+        )
         factory.check_finished()
 
 

@@ -1,0 +1,290 @@
+"""
+C{pingproto ping URL}: what ping(8) is, for a WebSocket echo server.
+
+One line per reply, loss, disconnect and reconnect, a summary on Ctrl-C or
+after C{-c COUNT}, and ping's exit status: 0 when replies came, 1 when none
+did, 2 on a usage or connection-setup error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import IO, Any, Callable
+from urllib.parse import urlsplit
+
+from OpenSSL.SSL import Error as SSLError
+from twisted.internet.error import ConnectionRefusedError, DNSLookupError, TimeoutError
+from twisted.python import usage
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from pingproto.client import ConnectionState, HandshakeError, IPingObserver, PingMonitor, StateChange
+from pingproto.config import positive_int
+from pingproto.records import Record, RecordFolder, format_summary, summary_record
+from pingproto.session import Loss, LossReason, Sample
+from pingproto.tlsfiles import TLSConfigError
+
+__all__ = ["EXIT_NO_REPLY", "EXIT_OK", "EXIT_SETUP", "PingOptions", "Reporter", "describe_failure"]
+
+EXIT_OK, EXIT_NO_REPLY, EXIT_SETUP = 0, 1, 2
+
+
+def _seconds(name: str, minimum: float) -> Callable[[str], float]:
+    def coerce(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"{name} {text!r} is not a number of seconds") from None
+        if not minimum <= value < 86400:
+            raise ValueError(f"{name} must be at least {minimum} s and under a day")
+        return value
+
+    coerce.coerceDoc = f"Seconds, fractions allowed (at least {minimum})."  # type: ignore[attr-defined]
+    return coerce
+
+
+class PingOptions(usage.Options):
+    synopsis = "[options] ws[s]://HOST:PORT[/PATH]"
+    longdesc = (
+        "Send one ping per interval to a WebSocket echo server and print each "
+        "round trip, like ping(8). Ctrl-C prints the summary."
+    )
+    optFlags = [
+        ["json", None, "Print one JSON object per event and one for the summary."],
+        ["quiet", "q", "Print only the summary."],
+    ]
+    optParameters = [
+        ["count", "c", None, "Stop after this many pings.", positive_int],
+        ["interval", "i", 1.0, "Seconds between pings.", _seconds("interval", 0.01)],
+        ["timeout", "W", 5.0, "A reply later than this counts as lost.", _seconds("timeout", 0.001)],
+        [
+            "flatline",
+            None,
+            10.0,
+            "Close and reconnect when an open connection has echoed nothing "
+            "for this long (0: never).",
+            _seconds("flatline", 0.0),
+        ],
+        ["ca", None, None, "Trust this CA certificate file (PEM) instead of the system's."],
+        ["log", None, None, "Append every event to FILE as JSON lines, flushed as it goes."],
+    ]
+
+    def parseArgs(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise usage.UsageError(f"{url!r} is not a ws:// or wss:// URL")
+        try:
+            parts.port
+        except ValueError as e:
+            raise usage.UsageError(f"{url!r}: {e}") from None
+        if parts.fragment:
+            raise usage.UsageError(f"{url!r}: a WebSocket URL has no #fragment")
+        self["url"] = url
+
+    def postOptions(self) -> None:
+        if self["ca"] is not None and urlsplit(self["url"]).scheme != "wss":
+            raise usage.UsageError("--ca only applies to wss:// URLs")
+
+    def run(self, reactor: Any = None, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
+        if reactor is None:
+            from twisted.internet import reactor
+        return _PingRun(self, reactor, stdout or sys.stdout, stderr or sys.stderr).run()
+
+
+def describe_failure(reason: Failure) -> str:
+    """
+    Why a connection could not be set up, in words a user can act on.
+    """
+    if reason.check(DNSLookupError):
+        return "unknown host"
+    if reason.check(ConnectionRefusedError):
+        return "connection refused (is the server running on that port?)"
+    if reason.check(TimeoutError):
+        return "connection timed out"
+    if reason.check(SSLError):
+        text = str(reason.value)
+        if "certificate verify failed" in text:
+            return "TLS: the server's certificate does not verify (wrong CA? use --ca FILE)"
+        if "wrong version number" in text or "packet length too long" in text:
+            return "TLS: the server does not speak TLS here (try ws://)"
+        return f"TLS handshake failed: {text}"
+    if reason.check(HandshakeError):
+        return f"WebSocket handshake failed: {reason.getErrorMessage()}"
+    if reason.check(TLSConfigError):
+        return reason.getErrorMessage()
+    return reason.getErrorMessage()
+
+
+@implementer(IPingObserver)
+class Reporter:
+    """
+    Turns what the client sees into records, prints them as text or JSON,
+    appends them to the log, and folds them into the statistics.
+    """
+
+    def __init__(
+        self,
+        out: IO[str],
+        *,
+        json_output: bool = False,
+        quiet: bool = False,
+        log: IO[str] | None = None,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.out = out
+        self.json = json_output
+        self.quiet = quiet
+        self.log = log
+        self.wall = wall
+        self.folder = RecordFolder()
+        self.stopping = False
+        self._was_open = False
+        self._ever_open = False
+
+    def emit(self, record: Record, text: str | None) -> None:
+        self.folder.feed(record)
+        line = json.dumps(record, separators=(",", ":"))
+        if self.log is not None:
+            self.log.write(line + "\n")
+            self.log.flush()
+        if self.quiet and record["event"] != "summary":
+            return
+        if self.json:
+            self.out.write(line + "\n")
+        elif text is not None:
+            self.out.write(text + "\n")
+        self.out.flush()
+
+    def start(self, target: str, interval: float, timeout: float) -> None:
+        self.emit(
+            {"event": "start", "t": self.wall(), "target": target, "interval": interval, "timeout": timeout},
+            f"PING {target}: one ping every {interval:g} s, reply timeout {timeout:g} s",
+        )
+
+    def ping_replied(self, sample: Sample) -> None:
+        self.emit(
+            {"event": "reply", "t": self.wall(), "seq": sample.seq, "rtt_ms": round(sample.rtt * 1000, 6)},
+            f"seq={sample.seq} time={sample.rtt * 1000:.3f} ms",
+        )
+
+    def ping_lost(self, loss: Loss) -> None:
+        why = "no echo in time" if loss.reason is LossReason.TIMEOUT else "connection went away"
+        self.emit(
+            {"event": "loss", "t": self.wall(), "seq": loss.seq, "reason": loss.reason.value},
+            f"seq={loss.seq} lost ({why})",
+        )
+
+    def flatline(self, silence: float) -> None:
+        self.emit(
+            {"event": "flatline", "t": self.wall(), "silence_s": silence},
+            f"flatline: open but no echo for {silence:g} s; reconnecting",
+        )
+
+    def state_changed(self, change: StateChange) -> None:
+        record: Record = {"event": "state", "t": self.wall(), "state": change.state.name, "detail": change.detail}
+        text: str | None = None
+        if change.state is ConnectionState.OPEN:
+            record["setup_ms"] = round((change.setup_time or 0.0) * 1000, 6)
+            text = f"connected in {record['setup_ms']:.3f} ms (TCP + TLS + WebSocket upgrade)"
+            self._was_open = self._ever_open = True
+        elif change.state is ConnectionState.CLOSED:
+            if change.requested or self.stopping:
+                record["deliberate"] = True
+            elif self._was_open:
+                text = f"disconnected: {change.detail}"
+            elif self._ever_open:
+                # The first failure ends the run with its own message.
+                text = f"cannot connect: {change.detail}"
+            self._was_open = False
+        elif change.state is ConnectionState.CONNECTING and self._ever_open:
+            text = "reconnecting"
+        self.emit(record, text)
+
+    def finish(self, target: str) -> int:
+        """
+        Print the summary; return ping's exit status.
+        """
+        summary = self.folder.summary(self.wall())
+        record = summary_record(target, summary, self.wall())
+        self.emit(record, "\n".join(format_summary(target, summary)))
+        return EXIT_OK if summary.received else EXIT_NO_REPLY
+
+
+class _PingRun:
+    """
+    One run of the command on a reactor of its own making: run until the
+    count is reached, the first connection fails, or SIGINT/SIGTERM.
+    """
+
+    def __init__(self, options: PingOptions, reactor: Any, stdout: IO[str], stderr: IO[str]) -> None:
+        self.options = options
+        self.reactor = reactor
+        self.stdout = stdout
+        self.stderr = stderr
+        self.status = EXIT_SETUP
+        self.target = options["url"]
+
+    def run(self) -> int:
+        options = self.options
+        log = None
+        if options["log"] is not None:
+            try:
+                log = open(options["log"], "a", encoding="utf-8")
+            except OSError as e:
+                self.stderr.write(f"pingproto ping: cannot open log file {options['log']}: {e.strerror}\n")
+                return EXIT_SETUP
+        try:
+            return self._run(log)
+        finally:
+            if log is not None:
+                log.close()
+
+    def _run(self, log: IO[str] | None) -> int:
+        options = self.options
+        self.reporter = Reporter(self.stdout, json_output=options["json"], quiet=options["quiet"], log=log)
+        try:
+            monitor = PingMonitor(
+                self.target,
+                self.reporter,
+                interval=options["interval"],
+                timeout=options["timeout"],
+                count=options["count"],
+                flatline=options["flatline"] or None,
+                ca_file=options["ca"],
+                reactor=self.reactor,
+                give_up_after=1,
+            )
+        except TLSConfigError as e:
+            self.stderr.write(f"pingproto ping: {e}\n")
+            return EXIT_SETUP
+        self.monitor = monitor
+        self.reporter.start(self.target, options["interval"], options["timeout"])
+        monitor.done.addCallbacks(self._finished, self._failed)
+        self.reactor.addSystemEventTrigger("before", "shutdown", self._interrupted)
+        self.reactor.callWhenRunning(monitor.startService)
+        self.reactor.run()
+        return self.status
+
+    def _finished(self, _: object) -> None:
+        self.status = self.reporter.finish(self.target)
+        self.reactor.stop()
+
+    def _failed(self, reason: Failure) -> None:
+        self.reporter.stopping = True
+        self.stderr.write(f"pingproto ping: cannot connect to {self.target}: {describe_failure(reason)}\n")
+        self.status = EXIT_SETUP
+        self.reactor.stop()
+
+    def _interrupted(self) -> Any:
+        """
+        Ctrl-C or SIGTERM: close cleanly, then print the summary.
+        """
+        if self.monitor.done.called:
+            return None
+        self.reporter.stopping = True
+        return self.monitor.stopService().addCallback(
+            lambda _: setattr(self, "status", self.reporter.finish(self.target))
+        )
+

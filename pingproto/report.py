@@ -1,0 +1,216 @@
+"""
+C{pingproto report FILE}: the summary of a C{--log} file over any window,
+and a picture of it.
+
+The picture follows SmokePing: per time bin, the median round trip as a
+line inside bands of the spread (10th to 90th and 25th to 75th percentile),
+losses as red marks along the top, outages (from a disconnect to the next
+open) shaded red, and flatlines as orange lines.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from typing import IO, Any, Iterable, Sequence
+
+from twisted.python import usage
+
+from pingproto.records import Record, RecordError, RecordFolder, format_summary, read_records, summary_record
+from pingproto.stats import percentile
+
+__all__ = ["ReportOptions", "Timeline", "parse_time", "timeline", "plot"]
+
+
+def parse_time(text: str) -> float:
+    """
+    A moment as epoch seconds from ISO 8601 (UTC unless it says otherwise)
+    or from a plain number of epoch seconds.
+    """
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is neither ISO 8601 (2026-11-25T10:00) nor epoch seconds") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.timestamp()
+
+
+parse_time.coerceDoc = "ISO 8601 (UTC unless given) or epoch seconds."  # type: ignore[attr-defined]
+
+
+@dataclass
+class Timeline:
+    """
+    What happened when, for plotting: round trips in ms, losses, flatlines
+    and outages, on the records' wall clock.
+    """
+
+    samples: list[tuple[float, float]] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    flatlines: list[float] = field(default_factory=list)
+    outages: list[tuple[float, float]] = field(default_factory=list)
+    start: float | None = None
+    end: float | None = None
+
+
+def timeline(records: Iterable[Record]) -> Timeline:
+    line = Timeline()
+    open_ = False
+    down_since: float | None = None
+    for record in records:
+        t = float(record["t"])
+        line.start = t if line.start is None else line.start
+        line.end = t
+        event = record["event"]
+        if event == "reply":
+            line.samples.append((t, float(record["rtt_ms"])))
+        elif event == "loss":
+            line.losses.append(t)
+        elif event == "flatline":
+            line.flatlines.append(t)
+        elif event == "state" and record["state"] == "OPEN":
+            open_ = True
+            if down_since is not None:
+                line.outages.append((down_since, t))
+                down_since = None
+        elif event == "state" and record["state"] == "CLOSED" and open_:
+            open_ = False
+            if not record.get("deliberate"):
+                down_since = t
+    if down_since is not None and line.end is not None:
+        line.outages.append((down_since, line.end))
+    return line
+
+
+def _bins(samples: Sequence[tuple[float, float]], start: float, end: float, count: int) -> list[tuple[float, list[float]]]:
+    width = max((end - start) / count, 1e-9)
+    bins: list[list[float]] = [[] for _ in range(count)]
+    for t, rtt in samples:
+        bins[min(count - 1, int((t - start) / width))].append(rtt)
+    return [(start + (i + 0.5) * width, sorted(b)) for i, b in enumerate(bins) if b]
+
+
+def plot(line: Timeline, path: str, title: str, subtitle: str) -> None:
+    """
+    Draw the timeline to C{path}; the format follows its extension.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    def when(t: float) -> datetime.datetime:
+        return datetime.datetime.fromtimestamp(t, datetime.timezone.utc)
+
+    figure, axes = plt.subplots(figsize=(11, 4.8), dpi=100)
+    start = line.start or 0.0
+    end = max(line.end or 1.0, start + 1e-3)
+    for a, b in line.outages:
+        axes.axvspan(when(a), when(b), color="#d62728", alpha=0.15, lw=0, label="_outage")
+    for t in line.flatlines:
+        axes.axvline(when(t), color="#ff7f0e", lw=1.5)
+    top = 1.0
+    if line.samples:
+        bins = _bins(line.samples, start, end, min(300, max(1, len(line.samples) // 3)))
+        x = [when(c) for c, _ in bins]
+        axes.fill_between(x, [percentile(v, 0.10) for _, v in bins], [percentile(v, 0.90) for _, v in bins],
+                          color="#1f77b4", alpha=0.15, lw=0, step="mid", label="10-90th percentile")
+        axes.fill_between(x, [percentile(v, 0.25) for _, v in bins], [percentile(v, 0.75) for _, v in bins],
+                          color="#1f77b4", alpha=0.35, lw=0, step="mid", label="25-75th percentile")
+        axes.plot(x, [percentile(v, 0.5) for _, v in bins], color="#0b3d91", lw=1.4, drawstyle="steps-mid",
+                  label="median")
+        if len(line.samples) <= 3000:
+            axes.scatter([when(t) for t, _ in line.samples], [r for _, r in line.samples], s=3,
+                         color="#0b3d91", alpha=0.4, lw=0)
+        top = max(r for _, r in line.samples) * 1.15
+    axes.set_ylim(0, top)
+    if line.losses:
+        axes.scatter([when(t) for t in line.losses], [top * 0.97] * len(line.losses), marker="|", s=120,
+                     color="#d62728", label="lost ping", zorder=5)
+    axes.plot([], [], color="#ff7f0e", lw=1.5, label="flatline")
+    axes.fill_between([], [], color="#d62728", alpha=0.15, label="disconnected")
+    axes.set_xlim(when(start), when(end))
+    axes.set_ylabel("round-trip time (ms)")
+    axes.set_xlabel("time (UTC)")
+    axes.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S" if end - start < 86400 else "%m-%d %H:%M"))
+    axes.grid(True, color="#dddddd", lw=0.6)
+    axes.set_title(f"{title}\n{subtitle}", fontsize=10, loc="left")
+    axes.legend(loc="upper left", fontsize=8, ncol=3, framealpha=0.9)
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+class ReportOptions(usage.Options):
+    synopsis = "[options] FILE"
+    longdesc = "Summarize a `pingproto ping --log FILE` over a window, and plot it with -o."
+    optFlags = [["json", None, "Print the summary as one JSON object."]]
+    optParameters = [
+        ["since", None, None, "Only events at or after this time.", parse_time],
+        ["until", None, None, "Only events before this time.", parse_time],
+        ["output", "o", None, "Write a plot to this .png or .svg file."],
+    ]
+
+    def parseArgs(self, path: str) -> None:
+        self["path"] = path
+
+    def postOptions(self) -> None:
+        output = self["output"]
+        if output is not None and not output.lower().endswith((".png", ".svg")):
+            raise usage.UsageError(f"-o {output!r}: the plot is written as .png or .svg")
+        if self["since"] is not None and self["until"] is not None and self["since"] >= self["until"]:
+            raise usage.UsageError("--since must be before --until")
+
+    def run(self, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
+        out = stdout or sys.stdout
+        err = stderr or sys.stderr
+        try:
+            with open(self["path"], encoding="utf-8") as f:
+                records = [r for r in read_records(f, self["path"]) if self._within(r) and r["event"] != "summary"]
+        except OSError as e:
+            err.write(f"pingproto report: cannot read {self['path']}: {e.strerror}\n")
+            return 2
+        except RecordError as e:
+            err.write(f"pingproto report: {e}\n")
+            return 2
+        folder = RecordFolder()
+        for record in records:
+            folder.feed(record)
+        target = folder.target or self["path"]
+        summary = folder.summary()
+        if self["json"]:
+            out.write(json.dumps(summary_record(target, summary, folder.last or 0.0)) + "\n")
+        else:
+            out.write("\n".join(format_summary(target, summary)) + "\n")
+        if self["output"] is not None:
+            window = _window(folder.first, folder.last)
+            loss = f"{summary.loss_percent:.1f}% lost" if summary.sent else "no pings"
+            median = f", median {summary.rtt.median * 1000:.3f} ms" if summary.rtt else ""
+            plot(timeline(records), self["output"], f"pingproto: {target}  {window}",
+                 f"{summary.sent} pings, {loss}{median}, {summary.disconnects} disconnects, "
+                 f"{summary.flatlines} flatlines")
+            out.write(f"wrote {self['output']}\n")
+        return 0 if summary.received else 1
+
+    def _within(self, record: Record) -> bool:
+        t = record["t"]
+        return (self["since"] is None or t >= self["since"]) and (self["until"] is None or t < self["until"])
+
+
+def _window(first: float | None, last: float | None) -> str:
+    if first is None or last is None:
+        return "(empty)"
+    fmt = "%Y-%m-%d %H:%M:%S"
+    a = datetime.datetime.fromtimestamp(first, datetime.timezone.utc).strftime(fmt)
+    b = datetime.datetime.fromtimestamp(last, datetime.timezone.utc).strftime(fmt)
+    return f"{a} to {b} UTC"
