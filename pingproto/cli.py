@@ -8,14 +8,36 @@ turns usage errors into ping-style exit status 2 with one clear line.
 
 from __future__ import annotations
 
+import getopt
 import sys
 from typing import Sequence
 
 from twisted.python import usage
 
-__all__ = ["Options", "main"]
+__all__ = ["InterspersedOptions", "Options", "main"]
 
 EXIT_USAGE = 2
+
+
+class InterspersedOptions(usage.Options):
+    """
+    Options that may come after the positional arguments, as in
+    C{pingproto report FILE -o OUT.png}; L{usage.Options} stops at the
+    first positional argument.
+    """
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        argv = list(sys.argv[1:] if options is None else options)
+        try:
+            found, positional = getopt.gnu_getopt(argv, self.shortOpt, self.longOpt)
+        except getopt.error as e:
+            raise usage.UsageError(str(e)) from None
+        ordered: list[str] = []
+        for name, value in found:
+            ordered.append(name)
+            if (name[1:] + ":" in self.shortOpt) if not name.startswith("--") else (name[2:] + "=" in self.longOpt):
+                ordered.append(value)
+        super().parseOptions(ordered + ["--"] + positional)
 
 
 class Options(usage.Options):

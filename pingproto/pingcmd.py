@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 from OpenSSL.SSL import Error as SSLError
 from twisted.internet.error import ConnectionRefusedError, DNSLookupError, TimeoutError
 from twisted.python import usage
+
+from pingproto.cli import InterspersedOptions
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -45,7 +47,7 @@ def _seconds(name: str, minimum: float) -> Callable[[str], float]:
     return coerce
 
 
-class PingOptions(usage.Options):
+class PingOptions(InterspersedOptions):
     synopsis = "[options] ws[s]://HOST:PORT[/PATH]"
     longdesc = (
         "Send one ping per interval to a WebSocket echo server and print each "

@@ -19,6 +19,8 @@ from typing import IO, Any, Iterable, Sequence
 
 from twisted.python import usage
 
+from pingproto.cli import InterspersedOptions
+
 from pingproto.records import Record, RecordError, RecordFolder, format_summary, read_records, summary_record
 from pingproto.stats import percentile
 
@@ -151,7 +153,7 @@ def plot(line: Timeline, path: str, title: str, subtitle: str) -> None:
     plt.close(figure)
 
 
-class ReportOptions(usage.Options):
+class ReportOptions(InterspersedOptions):
     synopsis = "[options] FILE"
     longdesc = "Summarize a `pingproto ping --log FILE` over a window, and plot it with -o."
     optFlags = [["json", None, "Print the summary as one JSON object."]]
