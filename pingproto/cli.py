@@ -9,8 +9,9 @@ turns usage errors into ping-style exit status 2 with one clear line.
 from __future__ import annotations
 
 import getopt
+import importlib
 import sys
-from typing import Sequence
+from typing import Callable, Sequence
 
 from twisted.python import usage
 
@@ -40,23 +41,25 @@ class InterspersedOptions(usage.Options):
         super().parseOptions(ordered + ["--"] + positional)
 
 
+def _lazy(module: str, name: str) -> Callable[[], usage.Options]:
+    def make() -> usage.Options:
+        return getattr(importlib.import_module(module), name)()  # type: ignore[no-any-return]
+
+    return make
+
+
 class Options(usage.Options):
     synopsis = "pingproto COMMAND [options]"
     longdesc = "Measure the WebSocket link to a pingproto (or any echo) server."
 
-    @property
-    def subCommands(self):  # type: ignore[no-untyped-def, override]
-        # Imported lazily so that `pingproto app` does not pay for the
-        # plotting libraries `report` needs, and the other way round.
-        from pingproto.pingcmd import PingOptions
-        from pingproto.report import ReportOptions
-        from pingproto.webapp import AppOptions
-
-        return [
-            ["ping", None, PingOptions, "Ping a server once per interval, like ping(8)."],
-            ["report", None, ReportOptions, "Summarize or plot a --log file."],
-            ["app", None, AppOptions, "Write the web page, or print it as a data: URL."],
-        ]
+    # Each subcommand's module is imported only when it is the one asked
+    # for, so `pingproto app` does not pay for the plotting libraries
+    # `report` needs.
+    subCommands = [
+        ["ping", None, _lazy("pingproto.pingcmd", "PingOptions"), "Ping a server once per interval, like ping(8)."],
+        ["report", None, _lazy("pingproto.report", "ReportOptions"), "Summarize or plot a --log file."],
+        ["app", None, _lazy("pingproto.webapp", "AppOptions"), "Write the web page, or print it as a data: URL."],
+    ]
 
     def postOptions(self) -> None:
         if self.subCommand is None:

@@ -1,0 +1,272 @@
+"""
+C{pingproto ping}: its options, its output lines and records, how it names
+failures, and the real command against a real server.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+
+from OpenSSL.SSL import Error as SSLError
+from twisted.internet.defer import inlineCallbacks
+from twisted.internet.error import ConnectionRefusedError, DNSLookupError
+from twisted.internet.utils import getProcessOutputAndValue
+from twisted.python.failure import Failure
+from twisted.python.usage import UsageError
+from twisted.trial.unittest import SynchronousTestCase
+
+from pingproto.cli import main
+from pingproto.client import ConnectionState, HandshakeError, StateChange
+from pingproto.pingcmd import PingOptions, Reporter, describe_failure
+from pingproto.records import read_records
+from pingproto.session import Loss, LossReason, Sample
+
+from .test_endtoend import ServerTestCase
+from .test_protocols import StalledServerProtocol
+from .test_twistd import environment
+
+
+def parse(*args: str) -> PingOptions:
+    options = PingOptions()
+    options.parseOptions(list(args))
+    return options
+
+
+class OptionsTests(SynchronousTestCase):
+    def test_defaults(self) -> None:
+        """
+        One ping a second, a 5 s reply timeout, a 10 s flatline, no count.
+        """
+        options = parse("wss://example.com:1234/")
+        self.assertEqual(
+            (options["url"], options["count"], options["interval"], options["timeout"], options["flatline"]),
+            ("wss://example.com:1234/", None, 1.0, 5.0, 10.0),
+        )
+
+    def test_optionsAfterUrl(self) -> None:
+        """
+        Options may follow the URL, as with ping.
+        """
+        options = parse("ws://h:1/", "-c", "5", "-i", "0.2", "--json", "-W", "0.5")
+        self.assertEqual((options["count"], options["interval"], options["json"], options["timeout"]), (5, 0.2, 1, 0.5))
+
+    def test_badInput(self) -> None:
+        """
+        Each bad option or URL is refused with a message naming it.
+        """
+        cases = [
+            (["http://h/"], "not a ws:// or wss:// URL"),
+            (["ws://h:99999/"], "ws://h:99999/"),
+            (["ws://h/#x"], "fragment"),
+            (["-c", "0", "ws://h/"], "1 or more"),
+            (["-i", "0", "ws://h/"], "interval must be at least"),
+            (["-W", "x", "ws://h/"], "not a number of seconds"),
+            (["--ca", "ca.pem", "ws://h/"], "--ca only applies to wss://"),
+            ([], "Wrong number of arguments"),
+        ]
+        for args, message in cases:
+            with self.assertRaises(UsageError, msg=args) as caught:
+                parse(*args)
+            self.assertIn(message, str(caught.exception))
+
+    def test_usageExitStatus(self) -> None:
+        """
+        A usage error exits 2 with one line naming the command, then a hint.
+        """
+        stderr = io.StringIO()
+        self.patch(sys, "stderr", stderr)
+        self.assertEqual(main(["ping", "http://x/"]), 2)
+        self.assertTrue(stderr.getvalue().startswith("pingproto ping: 'http://x/' is not a ws:// or wss:// URL\n"))
+
+
+class DescribeFailureTests(SynchronousTestCase):
+    def test_causes(self) -> None:
+        """
+        Each setup failure is named by its cause.
+        """
+        cases = [
+            (DNSLookupError("nope.invalid"), "unknown host"),
+            (ConnectionRefusedError(), "connection refused"),
+            (SSLError([("SSL routines", "", "certificate verify failed")]), "certificate does not verify"),
+            (HandshakeError("HTTP 404"), "WebSocket handshake failed: HTTP 404"),
+        ]
+        for error, words in cases:
+            self.assertIn(words, describe_failure(Failure(error)))
+
+
+class ReporterTests(SynchronousTestCase):
+    """
+    The reporter's text and JSON, on a fixed wall clock.
+    """
+
+    def setUp(self) -> None:
+        self.now = 1_764_000_000.0
+        self.out = io.StringIO()
+        self.log = io.StringIO()
+
+    def reporter(self, **kwargs: object) -> Reporter:
+        return Reporter(self.out, log=self.log, wall=lambda: self.now, **kwargs)  # type: ignore[arg-type]
+
+    def play(self, reporter: Reporter) -> int:
+        """
+        A run with two replies, a timeout, a disconnect, a flatline and a
+        reconnect, then the summary.
+        """
+        reporter.start("wss://h:1/", 1.0, 5.0)
+        reporter.state_changed(StateChange(ConnectionState.CONNECTING))
+        reporter.state_changed(StateChange(ConnectionState.OPEN, setup_time=0.0042))
+        reporter.ping_replied(Sample(1, 0, 0.0010))
+        reporter.ping_replied(Sample(2, 1000, 0.0030))
+        reporter.ping_lost(Loss(3, 2000, LossReason.TIMEOUT))
+        self.now += 10
+        reporter.flatline(10.0)
+        reporter.state_changed(StateChange(ConnectionState.CLOSED, "code 4000: flatline"))
+        self.now += 2
+        reporter.state_changed(StateChange(ConnectionState.CONNECTING))
+        reporter.state_changed(StateChange(ConnectionState.OPEN, setup_time=0.0058))
+        self.now += 1
+        reporter.state_changed(StateChange(ConnectionState.CLOSED, "code 1000", requested=True))
+        return reporter.finish("wss://h:1/")
+
+    def test_text(self) -> None:
+        """
+        One line per event as ping would print it, and a summary with the
+        figures that follow from the events.
+        """
+        status = self.play(self.reporter())
+        self.assertEqual(status, 0)
+        self.assertEqual(
+            self.out.getvalue().splitlines(),
+            [
+                "PING wss://h:1/: one ping every 1 s, reply timeout 5 s",
+                "connected in 4.200 ms (TCP + TLS + WebSocket upgrade)",
+                "seq=1 time=1.000 ms",
+                "seq=2 time=3.000 ms",
+                "seq=3 lost (no echo in time)",
+                "flatline: open but no echo for 10 s; reconnecting",
+                "disconnected: code 4000: flatline",
+                "reconnecting",
+                "connected in 5.800 ms (TCP + TLS + WebSocket upgrade)",
+                "--- wss://h:1/ pingproto statistics ---",
+                "3 sent, 2 received, 33.3% lost, time 13.0 s",
+                "rtt min/avg/max/mdev = 1.000/2.000/3.000/1.000 ms",
+                "rtt median/p95/p99 = 1.000/3.000/3.000 ms, jitter 0.125 ms",
+                "2 opens, setup min/avg/max = 4.200/5.000/5.800 ms; 1 disconnect (2.0 s disconnected), 1 flatline",
+            ],
+        )
+
+    def test_jsonAndLogAgree(self) -> None:
+        """
+        --json prints exactly the records the log gets; every line parses,
+        and the summary record carries the same figures.
+        """
+        self.play(self.reporter(json_output=True))
+        self.assertEqual(self.out.getvalue(), self.log.getvalue())
+        records = list(read_records(self.log.getvalue().splitlines()))
+        self.assertEqual(records[0]["event"], "start")
+        summary = records[-1]
+        self.assertEqual(summary["event"], "summary")
+        self.assertEqual(
+            {k: summary[k] for k in ("sent", "received", "lost", "disconnects", "flatlines", "opens")},
+            {"sent": 3, "received": 2, "lost": 1, "disconnects": 1, "flatlines": 1, "opens": 2},
+        )
+        self.assertEqual(summary["rtt_median_ms"], 1.0)
+        self.assertEqual(summary["disconnected_s"], 2.0)
+
+    def test_quiet(self) -> None:
+        """
+        -q prints only the summary, while the log still gets everything.
+        """
+        self.play(self.reporter(quiet=True))
+        self.assertTrue(self.out.getvalue().startswith("--- wss://h:1/ pingproto statistics ---"))
+        self.assertEqual(len(self.log.getvalue().splitlines()), 12)
+
+    def test_noReplyExitsOne(self) -> None:
+        """
+        A run in which nothing came back exits 1.
+        """
+        reporter = self.reporter()
+        reporter.ping_lost(Loss(1, 0, LossReason.TIMEOUT))
+        self.assertEqual(reporter.finish("ws://h/"), 1)
+
+
+class CommandTests(ServerTestCase):
+    """
+    The real command, as a user runs it, against a real server.
+    """
+
+    def command(self, *args: str):  # type: ignore[no-untyped-def]
+        return getProcessOutputAndValue(sys.executable, ["-m", "pingproto", *args], env=environment())
+
+    def caPath(self) -> str:
+        return os.path.abspath(self.caFile)
+
+    @inlineCallbacks
+    def test_countSummary(self):  # type: ignore[no-untyped-def]
+        """
+        C{pingproto ping -c 3 wss://...} prints three replies and a summary
+        with 3 sent, 3 received, and exits 0.
+        """
+        out, err, code = yield self.command("ping", "-c", "3", "-i", "0.1", "--ca", self.caPath(), self.url())
+        lines = out.decode().splitlines()
+        self.assertEqual(code, 0, err)
+        self.assertEqual([line.split(" ")[0] for line in lines[2:5]], ["seq=1", "seq=2", "seq=3"])
+        self.assertIn("3 sent, 3 received, 0.0% lost", out.decode())
+        self.assertIn("0 disconnects", out.decode())
+
+    @inlineCallbacks
+    def test_jsonParses(self):  # type: ignore[no-untyped-def]
+        """
+        --json output is one JSON object per line, ending in the summary.
+        """
+        log = os.path.abspath(self.mktemp())
+        out, err, code = yield self.command(
+            "ping", "--json", "-c", "2", "-i", "0.1", "--log", log, "--ca", self.caPath(), self.url()
+        )
+        self.assertEqual(code, 0, err)
+        records = [json.loads(line) for line in out.decode().splitlines()]
+        self.assertEqual([r["event"] for r in records if r["event"] == "reply"], ["reply", "reply"])
+        self.assertEqual(records[-1]["received"], 2)
+        with open(log) as f:
+            self.assertEqual(f.read(), out.decode())
+
+    @inlineCallbacks
+    def test_refused(self):  # type: ignore[no-untyped-def]
+        """
+        A refused connection exits 2 with one line that says so.
+        """
+        yield self.service.stopService()
+        out, err, code = yield self.command("ping", "-c", "1", "--ca", self.caPath(), self.url())
+        self.assertEqual(code, 2)
+        self.assertEqual(err.decode().splitlines(), [f"pingproto ping: cannot connect to {self.url()}: connection refused (is the server running on that port?)"])
+
+    @inlineCallbacks
+    def test_untrusted(self):  # type: ignore[no-untyped-def]
+        """
+        A certificate that does not verify exits 2 and says so.
+        """
+        out, err, code = yield self.command("ping", "-c", "1", self.url())
+        self.assertEqual(code, 2)
+        self.assertIn(b"certificate does not verify", err)
+
+
+class NoReplyCommandTests(ServerTestCase):
+    tls = False
+
+    @inlineCallbacks
+    def test_noReplyExitsOne(self):  # type: ignore[no-untyped-def]
+        """
+        A server that accepts the WebSocket but never echoes: every ping is
+        lost and the command exits 1.
+        """
+        listener = next(iter(self.service))
+        listener.factory.protocol = StalledServerProtocol
+        out, err, code = yield getProcessOutputAndValue(
+            sys.executable, ["-m", "pingproto", "ping", "-c", "2", "-i", "0.1", "-W", "0.2", self.url()], env=environment()
+        )
+        self.assertEqual(code, 1, err)
+        self.assertIn(b"2 sent, 0 received, 100.0% lost", out)
+
