@@ -93,11 +93,18 @@ def timeline(records: Iterable[Record]) -> Timeline:
 
 
 def _bins(samples: Sequence[tuple[float, float]], start: float, end: float, count: int) -> list[tuple[float, list[float]]]:
+    """
+    Sorted round trips per time bin; empty bins stay, so lines break there.
+    """
     width = max((end - start) / count, 1e-9)
     bins: list[list[float]] = [[] for _ in range(count)]
     for t, rtt in samples:
         bins[min(count - 1, int((t - start) / width))].append(rtt)
-    return [(start + (i + 0.5) * width, sorted(b)) for i, b in enumerate(bins) if b]
+    return [(start + (i + 0.5) * width, sorted(b)) for i, b in enumerate(bins)]
+
+
+def _at(values: list[float], fraction: float) -> float:
+    return percentile(values, fraction) if values else math.nan
 
 
 def plot(line: Timeline, path: str, title: str, subtitle: str) -> None:
@@ -122,13 +129,14 @@ def plot(line: Timeline, path: str, title: str, subtitle: str) -> None:
         axes.axvline(when(t), color="#ff7f0e", lw=1.5)
     top = 1.0
     if line.samples:
-        bins = _bins(line.samples, start, end, min(300, max(1, len(line.samples) // 3)))
+        # Like SmokePing, enough pings per bin for the spread to mean something.
+        bins = _bins(line.samples, start, end, min(200, max(1, len(line.samples) // 10)))
         x = [when(c) for c, _ in bins]
-        axes.fill_between(x, [percentile(v, 0.10) for _, v in bins], [percentile(v, 0.90) for _, v in bins],
+        axes.fill_between(x, [_at(v, 0.10) for _, v in bins], [_at(v, 0.90) for _, v in bins],
                           color="#1f77b4", alpha=0.15, lw=0, step="mid", label="10-90th percentile")
-        axes.fill_between(x, [percentile(v, 0.25) for _, v in bins], [percentile(v, 0.75) for _, v in bins],
+        axes.fill_between(x, [_at(v, 0.25) for _, v in bins], [_at(v, 0.75) for _, v in bins],
                           color="#1f77b4", alpha=0.35, lw=0, step="mid", label="25-75th percentile")
-        axes.plot(x, [percentile(v, 0.5) for _, v in bins], color="#0b3d91", lw=1.4, drawstyle="steps-mid",
+        axes.plot(x, [_at(v, 0.5) for _, v in bins], color="#0b3d91", lw=1.4, drawstyle="steps-mid",
                   label="median")
         if len(line.samples) <= 3000:
             axes.scatter([when(t) for t, _ in line.samples], [r for _, r in line.samples], s=3,
@@ -199,14 +207,18 @@ class ReportOptions(InterspersedOptions):
             loss = f"{summary.loss_percent:.1f}% lost" if summary.sent else "no pings"
             median = f", median {summary.rtt.median * 1000:.3f} ms" if summary.rtt else ""
             plot(timeline(records), self["output"], f"pingproto: {target}  {window}",
-                 f"{summary.sent} pings, {loss}{median}, {summary.disconnects} disconnects, "
-                 f"{summary.flatlines} flatlines")
+                 f"{summary.sent} pings, {loss}{median}, {_count(summary.disconnects, 'disconnect')}, "
+                 f"{_count(summary.flatlines, 'flatline')}")
             out.write(f"wrote {self['output']}\n")
         return 0 if summary.received else 1
 
     def _within(self, record: Record) -> bool:
         t = record["t"]
         return (self["since"] is None or t >= self["since"]) and (self["until"] is None or t < self["until"])
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _window(first: float | None, last: float | None) -> str:
