@@ -232,3 +232,51 @@ class SummaryPropertyTests(SynchronousTestCase):
             math.isclose(summary.mdev, expected, rel_tol=1e-6, abs_tol=1e-12),
             f"mdev {summary.mdev!r} != pstdev {expected!r} for {rtts!r}",
         )
+
+
+class StreamingTests(SynchronousTestCase):
+    """
+    L{RttStats} and L{LinkStats} over long runs.
+    """
+
+    def test_exactThenHistogram(self) -> None:
+        """
+        Percentiles are exact up to EXACT_LIMIT samples and within 0.5 %
+        after, where the exact list is dropped.
+        """
+        from pingproto.stats import EXACT_LIMIT, RttStats
+
+        values = [0.001 * (1 + (i * 7919) % 1000) for i in range(EXACT_LIMIT * 3)]
+        stats = RttStats.of(values[:EXACT_LIMIT])
+        self.assertEqual(stats.percentile(0.5), percentile(sorted(values[:EXACT_LIMIT]), 0.5))
+        for value in values[EXACT_LIMIT:]:
+            stats.add(value)
+        exact = sorted(values)
+        for fraction in (0.5, 0.95, 0.99):
+            self.assertTrue(
+                math.isclose(stats.percentile(fraction), percentile(exact, fraction), rel_tol=0.005),
+                fraction,
+            )
+
+    def test_memoryFlatOverADay(self) -> None:
+        """
+        A day of pings at one a second, with a spread of round trips from
+        0.1 ms to 3 s, grows the statistics by almost nothing after the
+        first hours: no per-sample storage survives.
+        """
+        import random
+        import tracemalloc
+
+        from pingproto.stats import LinkStats
+
+        rng = random.Random(7)
+        stats = LinkStats(0.0)
+        tracemalloc.start()
+        self.addCleanup(tracemalloc.stop)
+        for second in range(86400):
+            stats.replied(math.exp(rng.uniform(math.log(1e-4), math.log(3.0))))
+            if second == 3 * 3600:
+                after_three_hours = tracemalloc.get_traced_memory()[0]
+        at_end = tracemalloc.get_traced_memory()[0]
+        self.assertLess(at_end - after_three_hours, 16 * 1024)
+        self.assertEqual(stats.summary(86400.0).received, 86400)
