@@ -9,6 +9,7 @@ can be replaced in one place (L{ServerTLS.replace}).
 
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 from twisted.application.internet import StreamServerEndpointService
@@ -19,6 +20,7 @@ from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
 from pingproto.config import ServerLimits
+from pingproto.reload import CertificateReloader
 from pingproto.server import EchoServerFactory
 from pingproto.tls import ServerTLS
 from pingproto.tlsfiles import TLSMaterial
@@ -63,15 +65,22 @@ def make_server_service(
 ) -> MultiService:
     """
     A service listening on each endpoint string in C{listen}, serving the
-    echo over TLS when C{tls} is given.
+    echo over TLS when C{tls} is given.  Given L{TLSMaterial} (as loaded
+    from a directory), the service also reloads that directory on SIGHUP
+    and when its files change.
 
-    The returned service has C{factory} (the L{EchoServerFactory}) and
-    C{tls} (the L{ServerTLS} or L{None}) attributes for embedding programs.
+    The returned service has C{factory} (the L{EchoServerFactory}), C{tls}
+    (the L{ServerTLS} or L{None}) and C{reloader} (the
+    L{CertificateReloader} or L{None}) and C{listeners} (the
+    L{ListeningService}s, in order) attributes for embedding programs.
     """
     if reactor is None:
         from twisted.internet import reactor  # type: ignore[no-redef]
+    reloader = None
     if isinstance(tls, TLSMaterial):
+        directory = os.path.dirname(tls.files.key)
         tls = ServerTLS(tls)
+        reloader = CertificateReloader(tls, directory, clock=reactor)  # type: ignore[arg-type]
     factory = EchoServerFactory(limits, reactor=reactor)
     wrapped: IProtocolFactory = factory
     if tls is not None:
@@ -79,8 +88,12 @@ def make_server_service(
     service = MultiService()
     service.factory = factory  # type: ignore[attr-defined]
     service.tls = tls  # type: ignore[attr-defined]
+    service.reloader = reloader  # type: ignore[attr-defined]
+    service.listeners = []  # type: ignore[attr-defined]
     for description in listen:
-        ListeningService(
-            serverFromString(reactor, description), wrapped, "wss" if tls else "ws"
-        ).setServiceParent(service)
+        listener = ListeningService(serverFromString(reactor, description), wrapped, "wss" if tls else "ws")
+        listener.setServiceParent(service)
+        service.listeners.append(listener)  # type: ignore[attr-defined]
+    if reloader is not None:
+        reloader.setServiceParent(service)
     return service

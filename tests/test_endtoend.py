@@ -90,7 +90,7 @@ class ServerTestCase(TestCase):
         self.service = makeService(options)
         self.service.startService()
         self.addCleanup(self.service.stopService)
-        listener = next(iter(self.service))
+        listener = self.service.listeners[0]
         return listener._waitingForPort.addCallback(self._bound)
 
     def _bound(self, port: object) -> object:

@@ -262,7 +262,7 @@ class NoReplyCommandTests(ServerTestCase):
         A server that accepts the WebSocket but never echoes: every ping is
         lost and the command exits 1.
         """
-        listener = next(iter(self.service))
+        listener = self.service.listeners[0]
         listener.factory.protocol = StalledServerProtocol
         out, err, code = yield getProcessOutputAndValue(
             sys.executable, ["-m", "pingproto", "ping", "-c", "2", "-i", "0.1", "-W", "0.2", self.url()], env=environment()

@@ -122,7 +122,7 @@ class MakeServiceTests(SynchronousTestCase):
         """
         events = self.events()
         service = makeService(parse("--port", "0"))
-        [listener] = list(service)
+        [listener] = service.listeners
         self.assertIsInstance(listener.factory, EchoServerFactory)
         self.assertEqual(listener.factory.limits, ServerLimits())
         self.assertTrue(any("TLS is off" in e.get("log_format", "") and "--tls-dir" in e["log_format"] for e in events))
@@ -137,7 +137,7 @@ class MakeServiceTests(SynchronousTestCase):
         service = makeService(
             parse("--tls-dir", tlsdir, "--listen", "tcp:0:interface=127.0.0.1", "--listen", "unix:" + self.mktemp())
         )
-        listeners = list(service)
+        listeners = service.listeners
         self.assertEqual(len(listeners), 2)
         for listener in listeners:
             self.assertIsInstance(listener.factory, TLSMemoryBIOFactory)

@@ -1,0 +1,132 @@
+"""
+Picking up a renewed certificate without dropping anyone.
+
+Certificates are renewed every 60 to 90 days by a tool that rewrites the
+files in place.  L{CertificateReloader} notices (a check of the files'
+identity at most once a minute, and at once on SIGHUP), checks the new
+files exactly as start-up does, and hands them to L{ServerTLS}, which serves
+them to new connections; open connections keep the session they have.  A
+reload that fails (half-written files, a key that does not match) keeps the
+old certificate and says why in one line.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from pingproto.tls import ServerTLS
+from pingproto.tlsfiles import TLSConfigError, TLSFiles, load_tls_dir
+
+__all__ = ["CHECK_INTERVAL", "CertificateReloader"]
+
+CHECK_INTERVAL = 60.0
+
+_log = Logger()
+
+
+def _signature(files: TLSFiles) -> tuple[Any, ...]:
+    """
+    What changes when any of the files is rewritten or replaced.
+    """
+    parts = []
+    for path in (files.key, files.cert, files.chain):
+        try:
+            st = os.stat(path) if path else None
+        except OSError:
+            st = None
+        parts.append(None if st is None else (st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(parts)
+
+
+class CertificateReloader(Service):
+    """
+    Reloads the TLS directory into C{tls} on SIGHUP and when its files
+    change.
+
+    @param directory: the TLS directory given at start-up.
+    @param handle_sighup: install a SIGHUP handler while running (off for
+        embedding programs that own their signals).
+    """
+
+    def __init__(
+        self,
+        tls: ServerTLS,
+        directory: str,
+        *,
+        clock: IReactorTime | None = None,
+        interval: float = CHECK_INTERVAL,
+        handle_sighup: bool = True,
+    ) -> None:
+        if clock is None:
+            from twisted.internet import reactor as clock  # type: ignore[assignment]
+        self.tls = tls
+        self.directory = directory
+        self.clock = clock
+        self.interval = interval
+        self.handle_sighup = handle_sighup
+        self._seen = _signature(tls.material.files)
+        self._checker = LoopingCall(self.check)
+        self._checker.clock = clock
+        self._previous_handler: Any = None
+
+    def startService(self) -> None:
+        super().startService()
+        self._checker.start(self.interval, now=False)
+        if self.handle_sighup:
+            self._previous_handler = signal.signal(signal.SIGHUP, self._sighup)
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self._checker.running:
+            self._checker.stop()
+        if self.handle_sighup:
+            signal.signal(signal.SIGHUP, self._previous_handler or signal.SIG_DFL)
+
+    def _sighup(self, signum: int, frame: object) -> None:
+        # Signal handlers run between bytecodes; do the work in the reactor.
+        self.clock.callFromThread(self.reload, "SIGHUP")  # type: ignore[attr-defined]
+
+    def check(self) -> bool:
+        """
+        Reload if the files changed since they were last looked at.
+        """
+        seen = _signature(self.tls.material.files)
+        if seen == self._seen:
+            return False
+        self._seen = seen
+        return self.reload("the files changed")
+
+    def reload(self, why: str = "asked") -> bool:
+        """
+        Load and check the directory; serve it if it is good.  Returns
+        whether the certificate was replaced.
+        """
+        try:
+            material = load_tls_dir(self.directory)
+        except TLSConfigError as e:
+            _log.error(
+                "TLS reload ({why}) failed, still serving the current certificate: {problem}",
+                why=why,
+                problem=str(e),
+            )
+            return False
+        self._seen = _signature(material.files)
+        if (material.certificate, material.chain) == (self.tls.material.certificate, self.tls.material.chain):
+            _log.info("TLS reload ({why}): the certificate is unchanged", why=why)
+            return False
+        self.tls.replace(material)
+        _log.info(
+            "TLS reload ({why}): now serving the certificate valid until {until} UTC",
+            why=why,
+            until=f"{material.not_after:%Y-%m-%d %H:%M}",
+        )
+        for warning in material.warnings:
+            _log.warn("{text}", text=warning)
+        return True
