@@ -1,0 +1,159 @@
+"""
+Certificate renewal while clients are connected: a real server on
+loopback, two certificates, a client that stays connected and a new client
+that sees the new certificate.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import Clock
+from twisted.logger import formatEvent, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+
+from pingproto import PingMonitor, PingRecorder
+from pingproto.reload import CertificateReloader
+from pingproto.tls import ServerTLS, client_tls_options
+from pingproto.tlsfiles import load_tls_dir
+
+from .test_endtoend import ServerTestCase
+from .tlsdir import write_tls_dir
+
+
+class PeerCertificate(Protocol):
+    """
+    Connects, completes the TLS handshake, and reports the server's
+    certificate serial number.
+    """
+
+    def __init__(self) -> None:
+        self.serial: Deferred[int] = Deferred()
+
+    def connectionMade(self) -> None:
+        self.transport.write(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+
+    def dataReceived(self, data: bytes) -> None:
+        if not self.serial.called:
+            cert = self.transport.getPeerCertificate()
+            self.serial.callback(cert.get_serial_number())
+            self.transport.loseConnection()
+
+
+class RenewalTests(ServerTestCase):
+    def setUp(self):  # type: ignore[no-untyped-def]
+        d = super().setUp()
+        self.tlsdir = self.service.reloader.directory
+        self.events: list[str] = []
+        observer = lambda event: self.events.append(formatEvent(event))  # noqa: E731
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        return d
+
+    def served_serial(self) -> Deferred[int]:
+        endpoint = wrapClientTLS(
+            client_tls_options("localhost", self.caFile), TCP4ClientEndpoint(reactor, "127.0.0.1", self.port)
+        )
+        protocol = PeerCertificate()
+        return connectProtocol(endpoint, protocol).addCallback(lambda _: protocol.serial)
+
+    def serial_on_disk(self) -> int:
+        return load_tls_dir(self.tlsdir).certificate.serial_number
+
+    @inlineCallbacks
+    def test_renewalKeepsOpenConnections(self):  # type: ignore[no-untyped-def]
+        """
+        After the files are renewed and reloaded, a client connected before
+        keeps getting echoes on its connection, and a new client is served
+        the new certificate.
+        """
+        old = self.serial_on_disk()
+        self.assertEqual((yield self.served_serial()), old)
+        recorder = PingRecorder()
+        monitor = PingMonitor(self.url(), recorder, interval=0.02, ca_file=self.caFile)
+        monitor.startService()
+        self.addCleanup(monitor.stopService)
+        yield self.until(lambda: len(recorder.result.samples) >= 2)
+
+        write_tls_dir(self.tlsdir, self.ca)
+        new = self.serial_on_disk()
+        self.assertNotEqual(new, old)
+        self.assertTrue(self.service.reloader.check())
+
+        self.assertEqual((yield self.served_serial()), new)
+        before = len(recorder.result.samples)
+        yield self.until(lambda: len(recorder.result.samples) >= before + 3)
+        opens = [c for c in recorder.result.states if c.state.name == "OPEN"]
+        self.assertEqual(len(opens), 1, "the old connection was never dropped")
+        self.assertTrue(any("now serving the certificate valid until" in e for e in self.events))
+
+    @inlineCallbacks
+    def test_sighup(self):  # type: ignore[no-untyped-def]
+        """
+        SIGHUP reloads at once.
+        """
+        write_tls_dir(self.tlsdir, self.ca)
+        os.kill(os.getpid(), signal.SIGHUP)
+        yield self.until(lambda: any("TLS reload (SIGHUP)" in e for e in self.events))
+        self.assertEqual((yield self.served_serial()), self.serial_on_disk())
+
+    @inlineCallbacks
+    def test_badRenewalKeepsOldCertificate(self):  # type: ignore[no-untyped-def]
+        """
+        Half-written files are refused with one line, and the old
+        certificate is still served.
+        """
+        old = self.serial_on_disk()
+        with open(os.path.join(self.tlsdir, "tls.cert"), "r+b") as f:
+            data = f.read()
+            f.seek(0)
+            f.truncate()
+            f.write(data[: len(data) // 2])
+        self.assertFalse(self.service.reloader.check())
+        failures = [e for e in self.events if "TLS reload" in e and "failed" in e]
+        self.assertEqual(len(failures), 1)
+        self.assertIn("still serving the current certificate", failures[0])
+        self.assertNotIn("\n", failures[0])
+        self.assertEqual((yield self.served_serial()), old)
+
+    def until(self, condition) -> Deferred[None]:  # type: ignore[no-untyped-def]
+        """
+        Fire once C{condition()} holds, checking on every reactor turn.
+        """
+        done: Deferred[None] = Deferred()
+
+        def poll() -> None:
+            if condition():
+                done.callback(None)
+            else:
+                reactor.callLater(0.005, poll)
+
+        poll()
+        return done
+
+
+class PeriodicCheckTests(SynchronousTestCase):
+    def test_checksOncePerInterval(self) -> None:
+        """
+        The files are looked at once a minute on the clock, and a change
+        found then is loaded.
+        """
+        tlsdir = self.mktemp()
+        ca = write_tls_dir(tlsdir)
+        tls = ServerTLS(load_tls_dir(tlsdir))
+        clock = Clock()
+        reloader = CertificateReloader(tls, tlsdir, clock=clock, handle_sighup=False)
+        reloader.startService()
+        self.addCleanup(reloader.stopService)
+        old = tls.material.certificate
+        write_tls_dir(tlsdir, ca)
+        clock.advance(59.9)
+        self.assertIs(tls.material.certificate, old)
+        clock.advance(0.1)
+        self.assertEqual(tls.material.certificate, load_tls_dir(tlsdir).certificate)
+        self.assertNotEqual(tls.material.certificate, old)
