@@ -81,8 +81,7 @@ class ServerTestCase(TestCase):
     def setUp(self) -> Deferred[None]:
         args = ["--listen", "tcp:0:interface=127.0.0.1", *self.extra]
         if self.tls:
-            tlsdir = self.mktemp()
-            self.ca = write_tls_dir(tlsdir, intermediate=self.intermediate)
+            tlsdir, self.ca = self.make_tls_dir()
             self.caFile = write_ca_file(self.mktemp(), self.ca)
             args += ["--tls-dir", tlsdir]
         options = Options()
@@ -92,6 +91,13 @@ class ServerTestCase(TestCase):
         self.addCleanup(self.service.stopService)
         listener = self.service.listeners[0]
         return listener._waitingForPort.addCallback(self._bound)
+
+    def make_tls_dir(self):  # type: ignore[no-untyped-def]
+        """
+        A TLS directory for the server, and the CA that issued it.
+        """
+        tlsdir = self.mktemp()
+        return tlsdir, write_tls_dir(tlsdir, intermediate=self.intermediate)
 
     def _bound(self, port: object) -> object:
         self.port = port.getHost().port  # type: ignore[attr-defined]

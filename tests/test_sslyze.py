@@ -1,0 +1,66 @@
+"""
+The running server scanned by sslyze against Mozilla's "intermediate"
+TLS configuration.
+
+sslyze needs an older cryptography than pingproto, so C{tools/test}
+installs it into C{.tools/sslyze}, and it runs here as a separate process
+with that folder on its path.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import trustme
+from twisted.internet.defer import inlineCallbacks
+from twisted.internet.utils import getProcessOutputAndValue
+
+from .test_endtoend import ServerTestCase
+from .tlsdir import write_ca_file, write_strict_tls_dir
+
+_SSLYZE = os.environ.get(
+    "PINGPROTO_SSLYZE",
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".tools", "sslyze"),
+)
+
+
+class MozillaIntermediateTests(ServerTestCase):
+    timeout = 120
+
+    def setUp(self):  # type: ignore[no-untyped-def]
+        if not os.path.isdir(os.path.join(_SSLYZE, "sslyze")):
+            message = f"sslyze is not installed in {_SSLYZE}; run tools/test"
+            if os.environ.get("CI"):
+                self.fail(message)
+            self.skipTest(message)
+        return super().setUp()
+
+    def make_tls_dir(self):  # type: ignore[no-untyped-def]
+        # Mozilla's profile also checks the certificate: a lifespan under
+        # 398 days and a chain a strict validator accepts.
+        tlsdir = self.mktemp()
+        ca = trustme.CA()
+        write_strict_tls_dir(tlsdir, ca, days=90)
+        return tlsdir, ca
+
+    @inlineCallbacks
+    def test_compliant(self):  # type: ignore[no-untyped-def]
+        """
+        sslyze finds the server compliant with Mozilla's intermediate
+        profile: TLS 1.2 and 1.3 only, ECDHE with AEAD ciphers, the X25519,
+        P-256 and P-384 curves, no compression, no client renegotiation.
+        """
+        ca_file = os.path.abspath(write_ca_file(self.mktemp(), self.ca))
+        env = dict(os.environ, PYTHONPATH=_SSLYZE)
+        out, err, code = yield getProcessOutputAndValue(
+            sys.executable,
+            ["-m", "sslyze", "--mozilla_config=intermediate", "--certinfo_ca_file", ca_file, f"localhost:{self.port}"],
+            env=env,
+        )
+        text = out.decode(errors="replace")
+        self.assertIn("Supported curves:                  X25519, secp256r1, secp384r1", text)
+        self.assertIn("OK - Compression disabled", text)
+        self.assertIn("Client Renegotiation DoS Attack:   OK - Not vulnerable", text)
+        self.assertIn(f"localhost:{self.port}: OK - Compliant.", text, text[-2500:] + err.decode(errors="replace"))
+        self.assertEqual(code, 0)
