@@ -78,7 +78,7 @@ class ServerTestCase(TestCase):
     intermediate = False
     extra: list[str] = []
 
-    def setUp(self) -> Deferred[None]:
+    def setUp(self) -> None:
         args = ["--listen", "tcp:0:interface=127.0.0.1", *self.extra]
         if self.tls:
             tlsdir, self.ca = self.make_tls_dir()
@@ -89,8 +89,8 @@ class ServerTestCase(TestCase):
         self.service = makeService(options)
         self.service.startService()
         self.addCleanup(self.service.stopService)
-        listener = self.service.listeners[0]
-        return listener._waitingForPort.addCallback(self._bound)
+        # A TCP listener is bound by the time startService returns.
+        self.port = self.service.listeners[0].port.getHost().port
 
     def make_tls_dir(self):  # type: ignore[no-untyped-def]
         """
@@ -98,10 +98,6 @@ class ServerTestCase(TestCase):
         """
         tlsdir = self.mktemp()
         return tlsdir, write_tls_dir(tlsdir, intermediate=self.intermediate)
-
-    def _bound(self, port: object) -> object:
-        self.port = port.getHost().port  # type: ignore[attr-defined]
-        return port
 
     def url(self, path: str = "/", host: str = "localhost") -> str:
         return f"{'wss' if self.tls else 'ws'}://{host}:{self.port}{path}"

@@ -46,14 +46,13 @@ class PeerCertificate(Protocol):
 
 
 class RenewalTests(ServerTestCase):
-    def setUp(self):  # type: ignore[no-untyped-def]
-        d = super().setUp()
+    def setUp(self) -> None:
+        super().setUp()
         self.tlsdir = self.service.reloader.directory
         self.events: list[str] = []
         observer = lambda event: self.events.append(formatEvent(event))  # noqa: E731
         globalLogPublisher.addObserver(observer)
         self.addCleanup(globalLogPublisher.removeObserver, observer)
-        return d
 
     def served_serial(self) -> Deferred[int]:
         endpoint = wrapClientTLS(

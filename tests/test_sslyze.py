@@ -28,7 +28,7 @@ _SSLYZE = os.environ.get(
 class MozillaIntermediateTests(ServerTestCase):
     timeout = 120
 
-    def setUp(self):  # type: ignore[no-untyped-def]
+    def setUp(self) -> None:
         if not os.path.isdir(os.path.join(_SSLYZE, "sslyze")):
             message = f"sslyze is not installed in {_SSLYZE}; run tools/test"
             if os.environ.get("CI"):
