@@ -15,7 +15,7 @@ import json
 import math
 import sys
 from dataclasses import dataclass, field
-from typing import IO, Any, Iterable, Sequence
+from typing import IO, Iterable, Sequence
 
 from twisted.python import usage
 

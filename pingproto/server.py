@@ -5,12 +5,14 @@ back unchanged, and answers plain HTTP requests with a short hint.
 Autobahn's own answer to a request without C{Upgrade} is a status page that
 names its version and follows C{?redirect=} to any site; a server on the
 open internet should do neither, so L{EchoServerProtocol} answers such
-requests itself before Autobahn sees them.
+requests itself before Autobahn sees them: C{GET /app} with the live page
+(L{pingproto.webapp}), anything else with the hint, which points to it.
 """
 
 from __future__ import annotations
 
-from typing import Collection
+from typing import Collection, Sequence
+from urllib.parse import urlsplit
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import parseHttpHeader
@@ -20,10 +22,26 @@ from twisted.logger import Logger
 
 from pingproto._autobahn import ReactorTimer
 from pingproto.config import ServerLimits
+from pingproto.webapp import content_security_policy, page
 
-__all__ = ["PLAIN_ANSWER", "WEBSOCKET_PATHS", "EchoServerFactory", "EchoServerProtocol"]
+__all__ = ["APP_PATH", "PLAIN_ANSWER", "WEBSOCKET_PATHS", "EchoServerFactory", "EchoServerProtocol"]
 
 PLAIN_ANSWER = b"connect a WebSocket please"
+APP_PATH = "/app"
+
+# A browser asking for the hint is shown a link to the page; the text it
+# ends with is the plain answer's, word for word.
+_PLAIN_HTML = (
+    b'<!DOCTYPE html><meta charset="utf-8"><title>pingproto</title>'
+    b'<p><a href="/app">Live ping graph of this server</a>'
+    b"<p>" + PLAIN_ANSWER
+)
+_PLAIN_HEADERS = (
+    ("Link", f'<{APP_PATH}>; rel="alternate"; type="text/html"'),
+    ("Vary", "Accept"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Content-Security-Policy", "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+)
 
 # "/sock/websocket" is the raw WebSocket path of the original SockJS server,
 # which the classic page opens.
@@ -71,17 +89,39 @@ class EchoServerProtocol(WebSocketServerProtocol):
         elif "upgrade" in headers:
             super().processHandshake()
         else:
-            self._answer(200, PLAIN_ANSWER, body=not status_line.startswith("HEAD "))
+            self._plain(status_line, headers)
 
-    def _answer(self, code: int, text: bytes, body: bool = True) -> None:
+    def _plain(self, request_line: str, headers: dict[str, str]) -> None:
         """
-        Send a complete plain-text HTTP response and close.
+        Answer a request that is not an upgrade: the page, or the hint.
+        """
+        method, target, _ = request_line.split(" ")
+        body = method != "HEAD"
+        factory = self.factory
+        if method in ("GET", "HEAD") and urlsplit(target).path == APP_PATH:
+            self._answer(200, factory.app_page, body, "text/html", factory.app_headers)
+        elif "text/html" in headers.get("accept", ""):
+            self._answer(200, _PLAIN_HTML, body, "text/html", _PLAIN_HEADERS)
+        else:
+            self._answer(200, PLAIN_ANSWER, body, headers=_PLAIN_HEADERS)
+
+    def _answer(
+        self,
+        code: int,
+        text: bytes,
+        body: bool = True,
+        media_type: str = "text/plain",
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """
+        Send a complete HTTP response and close.
         """
         head = (
             f"HTTP/1.1 {code} {_REASONS[code]}\r\n"
-            "Content-Type: text/plain; charset=utf-8\r\n"
+            f"Content-Type: {media_type}; charset=utf-8\r\n"
             f"Content-Length: {len(text)}\r\n"
-            "Connection: close\r\n\r\n"
+            + "".join(f"{name}: {value}\r\n" for name, value in headers)
+            + "Connection: close\r\n\r\n"
         ).encode("ascii")
         self._log.debug("{peer}: plain HTTP answer {code}", peer=self.peer, code=code)
         self.sendData(head + text if body else head)
@@ -137,6 +177,14 @@ class EchoServerFactory(WebSocketServerFactory):
         self._batched_timer = ReactorTimer(self.reactor)
         self.limits = limits
         self.paths = None if paths is None else frozenset(paths)
+        # Read once here: a request must not touch the disk.
+        self.app_page = page()
+        self.app_headers = (
+            ("Cache-Control", "no-cache"),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Content-Security-Policy", content_security_policy(self.app_page)),
+            ("Referrer-Policy", "no-referrer"),
+        )
         self.setProtocolOptions(
             maxMessagePayloadSize=limits.max_message_size,
             maxFramePayloadSize=limits.max_message_size,
@@ -149,4 +197,8 @@ class EchoServerFactory(WebSocketServerFactory):
             # Tell a misbehaving peer why (1007, 1009, ...) instead of
             # silently dropping the TCP connection.
             failByDrop=False,
+            # The page opened from a file or a data: URL sends "Origin:
+            # null"; every origin is allowed, so null must be too (this
+            # call would otherwise turn Autobahn's default off).
+            allowNullOrigin=True,
         )

@@ -1,0 +1,524 @@
+"""
+The live page in a real browser: Debian's chromium, driven by Playwright,
+against a real pingproto server over wss:// on the trial reactor.
+
+Playwright's sync API runs its own event loop, so each test runs the
+browser side in a thread of its own (L{threads.deferToThread}) and reaches
+back to the reactor with L{blockingCallFromThread} to stop the server,
+start it again, or stall the link.  The browser trusts the test
+certificate by its public key (C{--ignore-certificate-errors-spki-list}),
+not by ignoring certificate errors.
+
+Checks read the page's own state (C{window.pingproto}) and the pixels of
+its graph.  Screenshots go to C{artifacts/} at the top of the source tree.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from twisted.internet import reactor, task, threads
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.threads import blockingCallFromThread
+from twisted.trial.unittest import TestCase
+
+from pingproto.cli import main
+from pingproto.tap import Options, makeService
+from pingproto.testing import FaultProxy
+
+from .tlsdir import write_tls_dir
+
+T = TypeVar("T")
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+WAIT_MS = 15_000
+
+
+def _missing() -> str | None:
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"{CHROMIUM} is missing (apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Playwright for Python is missing (pip install playwright; no browser download needed)"
+    return None
+
+
+MISSING = _missing()
+# In CI a missing browser is a broken setup, not a reason to skip.
+IN_CI = os.environ.get("CI") == "true"
+
+
+def spki_sha256(cert_path: str) -> str:
+    """
+    The base64 SHA-256 of a certificate's SubjectPublicKeyInfo, as
+    Chromium's C{--ignore-certificate-errors-spki-list} wants it.
+    """
+    with open(cert_path, "rb") as f:
+        cert = x509.load_pem_x509_certificate(f.read())
+    der = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(der).digest()).decode("ascii")
+
+
+def rgb(colour: str) -> tuple[int, int, int]:
+    return (int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16))
+
+
+class Browser:
+    """
+    One page in a fresh Chromium profile, used from one thread only;
+    collects what would show in the browser's console.
+    """
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
+        page.on("request", lambda r: self.requests.append(r.url))
+
+    def wait(self, predicate: str, timeout: float = WAIT_MS) -> None:
+        """
+        Wait until the arrow function C{predicate} is true in the page (as
+        a function: the page's policy rightly forbids eval).
+        """
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        try:
+            self.page.wait_for_function(predicate, timeout=timeout)
+        except PlaywrightTimeout:
+            raise AssertionError(f"still not true after {timeout / 1000:g} s: {predicate}\n{self.describe()}") from None
+
+    def describe(self) -> str:
+        """
+        What the page shows and has logged, for a failure message.
+        """
+        try:
+            seen = self.js(
+                "() => window.pingproto ? {state: pingproto.state, url: pingproto.url,"
+                " samples: pingproto.samples, failedAttempts: pingproto.failedAttempts,"
+                " notice: document.getElementById('notice').textContent,"
+                " marks: pingproto.history.marks.map(m => m.k).join(' ')} : 'no window.pingproto'"
+            )
+        except Exception as e:
+            seen = f"(cannot read the page: {e})"
+        return f"page {self.page.url[:80]}: {seen}; console errors: {self.errors}"
+
+    def js(self, expression: str, arg: Any = None) -> Any:
+        return self.page.evaluate(expression, arg)
+
+    def column(self, x: int) -> list[tuple[int, int, int, int]]:
+        """
+        The pixels of column C{x} of the graph, top to bottom, as RGBA.
+        """
+        data = self.js(
+            "(x) => Array.from(document.getElementById('plot').getContext('2d')"
+            ".getImageData(x, 0, 1, 1000).data)",
+            x,
+        )
+        return [tuple(data[i : i + 4]) for i in range(0, len(data), 4)]  # type: ignore[misc]
+
+    def colour(self, name: str) -> tuple[int, int, int, int]:
+        return (*rgb(self.js(f"pingproto.colors.{name}")), 255)
+
+    def last(self, what: str, key: str, value: Any) -> dict[str, Any]:
+        """
+        The latest entry of the page's history (C{what}: pings or marks)
+        whose C{key} is C{value}.
+        """
+        entries = [e for e in self.js(f"pingproto.history.{what}") if e[key] == value]
+        if not entries:
+            raise AssertionError(f"no {what} with {key}={value!r} in the page's history")
+        return entries[-1]
+
+    def screenshot(self, name: str) -> Path:
+        """
+        Save the page as a person sees it, and beside it (as NAME-graph.png)
+        the graph at its own 1000x1000 pixels, layers and all, for a close
+        look at single seconds.
+        """
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / name
+        self.page.screenshot(path=str(path))
+        graph = self.js(
+            "() => { const out = document.createElement('canvas'); out.width = out.height = 1000;"
+            " const ctx = out.getContext('2d');"
+            " for (const id of ['grid', 'plot', 'overlay']) ctx.drawImage(document.getElementById(id), 0, 0);"
+            " return out.toDataURL('image/png'); }"
+        )
+        path.with_name(path.stem + "-graph.png").write_bytes(base64.b64decode(graph.split(",", 1)[1]))
+        return path
+
+
+class BrowserTestCase(TestCase):
+    """
+    A pingproto server as C{twistd pingproto --listen tcp:0:interface=127.0.0.1
+    --tls-dir DIR} builds it, and a way to drive Chromium against it.
+    """
+
+    skip = MISSING if MISSING and not IN_CI else None
+
+    def setUp(self) -> Deferred[None]:
+        if MISSING:
+            self.fail(f"CI=true, so the browser tests must run, but {MISSING}")
+        self.tlsdir = self.mktemp()
+        write_tls_dir(self.tlsdir)
+        self.spki = spki_sha256(os.path.join(self.tlsdir, "tls.cert"))
+        return self.start_server(0)
+
+    def start_server(self, port: int) -> Deferred[None]:
+        """
+        Listen on C{port} (0: any) of 127.0.0.1 with the test certificate.
+        """
+        options = Options()
+        options.parseOptions(["--listen", f"tcp:{port}:interface=127.0.0.1", "--tls-dir", self.tlsdir])
+        service = makeService(options)
+        service.startService()
+        self.service = service
+        self.listener = next(iter(service))
+        self.addCleanup(self.stop_server, service)
+
+        # A Deferred of our own: whoever waits on it (trial, or a thread
+        # in blockingCallFromThread) must not take the port out of the
+        # service's, which stopService needs to stop listening.
+        ready: Deferred[None] = Deferred()
+
+        def bound(listening: Any) -> Any:
+            self.port = listening.getHost().port
+            ready.callback(None)
+            return listening
+
+        def failed(reason: Any) -> None:
+            ready.errback(reason)
+
+        self.listener._waitingForPort.addCallbacks(bound, failed)
+        return ready
+
+    @inlineCallbacks
+    def stop_server(self, service: Any = None):  # type: ignore[no-untyped-def]
+        """
+        What a browser sees when the server process goes away: the listener
+        closes and so does every connection, and this fires once they have.
+        """
+        service = service or self.service
+        listener = next(iter(service))
+        if service.running:
+            yield service.stopService()
+        # The TLS wrapper is a WrappingFactory: it knows every connection.
+        for connection in list(listener.factory.protocols):
+            connection.transport.abortConnection()
+        deadline = reactor.seconds() + 10
+        while listener.factory.protocols and reactor.seconds() < deadline:
+            yield task.deferLater(reactor, 0.01, lambda: None)
+
+    def https(self, path: str = "/app", port: int | None = None) -> str:
+        return f"https://127.0.0.1:{port or self.port}{path}"
+
+    def browse(self, scenario: Callable[[Browser], T]) -> Deferred[T]:
+        """
+        Run C{scenario} with a page in a fresh Chromium, in a thread of its
+        own; the browser is closed whatever happens.
+        """
+        return threads.deferToThread(self._browse, scenario)
+
+    def _browse(self, scenario: Callable[[Browser], T]) -> T:
+        from playwright.sync_api import sync_playwright
+
+        profile = tempfile.mkdtemp(prefix="pingproto-chromium-")
+        with sync_playwright() as playwright:
+            context = playwright.chromium.launch_persistent_context(
+                profile,
+                executable_path=CHROMIUM,
+                headless=True,
+                viewport={"width": 1280, "height": 900},
+                args=[
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                    f"--ignore-certificate-errors-spki-list={self.spki}",
+                    # The test server is on loopback, which Chromium keeps a
+                    # data: page (an opaque, "public" origin) from reaching
+                    # unless a person allows it; a real server is public.
+                    "--disable-features=LocalNetworkAccessChecks",
+                ],
+            )
+            try:
+                page = context.pages[0] if context.pages else context.new_page()
+                return scenario(Browser(page))
+            finally:
+                context.close()
+
+    def on_reactor(self, f: Callable[..., Any], *args: Any) -> Any:
+        """
+        Call C{f} on the reactor from the browser's thread and wait for it
+        (and for the Deferred it returns, if any).
+        """
+        return blockingCallFromThread(reactor, f, *args)
+
+    def app_command(self, *args: str) -> str:
+        """
+        Run C{pingproto app ARGS} as the command line would; return what it
+        printed.
+        """
+        out, saved = io.StringIO(), (sys.stdout, sys.stderr)
+        sys.stdout, sys.stderr = out, io.StringIO()
+        try:
+            status = main(["app", *args])
+        finally:
+            sys.stdout, sys.stderr = saved
+        self.assertEqual(status, 0)
+        return out.getvalue().strip()
+
+    def assert_replies_drawn(self, browser: Browser) -> None:
+        """
+        The page's last reply is on its graph: a bar in the reply colour
+        rising from the bottom of its second's column, under an open
+        state mark.
+        """
+        ping = browser.last("pings", "fate", "reply")
+        column = browser.column(ping["x"])
+        reply, open_ = browser.colour("reply"), browser.colour("open")
+        self.assertEqual(column[-1], reply, f"bottom of column {ping['x']}")
+        self.assertEqual(column[-3], reply)
+        self.assertEqual(column[0], open_, f"state mark of column {ping['x']}")
+        # Round trips on loopback are far under a second: the bar is short.
+        self.assertEqual(column[500][3], 0)
+
+
+class ServedPageTests(BrowserTestCase):
+    def test_servedAtApp(self):  # type: ignore[no-untyped-def]
+        """
+        Opened at https://HOST:PORT/app, the page connects back to the
+        same server over wss:// at /sock/websocket, draws each reply, fetches
+        nothing but itself, breaks none of its own policy, and keeps its
+        history across a reload.
+        """
+        page_url = self.https("/app")
+
+        def scenario(browser: Browser) -> dict[str, Any]:
+            response = browser.page.goto(page_url)
+            assert response is not None and response.status == 200
+            browser.wait("() => pingproto.state === 'open' && pingproto.samples >= 3")
+            found: dict[str, Any] = browser.js(
+                "({field: document.getElementById('server').value, url: pingproto.url,"
+                " stats: pingproto.stats, storage: pingproto.storage,"
+                " status: document.getElementById('status').textContent})"
+            )
+            self.assert_replies_drawn(browser)
+            found["requests"] = list(browser.requests)
+            found["errors"] = list(browser.errors)
+            before = browser.js("pingproto.samples")
+            old = browser.last("pings", "fate", "reply")
+            browser.page.reload()
+            found["restored"] = browser.js("pingproto.samples") - before
+            column = browser.column(old["x"])
+            found["oldBar"] = column[-1] == browser.colour("reply")
+            browser.wait("() => pingproto.state === 'open'")
+            browser.screenshot("app-served.png")
+            return found
+
+        def check(found: dict[str, Any]) -> None:
+            self.assertEqual(found["field"], f"127.0.0.1:{self.port}")
+            self.assertEqual(found["url"], f"wss://127.0.0.1:{self.port}/sock/websocket")
+            self.assertEqual(found["status"], "Open")
+            stats = found["stats"]
+            self.assertGreaterEqual(stats["count"], 3)
+            self.assertEqual(stats["lost"], 0)
+            self.assertLess(0, stats["min"])
+            self.assertLessEqual(stats["min"], stats["median"])
+            self.assertLessEqual(stats["median"], stats["p95"])
+            self.assertLessEqual(stats["p95"], stats["max"])
+            self.assertLess(stats["max"], 1000)
+            self.assertEqual((stats["disconnects"], stats["flatlines"]), (0, 0))
+            self.assertEqual(found["storage"], "localStorage")
+            self.assertEqual(found["requests"], [page_url])
+            self.assertEqual(found["errors"], [])
+            self.assertGreaterEqual(found["restored"], 0)
+            self.assertTrue(found["oldBar"], "a reply from before the reload is drawn after it")
+
+        return self.browse(scenario).addCallback(check)
+
+
+class ControlsTests(BrowserTestCase):
+    def test_keyboardAndPhone(self):  # type: ignore[no-untyped-def]
+        """
+        Every control has a label and works from the keyboard: arrow keys
+        switch the scale to log (redrawing the graph, remembered across a
+        reload), and a server typed into the field is connected to on
+        Enter and kept in the address.  On a phone-sized screen nothing
+        sticks out sideways.
+        """
+        other = f"wss://localhost:{self.port}/"
+
+        def scenario(browser: Browser) -> None:
+            page = browser.page
+            page.goto(self.https("/app"))
+            browser.wait("() => pingproto.state === 'open' && pingproto.samples >= 2")
+            page.get_by_role("radio", name="linear").focus()
+            page.keyboard.press("ArrowRight")
+            self.assertTrue(page.get_by_role("radio", name="log").is_checked())
+            self.assertEqual(browser.js("pingproto.scale"), "log")
+            # On the log scale (0.1 ms to 10 s) a bar is a light fill under
+            # a solid cap at the round trip's height.
+            reply = browser.last("pings", "fate", "reply")
+            height = round(math.log10(reply["rtt"] / 0.1) / 5 * 1000)
+            column = browser.column(reply["x"])
+            self.assertGreater(height, 10, f"a round trip of {reply['rtt']} ms")
+            self.assertEqual(column[-1], browser.colour("replyFill"))
+            self.assertEqual(column[-height + 1], browser.colour("reply"))
+            self.assertEqual(column[-height - 2][3], 0)
+            page.reload()
+            self.assertEqual(browser.js("pingproto.scale"), "log")
+
+            field = page.get_by_label("Server")
+            field.fill(other)
+            field.press("Enter")
+            browser.wait(f"() => pingproto.url === {other!r} && pingproto.state === 'open' && pingproto.samples >= 1")
+            self.assertIn("host=", browser.js("location.hash"))
+            self.assertEqual(page.get_by_role("button", name="Reconnect").count(), 1)
+
+            page.set_viewport_size({"width": 390, "height": 844})
+            browser.wait("() => document.getElementById('plot').clientWidth < 390")
+            self.assertLessEqual(browser.js("document.documentElement.scrollWidth"), 390)
+            browser.screenshot("app-phone.png")
+
+        return self.browse(scenario)
+
+
+class UnhostedPageTests(BrowserTestCase):
+    def connects(self, address: str, storage: str) -> Callable[[Browser], None]:
+        def scenario(browser: Browser) -> None:
+            browser.page.goto(address)
+            browser.wait("() => pingproto.state === 'open' && pingproto.samples >= 2")
+            self.assertEqual(browser.js("pingproto.url"), f"wss://127.0.0.1:{self.port}/sock/websocket")
+            self.assertEqual(browser.js("pingproto.storage"), storage)
+            self.assert_replies_drawn(browser)
+            self.assertEqual(browser.errors, [])
+
+        return scenario
+
+    def test_dataUrl(self):  # type: ignore[no-untyped-def]
+        """
+        The data: URL that C{pingproto app --server HOST:PORT} prints opens
+        and pings wss://HOST:PORT/sock/websocket, with nothing to store its
+        history in and nothing going wrong for it.
+        """
+        address = self.app_command("--server", f"127.0.0.1:{self.port}")
+        self.assertTrue(address.startswith("data:text/html;base64,"))
+        return self.browse(self.connects(address, "none"))
+
+    def test_file(self):  # type: ignore[no-untyped-def]
+        """
+        The file that C{pingproto app -o FILE} writes opens from disk at
+        the file:// URL it prints, and pings the preset server.
+        """
+        path = os.path.abspath(self.mktemp() + ".html")
+        address = self.app_command("--server", f"wss://127.0.0.1:{self.port}/sock/websocket", "-o", path)
+        self.assertTrue(address.startswith("file:///"))
+        return self.browse(self.connects(address, "localStorage"))
+
+
+class ReconnectTests(BrowserTestCase):
+    def test_serverGoneAndBack(self):  # type: ignore[no-untyped-def]
+        """
+        When the server goes away the page shows the closed state, in red
+        on the graph, keeps trying on its own, and is open and drawing
+        replies again soon after the server is back on the same port,
+        counting one disconnect.
+        """
+        port = self.port
+
+        def scenario(browser: Browser) -> None:
+            browser.page.goto(self.https("/app"))
+            browser.wait("() => pingproto.state === 'open' && pingproto.samples >= 2")
+            self.on_reactor(self.stop_server)
+            browser.wait("() => pingproto.state === 'closed'")
+            closed = browser.last("marks", "k", "closed")
+            self.assertTrue(closed["lost"])
+            self.assertEqual(browser.column(closed["x"])[0], browser.colour("closed"))
+            self.assertIn("Closed", browser.js("document.getElementById('status').textContent"))
+            # It retries while the server is down...
+            browser.wait("() => pingproto.failedAttempts >= 1")
+            before = browser.js("pingproto.samples")
+            self.on_reactor(self.start_server, port)
+            # ...and comes back by itself, with no click.
+            browser.wait(f"() => pingproto.state === 'open' && pingproto.samples >= {before + 2}")
+            self.assertEqual(browser.js("pingproto.disconnects"), 1)
+            self.assert_replies_drawn(browser)
+            browser.screenshot("app-reconnect.png")
+
+        return self.browse(scenario)
+
+
+class FlatlineTests(BrowserTestCase):
+    @inlineCallbacks
+    def test_flatline(self):  # type: ignore[no-untyped-def]
+        """
+        When the link stalls (the connection stays open but nothing comes
+        back), the page says "flatline" on the graph in its own colour
+        after the set time, closes the connection and reconnects by
+        itself once the link works again.
+        """
+        proxy = FaultProxy(reactor, "127.0.0.1", self.port)
+        yield proxy.listen()
+        self.addCleanup(proxy.stop)
+        # A link slow enough for its replies to stand out in the picture.
+        proxy.delay_down = 0.12
+        address = self.https("/app") + f"#host=127.0.0.1:{proxy.port}&flatline=2"
+
+        def scenario(browser: Browser) -> dict[str, Any]:
+            browser.page.goto(address)
+            browser.wait("() => pingproto.state === 'open' && pingproto.samples >= 4")
+            self.assertEqual(browser.js("pingproto.url"), f"wss://127.0.0.1:{proxy.port}/sock/websocket")
+            self.assertGreaterEqual(browser.js("pingproto.lastRtt"), 120)
+            stalled_at = time.monotonic()
+            self.on_reactor(proxy.stall)
+            browser.wait("() => pingproto.flatlines === 1")
+            detected_after = time.monotonic() - stalled_at
+            flatline = browser.last("marks", "k", "flatline")
+            column = browser.column(flatline["x"])
+            magenta = browser.colour("flatline")
+            found = {
+                "detectedAfter": detected_after,
+                "state": browser.js("pingproto.state"),
+                "line": [column[0], column[500], column[-1]] == [magenta] * 3,
+                "notice": browser.js("document.getElementById('notice').textContent"),
+            }
+            # While the link stays stalled, a new connection cannot open
+            # either: the page gives up on it and tries again later.
+            browser.wait("() => pingproto.failedAttempts >= 1")
+            before = browser.js("pingproto.samples")
+            self.on_reactor(proxy.resume)
+            browser.wait(f"() => pingproto.state === 'open' && pingproto.samples >= {before + 3}")
+            self.assert_replies_drawn(browser)
+            found["stats"] = browser.js("pingproto.stats")
+            browser.screenshot("app-screenshot.png")
+            return found
+
+        found = yield self.browse(scenario)
+        self.assertGreaterEqual(found["detectedAfter"], 2.0)
+        self.assertLess(found["detectedAfter"], 6.0)
+        self.assertNotEqual(found["state"], "open")
+        self.assertTrue(found["line"], "a full-height flatline line at the flatline's second")
+        self.assertIn("Flatline", found["notice"])
+        stats = found["stats"]
+        self.assertEqual(stats["flatlines"], 1)
+        self.assertEqual(stats["disconnects"], 1)
+        self.assertGreaterEqual(stats["lost"], 1)
