@@ -24,7 +24,9 @@ __all__ = [
     "listen_descriptions",
     "port_number",
     "positive_int",
+    "positive_rate",
     "positive_seconds",
+    "whole_number",
 ]
 
 DEFAULT_PORT = 1234
@@ -43,6 +45,15 @@ class ServerLimits:
     further 20 s of silence, free the connections of clients that vanished
     without closing (browsers do not notice a dead TCP connection by
     themselves).
+
+    A client may send 100 messages a second (bursts of twice that) before
+    it is closed with 1008: a ping a second is the normal use, a flood is
+    not.  At most 10,000 connections are served at once and 256 from one
+    address (0 lifts either cap); more get HTTP 503.  Every browser origin
+    may connect unless C{allowed_origins} names some (C{Origin: null},
+    sent by the page opened from a file or a data: URL, is allowed unless
+    C{allow_null_origin} is off).  C{trusted_proxies} reverse proxies in
+    front are believed about the client address (C{X-Forwarded-For}).
     """
 
     max_message_size: int = 64 * 1024
@@ -50,10 +61,20 @@ class ServerLimits:
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
     max_request_head: int = 16 * 1024
+    max_message_rate: float = 100.0
+    max_connections: int = 10_000
+    max_per_address: int = 256
+    allowed_origins: tuple[str, ...] = ("*",)
+    allow_null_origin: bool = True
+    trusted_proxies: int = 0
 
     def __post_init__(self) -> None:
         if self.max_message_size < 1:
             raise ValueError("the maximum message size must be at least 1 byte")
+        if self.max_message_rate <= 0:
+            raise ValueError("the message rate limit must be positive")
+        if self.max_connections < 0 or self.max_per_address < 0 or self.trusted_proxies < 0:
+            raise ValueError("connection caps and the proxy count must not be negative")
         if self.max_request_head < 256:
             raise ValueError("the maximum request head must be at least 256 bytes")
         for name in ("handshake_timeout", "ping_interval", "ping_timeout"):
@@ -91,6 +112,35 @@ def positive_seconds(text: str) -> float:
 
 
 positive_seconds.coerceDoc = "Seconds; fractions allowed, 0 turns it off."  # type: ignore[attr-defined]
+
+
+def whole_number(text: str) -> int:
+    """
+    Read a count where 0 means "no limit".
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise ValueError(f"{text!r} must be 0 or more")
+    return value
+
+
+whole_number.coerceDoc = "A whole number; 0 lifts the limit."  # type: ignore[attr-defined]
+
+
+def positive_rate(text: str) -> float:
+    """
+    Read a rate per second greater than zero.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number") from None
+    if not 0 < value < 1e9:
+        raise ValueError(f"{text!r} must be a positive number of events a second")
+    return value
 
 
 def port_number(text: str) -> int:

@@ -17,11 +17,13 @@ from urllib.parse import urlsplit
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import parseHttpHeader
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from pingproto._autobahn import ReactorTimer
 from pingproto.config import ServerLimits
+from pingproto.limits import AddressCounter, TokenBucket, client_address
 from pingproto.webapp import content_security_policy, page
 
 __all__ = ["APP_PATH", "PLAIN_ANSWER", "WEBSOCKET_PATHS", "EchoServerFactory", "EchoServerProtocol"]
@@ -51,7 +53,13 @@ _REASONS = {
     200: "OK",
     400: "Bad Request",
     431: "Request Header Fields Too Large",
+    503: "Service Unavailable",
 }
+
+# A private-use code would do, but 1008 (policy violation) is what RFC 6455
+# has for "you broke a rule of this server".
+_POLICY_VIOLATION = 1008
+_GOING_AWAY = 1001
 
 
 def _looks_like_http(request_line: str) -> bool:
@@ -70,6 +78,22 @@ class EchoServerProtocol(WebSocketServerProtocol):
     factory: EchoServerFactory
     _log = Logger()
     _opened = False
+    _counted: str | None = None
+    _bucket: TokenBucket | None = None
+
+    def connectionMade(self) -> None:
+        self.factory.sockets += 1
+        super().connectionMade()
+
+    def connectionLost(self, reason: object) -> None:  # type: ignore[override]
+        factory = self.factory
+        factory.sockets -= 1
+        factory.open_protocols.discard(self)
+        factory.notify_if_idle()
+        if self._counted is not None:
+            factory.per_address.release(self._counted)
+            self._counted = None
+        super().connectionLost(reason)
 
     def processHandshake(self) -> None:
         head_end = self.data.find(b"\r\n\r\n")
@@ -86,10 +110,27 @@ class EchoServerProtocol(WebSocketServerProtocol):
             return
         if not _looks_like_http(status_line):
             self._answer(400, b"malformed HTTP request\n")
+        elif not self._admit(headers):
+            self._answer(503, b"too many connections, try again later\n", headers=(("Retry-After", "10"),))
         elif "upgrade" in headers:
             super().processHandshake()
         else:
             self._plain(status_line, headers)
+
+    def _admit(self, headers: dict[str, str]) -> bool:
+        """
+        Apply the connection caps, before any WebSocket work is done.
+        """
+        factory = self.factory
+        limits = factory.limits
+        if limits.max_connections and factory.sockets > limits.max_connections:
+            return False
+        host = getattr(self.transport.getPeer(), "host", "unix")
+        address = client_address(host, headers.get("x-forwarded-for"), limits.trusted_proxies)
+        if not factory.per_address.acquire(address):
+            return False
+        self._counted = address
+        return True
 
     def _plain(self, request_line: str, headers: dict[str, str]) -> None:
         """
@@ -134,6 +175,12 @@ class EchoServerProtocol(WebSocketServerProtocol):
 
     def onOpen(self) -> None:
         self._opened = True
+        self.factory.open_protocols.add(self)
+        self._bucket = TokenBucket(
+            self.factory.limits.max_message_rate,
+            2 * self.factory.limits.max_message_rate,
+            self.factory.reactor.seconds(),
+        )
         self._log.info(
             "{peer} opened a WebSocket at {path}",
             peer=self.peer,
@@ -141,14 +188,30 @@ class EchoServerProtocol(WebSocketServerProtocol):
         )
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        if self.state != self.STATE_OPEN:
+            return
+        if self._bucket is not None and not self._bucket.take(self.factory.reactor.seconds()):
+            self.close_with(_POLICY_VIOLATION, "message rate limit exceeded")
+            return
         self.sendMessage(payload, isBinary)
+
+    def close_with(self, code: int, reason: str) -> None:
+        """
+        Start the closing handshake with any code RFC 6455 allows a server
+        (Autobahn's C{sendClose} takes only 1000 and 3000-4999).
+        """
+        if self.state == self.STATE_OPEN:
+            self.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8"), isReply=False)
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         if self._opened:
+            # The code that ended it: ours if we closed first, else theirs.
+            if self.closedByMe and self.localCloseCode is not None:
+                code, reason = self.localCloseCode, self.localCloseReason
             self._log.info(
                 "{peer} closed: code {code}{reason}{unclean}",
                 peer=self.peer,
-                code=code,
+                code=code if code is not None else "none",
                 reason=f" ({reason})" if reason else "",
                 unclean="" if wasClean else ", not clean",
             )
@@ -177,6 +240,12 @@ class EchoServerFactory(WebSocketServerFactory):
         self._batched_timer = ReactorTimer(self.reactor)
         self.limits = limits
         self.paths = None if paths is None else frozenset(paths)
+        # Every socket, whatever its stage; per address, those whose request
+        # has been read; and the open WebSockets, to say goodbye on stop.
+        self.sockets = 0
+        self.per_address = AddressCounter(limits.max_per_address)
+        self.open_protocols: set[EchoServerProtocol] = set()
+        self._idle_waiters: list[Deferred[None]] = []
         # Read once here: a request must not touch the disk.
         self.app_page = page()
         self.app_headers = (
@@ -198,7 +267,26 @@ class EchoServerFactory(WebSocketServerFactory):
             # silently dropping the TCP connection.
             failByDrop=False,
             # The page opened from a file or a data: URL sends "Origin:
-            # null"; every origin is allowed, so null must be too (this
-            # call would otherwise turn Autobahn's default off).
-            allowNullOrigin=True,
+            # null" (this call would otherwise turn Autobahn's default off).
+            allowedOrigins=list(limits.allowed_origins),
+            allowNullOrigin=limits.allow_null_origin,
+            trustXForwardedFor=limits.trusted_proxies,
         )
+
+    def going_away(self) -> Deferred[None]:
+        """
+        Tell every open WebSocket the server is going away (1001); fires
+        when they have all closed.
+        """
+        for protocol in list(self.open_protocols):
+            protocol.close_with(_GOING_AWAY, "server shutting down")
+        idle: Deferred[None] = Deferred()
+        self._idle_waiters.append(idle)
+        self.notify_if_idle()
+        return idle
+
+    def notify_if_idle(self) -> None:
+        if not self.open_protocols:
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)

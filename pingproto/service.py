@@ -10,14 +10,16 @@ can be replaced in one place (L{ServerTLS.replace}).
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Any, Sequence
 
 from twisted.application.internet import StreamServerEndpointService
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, TimeoutError
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.failure import Failure
 
 from pingproto.config import ServerLimits
 from pingproto.reload import CertificateReloader
@@ -25,7 +27,10 @@ from pingproto.server import EchoServerFactory
 from pingproto.tls import ServerTLS
 from pingproto.tlsfiles import TLSMaterial
 
-__all__ = ["ListeningService", "make_server_service"]
+__all__ = ["GOODBYE_GRACE", "ListeningService", "make_server_service"]
+
+# Seconds open WebSockets get to finish their closing handshake on stop.
+GOODBYE_GRACE = 3.0
 
 _log = Logger()
 
@@ -57,6 +62,32 @@ class ListeningService(StreamServerEndpointService):
         return port
 
 
+class _Goodbye(Service):
+    """
+    On stop (SIGTERM under twistd), after the listeners have closed, tell
+    every client the server is going away (close code 1001) and wait a
+    little for them to answer; whoever has not is cut off, so stopping
+    never hangs.
+    """
+
+    def __init__(self, factory: EchoServerFactory, reactor: Any, grace: float = GOODBYE_GRACE) -> None:
+        self.factory = factory
+        self.reactor = reactor
+        self.grace = grace
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        idle = self.factory.going_away()
+        idle.addTimeout(self.grace, self.reactor)
+
+        def cut_off(reason: Failure) -> None:
+            reason.trap(TimeoutError)
+            for protocol in list(self.factory.open_protocols):
+                protocol.dropConnection(abort=True)
+
+        return idle.addErrback(cut_off)
+
+
 def make_server_service(
     listen: Sequence[str],
     tls: TLSMaterial | ServerTLS | None = None,
@@ -86,6 +117,8 @@ def make_server_service(
     if tls is not None:
         wrapped = TLSMemoryBIOFactory(tls, False, factory)
     service = MultiService()
+    # Added first, so stopped last: the listeners close before the goodbyes.
+    _Goodbye(factory, reactor).setServiceParent(service)
     service.factory = factory  # type: ignore[attr-defined]
     service.tls = tls  # type: ignore[attr-defined]
     service.reloader = reloader  # type: ignore[attr-defined]

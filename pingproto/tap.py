@@ -15,7 +15,9 @@ from pingproto.config import (
     listen_descriptions,
     port_number,
     positive_int,
+    positive_rate,
     positive_seconds,
+    whole_number,
 )
 from pingproto.service import make_server_service
 from pingproto.tlsfiles import TLSConfigError, load_tls_dir
@@ -69,6 +71,37 @@ class Options(usage.Options):
             "Seconds to wait for a keepalive pong before closing (0: forever).",
             positive_seconds,
         ],
+        [
+            "max-message-rate",
+            None,
+            _defaults.max_message_rate,
+            "Messages a second one client may send (bursts of twice that); "
+            "past it the connection is closed with 1008.",
+            positive_rate,
+        ],
+        [
+            "max-connections",
+            None,
+            _defaults.max_connections,
+            "Connections served at once; more get HTTP 503 (0: no cap).",
+            whole_number,
+        ],
+        [
+            "max-per-address",
+            None,
+            _defaults.max_per_address,
+            "Connections served at once from one client address; more get "
+            "HTTP 503 (0: no cap).",
+            whole_number,
+        ],
+        [
+            "trust-proxy",
+            None,
+            _defaults.trusted_proxies,
+            "Number of reverse proxies in front whose X-Forwarded-For header "
+            "names the real client (for logs and per-address caps).",
+            whole_number,
+        ],
     ]
     optFlags = [
         [
@@ -77,11 +110,28 @@ class Options(usage.Options):
             "Serve plain ws:// on a non-loopback address, for running behind "
             "a TLS-terminating reverse proxy.",
         ],
+        [
+            "no-null-origin",
+            None,
+            "Refuse browsers that send 'Origin: null' (the page opened from a "
+            "file or a data: URL).",
+        ],
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self["listen"] = []
+        self["allow-origin"] = []
+
+    def opt_allow_origin(self, pattern: str) -> None:
+        """
+        Accept WebSockets from browser pages of this origin only, e.g.
+        https://example.com or https://*.example.com (repeatable; others get
+        HTTP 403; clients that send no Origin are not browsers and pass).
+        """
+        if pattern != "*" and "://" not in pattern:
+            raise usage.UsageError(f"--allow-origin {pattern!r}: give a scheme, e.g. https://{pattern}")
+        self["allow-origin"].append(pattern)
 
     def opt_listen(self, description: str) -> None:
         """
@@ -116,6 +166,12 @@ class Options(usage.Options):
                 handshake_timeout=self["handshake-timeout"],
                 ping_interval=self["ping-interval"],
                 ping_timeout=self["ping-timeout"],
+                max_message_rate=self["max-message-rate"],
+                max_connections=self["max-connections"],
+                max_per_address=self["max-per-address"],
+                allowed_origins=tuple(self["allow-origin"]) or ("*",),
+                allow_null_origin=not self["no-null-origin"],
+                trusted_proxies=self["trust-proxy"],
             )
         except ValueError as e:
             raise usage.UsageError(str(e))

@@ -1,0 +1,92 @@
+"""
+The bookkeeping behind the server's limits, free of any reactor: a token
+bucket for message rates, the real client address behind trusted proxies,
+and concurrent connections per address.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+__all__ = ["AddressCounter", "TokenBucket", "client_address"]
+
+
+class TokenBucket:
+    """
+    Allows C{rate} events a second on average and bursts of C{burst}.
+
+    A browser's ping is one message a second; a flood is thousands.  The
+    bucket lets a client speed up briefly (a tab waking from the
+    background sends its backlog) while a sustained flood runs it dry.
+    """
+
+    __slots__ = ("rate", "burst", "_tokens", "_last")
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("a rate limit needs a positive rate and a burst of at least 1")
+        self.rate = rate
+        self.burst = burst
+        self._tokens = burst
+        self._last = now
+
+    def take(self, now: float) -> bool:
+        """
+        Spend one token if there is one.
+        """
+        if now > self._last:
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
+
+
+def client_address(peer: str, forwarded_for: str | None, trusted_proxies: int) -> str:
+    """
+    The address a request came from.
+
+    Behind C{trusted_proxies} reverse proxies, each of which appends the
+    address it got the request from to C{X-Forwarded-For}, the real client
+    is the entry that many places from the end; anything before it could
+    have been written by the client itself.  With too few entries the
+    header is not trusted at all.
+    """
+    if trusted_proxies <= 0 or not forwarded_for:
+        return peer
+    entries = [entry.strip() for entry in forwarded_for.split(",")]
+    if len(entries) < trusted_proxies or not entries[-trusted_proxies]:
+        return peer
+    return entries[-trusted_proxies]
+
+
+class AddressCounter:
+    """
+    Concurrent connections per client address, with a cap.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._counts: Counter[str] = Counter()
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def count(self, address: str) -> int:
+        return self._counts[address]
+
+    def acquire(self, address: str) -> bool:
+        """
+        Count a connection from C{address} unless it is at the cap
+        (0: no cap).
+        """
+        if self.limit and self._counts[address] >= self.limit:
+            return False
+        self._counts[address] += 1
+        return True
+
+    def release(self, address: str) -> None:
+        self._counts[address] -= 1
+        if self._counts[address] <= 0:
+            del self._counts[address]
