@@ -208,6 +208,8 @@ class EchoServerProtocol(WebSocketServerProtocol):
             # The code that ended it: ours if we closed first, else theirs.
             if self.closedByMe and self.localCloseCode is not None:
                 code, reason = self.localCloseCode, self.localCloseReason
+                if isinstance(reason, bytes):
+                    reason = reason.decode("utf-8", "replace")
             self._log.info(
                 "{peer} closed: code {code}{reason}{unclean}",
                 peer=self.peer,

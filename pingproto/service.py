@@ -16,7 +16,7 @@ from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, TimeoutError
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort, IProtocolFactory
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
@@ -89,13 +89,13 @@ class _Goodbye(Service):
 
 
 def make_server_service(
-    listen: Sequence[str],
+    listen: Sequence[str | IStreamServerEndpoint],
     tls: TLSMaterial | ServerTLS | None = None,
     limits: ServerLimits = ServerLimits(),
     reactor: object = None,
 ) -> MultiService:
     """
-    A service listening on each endpoint string in C{listen}, serving the
+    A service listening on each endpoint (or endpoint string) in C{listen}, serving the
     echo over TLS when C{tls} is given.  Given L{TLSMaterial} (as loaded
     from a directory), the service also reloads that directory on SIGHUP
     and when its files change.
@@ -124,7 +124,8 @@ def make_server_service(
     service.reloader = reloader  # type: ignore[attr-defined]
     service.listeners = []  # type: ignore[attr-defined]
     for description in listen:
-        listener = ListeningService(serverFromString(reactor, description), wrapped, "wss" if tls else "ws")
+        endpoint = serverFromString(reactor, description) if isinstance(description, str) else description
+        listener = ListeningService(endpoint, wrapped, "wss" if tls else "ws")
         listener.setServiceParent(service)
         service.listeners.append(listener)  # type: ignore[attr-defined]
     if reloader is not None:

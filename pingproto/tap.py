@@ -21,6 +21,7 @@ from pingproto.config import (
 )
 from pingproto.service import make_server_service
 from pingproto.tlsfiles import TLSConfigError, load_tls_dir
+from pingproto.workers import WorkerPool, worker_count
 
 _log = Logger()
 _defaults = ServerLimits()
@@ -93,6 +94,14 @@ class Options(usage.Options):
             "Connections served at once from one client address; more get "
             "HTTP 503 (0: no cap).",
             whole_number,
+        ],
+        [
+            "workers",
+            None,
+            1,
+            "Serve with this many processes sharing the listeners, or 'auto' "
+            "for one per core; twistd supervises them.",
+            worker_count,
         ],
         [
             "trust-proxy",
@@ -177,12 +186,14 @@ class Options(usage.Options):
             raise usage.UsageError(str(e))
 
 
-def makeService(options: Options) -> IService:
+def makeService(options: Options, quiet: bool = False) -> IService:
     """
-    Check the TLS directory, then build the listening service.
+    Check the TLS directory, then build the listening service (or, with
+    C{--workers}, the supervisor of the processes that serve).
 
     A bad TLS directory ends the process here, before anything listens,
-    with one line naming the file and the problem.
+    with one line naming the file and the problem.  C{quiet} leaves out
+    the start-up advice, for workers whose supervisor already gave it.
     """
     tls = None
     if options["tls-dir"] is not None:
@@ -190,11 +201,36 @@ def makeService(options: Options) -> IService:
             tls = load_tls_dir(options["tls-dir"])
         except TLSConfigError as e:
             raise SystemExit(f"pingproto: {e}")
-        for warning in tls.warnings:
+        for warning in tls.warnings if not quiet else ():
             _log.warn("{text}", text=warning)
-    else:
+    elif not quiet:
         _log.info(
             "TLS is off: serving plain ws://. Give --tls-dir DIR "
             "(tls.key, tls.cert, ca.pem) to serve wss://."
         )
+    if options["workers"] > 1:
+        return WorkerPool(options["endpoints"], worker_args(options), options["workers"], scheme="wss" if tls else "ws")
     return make_server_service(options["endpoints"], tls, options["limits"])
+
+
+def worker_args(options: Options) -> list[str]:
+    """
+    The options a worker needs to serve as this process would have.
+    """
+    limits = options["limits"]
+    args = ["--tls-dir", options["tls-dir"]] if options["tls-dir"] else ["--no-tls"]
+    args += [
+        "--max-message-size", str(limits.max_message_size),
+        "--handshake-timeout", repr(limits.handshake_timeout),
+        "--ping-interval", repr(limits.ping_interval),
+        "--ping-timeout", repr(limits.ping_timeout),
+        "--max-message-rate", repr(limits.max_message_rate),
+        "--max-connections", str(limits.max_connections),
+        "--max-per-address", str(limits.max_per_address),
+        "--trust-proxy", str(limits.trusted_proxies),
+    ]
+    for origin in options["allow-origin"]:
+        args += ["--allow-origin", origin]
+    if options["no-null-origin"]:
+        args.append("--no-null-origin")
+    return args

@@ -19,6 +19,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from pingproto.config import ServerLimits
 from pingproto.server import EchoServerFactory
 from pingproto.tap import Options, makeService
+from pingproto.worker import WorkerOptions
+from pingproto.workers import WorkerPool
 
 from .tlsdir import write_tls_dir
 
@@ -84,12 +86,40 @@ class OptionsTests(SynchronousTestCase):
             (["--max-message-size", "0"], "1 or more"),
             (["--handshake-timeout", "soon"], "not a number of seconds"),
             (["--listen", "nonsense:1"], "not a valid endpoint"),
+            (["--workers", "0"], "give 1 to 256"),
+            (["--workers", "many"], "a number or 'auto'"),
+            (["--allow-origin", "example.com"], "give a scheme"),
+            (["--max-per-address", "-1"], "0 or more"),
+            (["--max-message-rate", "0"], "positive number"),
             (["--bogus"], "bogus"),
         ]
         for args, message in cases:
             with self.assertRaises(UsageError, msg=args) as caught:
                 parse(*args)
             self.assertIn(message, str(caught.exception), args)
+
+    def test_workers(self) -> None:
+        """
+        --workers takes a count or 'auto', one per core this process may
+        use; with more than one, makeService builds the supervisor, which
+        passes the TLS dir and every limit on to the workers.
+        """
+        self.assertEqual(parse()["workers"], 1)
+        self.assertEqual(parse("--workers", "auto")["workers"], len(os.sched_getaffinity(0)))
+        tlsdir = self.mktemp()
+        write_tls_dir(tlsdir)
+        service = makeService(
+            parse("--workers", "3", "--tls-dir", tlsdir, "--max-per-address", "7", "--allow-origin", "https://a.example")
+        )
+        self.assertIsInstance(service, WorkerPool)
+        self.assertEqual(service.count, 3)
+        args = service.worker_args
+        self.assertEqual(args[:2], ["--tls-dir", tlsdir])
+        self.assertEqual(args[args.index("--max-per-address") + 1], "7")
+        self.assertEqual(args[args.index("--allow-origin") + 1], "https://a.example")
+        worker = WorkerOptions()
+        worker.parseOptions(["--inherit", "3:INET", *args])
+        self.assertEqual(worker["limits"], parse("--tls-dir", tlsdir, "--max-per-address", "7", "--allow-origin", "https://a.example")["limits"])
 
     def test_noTlsAllowsPublic(self) -> None:
         """

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import os
 import re
+import signal
 import sys
 import sysconfig
 
@@ -18,7 +19,7 @@ from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
-from pingproto import ping
+from pingproto import PingMonitor, PingRecorder, ping
 
 from .tlsdir import write_ca_file, write_tls_dir
 
@@ -140,6 +141,59 @@ class TwistdTests(TestCase):
         self.assertIn(b"TLS is off", server.output)
         result = yield ping(url, 1)
         self.assertEqual(len(result.samples), 1)
+
+    @inlineCallbacks
+    def test_workers(self):  # type: ignore[no-untyped-def]
+        """
+        With --workers 2, two processes serve the one port; a worker that
+        is killed is started again and serving resumes; on SIGTERM every
+        client is told 1001 and the whole process tree ends.
+        """
+        server = self.start("--port", "0", "--workers", "2")
+        url = yield server.listening
+        yield self.until(server, lambda out: out.count(b" started, pid ") >= 2)
+        pids = [int(p) for p in re.findall(rb"worker \d started, pid (\d+)", server.output)]
+        self.assertEqual(len(set(pids)), 2)
+        result = yield ping(url, 2, interval=0.05)
+        self.assertEqual(len(result.samples), 2)
+
+        os.kill(pids[0], signal.SIGKILL)
+        yield self.until(server, lambda out: out.count(b" started, pid ") >= 3)
+        result = yield ping(url, 2, interval=0.05)
+        self.assertEqual(len(result.samples), 2)
+
+        recorder = PingRecorder()
+        monitor = PingMonitor(url, recorder, interval=0.05)
+        monitor.startService()
+        self.addCleanup(monitor.stopService)
+        yield self.until(server, lambda out: b"opened a WebSocket" in out and len(recorder.result.samples) > 0)
+        server.process.signalProcess("TERM")
+        yield server.ended
+        closes = [c.detail for c in recorder.result.states if c.state.name == "CLOSED"]
+        self.assertTrue(closes and closes[0].startswith("code 1001"), closes)
+        self.assertNotIn(b"Traceback", server.output)
+        for pid in pids[1:]:
+            with self.assertRaises(ProcessLookupError):
+                os.kill(pid, 0)
+
+    def until(self, server: Server, condition) -> Deferred[None]:  # type: ignore[no-untyped-def]
+        """
+        Fire once C{condition(output)} holds, checking as output arrives.
+        """
+        done: Deferred[None] = Deferred()
+
+        def check() -> None:
+            if done.called:
+                return
+            if condition(server.output):
+                done.callback(None)
+            elif server.ended.called:
+                done.errback(RuntimeError(server.output.decode(errors="replace")))
+            else:
+                reactor.callLater(0.01, check)
+
+        check()
+        return done
 
     @inlineCallbacks
     def test_badTlsDirs(self):  # type: ignore[no-untyped-def]

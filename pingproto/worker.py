@@ -1,0 +1,82 @@
+"""
+One worker of C{twistd pingproto --workers N}: a whole server on sockets
+inherited from the supervising twistd process (L{pingproto.workers}).
+
+    python -m pingproto.worker --inherit 3:INET [twistd pingproto options]
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+from typing import Sequence
+
+from twisted.internet import stdio
+from twisted.internet.endpoints import AdoptedStreamServerEndpoint
+from twisted.internet.protocol import Protocol
+from twisted.logger import FileLogObserver, formatEvent, globalLogBeginner
+from twisted.python import usage
+
+from pingproto import tap
+
+_FAMILIES = {"INET": socket.AF_INET, "INET6": socket.AF_INET6, "UNIX": socket.AF_UNIX}
+
+
+class WorkerOptions(tap.Options):
+    def __init__(self) -> None:
+        super().__init__()
+        self["inherit"] = []
+
+    def opt_inherit(self, value: str) -> None:
+        """
+        FD:FAMILY of a listening socket to serve (repeatable).
+        """
+        fd, _, family = value.partition(":")
+        if not fd.isdigit() or family not in _FAMILIES:
+            raise usage.UsageError(f"--inherit {value!r}: expected FD:INET, FD:INET6 or FD:UNIX")
+        self["inherit"].append((int(fd), _FAMILIES[family]))
+
+    def postOptions(self) -> None:
+        # The listeners are the inherited sockets, whatever they are bound to.
+        self["no-tls"] = self["no-tls"] or self["tls-dir"] is None
+        super().postOptions()
+
+
+class _SupervisorGone(Protocol):
+    def __init__(self, reactor: object) -> None:
+        self.reactor = reactor
+
+    def connectionLost(self, reason: object = None) -> None:
+        if self.reactor.running:  # type: ignore[attr-defined]
+            self.reactor.stop()  # type: ignore[attr-defined]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from twisted.internet import reactor
+
+    options = WorkerOptions()
+    try:
+        options.parseOptions(list(sys.argv[1:] if argv is None else argv))
+    except usage.UsageError as e:
+        raise SystemExit(f"pingproto worker: {e}")
+    # The supervisor stamps the time on each line it relays.
+    observer = FileLogObserver(
+        sys.stdout, lambda event: f"[{event.get('log_namespace', '-')}] {formatEvent(event)}\n"
+    )
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    options["endpoints"] = [AdoptedStreamServerEndpoint(reactor, fd, family) for fd, family in options["inherit"]]
+    service = tap.makeService(options, quiet=True)
+    service.startService()
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    # The supervisor alone decides when workers stop: a Ctrl-C in its
+    # terminal reaches it, not us, and it passes on a SIGTERM.  If it dies
+    # without doing so, our stdin (its pipe) closes, and we stop too.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stdio.StandardIO(_SupervisorGone(reactor), stdin=0, stdout=os.open(os.devnull, os.O_WRONLY))
+    reactor.run(installSignalHandlers=True)
+
+
+if __name__ == "__main__":
+    main()
