@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence, TypeVar
 
 from twisted.internet.endpoints import _parse as _parseEndpoint
 
@@ -26,8 +26,11 @@ __all__ = [
     "positive_int",
     "positive_rate",
     "positive_seconds",
+    "read_number",
     "whole_number",
 ]
+
+N = TypeVar("N", int, float)
 
 DEFAULT_PORT = 1234
 DEFAULT_INTERFACE = "127.0.0.1"
@@ -82,14 +85,21 @@ class ServerLimits:
                 raise ValueError(f"{name.replace('_', ' ')} must not be negative")
 
 
+def read_number(text: str, kind: Callable[[str], N], what: str, prefix: str = "") -> N:
+    """
+    Convert an option's text, or say what was expected instead.
+    """
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"{prefix}{text!r} is not {what}") from None
+
+
 def positive_int(text: str) -> int:
     """
     Read a whole number greater than zero, for L{usage.Options} coercion.
     """
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a whole number") from None
+    value = read_number(text, int, "a whole number")
     if value < 1:
         raise ValueError(f"{text!r} must be 1 or more")
     return value
@@ -102,10 +112,7 @@ def positive_seconds(text: str) -> float:
     """
     Read a duration in seconds; 0 switches the timer off.
     """
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a number of seconds") from None
+    value = read_number(text, float, "a number of seconds")
     if not (0 <= value < 86400 * 365):
         raise ValueError(f"{text!r} seconds is out of range")
     return value
@@ -118,10 +125,7 @@ def whole_number(text: str) -> int:
     """
     Read a count where 0 means "no limit".
     """
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a whole number") from None
+    value = read_number(text, int, "a whole number")
     if value < 0:
         raise ValueError(f"{text!r} must be 0 or more")
     return value
@@ -134,10 +138,7 @@ def positive_rate(text: str) -> float:
     """
     Read a rate per second greater than zero.
     """
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a number") from None
+    value = read_number(text, float, "a number")
     if not 0 < value < 1e9:
         raise ValueError(f"{text!r} must be a positive number of events a second")
     return value
@@ -147,10 +148,7 @@ def port_number(text: str) -> int:
     """
     Read a TCP port; 0 asks the system for a free one.
     """
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"port {text!r} is not a number") from None
+    value = read_number(text, int, "a number", prefix="port ")
     if not 0 <= value <= 65535:
         raise ValueError(f"port {value} is not between 0 and 65535")
     return value

@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from pingproto.client import ConnectionState, HandshakeError, IPingObserver, PingMonitor, StateChange
-from pingproto.config import positive_int
+from pingproto.config import positive_int, read_number
 from pingproto.records import Record, RecordFolder, format_summary, summary_record
 from pingproto.session import Loss, LossReason, Sample
 from pingproto.tlsfiles import TLSConfigError
@@ -35,10 +35,7 @@ EXIT_OK, EXIT_NO_REPLY, EXIT_SETUP = 0, 1, 2
 
 def _seconds(name: str, minimum: float) -> Callable[[str], float]:
     def coerce(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise ValueError(f"{name} {text!r} is not a number of seconds") from None
+        value = read_number(text, float, "a number of seconds", prefix=f"{name} ")
         if not minimum <= value < 86400:
             raise ValueError(f"{name} must be at least {minimum} s and under a day")
         return value

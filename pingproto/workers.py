@@ -27,6 +27,8 @@ from twisted.internet.protocol import Factory, ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from pingproto.config import read_number
+
 __all__ = ["WorkerPool", "worker_count"]
 
 _log = Logger()
@@ -41,10 +43,7 @@ def worker_count(text: str) -> int:
     """
     if text == "auto":
         return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"--workers {text!r}: give a number or 'auto'") from None
+    value = read_number(text, int, "a number or 'auto'", prefix="--workers ")
     if not 1 <= value <= 256:
         raise ValueError(f"--workers {value}: give 1 to 256")
     return value
