@@ -51,6 +51,9 @@ __all__ = [
 # A private-use close code (RFC 6455 7.4.2) that says why we closed.
 FLATLINE_CLOSE_CODE = 4000
 
+# Seconds a server that sent a close frame has to drop the connection.
+CLOSE_LINGER = 1.0
+
 
 class HandshakeError(ConnectionError):
     """
@@ -131,6 +134,7 @@ class PingClientProtocol(WebSocketClientProtocol):
         self._ticker: LoopingCall | None = None
         self._deadline: IDelayedCall | None = None
         self._silence: IDelayedCall | None = None
+        self._linger: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -224,14 +228,19 @@ class PingClientProtocol(WebSocketClientProtocol):
     def onCloseFrame(self, code, reasonRaw):  # type: ignore[no-untyped-def]
         if self.state == self.STATE_OPEN:
             self.factory.observer.state_changed(StateChange(ConnectionState.CLOSING, "server closing"))
+            # No more pings on a closing connection; and a server that said
+            # goodbye but keeps the socket open (Autobahn waits for it for
+            # ever when answering a close) is cut off after a second.
+            self._stop_ticker()
+            self._linger = self.factory.clock.callLater(CLOSE_LINGER, self.dropConnection, True)
         return super().onCloseFrame(code, reasonRaw)
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         self._stop_ticker()
-        for call in (self._deadline, self._silence):
+        for call in (self._deadline, self._silence, self._linger):
             if call is not None and call.active():
                 call.cancel()
-        self._deadline = self._silence = None
+        self._deadline = self._silence = self._linger = None
         factory = self.factory
         for loss in factory.session.disconnect():
             factory.observer.ping_lost(loss)

@@ -74,7 +74,7 @@ class ServerLimits:
     def __post_init__(self) -> None:
         if self.max_message_size < 1:
             raise ValueError("the maximum message size must be at least 1 byte")
-        if self.max_message_rate <= 0:
+        if not self.max_message_rate > 0:  # also refuses NaN
             raise ValueError("the message rate limit must be positive")
         if self.max_connections < 0 or self.max_per_address < 0 or self.trusted_proxies < 0:
             raise ValueError("connection caps and the proxy count must not be negative")

@@ -1,14 +1,15 @@
 """
 The bookkeeping behind the server's limits, free of any reactor: a token
 bucket for message rates, the real client address behind trusted proxies,
-and concurrent connections per address.
+which browser origins may connect, and concurrent connections per address.
 """
 
 from __future__ import annotations
 
+import fnmatch
 from collections import Counter
 
-__all__ = ["AddressCounter", "TokenBucket", "client_address"]
+__all__ = ["AddressCounter", "TokenBucket", "client_address", "origin_allowed"]
 
 
 class TokenBucket:
@@ -23,7 +24,7 @@ class TokenBucket:
     __slots__ = ("rate", "burst", "_tokens", "_last")
 
     def __init__(self, rate: float, burst: float, now: float) -> None:
-        if rate <= 0 or burst < 1:
+        if not (rate > 0 and burst >= 1):  # also refuses NaN
             raise ValueError("a rate limit needs a positive rate and a burst of at least 1")
         self.rate = rate
         self.burst = burst
@@ -59,6 +60,25 @@ def client_address(peer: str, forwarded_for: str | None, trusted_proxies: int) -
     if len(entries) < trusted_proxies or not entries[-trusted_proxies]:
         return peer
     return entries[-trusted_proxies]
+
+
+def origin_allowed(origin: str | None, patterns: tuple[str, ...], allow_null: bool) -> bool:
+    """
+    Whether a browser page from C{origin} may open a WebSocket.
+
+    C{patterns} are origins as browsers send them (C{https://example.com},
+    with a port only when it is not the scheme's default) where C{*}
+    stands for any run of characters, so C{https://*.example.com} covers
+    the subdomains.  A request without an Origin header is not from a
+    browser page and passes; C{null} is what a page opened from a file or
+    a data: URL sends.
+    """
+    if origin is None or origin == "":
+        return True
+    origin = origin.strip().lower()
+    if origin == "null":
+        return allow_null
+    return any(fnmatch.fnmatchcase(origin, pattern.lower()) for pattern in patterns)
 
 
 class AddressCounter:

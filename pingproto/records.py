@@ -58,7 +58,8 @@ def read_records(lines: Iterable[str], source: str = "log") -> Iterator[Record]:
         except ValueError:
             pending = (number, line)
             continue
-        if not isinstance(record, dict) or "event" not in record or not isinstance(record.get("t"), (int, float)):
+        t = record.get("t") if isinstance(record, dict) else None
+        if "event" not in (record if isinstance(record, dict) else {}) or isinstance(t, bool) or not isinstance(t, (int, float)):
             raise RecordError(f"{source}:{number}: not a pingproto record (needs 'event' and 't')")
         yield record
 

@@ -23,7 +23,7 @@ from twisted.logger import Logger
 
 from pingproto._autobahn import ReactorTimer
 from pingproto.config import ServerLimits
-from pingproto.limits import AddressCounter, TokenBucket, client_address
+from pingproto.limits import AddressCounter, TokenBucket, client_address, origin_allowed
 from pingproto.webapp import content_security_policy, page
 
 __all__ = ["APP_PATH", "PLAIN_ANSWER", "WEBSOCKET_PATHS", "EchoServerFactory", "EchoServerProtocol"]
@@ -94,6 +94,11 @@ class EchoServerProtocol(WebSocketServerProtocol):
             factory.per_address.release(self._counted)
             self._counted = None
         super().connectionLost(reason)
+        # Autobahn leaves its close-handshake timer running when it drops a
+        # connection it failed (e.g. 1007); nothing is left to time out.
+        if self.closeHandshakeTimeoutCall is not None:
+            self.closeHandshakeTimeoutCall.cancel()
+            self.closeHandshakeTimeoutCall = None
 
     def processHandshake(self) -> None:
         head_end = self.data.find(b"\r\n\r\n")
@@ -139,7 +144,12 @@ class EchoServerProtocol(WebSocketServerProtocol):
         method, target, _ = request_line.split(" ")
         body = method != "HEAD"
         factory = self.factory
-        if method in ("GET", "HEAD") and urlsplit(target).path == APP_PATH:
+        try:
+            path = urlsplit(target).path
+        except ValueError:
+            self._answer(400, b"malformed request target\n")
+            return
+        if method in ("GET", "HEAD") and path == APP_PATH:
             self._answer(200, factory.app_page, body, "text/html", factory.app_headers)
         elif "text/html" in headers.get("accept", ""):
             self._answer(200, _PLAIN_HTML, body, "text/html", _PLAIN_HEADERS)
@@ -172,15 +182,16 @@ class EchoServerProtocol(WebSocketServerProtocol):
         paths = self.factory.paths
         if paths is not None and request.path not in paths:
             raise ConnectionDeny(ConnectionDeny.NOT_FOUND, "no WebSocket at this path")
+        limits = self.factory.limits
+        origin = self.http_headers.get("origin")
+        if not origin_allowed(origin, limits.allowed_origins, limits.allow_null_origin):
+            raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "origin not allowed")
 
     def onOpen(self) -> None:
         self._opened = True
         self.factory.open_protocols.add(self)
-        self._bucket = TokenBucket(
-            self.factory.limits.max_message_rate,
-            2 * self.factory.limits.max_message_rate,
-            self.factory.reactor.seconds(),
-        )
+        rate = self.factory.limits.max_message_rate
+        self._bucket = TokenBucket(rate, max(1.0, 2 * rate), self.factory.reactor.seconds())
         self._log.info(
             "{peer} opened a WebSocket at {path}",
             peer=self.peer,
@@ -268,10 +279,11 @@ class EchoServerFactory(WebSocketServerFactory):
             # Tell a misbehaving peer why (1007, 1009, ...) instead of
             # silently dropping the TCP connection.
             failByDrop=False,
-            # The page opened from a file or a data: URL sends "Origin:
-            # null" (this call would otherwise turn Autobahn's default off).
-            allowedOrigins=list(limits.allowed_origins),
-            allowNullOrigin=limits.allow_null_origin,
+            # Origins are checked in onConnect, with a 403 and patterns as
+            # browsers write origins; Autobahn's check answers 400 and
+            # compares with default ports filled in.
+            allowedOrigins=["*"],
+            allowNullOrigin=True,
             trustXForwardedFor=limits.trusted_proxies,
         )
 

@@ -188,7 +188,7 @@ class BrowserTestCase(TestCase):
         service = makeService(options)
         service.startService()
         self.service = service
-        self.listener = next(iter(service))
+        self.listener = service.listeners[0]
         self.addCleanup(self.stop_server, service)
 
         # A Deferred of our own: whoever waits on it (trial, or a thread
@@ -214,7 +214,7 @@ class BrowserTestCase(TestCase):
         closes and so does every connection, and this fires once they have.
         """
         service = service or self.service
-        listener = next(iter(service))
+        listener = service.listeners[0]
         if service.running:
             yield service.stopService()
         # The TLS wrapper is a WrappingFactory: it knows every connection.

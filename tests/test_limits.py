@@ -1,0 +1,639 @@
+"""
+Properties of the pure bookkeeping behind the server's limits
+(L{pingproto.limits}), and of the other parsers and validators that take
+outside input: log records, report times, request lines, ping URLs, and
+the request head the server reads before any WebSocket work.
+"""
+
+from __future__ import annotations
+
+import datetime
+import gc
+import io
+import json
+import math
+from collections import Counter
+
+from hypothesis import assume, example, given, settings
+from hypothesis import strategies as st
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+from twisted.python.usage import UsageError
+from twisted.trial.unittest import SynchronousTestCase
+
+from pingproto.config import ServerLimits
+from pingproto.limits import AddressCounter, TokenBucket, client_address
+from pingproto.pingcmd import PingOptions
+from pingproto.records import RecordError, read_records
+from pingproto.report import parse_time
+from pingproto.server import EchoServerFactory, _looks_like_http
+
+from .test_protocols import LenientTransport, masked_frame, parse_server_frames, upgrade_request
+
+# Rates and bursts a server could be configured with, and times on a
+# clock that has been running a while.
+_rates = st.floats(0.01, 1000)
+_bursts = st.floats(1, 200)
+_starts = st.floats(0, 1e6)
+# Steps between events: often none at all (a burst), else up to 2 s.
+_steps = st.lists(st.one_of(st.just(0.0), st.floats(0, 0.05), st.floats(0, 2)), max_size=120)
+
+
+class TokenBucketTests(SynchronousTestCase):
+    """
+    L{TokenBucket}: C{rate} events a second on average, bursts of C{burst}.
+    """
+
+    @settings(deadline=None)
+    @given(rate=_rates, burst=_bursts, start=_starts, steps=_steps)
+    def test_never_more_than_burst_plus_refill(
+        self, rate: float, burst: float, start: float, steps: list[float]
+    ) -> None:
+        """
+        Over any window, from one allowed event to another, the bucket
+        allows at most C{burst + rate * (length of the window)} events,
+        whatever the pattern of attempts.
+        """
+        bucket = TokenBucket(rate, burst, start)
+        now = start
+        allowed: list[float] = []
+        for step in steps:
+            now += step
+            if bucket.take(now):
+                allowed.append(now)
+        slack = 1e-6 * (1 + burst)
+        for i, first in enumerate(allowed):
+            for j in range(i, len(allowed)):
+                self.assertLessEqual(j - i + 1, burst + rate * (allowed[j] - first) + slack)
+
+    @settings(deadline=None)
+    @given(rate=_rates, burst=_bursts, start=_starts)
+    def test_burst_at_once(self, rate: float, burst: float, start: float) -> None:
+        """
+        A fresh bucket allows exactly C{floor(burst)} events at the same
+        instant, and then none.
+        """
+        bucket = TokenBucket(rate, burst, start)
+        taken = 0
+        while bucket.take(start):
+            taken += 1
+            self.assertLessEqual(taken, burst)
+        self.assertEqual(taken, math.floor(burst))
+
+    @settings(deadline=None)
+    @given(rate=_rates, burst=_bursts, start=_starts, idle=st.floats(1, 1e4))
+    def test_idle_time_does_not_hoard(self, rate: float, burst: float, start: float, idle: float) -> None:
+        """
+        However long a drained bucket stays idle (at least long enough to
+        fill), it allows C{floor(burst)} events at once, not more.
+        """
+        bucket = TokenBucket(rate, burst, start)
+        while bucket.take(start):
+            pass
+        later = start + idle * burst / rate * 1.001
+        taken = 0
+        while bucket.take(later):
+            taken += 1
+            self.assertLessEqual(taken, burst)
+        self.assertEqual(taken, math.floor(burst))
+
+    @settings(deadline=None)
+    @given(rate=_rates, burst=_bursts, start=_starts, extra=st.floats(1e-5, 1.0))
+    def test_refills(self, rate: float, burst: float, start: float, extra: float) -> None:
+        """
+        A drained bucket refuses at once, and allows again after
+        C{1 / rate} seconds have passed.
+        """
+        bucket = TokenBucket(rate, burst, start)
+        while bucket.take(start):
+            pass
+        self.assertFalse(bucket.take(start))
+        self.assertTrue(bucket.take(start + (1 + extra) / rate))
+
+    @settings(deadline=None)
+    @given(rate=_rates, burst=_bursts, start=_starts, back=st.floats(0, 1e3))
+    def test_clock_stepping_back_gives_nothing(self, rate: float, burst: float, start: float, back: float) -> None:
+        """
+        A clock that steps backwards earns no tokens.
+        """
+        bucket = TokenBucket(rate, burst, start)
+        while bucket.take(start):
+            pass
+        self.assertFalse(bucket.take(start - back))
+        self.assertFalse(bucket.take(start))
+
+    @given(
+        rate=st.floats(max_value=0, allow_nan=False),
+        burst=st.floats(allow_nan=False),
+    )
+    @example(rate=0.0, burst=10.0)
+    def test_rejects_rate_not_positive(self, rate: float, burst: float) -> None:
+        """
+        A rate of zero or less is refused, whatever the burst.
+        """
+        with self.assertRaises(ValueError):
+            TokenBucket(rate, burst, 0.0)
+
+    @given(rate=st.floats(allow_nan=False), burst=st.floats(max_value=1, exclude_max=True, allow_nan=False))
+    @example(rate=1.0, burst=0.999)
+    def test_rejects_burst_below_one(self, rate: float, burst: float) -> None:
+        """
+        A burst under one event (the bucket could never allow anything) is
+        refused, whatever the rate.
+        """
+        with self.assertRaises(ValueError):
+            TokenBucket(rate, burst, 0.0)
+
+    def test_rejects_nan(self) -> None:
+        """
+        Not-a-number is refused as a rate and as a burst: a NaN rate or
+        burst would otherwise make a bucket that allows nothing, ever.
+        """
+        for rate, burst in ((math.nan, 10.0), (10.0, math.nan), (math.nan, math.nan)):
+            with self.assertRaises(ValueError, msg=(rate, burst)):
+                TokenBucket(rate, burst, 0.0)
+
+
+class ServerRateTests(SynchronousTestCase):
+    """
+    The rate limit as the server applies it, in memory on a L{Clock}, for
+    any rate the limits accept.
+    """
+
+    def setUp(self) -> None:
+        # An error the server leaves in a Deferred is reported when the
+        # Deferred is collected; collect here, so that it is reported
+        # against this test and not a later one.
+        self.addCleanup(gc.collect)
+
+    @settings(deadline=None)
+    @given(rate=st.floats(max_value=500, allow_nan=False))
+    @example(rate=0.4)
+    def test_every_accepted_rate_is_enforced(self, rate: float) -> None:
+        """
+        With any message rate L{ServerLimits} accepts, a WebSocket echoes
+        a client's first message, and closes with 1008 when more than
+        C{2 * rate + 1} messages arrive at one instant.
+        """
+        try:
+            limits = ServerLimits(max_message_rate=rate)
+        except ValueError:
+            return
+        clock = Clock()
+        factory = EchoServerFactory(limits, reactor=clock)
+        protocol = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        transport = LenientTransport()
+        protocol.makeConnection(transport)
+        protocol.dataReceived(upgrade_request())
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 101 "))
+        transport.clear()
+        protocol.dataReceived(masked_frame(b"1700000000123"))
+        self.assertEqual(parse_server_frames(transport.value()), [(1, b"1700000000123")])
+        protocol.dataReceived(b"".join(masked_frame(b"%d" % i) for i in range(math.floor(2 * rate) + 1)))
+        frames = parse_server_frames(transport.value())
+        self.assertEqual(frames[-1][0], 8, f"no close after {len(frames)} echoes")
+        self.assertEqual(int.from_bytes(frames[-1][1][:2], "big"), 1008)
+        protocol.dropConnection(abort=True)
+        protocol.connectionLost(Failure(ConnectionDone()))
+        clock.advance(60)
+
+    def test_nan_rate_refused_by_limits(self) -> None:
+        """
+        L{ServerLimits} refuses a NaN message rate, as it refuses zero:
+        the bucket made from it would refuse every message.
+        """
+        with self.assertRaises(ValueError):
+            ServerLimits(max_message_rate=math.nan)
+
+
+# Addresses as a proxy writes them, and anything else a client might.
+_entries = st.one_of(
+    st.ip_addresses().map(str),
+    st.text(st.characters(blacklist_characters=",", blacklist_categories=("Cs",)), max_size=12),
+)
+_padding = st.sampled_from(["", " ", "  ", "\t"])
+_peer = st.sampled_from(["127.0.0.1", "10.0.0.1", "::1", "unix"])
+
+
+@st.composite
+def _forwarded_for(draw: st.DrawFn) -> tuple[str, list[str]]:
+    """
+    An X-Forwarded-For value and its entries as written.
+    """
+    entries = draw(st.lists(_entries, min_size=1, max_size=6))
+    header = ",".join(draw(_padding) + e + draw(_padding) for e in entries)
+    return header, entries
+
+
+class ClientAddressTests(SynchronousTestCase):
+    """
+    L{client_address}: the real client behind trusted proxies.
+    """
+
+    @given(peer=_peer, forwarded=st.one_of(st.none(), _forwarded_for()), trusted=st.integers(0, 8))
+    def test_only_header_entries_or_peer(
+        self, peer: str, forwarded: tuple[str, list[str]] | None, trusted: int
+    ) -> None:
+        """
+        The answer is always the peer or one of the header's entries
+        (without the spaces around it), never anything else.
+        """
+        header = None if forwarded is None else forwarded[0]
+        entries = [] if forwarded is None else [e.strip() for e in forwarded[1]]
+        self.assertIn(client_address(peer, header, trusted), [peer, *entries])
+
+    @given(peer=_peer, forwarded=st.one_of(st.none(), st.just(""), _forwarded_for().map(lambda f: f[0])),
+           trusted=st.integers(-3, 0))
+    def test_no_trust_means_peer(self, peer: str, forwarded: str | None, trusted: int) -> None:
+        """
+        Trusting no proxy, the header is ignored: the answer is the peer.
+        """
+        self.assertEqual(client_address(peer, forwarded, trusted), peer)
+
+    @given(peer=_peer, trusted=st.integers(1, 8))
+    def test_no_header_means_peer(self, peer: str, trusted: int) -> None:
+        """
+        Without a header (or with an empty one) the answer is the peer.
+        """
+        self.assertEqual(client_address(peer, None, trusted), peer)
+        self.assertEqual(client_address(peer, "", trusted), peer)
+
+    @given(peer=_peer, forwarded=_forwarded_for(), trusted=st.integers(1, 8))
+    def test_kth_from_the_end(self, peer: str, forwarded: tuple[str, list[str]], trusted: int) -> None:
+        """
+        Behind C{k} proxies, the answer is the C{k}th entry from the end
+        when there are at least C{k} entries and it is not blank, and the
+        peer otherwise: entries further left were written by the client.
+        """
+        header, entries = forwarded
+        expected = peer
+        if len(entries) >= trusted and entries[-trusted].strip():
+            expected = entries[-trusted].strip()
+        self.assertEqual(client_address(peer, header, trusted), expected)
+
+    @given(peer=_peer, spoofed=st.lists(st.ip_addresses().map(str), max_size=4),
+           real=st.lists(st.ip_addresses().map(str), min_size=1, max_size=4))
+    def test_client_cannot_choose(self, peer: str, spoofed: list[str], real: list[str]) -> None:
+        """
+        Whatever a client writes in front of the entries the trusted
+        proxies append, the answer is the entry the outermost trusted
+        proxy wrote.
+        """
+        header = ", ".join(spoofed + real)
+        self.assertEqual(client_address(peer, header, len(real)), real[0])
+
+
+_addresses = st.sampled_from(["127.0.0.1", "10.0.0.1", "10.0.0.2", "::1", "203.0.113.9"])
+
+
+class AddressCounterTests(SynchronousTestCase):
+    """
+    L{AddressCounter}: concurrent connections per address, with a cap.
+    """
+
+    @settings(deadline=None)
+    @given(
+        limit=st.integers(0, 4),
+        operations=st.lists(st.tuples(st.booleans(), _addresses, st.integers(0, 100)), max_size=200),
+    )
+    def test_matches_a_model(self, limit: int, operations: list[tuple[bool, str, int]]) -> None:
+        """
+        Under any sequence of acquires and releases (a release only for a
+        connection that was let in, as the server does): acquire succeeds
+        exactly when the address is under the cap (or there is none),
+        counts match a plain tally, never pass the cap, and an address
+        whose connections are all gone is forgotten.
+        """
+        counter = AddressCounter(limit)
+        model: Counter[str] = Counter()
+        held: list[str] = []
+        for acquire, address, pick in operations:
+            if acquire or not held:
+                under = limit == 0 or model[address] < limit
+                self.assertEqual(counter.acquire(address), under)
+                if under:
+                    model[address] += 1
+                    held.append(address)
+            else:
+                gone = held.pop(pick % len(held))
+                counter.release(gone)
+                model[gone] -= 1
+            for a in set(model) | {address}:
+                self.assertEqual(counter.count(a), model[a])
+                if limit:
+                    self.assertLessEqual(counter.count(a), limit)
+            self.assertEqual(len(counter), sum(1 for n in model.values() if n > 0))
+        for address in held:
+            counter.release(address)
+        self.assertEqual(len(counter), 0)
+
+    @given(limit=st.integers(1, 4), address=_addresses, stray=st.integers(1, 5))
+    def test_stray_release_cannot_raise_the_cap(self, limit: int, address: str, stray: int) -> None:
+        """
+        Releasing an address more often than it was acquired never leaves
+        a negative count, so it cannot let more than C{limit} in.
+        """
+        counter = AddressCounter(limit)
+        for _ in range(stray):
+            counter.release(address)
+        self.assertEqual(counter.count(address), 0)
+        self.assertEqual([counter.acquire(address) for _ in range(limit + 1)], [True] * limit + [False])
+
+
+# JSON values, as a record's other fields may hold.
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=10),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=4,
+)
+_records = st.builds(
+    lambda event, t, rest: {**rest, "event": event, "t": t},
+    st.text(max_size=10),
+    st.one_of(st.integers(-(2**53), 2**53), st.floats(allow_nan=False, allow_infinity=False)),
+    st.dictionaries(st.text(max_size=6), _json, max_size=4),
+)
+
+
+def _lines(records: list[dict], blanks: list[bool]) -> list[str]:
+    """
+    The records as a log file's lines, with blank lines where asked.
+    """
+    lines = []
+    for record, blank in zip(records, blanks + [False] * len(records)):
+        if blank:
+            lines.append("\n")
+        lines.append(json.dumps(record, separators=(",", ":")) + "\n")
+    return lines
+
+
+class ReadRecordsTests(SynchronousTestCase):
+    """
+    L{read_records}: a C{--log} file read back.
+    """
+
+    @settings(deadline=None, max_examples=50)
+    @given(records=st.lists(_records, max_size=8), blanks=st.lists(st.booleans(), max_size=8))
+    def test_round_trip(self, records: list[dict], blanks: list[bool]) -> None:
+        """
+        Any records written one JSON object a line, blank lines between
+        or not, are read back equal and in order, from a list of lines or
+        from a file.
+        """
+        lines = _lines(records, blanks)
+        self.assertEqual(list(read_records(lines)), records)
+        self.assertEqual(list(read_records(io.StringIO("".join(lines)))), records)
+
+    @settings(deadline=None, max_examples=50)
+    @given(records=st.lists(_records, min_size=1, max_size=6), cut=st.floats(0, 1, exclude_max=True))
+    def test_truncated_last_line_skipped(self, records: list[dict], cut: float) -> None:
+        """
+        A last record cut short anywhere (an interrupted run) is skipped,
+        and the records before it are read.
+        """
+        lines = _lines(records, [])
+        last = lines[-1].rstrip("\n")
+        lines[-1] = last[: 1 + int(cut * (len(last) - 1))]
+        self.assertEqual(list(read_records(io.StringIO("".join(lines)))), records[:-1])
+
+    @settings(deadline=None, max_examples=50)
+    @given(records=st.lists(_records, min_size=2, max_size=6), where=st.integers(0), cut=st.floats(0, 1, exclude_max=True))
+    def test_truncated_line_in_the_middle_is_an_error(
+        self, records: list[dict], where: int, cut: float
+    ) -> None:
+        """
+        A record cut short with records after it is not an interrupted
+        run: reading fails with an error naming the file and the line.
+        """
+        lines = _lines(records, [])
+        index = where % (len(lines) - 1)
+        whole = lines[index].rstrip("\n")
+        lines[index] = whole[: 1 + int(cut * (len(whole) - 1))] + "\n"
+        with self.assertRaises(RecordError) as caught:
+            list(read_records(lines, "run.jsonl"))
+        self.assertIn(f"run.jsonl:{index + 1}:", str(caught.exception))
+
+    @given(value=_json)
+    def test_not_a_record(self, value: object) -> None:
+        """
+        A JSON value that is not an object with C{event} and a numeric
+        C{t} is refused, naming the line.
+        """
+        assume(not (isinstance(value, dict) and "event" in value and isinstance(value.get("t"), (int, float))))
+        with self.assertRaises(RecordError) as caught:
+            list(read_records([json.dumps(value)], "run.jsonl"))
+        self.assertIn("run.jsonl:1:", str(caught.exception))
+
+
+_offsets = st.integers(-(23 * 60 + 59), 23 * 60 + 59).map(
+    lambda minutes: datetime.timezone(datetime.timedelta(minutes=minutes))
+)
+_moments = st.datetimes(
+    min_value=datetime.datetime(1900, 1, 2), max_value=datetime.datetime(9999, 12, 30)
+)
+
+
+class ParseTimeTests(SynchronousTestCase):
+    """
+    L{parse_time}: C{--since}/C{--until} as ISO 8601 or epoch seconds.
+    """
+
+    @given(seconds=st.floats(allow_nan=False, allow_infinity=False))
+    def test_epoch_float_round_trip(self, seconds: float) -> None:
+        """
+        Any finite number of epoch seconds, written as Python writes it,
+        reads back as the same number.
+        """
+        self.assertEqual(parse_time(repr(seconds)), seconds)
+
+    @given(seconds=st.integers(-(10**12), 10**12))
+    def test_epoch_integer(self, seconds: int) -> None:
+        """
+        Whole epoch seconds read as themselves.
+        """
+        self.assertEqual(parse_time(str(seconds)), float(seconds))
+
+    @given(moment=_moments, zone=_offsets, sep=st.sampled_from(["T", " "]),
+           timespec=st.sampled_from(["auto", "minutes", "seconds", "milliseconds", "microseconds"]))
+    def test_iso_with_zone(self, moment: datetime.datetime, zone: datetime.tzinfo, sep: str, timespec: str) -> None:
+        """
+        An ISO 8601 time with a UTC offset reads as the moment it shows,
+        at any precision it is written with.
+        """
+        aware = moment.replace(tzinfo=zone)
+        text = aware.isoformat(sep, timespec)
+        shown = {
+            "minutes": aware.replace(second=0, microsecond=0),
+            "seconds": aware.replace(microsecond=0),
+            "milliseconds": aware.replace(microsecond=aware.microsecond // 1000 * 1000),
+        }.get(timespec, aware)
+        self.assertEqual(parse_time(text), shown.timestamp())
+
+    @given(moment=_moments)
+    def test_iso_without_zone_is_utc(self, moment: datetime.datetime) -> None:
+        """
+        An ISO 8601 time without an offset is taken as UTC.
+        """
+        utc = moment.replace(tzinfo=datetime.timezone.utc)
+        self.assertEqual(parse_time(moment.isoformat()), utc.timestamp())
+        self.assertEqual(parse_time(moment.isoformat()), parse_time(utc.isoformat()))
+
+    @given(text=st.text(st.sampled_from("bcdghjklmopqrsuvwxz!?/ "), min_size=1, max_size=12))
+    def test_neither_is_refused(self, text: str) -> None:
+        """
+        Words that are neither a number nor ISO 8601 are refused with an
+        error quoting them.
+        """
+        with self.assertRaises(ValueError) as caught:
+            parse_time(text)
+        self.assertIn(repr(text), str(caught.exception))
+
+
+_tokens = st.text(st.characters(blacklist_characters=" ", blacklist_categories=("Cs",)), min_size=1, max_size=15)
+_methods = st.text(st.characters(whitelist_categories=("Lu", "Ll")), min_size=1, max_size=8)
+
+
+class LooksLikeHttpTests(SynchronousTestCase):
+    """
+    L{_looks_like_http}: the shape C{METHOD TARGET HTTP/x.y}.
+    """
+
+    @given(method=_methods, target=_tokens, version=st.text(st.characters(blacklist_characters=" ",
+           blacklist_categories=("Cs",)), max_size=5))
+    def test_request_lines(self, method: str, target: str, version: str) -> None:
+        """
+        A word of letters, a target and C{HTTP/...}, separated by single
+        spaces, is a request line.
+        """
+        self.assertTrue(_looks_like_http(f"{method} {target} HTTP/{version}"))
+
+    @given(parts=st.lists(_tokens, max_size=6))
+    def test_three_parts_exactly(self, parts: list[str]) -> None:
+        """
+        A line of other than three space-separated parts is not.
+        """
+        assume(len(parts) != 3)
+        self.assertFalse(_looks_like_http(" ".join(parts)))
+
+    @given(method=_tokens, target=_tokens)
+    def test_method_of_letters(self, method: str, target: str) -> None:
+        """
+        A method with anything but letters in it is not.
+        """
+        assume(not method.isalpha())
+        self.assertFalse(_looks_like_http(f"{method} {target} HTTP/1.1"))
+
+    @given(method=_methods, target=_tokens, version=_tokens)
+    def test_version_is_http(self, method: str, target: str, version: str) -> None:
+        """
+        A third part that does not start with C{HTTP/} is not.
+        """
+        assume(not version.startswith("HTTP/"))
+        self.assertFalse(_looks_like_http(f"{method} {target} {version}"))
+
+
+_labels = st.text("abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=10)
+_hosts = st.one_of(
+    st.lists(_labels, min_size=1, max_size=3).map(".".join),
+    st.ip_addresses(v=4).map(str),
+    st.ip_addresses(v=6).map(lambda a: f"[{a}]"),
+)
+_paths = st.lists(_labels, max_size=3).map(lambda parts: "/" + "/".join(parts))
+
+
+class PingUrlTests(SynchronousTestCase):
+    """
+    The URL C{pingproto ping} takes.
+    """
+
+    @given(scheme=st.sampled_from(["ws", "wss", "WS", "Wss"]), host=_hosts,
+           port=st.one_of(st.none(), st.integers(0, 65535)), path=st.one_of(st.just(""), _paths))
+    def test_any_websocket_url(self, scheme: str, host: str, port: int | None, path: str) -> None:
+        """
+        Any ws:// or wss:// URL with a host (and a port in range, if any)
+        is accepted as given.
+        """
+        url = f"{scheme}://{host}{'' if port is None else f':{port}'}{path}"
+        options = PingOptions()
+        options.parseOptions([url])
+        self.assertEqual(options["url"], url)
+
+    @given(scheme=st.from_regex(r"[a-z][a-z0-9+.-]{0,7}", fullmatch=True), host=_hosts, path=_paths)
+    def test_other_schemes(self, scheme: str, host: str, path: str) -> None:
+        """
+        Any other scheme is a usage error naming the URL.
+        """
+        assume(scheme.lower() not in ("ws", "wss"))
+        url = f"{scheme}://{host}{path}"
+        with self.assertRaises(UsageError) as caught:
+            PingOptions().parseOptions([url])
+        self.assertIn(repr(url), str(caught.exception))
+
+    @given(scheme=st.sampled_from(["ws", "wss"]), path=_paths)
+    def test_host_required(self, scheme: str, path: str) -> None:
+        """
+        A WebSocket URL without a host is a usage error.
+        """
+        with self.assertRaises(UsageError):
+            PingOptions().parseOptions([f"{scheme}://{path}"])
+
+    @given(scheme=st.sampled_from(["ws", "wss"]), host=_hosts, port=st.integers(65536, 10**6))
+    def test_port_out_of_range(self, scheme: str, host: str, port: int) -> None:
+        """
+        A port past 65535 is a usage error naming the URL.
+        """
+        url = f"{scheme}://{host}:{port}/"
+        with self.assertRaises(UsageError) as caught:
+            PingOptions().parseOptions([url])
+        self.assertIn(repr(url), str(caught.exception))
+
+
+_head_lines = st.one_of(
+    st.sampled_from(["Host: localhost", "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13",
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Origin: null", "Accept: text/html",
+                     "X-Forwarded-For: 203.0.113.9"]),
+    st.text(max_size=30).map(lambda s: s.replace("\r", "").replace("\n", "")),
+)
+_request_lines = st.one_of(
+    st.builds(lambda m, t, v: f"{m} {t} {v}", st.sampled_from(["GET", "HEAD", "POST", "get", "X"]),
+              st.one_of(st.sampled_from(["/", "/app", "/sock/websocket", "*", "http://[x", "//", "/?a=%zz"]),
+                        _tokens.map(lambda s: s.replace("\r", "").replace("\n", ""))),
+              st.sampled_from(["HTTP/1.1", "HTTP/1.0", "HTTP/2", "HTTP/x"])),
+    st.text(max_size=40).map(lambda s: s.replace("\r", "").replace("\n", "")),
+)
+
+
+class RequestHeadTests(SynchronousTestCase):
+    """
+    The server's reading of a request head, in memory on a L{Clock}.
+    """
+
+    @settings(deadline=None, max_examples=200)
+    @given(first=_request_lines, rest=st.lists(_head_lines, max_size=6), junk=st.binary(max_size=40))
+    @example(first="GET http://[x HTTP/1.1", rest=["Host: localhost"], junk=b"")
+    def test_every_head_gets_an_answer(self, first: str, rest: list[str], junk: bytes) -> None:
+        """
+        Whatever request head arrives (made of request-like lines, or of
+        anything), the server answers with an HTTP status line and closes,
+        or opens the WebSocket; it never raises, and it holds no count for
+        the connection once it is gone.
+        """
+        clock = Clock()
+        factory = EchoServerFactory(ServerLimits(), reactor=clock)
+        protocol = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        transport = LenientTransport()
+        protocol.makeConnection(transport)
+        head = "\r\n".join([first, *rest]).encode("utf-8") + junk.replace(b"\r\n\r\n", b"") + b"\r\n\r\n"
+        protocol.dataReceived(head)
+        response = transport.value()
+        self.assertRegex(response[:13], rb"^HTTP/1\.1 \d\d\d ", head)
+        if response.startswith(b"HTTP/1.1 101 "):
+            self.assertEqual(len(factory.open_protocols), 1)
+        else:
+            self.assertTrue(transport.disconnecting, head)
+        protocol.dropConnection(abort=True)
+        protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual((factory.sockets, len(factory.open_protocols), len(factory.per_address)), (0, 0, 0))
+        clock.advance(60)
