@@ -42,3 +42,30 @@ class ReactorTimer:
 
     def call_later(self, delay: float, func: Callable[..., Any], *args: Any, **kwargs: Any) -> _Call:
         return _Call(self._reactor.callLater(delay, func, *args, **kwargs))
+
+
+class QuietDataPath:
+    """
+    Autobahn's C{dataReceived} and C{sendData} with their debug log lines
+    left out.
+
+    Autobahn formats the arguments of those lines (eight C{click.style}
+    calls through C{hltype}/C{hlval}) on every read and every write, even
+    with debug logging off: 15 us of the 132 us a wss echo costs here
+    (docs/performance.md).  The behaviour is otherwise Autobahn's own:
+    anything but a plain write (chopped or synchronous sends, a queue,
+    octet logging) still goes through it.
+    """
+
+    def dataReceived(self, data: bytes) -> None:
+        self._dataReceived(data)  # type: ignore[attr-defined]
+
+    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+        if sync or chopsize or self.send_queue or self.logOctets:  # type: ignore[attr-defined]
+            super().sendData(data, sync, chopsize)  # type: ignore[misc]
+            return
+        self.transport.write(data)  # type: ignore[attr-defined]
+        if self.state == self.STATE_OPEN:  # type: ignore[attr-defined]
+            self.trafficStats.outgoingOctetsWireLevel += len(data)  # type: ignore[attr-defined]
+        else:
+            self.trafficStats.preopenOutgoingOctetsWireLevel += len(data)  # type: ignore[attr-defined]

@@ -21,7 +21,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from pingproto._autobahn import ReactorTimer
+from pingproto._autobahn import QuietDataPath, ReactorTimer
 from pingproto.config import ServerLimits
 from pingproto.limits import AddressCounter, TokenBucket, client_address, origin_allowed
 from pingproto.webapp import content_security_policy, page
@@ -70,7 +70,7 @@ def _looks_like_http(request_line: str) -> bool:
     return len(parts) == 3 and parts[0].isalpha() and parts[2].startswith("HTTP/")
 
 
-class EchoServerProtocol(WebSocketServerProtocol):
+class EchoServerProtocol(QuietDataPath, WebSocketServerProtocol):
     """
     Echo each message, text as text and binary as binary, byte for byte.
     """
@@ -191,7 +191,7 @@ class EchoServerProtocol(WebSocketServerProtocol):
         self._opened = True
         self.factory.open_protocols.add(self)
         rate = self.factory.limits.max_message_rate
-        self._bucket = TokenBucket(rate, max(1.0, 2 * rate), self.factory.reactor.seconds())
+        self._bucket = TokenBucket(rate, self.factory.limits.message_burst, self.factory.reactor.seconds())
         self._log.info(
             "{peer} opened a WebSocket at {path}",
             peer=self.peer,

@@ -76,7 +76,7 @@ class Options(usage.Options):
             "max-message-rate",
             None,
             _defaults.max_message_rate,
-            "Messages a second one client may send (bursts of twice that); "
+            "Messages a second one client may send (bursts of ten seconds' worth); "
             "past it the connection is closed with 1008.",
             positive_rate,
         ],

@@ -581,17 +581,18 @@ class MessageLimitTests(HardeningTestCase):
     @inlineCallbacks
     def test_flood(self):  # type: ignore[no-untyped-def]
         """
-        500 messages at once, against a limit of 40 a second with bursts of
-        80: the burst is echoed, then the connection is closed with 1008.
+        1000 messages at once, against a limit of 40 a second with bursts
+        of ten seconds' worth (400): the burst is echoed, then the
+        connection is closed with 1008.
         """
         since = reactor.seconds()
         client = yield self.open_websocket()
-        client.transport.write(b"".join(client_frame(b"%d" % i) for i in range(500)))
+        client.transport.write(b"".join(client_frame(b"%d" % i) for i in range(1000)))
         code = yield self.closed_with(client)
         self.assertEqual(code, 1008)
         echoes = [payload for opcode, payload in client.frames() if opcode == 1]
-        self.assertGreaterEqual(len(echoes), 80)
-        self.assertLess(len(echoes), 100)
+        self.assertGreaterEqual(len(echoes), 400)
+        self.assertLess(len(echoes), 450)
         self.assertEqual(echoes, [b"%d" % i for i in range(len(echoes))])
         yield self.assertWitnessUnharmed(since)
 

@@ -175,7 +175,7 @@ class ServerRateTests(SynchronousTestCase):
         """
         With any message rate L{ServerLimits} accepts, a WebSocket echoes
         a client's first message, and closes with 1008 when more than
-        C{2 * rate + 1} messages arrive at one instant.
+        one more than the burst arrives at one instant.
         """
         try:
             limits = ServerLimits(max_message_rate=rate)
@@ -191,7 +191,7 @@ class ServerRateTests(SynchronousTestCase):
         transport.clear()
         protocol.dataReceived(masked_frame(b"1700000000123"))
         self.assertEqual(parse_server_frames(transport.value()), [(1, b"1700000000123")])
-        protocol.dataReceived(b"".join(masked_frame(b"%d" % i) for i in range(math.floor(2 * rate) + 1)))
+        protocol.dataReceived(b"".join(masked_frame(b"%d" % i) for i in range(math.floor(limits.message_burst) + 1)))
         frames = parse_server_frames(transport.value())
         self.assertEqual(frames[-1][0], 8, f"no close after {len(frames)} echoes")
         self.assertEqual(int.from_bytes(frames[-1][1][:2], "big"), 1008)

@@ -196,6 +196,19 @@ class ServerOverStringTransportTests(SynchronousTestCase, TimerHygiene):
         )
         self.protocol.dropConnection(abort=True)
 
+    def test_quietDataPathKeepsAutobahnsBookkeeping(self) -> None:
+        """
+        The echo's short write path (L{QuietDataPath}) still counts the
+        octets Autobahn's traffic statistics count.
+        """
+        self.handshake()
+        before = self.protocol.trafficStats.outgoingOctetsWireLevel
+        self.protocol.dataReceived(masked_frame(b"1700000000123"))
+        echoed = self.transport.value()
+        self.assertEqual(parse_server_frames(echoed), [(1, b"1700000000123")])
+        self.assertEqual(self.protocol.trafficStats.outgoingOctetsWireLevel - before, len(echoed))
+        self.protocol.dropConnection(abort=True)
+
     def test_oversizedMessageClosedWith1009(self) -> None:
         """
         A message larger than the limit is answered with close code 1009.
