@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import statistics
-from typing import Callable
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -18,6 +17,7 @@ from pingproto.session import Loss, Sample
 from pingproto.testing import FaultProxy
 
 from .test_endtoend import ServerTestCase
+from .waiting import Conditions
 
 
 class Watcher(Reporter):
@@ -29,23 +29,12 @@ class Watcher(Reporter):
     def __init__(self) -> None:
         super().__init__(io.StringIO())
         self.events: list[str] = []
-        self._waiting: list[tuple[Callable[[], bool], Deferred[None]]] = []
+        self._conditions = Conditions()
+        self.until = self._conditions.until
 
     def _note(self, event: str) -> None:
         self.events.append(event)
-        for entry in list(self._waiting):
-            condition, d = entry
-            if condition():
-                self._waiting.remove(entry)
-                d.callback(None)
-
-    def until(self, condition: Callable[[], bool]) -> Deferred[None]:
-        d: Deferred[None] = Deferred()
-        if condition():
-            d.callback(None)
-        else:
-            self._waiting.append((condition, d))
-        return d
+        self._conditions.check()
 
     def replies(self) -> int:
         return self.folder.stats.rtt.count if self.folder.stats else 0

@@ -39,6 +39,7 @@ from pingproto.session import Sample
 from pingproto.tls import client_tls_options
 
 from .test_endtoend import ServerTestCase
+from .waiting import Conditions
 from .test_fidelity import Watcher
 from .test_protocols import upgrade_request
 
@@ -103,7 +104,8 @@ class RawClient(Protocol):
         self.lost_at: float | None = None
         self.reason: Failure | None = None
         self._answered = False
-        self._waiting: list[tuple[Callable[[], bool], Deferred[None]]] = []
+        self._conditions = Conditions()
+        self.until = self._conditions.until
 
     def connectionMade(self) -> None:
         self.made_at = reactor.seconds()
@@ -121,19 +123,7 @@ class RawClient(Protocol):
         self._check()
 
     def _check(self) -> None:
-        for entry in list(self._waiting):
-            condition, d = entry
-            if condition():
-                self._waiting.remove(entry)
-                d.callback(None)
-
-    def until(self, condition: Callable[[], bool]) -> Deferred[None]:
-        d: Deferred[None] = Deferred()
-        if condition():
-            d.callback(None)
-        else:
-            self._waiting.append((condition, d))
-        return d
+        self._conditions.check()
 
     @property
     def lost(self) -> bool:
