@@ -39,9 +39,9 @@ from pingproto.session import Sample
 from pingproto.tls import client_tls_options
 
 from .test_endtoend import ServerTestCase
-from .waiting import Conditions
 from .test_fidelity import Watcher
 from .test_protocols import upgrade_request
+from .waiting import Conditions
 
 # The witness pings this often, and no two of its echoes may be further
 # apart than MAX_GAP while (and after) the server is being abused.
