@@ -12,7 +12,7 @@ import os
 from twisted.application.service import IServiceMaker
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.plugin import getPlugins
-from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -172,6 +172,8 @@ class MakeServiceTests(SynchronousTestCase):
         for listener in listeners:
             self.assertIsInstance(listener.factory, TLSMemoryBIOFactory)
             self.assertIs(listener.factory.wrappedFactory, service.factory)
+            # Each echo is written at once, not held for the next turn.
+            self.assertIs(listener.factory.protocol, TLSMemoryBIOProtocol)
 
     def test_badTlsDirExits(self) -> None:
         """
