@@ -74,7 +74,7 @@ def start_pingproto(tls_dir: str | None, scratch: str, name: str, cpu: int | Non
     argv += ["pingproto", "--listen", "tcp:0:interface=127.0.0.1", *run.PINGPROTO_LIMITS]
     if tls_dir:
         argv += ["--tls-dir", tls_dir]
-    server = run.Server(name, name, "wss" if tls_dir else "ws", argv, run.python_env())
+    server = run.Server(name, name, "wss" if tls_dir else "ws", argv, run.environment())
     run.start_server(server, cpu, scratch)
     run.wait_listening(server, time.monotonic() + 60)
     return server

@@ -65,12 +65,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from typing import Any
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+from tests.commands import environment, twistd  # noqa: E402  (the repo's own helpers)
 HOST = "127.0.0.1"  # load only ever goes to loopback; there is no option to change it
 
 MAX_CONNECTIONS = 20_000
@@ -290,34 +291,11 @@ def _cpu_pressure() -> float | None:
     return int(match.group(1)) / 1e6 if match else None
 
 
-def twistd() -> str:
-    """
-    The C{twistd} script of the Python running this (as tests/test_twistd.py
-    finds it).
-    """
-    for directory in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
-        path = os.path.join(directory, "twistd")
-        if os.path.exists(path):
-            return path
-    raise SoakError("twistd is not installed beside this Python")
-
-
-def environment() -> dict[str, str]:
-    """
-    This environment with the source tree first on PYTHONPATH, so that its
-    package and twistd dropin are the ones measured.
-    """
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([REPO, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    return env
-
-
 # --------------------------------------------------------------------------
 # The load generator (--client mode): one reactor, many connections.
 
 
 def run_client(opts: argparse.Namespace) -> int:
-    sys.path.insert(0, REPO)
     from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
     from twisted.internet import reactor, task
     from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS
@@ -896,7 +874,6 @@ class Soak:
             nofile=nofile,
         )
         self.tmp = tempfile.mkdtemp(prefix="pingproto-soak-")
-        sys.path.insert(0, REPO)
         from tests.tlsdir import write_ca_file, write_tls_dir
 
         tls_dir = os.path.join(self.tmp, "tls")
@@ -1283,7 +1260,7 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signum, terminate)
     try:
         return soak.run()
-    except SoakError as e:
+    except (SoakError, FileNotFoundError) as e:
         print(f"soak: {e}", file=sys.stderr, flush=True)
         return 2
     except Stopped as e:

@@ -26,7 +26,7 @@ from pingproto.session import Loss, LossReason, Sample
 
 from .test_endtoend import ServerTestCase
 from .test_protocols import StalledServerProtocol
-from .test_twistd import environment
+from .commands import environment
 
 
 def parse(*args: str) -> PingOptions:

@@ -15,18 +15,9 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import SkipTest, TestCase
 
-_SOURCE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(_SOURCE, "benchmarks", "soak.py")
+from .commands import SOURCE, environment
 
-
-def environment() -> dict[str, str]:
-    """
-    This environment with the source tree first on PYTHONPATH, as
-    C{tests/test_twistd.py} runs twistd.
-    """
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([_SOURCE, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    return env
+SCRIPT = os.path.join(SOURCE, "benchmarks", "soak.py")
 
 _FIGURE = re.compile(r"^  (connections opened|connections failed|echoes sent|echoes answered|"
                      r"echoes lost|echoes lost at disconnect|echoes unmatched|disconnects)\s+(\d+)",
@@ -49,7 +40,7 @@ class SoakTests(TestCase):
 
     def soak(self, *args: str):  # type: ignore[no-untyped-def]
         d = getProcessOutputAndValue(
-            sys.executable, [SCRIPT, *args], env=environment(), path=_SOURCE
+            sys.executable, [SCRIPT, *args], env=environment(), path=SOURCE
         )
         return d.addCallback(lambda r: (r[0].decode(errors="replace") + r[1].decode(errors="replace"), r[2]))
 

@@ -8,8 +8,6 @@ import datetime
 import os
 import re
 import signal
-import sys
-import sysconfig
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -21,27 +19,8 @@ from twisted.trial.unittest import TestCase
 
 from pingproto import PingMonitor, PingRecorder, ping
 
+from .commands import environment, twistd
 from .tlsdir import write_ca_file, write_tls_dir
-
-_SOURCE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def twistd() -> str:
-    """
-    The C{twistd} script of the Python running the tests.
-    """
-    for directory in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
-        path = os.path.join(directory, "twistd")
-        if os.path.exists(path):
-            return path
-    raise RuntimeError("twistd is not installed beside this Python")
-
-
-def environment() -> dict[str, str]:
-    # The source tree first, so its package and dropin are the ones tested.
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([_SOURCE, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    return env
 
 
 class Server(ProcessProtocol):
