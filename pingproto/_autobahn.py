@@ -69,3 +69,10 @@ class QuietDataPath:
             self.trafficStats.outgoingOctetsWireLevel += len(data)  # type: ignore[attr-defined]
         else:
             self.trafficStats.preopenOutgoingOctetsWireLevel += len(data)  # type: ignore[attr-defined]
+
+
+class ServerOverrides(QuietDataPath):
+    """
+    Every override the echo server's protocol takes, in MRO order; the
+    server's protocol class lists only this.
+    """

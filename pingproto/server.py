@@ -21,7 +21,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from pingproto._autobahn import QuietDataPath, ReactorTimer
+from pingproto._autobahn import ReactorTimer, ServerOverrides
 from pingproto.config import ServerLimits
 from pingproto.limits import AddressCounter, TokenBucket, client_address, origin_allowed
 from pingproto.webapp import content_security_policy, page
@@ -70,7 +70,7 @@ def _looks_like_http(request_line: str) -> bool:
     return len(parts) == 3 and parts[0].isalpha() and parts[2].startswith("HTTP/")
 
 
-class EchoServerProtocol(QuietDataPath, WebSocketServerProtocol):
+class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
     """
     Echo each message, text as text and binary as binary, byte for byte.
     """
