@@ -41,26 +41,30 @@ class ServerLimits:
     """
     What one connection may cost the server.
 
-    The defaults are chosen for a ping server facing the internet: a ping
-    is a dozen bytes, so 64 KiB is generous; a client that has not finished
-    its opening handshake in 10 s is not a browser on a slow link but a
-    stalled or hostile peer; and keepalive pings every 20 s, closing after a
-    further 20 s of silence, free the connections of clients that vanished
-    without closing (browsers do not notice a dead TCP connection by
-    themselves).
+    The defaults are chosen for a ping server facing the internet.  A ping
+    is a dozen bytes, but a message may have up to 16 MiB, the largest a
+    WebSocket conformance suite sends: the server streams large messages
+    back as they arrive, so a connection costs it the same few dozen KiB
+    whatever they weigh (L{pingproto.server.ECHO_BUFFER}), and the limit
+    only bounds how long one message can keep a connection busy.  A client
+    that has not finished its opening handshake in 10 s is not a browser on
+    a slow link but a stalled or hostile peer; and keepalive pings every
+    20 s, closing after a further 20 s of silence, free the connections of
+    clients that vanished without closing (browsers do not notice a dead
+    TCP connection by themselves).
 
     A client may send 100 messages a second, in bursts of up to ten
     seconds' worth, before it is closed with 1008: a ping a second is the
     normal use (and a test suite's thousand quick echoes fit a burst), a
-    sustained flood is not.  At most 10,000 connections are served at once and 256 from one
-    address (0 lifts either cap); more get HTTP 503.  Every browser origin
+    sustained flood is not.  At most 10,000 connections are served at once
+    and 256 from one address (0 lifts either cap); more get HTTP 503.  Every browser origin
     may connect unless C{allowed_origins} names some (C{Origin: null},
     sent by the page opened from a file or a data: URL, is allowed unless
     C{allow_null_origin} is off).  C{trusted_proxies} reverse proxies in
     front are believed about the client address (C{X-Forwarded-For}).
     """
 
-    max_message_size: int = 64 * 1024
+    max_message_size: int = 16 * 1024 * 1024
     handshake_timeout: float = 10.0
     ping_interval: float = 20.0
     ping_timeout: float = 20.0

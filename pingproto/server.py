@@ -61,6 +61,11 @@ _REASONS = {
 _POLICY_VIOLATION = 1008
 _GOING_AWAY = 1001
 
+# A message up to this size is echoed whole once it has arrived; a larger
+# one is echoed piece by piece as it arrives.  Either way a connection holds
+# at most about this much of a message, whatever the message size limit.
+ECHO_BUFFER = 64 * 1024
+
 
 def _looks_like_http(request_line: str) -> bool:
     """
@@ -73,6 +78,13 @@ def _looks_like_http(request_line: str) -> bool:
 class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
     """
     Echo each message, text as text and binary as binary, byte for byte.
+
+    Memory per connection stays small whatever the message size limit: a
+    message over L{ECHO_BUFFER} is streamed back as it arrives (one frame
+    per piece received, so a close can always follow a whole frame), and
+    the connection stops reading while its echoes wait to be sent, so a
+    client that sends without reading fills its own buffers, not the
+    server's.
     """
 
     factory: EchoServerFactory
@@ -80,6 +92,9 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
     _opened = False
     _counted: str | None = None
     _bucket: TokenBucket | None = None
+    _pieces: list[bytes]
+    _held = 0
+    _streaming = False
 
     def connectionMade(self) -> None:
         self.factory.sockets += 1
@@ -190,6 +205,10 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
     def onOpen(self) -> None:
         self._opened = True
         self.factory.open_protocols.add(self)
+        # The transport pauses its own reading while its write buffer is
+        # full (Twisted's producer protocol); Autobahn unregisters it before
+        # it drops the connection.
+        self.registerProducer(self.transport, True)
         rate = self.factory.limits.max_message_rate
         self._bucket = TokenBucket(rate, self.factory.limits.message_burst, self.factory.reactor.seconds())
         self._log.info(
@@ -198,13 +217,62 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
             path=self.http_request_path,
         )
 
-    def onMessage(self, payload: bytes, isBinary: bool) -> None:
-        if self.state != self.STATE_OPEN:
-            return
+    def _within_rate(self) -> bool:
+        """
+        Count a message against the rate limit; close with 1008 past it.
+        """
         if self._bucket is not None and not self._bucket.take(self.factory.reactor.seconds()):
             self.close_with(_POLICY_VIOLATION, "message rate limit exceeded")
+            return False
+        return True
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        # Reached only from the fast path for small whole messages
+        # (L{ServerOverrides}); Autobahn's own path ends in onMessageEnd.
+        if self.state == self.STATE_OPEN and self._within_rate():
+            self.sendMessage(payload, isBinary)
+
+    # Autobahn's message hooks, replaced so that nothing collects a large
+    # message whole.  Its size checks (1009) stay: they are in the
+    # onMessageBegin and onMessageFrameBegin called here.
+
+    def onMessageBegin(self, isBinary: bool) -> None:
+        super().onMessageBegin(isBinary)
+        self._pieces = []
+        self._held = 0
+        self._streaming = False
+        if self.state == self.STATE_OPEN:
+            self._within_rate()
+
+    def onMessageFrameData(self, payload: bytes) -> None:
+        if self.state != self.STATE_OPEN or self.failedByMe:
             return
-        self.sendMessage(payload, isBinary)
+        if self._streaming:
+            self._echo_piece(payload)
+            return
+        self._pieces.append(payload)
+        self._held += len(payload)
+        if self._held > ECHO_BUFFER:
+            self._streaming = True
+            self.beginMessage(self.message_is_binary)
+            self._echo_piece(b"".join(self._pieces))
+            self._pieces = []
+
+    def _echo_piece(self, data: bytes) -> None:
+        self.beginMessageFrame(len(data))
+        self.sendMessageFrameData(data)
+
+    def onMessageFrameEnd(self) -> None:
+        pass
+
+    def onMessageEnd(self) -> None:
+        if self.state == self.STATE_OPEN and not self.failedByMe:
+            if self._streaming:
+                self.endMessage()
+            else:
+                self.sendMessage(b"".join(self._pieces), self.message_is_binary)
+        self._pieces = []
+        self._held = 0
 
     def close_with(self, code: int, reason: str) -> None:
         """

@@ -39,11 +39,11 @@ class ServerLimitsTests(SynchronousTestCase):
 
     def test_defaults(self) -> None:
         """
-        The defaults are 64 KiB messages, a 10 s handshake, keepalive pings
+        The defaults are 16 MiB messages, a 10 s handshake, keepalive pings
         every 20 s closing after 20 s of silence, and a 16 KiB request head.
         """
         limits = ServerLimits()
-        self.assertEqual(limits.max_message_size, 65536)
+        self.assertEqual(limits.max_message_size, 16 * 1024 * 1024)
         self.assertEqual(limits.handshake_timeout, 10.0)
         self.assertEqual(limits.ping_interval, 20.0)
         self.assertEqual(limits.ping_timeout, 20.0)
@@ -112,7 +112,7 @@ class ServerLimitsTests(SynchronousTestCase):
         self.assertRaises(
             dataclasses.FrozenInstanceError, setattr, limits, "max_message_size", 0
         )
-        self.assertEqual(limits.max_message_size, 65536)
+        self.assertEqual(limits.max_message_size, 16 * 1024 * 1024)
 
 
 class PositiveIntTests(SynchronousTestCase):

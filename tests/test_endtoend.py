@@ -19,6 +19,7 @@ from twisted.web.client import ResponseNeverReceived
 
 from pingproto import ConnectionState, ping
 from pingproto.client import client_endpoint
+from pingproto.config import ServerLimits
 from pingproto.server import PLAIN_ANSWER
 from pingproto.tap import Options, makeService
 
@@ -170,10 +171,10 @@ class TLSServerTests(ServerTestCase):
     @inlineCallbacks
     def test_oversizedMessage(self):  # type: ignore[no-untyped-def]
         """
-        A message over the 64 KiB default limit is answered with close code
+        A message over the 16 MiB default limit is answered with close code
         1009, and the server keeps serving others.
         """
-        replies, code = yield self.exchange([(b"x" * (64 * 1024 + 1), True)])
+        replies, code = yield self.exchange([(b"x" * (ServerLimits().max_message_size + 1), True)])
         self.assertEqual((replies, code), ([], 1009))
         result = yield ping(self.url(), 1, ca_file=self.caFile)
         self.assertEqual(len(result.samples), 1)

@@ -1,0 +1,282 @@
+"""
+Large messages: echoed as they arrive, never collected whole, and a client
+that sends without reading is made to wait instead of filling the server's
+memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+
+from twisted.internet import reactor
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
+from twisted.internet.protocol import Protocol
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from pingproto.config import ServerLimits
+from pingproto.server import ECHO_BUFFER, EchoServerFactory
+from pingproto.tls import client_tls_options
+
+from .test_hardening import HardeningTestCase, server_frames
+from .test_protocols import LenientTransport, upgrade_request
+from .waiting import Conditions
+
+_ADDRESS = IPv4Address("TCP", "127.0.0.1", 40000)
+_MiB = 1024 * 1024
+
+
+def frame_header(length: int, opcode: int = 2, fin: bool = True) -> bytes:
+    """
+    A client frame header with an all-zero mask, which RFC 6455 allows and
+    which leaves the payload as it is: megabytes need no masking loop.
+    """
+    first = bytes([(0x80 if fin else 0) | opcode])
+    if length < 126:
+        size = bytes([0x80 | length])
+    elif length < 65536:
+        size = bytes([0x80 | 126]) + length.to_bytes(2, "big")
+    else:
+        size = bytes([0x80 | 127]) + length.to_bytes(8, "big")
+    return first + size + b"\0\0\0\0"
+
+
+def frame(payload: bytes, opcode: int = 2, fin: bool = True) -> bytes:
+    return frame_header(len(payload), opcode, fin) + payload
+
+
+class StreamingInMemoryTests(SynchronousTestCase):
+    """
+    The echo of a large message over L{StringTransport}: what is written
+    back, and when.
+    """
+
+    def setUp(self) -> None:
+        self.factory = EchoServerFactory(ServerLimits(max_message_size=4 * _MiB), reactor=Clock())
+        self.transport = LenientTransport()
+        self.protocol = self.factory.buildProtocol(_ADDRESS)
+        self.protocol.makeConnection(self.transport)
+        self.protocol.dataReceived(upgrade_request())
+        self.assertTrue(self.transport.value().startswith(b"HTTP/1.1 101 "))
+        self.transport.clear()
+
+    def written(self) -> list[tuple[int, bytes]]:
+        return server_frames(self.transport.value())
+
+    def test_echoedWhileArriving(self) -> None:
+        """
+        Half of a 1 MiB frame is already echoed, in whole frames, before the
+        other half has arrived; the full echo is one binary message with
+        the same bytes.
+        """
+        payload = bytes(range(256)) * (4 * 1024)
+        data = frame(payload)
+        half = len(data) // 2
+        self.protocol.dataReceived(data[:half])
+        sent = sum(len(p) for _, p in self.written())
+        self.assertGreater(sent, half - ECHO_BUFFER - 16)
+        self.protocol.dataReceived(data[half:])
+        frames = self.written()
+        self.assertEqual(frames[0][0], 2)
+        self.assertEqual({op for op, _ in frames[1:]}, {0})
+        self.assertEqual(b"".join(p for _, p in frames), payload)
+
+    def test_smallMessageWhole(self) -> None:
+        """
+        A message up to L{ECHO_BUFFER}, even in many fragments, comes back
+        as one frame.
+        """
+        payload = b"t" * ECHO_BUFFER
+        pieces = [payload[i : i + 1000] for i in range(0, len(payload), 1000)]
+        for i, piece in enumerate(pieces):
+            self.protocol.dataReceived(frame(piece, opcode=1 if i == 0 else 0, fin=i == len(pieces) - 1))
+        self.assertEqual(self.written(), [(1, payload)])
+
+    def test_largeFragmentedText(self) -> None:
+        """
+        A text message of many fragments, larger than L{ECHO_BUFFER}, comes
+        back as one text message with the same characters, some of them
+        split across pieces.
+        """
+        text = ("h\u00e9llo w\u00f6rld \u2603 " * 20000).encode()
+        pieces = [text[i : i + 7001] for i in range(0, len(text), 7001)]
+        for i, piece in enumerate(pieces):
+            self.protocol.dataReceived(frame(piece, opcode=1 if i == 0 else 0, fin=i == len(pieces) - 1))
+        frames = self.written()
+        self.assertEqual(frames[0][0], 1)
+        self.assertEqual(frames[-1], (0, b""))
+        self.assertEqual(b"".join(p for _, p in frames), text)
+        self.assertEqual(b"".join(p for _, p in frames).decode(), text.decode())
+
+    def test_invalidUtf8AfterStreaming(self) -> None:
+        """
+        Invalid UTF-8 after a large text message has started coming back
+        closes with 1007, after whole frames only: the client can read the
+        close.
+        """
+        good = b"a" * (3 * ECHO_BUFFER)
+        self.protocol.dataReceived(frame_header(len(good) + 2, opcode=1) + good)
+        self.protocol.dataReceived(b"\xff\xfe")
+        frames = self.written()
+        self.assertEqual(frames[-1][0], 8)
+        self.assertEqual(int.from_bytes(frames[-1][1][:2], "big"), 1007)
+        self.assertEqual(b"".join(p for op, p in frames if op < 8), good)
+
+    def test_overLimitRefusedAtHeader(self) -> None:
+        """
+        A frame announcing more than the limit is refused with 1009 before
+        any of it is echoed.
+        """
+        self.protocol.dataReceived(frame_header(4 * _MiB + 1) + b"x" * 100_000)
+        frames = self.written()
+        self.assertEqual([op for op, _ in frames], [8])
+        self.assertEqual(int.from_bytes(frames[0][1][:2], "big"), 1009)
+
+    def test_messageAfterLargeOne(self) -> None:
+        """
+        After a streamed message, a small one comes back whole again.
+        """
+        self.protocol.dataReceived(frame(b"x" * (2 * ECHO_BUFFER)) + frame(b"ping", opcode=1))
+        frames = self.written()
+        self.assertEqual(frames[-1], (1, b"ping"))
+        self.assertEqual(frames[-2], (0, b""))
+
+
+class Reader(Protocol):
+    """
+    A client that reads the server's frames as they come (megabytes of
+    them, so in one pass) and can stop and start reading.
+
+    @ivar messages: the whole messages received, as (opcode, payload).
+    @ivar wire: how many bytes came after the response head.
+    """
+
+    def __init__(self) -> None:
+        self.head = b""
+        self.messages: list[tuple[int, bytes]] = []
+        self.wire = 0
+        self.lost = False
+        self._buffer = bytearray()
+        self._opcode = 0
+        self._parts: list[bytes] = []
+        self._conditions = Conditions()
+        self.until = self._conditions.until
+
+    def dataReceived(self, data: bytes) -> None:
+        if not self.head:
+            self._buffer += data
+            end = self._buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            self.head = bytes(self._buffer[: end + 4])
+            data = bytes(self._buffer[end + 4 :])
+            self._buffer.clear()
+        self.wire += len(data)
+        self._buffer += data
+        self._parse()
+        self._conditions.check()
+
+    def _parse(self) -> None:
+        buffer = self._buffer
+        offset = 0
+        while len(buffer) - offset >= 2:
+            fin, opcode, length = buffer[offset] & 0x80, buffer[offset] & 0x0F, buffer[offset + 1] & 0x7F
+            start = offset + 2
+            if length == 126:
+                length, start = int.from_bytes(buffer[start : start + 2], "big"), start + 2
+            elif length == 127:
+                length, start = int.from_bytes(buffer[start : start + 8], "big"), start + 8
+            if len(buffer) < start + length:
+                break
+            payload = bytes(buffer[start : start + length])
+            offset = start + length
+            if opcode >= 8:
+                continue
+            if opcode:
+                self._opcode, self._parts = opcode, []
+            self._parts.append(payload)
+            if fin:
+                self.messages.append((self._opcode, b"".join(self._parts)))
+        del buffer[:offset]
+
+    def connectionLost(self, reason: Failure) -> None:
+        self.lost = True
+        self._conditions.check()
+
+
+class LargeMessageTests(HardeningTestCase):
+    """
+    Against a real wss:// server with its default options, while a witness
+    pings it.
+    """
+
+    timeout = 60
+
+    @inlineCallbacks
+    def open(self) -> Deferred[Reader]:  # type: ignore[misc]
+        endpoint = wrapClientTLS(
+            client_tls_options("localhost", self.caFile),
+            TCP4ClientEndpoint(reactor, "127.0.0.1", self.port),
+        )
+        client = yield connectProtocol(endpoint, Reader())
+        self.addCleanup(lambda: None if client.lost else client.transport.abortConnection())
+        client.transport.write(upgrade_request())
+        yield client.until(lambda: bool(client.head) or client.lost)
+        self.assertTrue(client.head.startswith(b"HTTP/1.1 101 "), client.head)
+        return client
+
+    @inlineCallbacks
+    def test_largestDefaultMessage(self):  # type: ignore[no-untyped-def]
+        """
+        A message of exactly the default limit, 16 MiB, comes back byte for
+        byte, and the connection stays open.
+        """
+        since = reactor.seconds()
+        payload = hashlib.sha256(b"seed").digest() * (ServerLimits().max_message_size // 32)
+        self.assertEqual(len(payload), 16 * _MiB)
+        client = yield self.open()
+        client.transport.write(frame(payload))
+        yield client.until(lambda: bool(client.messages) or client.lost)
+        [(opcode, echoed)] = client.messages
+        self.assertEqual((opcode, len(echoed)), (2, len(payload)))
+        self.assertTrue(echoed == payload)
+        self.assertFalse(client.lost)
+        yield self.assertWitnessUnharmed(since, released=False)
+
+    @inlineCallbacks
+    def test_clientThatDoesNotRead(self):  # type: ignore[no-untyped-def]
+        """
+        A client that sends 32 MiB of echoes to come but reads none of them
+        is made to wait: the server stops reading from it once its echoes
+        back up (it read far less than was sent), the witness is unharmed,
+        and when the client reads again every echo arrives.
+        """
+        since = reactor.seconds()
+        client = yield self.open()
+        # A small receive window, so that the kernel's buffers cannot absorb
+        # the test's megabytes on the server's behalf.
+        client.transport.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        client.transport.pauseProducing()
+        payloads = [bytes([i]) * _MiB for i in range(32)]
+        for payload in payloads:
+            client.transport.write(frame(payload))
+        server = self.server_side(client)  # type: ignore[arg-type]
+        read = lambda: server.trafficStats.incomingOctetsWireLevel  # noqa: E731
+        yield self.eventually(lambda: read() > 2 * _MiB, within=10)
+        # Let the witness get twenty echoes; meanwhile the server reads no more.
+        count = self.witness.replies()
+        yield self.witness.until(lambda: self.witness.replies() >= count + 10)
+        before = read()
+        yield self.witness.until(lambda: self.witness.replies() >= count + 20)
+        self.assertEqual(read(), before)
+        self.assertLess(before, 12 * _MiB)
+        client.transport.resumeProducing()
+        yield client.until(lambda: len(client.messages) == 32 or client.lost)
+        echoed = client.messages
+        self.assertEqual([len(p) for _, p in echoed], [_MiB] * 32)
+        self.assertTrue([p for _, p in echoed] == payloads)
+        yield self.assertWitnessUnharmed(since, released=False)
