@@ -205,10 +205,7 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
     def onOpen(self) -> None:
         self._opened = True
         self.factory.open_protocols.add(self)
-        # The transport pauses its own reading while its write buffer is
-        # full (Twisted's producer protocol); Autobahn unregisters it before
-        # it drops the connection.
-        self.registerProducer(self.transport, True)
+        self._read_only_while_sending()
         rate = self.factory.limits.max_message_rate
         self._bucket = TokenBucket(rate, self.factory.limits.message_burst, self.factory.reactor.seconds())
         self._log.info(
@@ -216,6 +213,22 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
             peer=self.peer,
             path=self.http_request_path,
         )
+
+    def _read_only_while_sending(self) -> None:
+        """
+        Make the transport pause its own reading while its write buffer is
+        full (Twisted's producer protocol); Autobahn unregisters it before
+        it drops the connection.
+        """
+        transport = self.transport
+        try:
+            transport.registerProducer(transport, True)
+        except RuntimeError:
+            # Mounted in a twisted.web site: the HTTP channel that handed
+            # the transport over is still its producer, and never pauses it
+            # while a request (the upgrade) is in progress.
+            transport.unregisterProducer()
+            transport.registerProducer(transport, True)
 
     def _within_rate(self) -> bool:
         """

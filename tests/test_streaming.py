@@ -9,17 +9,21 @@ from __future__ import annotations
 import hashlib
 import socket
 
+from autobahn.twisted.resource import WebSocketResource
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, serverFromString, wrapClientTLS
 from twisted.internet.protocol import Protocol
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, LoopingCall
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.resource import Resource
+from twisted.web.server import Site
 
+from pingproto import ping
 from pingproto.config import ServerLimits
-from pingproto.server import ECHO_BUFFER, EchoServerFactory
+from pingproto.server import ECHO_BUFFER, EchoServerFactory, EchoServerProtocol
 from pingproto.tls import client_tls_options
 
 from .test_hardening import HardeningTestCase, server_frames
@@ -250,33 +254,76 @@ class LargeMessageTests(HardeningTestCase):
     @inlineCallbacks
     def test_clientThatDoesNotRead(self):  # type: ignore[no-untyped-def]
         """
-        A client that sends 32 MiB of echoes to come but reads none of them
-        is made to wait: the server stops reading from it once its echoes
-        back up (it read far less than was sent), the witness is unharmed,
-        and when the client reads again every echo arrives.
+        A client that sends without reading is made to wait, and gets every
+        echo once it reads (L{assert_waits_for_reader}); the witness is
+        unharmed.
         """
         since = reactor.seconds()
         client = yield self.open()
-        # A small receive window, so that the kernel's buffers cannot absorb
-        # the test's megabytes on the server's behalf.
-        client.transport.transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-        client.transport.pauseProducing()
-        payloads = [bytes([i]) * _MiB for i in range(32)]
-        for payload in payloads:
-            client.transport.write(frame(payload))
-        server = self.server_side(client)  # type: ignore[arg-type]
-        read = lambda: server.trafficStats.incomingOctetsWireLevel  # noqa: E731
-        yield self.eventually(lambda: read() > 2 * _MiB, within=10)
-        # Let the witness get twenty echoes; meanwhile the server reads no more.
-        count = self.witness.replies()
-        yield self.witness.until(lambda: self.witness.replies() >= count + 10)
-        before = read()
-        yield self.witness.until(lambda: self.witness.replies() >= count + 20)
-        self.assertEqual(read(), before)
-        self.assertLess(before, 12 * _MiB)
-        client.transport.resumeProducing()
-        yield client.until(lambda: len(client.messages) == 32 or client.lost)
-        echoed = client.messages
-        self.assertEqual([len(p) for _, p in echoed], [_MiB] * 32)
-        self.assertTrue([p for _, p in echoed] == payloads)
+        yield assert_waits_for_reader(self, client, self.server_side(client), self.url(), self.caFile)
         yield self.assertWitnessUnharmed(since, released=False)
+
+
+class MountedLargeMessageTests(TestCase):
+    """
+    The same when the echo is mounted in a twisted.web site, whose HTTP
+    channel hands the connection over.
+    """
+
+    @inlineCallbacks
+    def test_clientThatDoesNotRead(self):  # type: ignore[no-untyped-def]
+        factory = EchoServerFactory(paths=None)
+        root = Resource()
+        root.putChild(b"ping", WebSocketResource(factory))
+        port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(Site(root))
+        self.addCleanup(port.stopListening)
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port)
+        client = yield connectProtocol(endpoint, Reader())
+        self.addCleanup(lambda: None if client.lost else client.transport.abortConnection())
+        client.transport.write(upgrade_request("/ping"))
+        yield client.until(lambda: bool(client.head) or client.lost)
+        self.assertTrue(client.head.startswith(b"HTTP/1.1 101 "), client.head)
+        [server] = factory.open_protocols
+        yield assert_waits_for_reader(self, client, server, f"ws://127.0.0.1:{port.getHost().port}/ping")
+
+
+@inlineCallbacks
+def assert_waits_for_reader(  # type: ignore[no-untyped-def]
+    test: TestCase, client: Reader, server: EchoServerProtocol, url: str, ca_file: str | None = None
+):
+    """
+    C{client} sends 32 MiB of echoes to come but reads none of them: the
+    server stops reading from it once the echoes back up (it has read far
+    less than was sent, and reads nothing more while another client pings
+    it ten times), and when C{client} reads again every echo arrives.
+    """
+    handle = client.transport.getHandle()
+    if not isinstance(handle, socket.socket):
+        handle = client.transport.transport.getHandle()  # under TLS
+    # A small receive window, so that the kernel's buffers cannot absorb
+    # the test's megabytes on the server's behalf.
+    handle.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    client.transport.pauseProducing()
+    payloads = [bytes([i]) * _MiB for i in range(32)]
+    for payload in payloads:
+        client.transport.write(frame(payload))
+    read = lambda: server.trafficStats.incomingOctetsWireLevel  # noqa: E731
+    conditions = Conditions()
+    watch = LoopingCall(conditions.check)
+    watch.start(0.01)
+    try:
+        yield conditions.until(lambda: read() > 2 * _MiB)
+        # The server has stopped reading once pings keep coming back and it
+        # reads no more during ten of them.
+        before = -1
+        while read() != before:
+            before = read()
+            result = yield ping(url, 10, interval=0.02, ca_file=ca_file)
+            test.assertEqual(len(result.samples), 10)
+    finally:
+        watch.stop()
+    test.assertLess(before, 12 * _MiB)
+    client.transport.resumeProducing()
+    yield client.until(lambda: len(client.messages) == 32 or client.lost)
+    test.assertEqual([len(p) for _, p in client.messages], [_MiB] * 32)
+    test.assertTrue([p for _, p in client.messages] == payloads)
