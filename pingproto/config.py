@@ -34,6 +34,10 @@ N = TypeVar("N", int, float)
 
 DEFAULT_PORT = 1234
 DEFAULT_INTERFACE = "127.0.0.1"
+# Twisted's tcp: endpoint queues 50 connections; after a restart every
+# client reconnects at once, and each SYN dropped at a full queue costs its
+# client a retransmission a second or more later (docs/reliability.md).
+LISTEN_BACKLOG = 1024
 
 
 @dataclass(frozen=True)
@@ -223,7 +227,7 @@ def listen_descriptions(
         host = DEFAULT_INTERFACE if interface is None else interface
         chosen = DEFAULT_PORT if port is None else port
         descriptions = [
-            f"tcp{'6' if ':' in host else ''}:{chosen}:interface={_escape(host)}"
+            f"tcp{'6' if ':' in host else ''}:{chosen}:interface={_escape(host)}:backlog={LISTEN_BACKLOG}"
         ]
     if not tls and not no_tls:
         public = [d for d in descriptions if not is_loopback_endpoint(d)]

@@ -334,11 +334,12 @@ class ListenDescriptionsTests(SynchronousTestCase):
 
     def test_default(self) -> None:
         """
-        With no options the server listens on tcp:1234:interface=127.0.0.1.
+        With no options the server listens on tcp:1234:interface=127.0.0.1,
+        with a listen queue of 1024 instead of Twisted's 50.
         """
         self.assertEqual(
             listen_descriptions(None, None, [], tls=False, no_tls=False),
-            ["tcp:1234:interface=127.0.0.1"],
+            ["tcp:1234:interface=127.0.0.1:backlog=1024"],
         )
         self.assertEqual((DEFAULT_PORT, DEFAULT_INTERFACE), (1234, "127.0.0.1"))
 
@@ -348,7 +349,7 @@ class ListenDescriptionsTests(SynchronousTestCase):
         """
         self.assertEqual(
             listen_descriptions(8080, None, [], tls=False, no_tls=False),
-            ["tcp:8080:interface=127.0.0.1"],
+            ["tcp:8080:interface=127.0.0.1:backlog=1024"],
         )
 
     def test_port_zero(self) -> None:
@@ -357,7 +358,7 @@ class ListenDescriptionsTests(SynchronousTestCase):
         """
         self.assertEqual(
             listen_descriptions(0, None, [], tls=False, no_tls=False),
-            ["tcp:0:interface=127.0.0.1"],
+            ["tcp:0:interface=127.0.0.1:backlog=1024"],
         )
 
     def test_interface_short_form(self) -> None:
@@ -366,7 +367,7 @@ class ListenDescriptionsTests(SynchronousTestCase):
         """
         self.assertEqual(
             listen_descriptions(None, "127.0.0.2", [], tls=False, no_tls=False),
-            ["tcp:1234:interface=127.0.0.2"],
+            ["tcp:1234:interface=127.0.0.2:backlog=1024"],
         )
 
     def test_ipv6_interface(self) -> None:
@@ -375,7 +376,7 @@ class ListenDescriptionsTests(SynchronousTestCase):
         """
         self.assertEqual(
             listen_descriptions(4321, "::1", [], tls=False, no_tls=False),
-            [r"tcp6:4321:interface=\:\:1"],
+            [r"tcp6:4321:interface=\:\:1:backlog=1024"],
         )
 
     def test_listen_passed_through(self) -> None:
@@ -426,7 +427,7 @@ class ListenDescriptionsTests(SynchronousTestCase):
         )
         message = str(e)
         self.assertIn("refusing to serve plain ws://", message)
-        self.assertIn("'tcp:1234:interface=0.0.0.0'", message)
+        self.assertIn("'tcp:1234:interface=0.0.0.0:backlog=1024'", message)
         self.assertIn("--tls-dir", message)
         self.assertIn("--no-tls", message)
 
@@ -446,7 +447,7 @@ class ListenDescriptionsTests(SynchronousTestCase):
         """
         self.assertEqual(
             listen_descriptions(80, "0.0.0.0", [], tls=False, no_tls=True),
-            ["tcp:80:interface=0.0.0.0"],
+            ["tcp:80:interface=0.0.0.0:backlog=1024"],
         )
 
     def test_public_with_tls(self) -> None:

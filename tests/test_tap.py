@@ -37,7 +37,7 @@ class OptionsTests(SynchronousTestCase):
         With no options: plain ws on 127.0.0.1:1234 with the safe limits.
         """
         options = parse()
-        self.assertEqual(options["endpoints"], ["tcp:1234:interface=127.0.0.1"])
+        self.assertEqual(options["endpoints"], ["tcp:1234:interface=127.0.0.1:backlog=1024"])
         self.assertIsNone(options["tls-dir"])
         self.assertEqual(options["limits"], ServerLimits())
 
@@ -46,7 +46,7 @@ class OptionsTests(SynchronousTestCase):
         --port and --interface make one TCP endpoint.
         """
         options = parse("--port", "8443", "--interface", "::1")
-        self.assertEqual(options["endpoints"], ["tcp6:8443:interface=\\:\\:1"])
+        self.assertEqual(options["endpoints"], ["tcp6:8443:interface=\\:\\:1:backlog=1024"])
 
     def test_listenRepeatable(self) -> None:
         """
