@@ -1,0 +1,125 @@
+"""
+Memory stays flat: nothing the server allocates for a message or for a
+connection outlives it.  Real wss:// connections on loopback; the
+measure is Python's own allocator (L{tracemalloc}) and the objects still
+alive, which see a leak long before a process's RSS does.
+"""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+from collections import Counter, deque
+
+from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
+from OpenSSL import SSL
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.task import deferLater
+
+from pingproto import ping
+from pingproto.client import client_endpoint
+from pingproto.server import EchoServerProtocol
+
+from .test_endtoend import ServerTestCase
+
+
+def census() -> Counter[str]:
+    """
+    How many objects of each kind the garbage collector knows of.
+    """
+    gc.collect()
+    return Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects())
+
+
+def alive(kind: type) -> int:
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if isinstance(o, kind))
+
+
+class FlatMemoryTests(ServerTestCase):
+    timeout = 60
+    extra = ["--max-message-rate", "100000"]
+
+    def traced(self) -> int:
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0]
+
+    def setUp(self) -> None:
+        super().setUp()
+        tracemalloc.start()
+        self.addCleanup(tracemalloc.stop)
+
+    @inlineCallbacks
+    def reconnect(self, times: int) -> Deferred[None]:  # type: ignore[misc]
+        for _ in range(times):
+            result = yield ping(self.url(), 1, timeout=5, ca_file=self.caFile)
+            self.assertEqual(len(result.samples), 1)
+        # The client is done before the server has seen the connection go.
+        for _ in range(200):
+            if self.service.factory.sockets == 0:
+                break
+            yield deferLater(reactor, 0.01, lambda: None)
+
+    @inlineCallbacks
+    def test_perReconnect(self):  # type: ignore[no-untyped-def]
+        """
+        After connections that opened, pinged and closed, the server holds
+        no protocol and no TLS connection of theirs, and 100 more of them
+        leave no kind of object more numerous by even one per connection.
+        (Bytes are too noisy a measure here: dictionaries in Twisted and
+        zope.interface grow and shrink their tables as they please.)
+        """
+        yield self.reconnect(50)
+        before = census()
+        yield self.reconnect(100)
+        grown = {kind: n - before.get(kind, 0) for kind, n in census().items() if n - before.get(kind, 0) >= 100}
+        self.assertEqual(grown, {})
+        self.assertEqual(alive(EchoServerProtocol), 0)
+        self.assertEqual(alive(SSL.Connection), 0)
+
+    @inlineCallbacks
+    def test_perMessage(self):  # type: ignore[no-untyped-def]
+        """
+        On one open connection, 3,000 more echoes, small and large, leave
+        less than 2 bytes each behind.
+        """
+        factory = WebSocketClientFactory(self.url())
+        factory.protocol = Batches
+        client = yield client_endpoint(reactor, self.url(), self.caFile).connect(factory)
+        yield client.is_open
+        self.addCleanup(client.sendClose, 1000)
+        small = [(b"%d" % (1_700_000_000_000 + i), False) for i in range(1000)]
+        large = [(bytes([i]) * 100_000, True) for i in range(10)]
+        yield client.batch(small + large)
+        before = self.traced()
+        for _ in range(3):
+            yield client.batch(small)
+        yield client.batch(large)
+        grown = self.traced() - before
+        self.assertEqual((client.echoed, client.wrong), (4020, 0))
+        self.assertLess(grown, 3000 * 2, f"{grown} bytes more after 3,000 more echoes")
+
+
+class Batches(WebSocketClientProtocol):
+    """
+    Sends a batch of messages and waits for all their echoes, checking
+    each against what was sent and keeping none.
+    """
+
+    echoed = 0
+    wrong = 0
+
+    def batch(self, messages: list[tuple[bytes, bool]]) -> Deferred[None]:
+        self._expected = deque(messages)
+        self._done: Deferred[None] = Deferred()
+        for payload, is_binary in messages:
+            self.sendMessage(payload, is_binary)
+        return self._done
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        self.echoed += 1
+        if self._expected.popleft() != (payload, isBinary):
+            self.wrong += 1
+        if not self._expected:
+            self._done.callback(None)
