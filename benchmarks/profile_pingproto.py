@@ -3,6 +3,7 @@
 Where pingproto's CPU goes, per echo and per handshake.
 
     python3 benchmarks/profile_pingproto.py [--tls | --plain] [--seconds 8] [--out FILE]
+    python3 benchmarks/profile_pingproto.py --ab TREE [--rounds 5] [--seconds 3]
 
 Runs the real server (`twistd -n --pidfile= pingproto --listen
 tcp:0:interface=127.0.0.1 [--tls-dir DIR] --max-per-address 0
@@ -218,6 +219,66 @@ def _clean_frame(frame: str) -> str:
     return f"{name} ({short(file)}{':' + line if line else ''})"
 
 
+def ab_compare(tree: str, rounds: int, seconds: float) -> int:
+    """
+    Interleaved A/B, unprofiled: the raw TLS echo, pingproto from TREE
+    ("before") and pingproto from this checkout ("after"), all running at
+    once on the first CPU; each round runs a 1-connection echo and a
+    handshake test against each, rotating the order, and the medians and
+    per-round ratios to the raw TLS echo are printed.
+    """
+    import statistics
+
+    cpus = sorted(os.sched_getaffinity(0))
+    server_cpu, gen_cpu = (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
+    if gen_cpu is not None:
+        os.sched_setaffinity(0, {gen_cpu})
+    client_py, _ = run.client_python()
+    scratch = tempfile.mkdtemp(prefix="pingproto-ab-")
+    tls_dir = os.path.join(scratch, "tls")
+    run.make_tls_dir(tls_dir)
+    tls = ["--tls-dir", tls_dir]
+    before_env = dict(os.environ, PYTHONPATH=os.path.abspath(tree))
+    tw = [run.twistd(), "-n", "--pidfile=", "pingproto", "--listen", "tcp:0:interface=127.0.0.1", *run.PINGPROTO_LIMITS]
+    servers = [
+        run.Server("tls", "raw TLS echo", "tls", [sys.executable, os.path.join(run.SERVERS_DIR, "raw_echo.py"), *tls],
+                   run.environment()),
+        run.Server("before", f"pingproto wss, {tree}", "wss", tw + tls, before_env),
+        run.Server("after", "pingproto wss, this checkout", "wss", tw + tls, run.environment()),
+    ]
+    results: dict[str, dict[str, list[float]]] = {s.key: collections.defaultdict(list) for s in servers}
+    try:
+        for server in servers:
+            run.start_server(server, server_cpu, scratch)
+        for server in servers:
+            run.wait_listening(server, time.monotonic() + 60)
+        for r in range(rounds):
+            order = servers[r % len(servers):] + servers[: r % len(servers)]
+            for server in order:
+                echo = run.loadgen(client_py, gen_cpu, server, "echo", "--conns", "1", "--warmup", "0.5",
+                                   "--duration", str(seconds), timeout=120 + seconds)
+                hs = run.loadgen(client_py, gen_cpu, server, "handshake", "--concurrency", "8",
+                                 "--duration", str(seconds), timeout=120 + seconds)
+                results[server.key]["cpu_echo"].append(echo["us_cpu_per_rt"])
+                results[server.key]["p50"].append(echo["rtt_p50_us"])
+                results[server.key]["cpu_hs"].append(hs["us_cpu_per_handshake"])
+            print(f"round {r + 1}: " + "; ".join(
+                f"{k} echo {v['cpu_echo'][-1]:.1f} us p50 {v['p50'][-1]:.1f} us hs {v['cpu_hs'][-1]:.0f} us"
+                for k, v in results.items()), flush=True)
+    finally:
+        run.stop_children()
+    base = results["tls"]
+    print(f"\nmedians of {rounds} interleaved rounds ({seconds} s each), ratio to raw TLS = median of per-round ratios")
+    print(f"{'':8} {'CPU us/echo':>12} {'x TLS':>6} {'p50 us':>8} {'x TLS':>6} {'CPU us/hs':>10} {'x TLS':>6}")
+    for key, v in results.items():
+        def ratio(name: str) -> float:
+            return statistics.median(a / b for a, b in zip(v[name], base[name]))
+        print(f"{key:8} {statistics.median(v['cpu_echo']):12.1f} {ratio('cpu_echo'):6.2f}"
+              f" {statistics.median(v['p50']):8.1f} {ratio('p50'):6.2f}"
+              f" {statistics.median(v['cpu_hs']):10.0f} {ratio('cpu_hs'):6.2f}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--plain", action="store_true", help="profile ws:// instead of wss://")
@@ -225,9 +286,17 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--out", help="also write the report (JSON) here")
     parser.add_argument("--no-native", action="store_true", help="py-spy without --native")
+    parser.add_argument("--ab", metavar="TREE",
+                        help="instead of profiling, compare pingproto from TREE (a copy of the source tree, e.g."
+                             " before a change) with this checkout and the raw TLS echo, interleaved, unprofiled")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of the --ab comparison")
     args = parser.parse_args()
     if not 2 <= args.seconds <= 120:
         parser.error("--seconds 2..120")
+    if args.ab:
+        if not 1 <= args.rounds <= 20:
+            parser.error("--rounds 1..20")
+        return ab_compare(args.ab, args.rounds, args.seconds)
     cpus = sorted(os.sched_getaffinity(0))
     server_cpu, gen_cpu = (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
     if gen_cpu is not None:

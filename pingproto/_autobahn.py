@@ -7,9 +7,20 @@ that would fail if an Autobahn release changed the behaviour it relies on.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, Callable
 
+from autobahn.twisted.util import create_transport_details
+from autobahn.util import _is_tls_error, _maybe_tls_reason
+from autobahn.wamp.types import TransportDetails
+from autobahn.websocket.protocol import TrafficStats, WebSocketProtocol
+from autobahn.websocket.utf8validator import Utf8Validator
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
+
+_OPEN = WebSocketProtocol.STATE_OPEN
+_GROUND = WebSocketProtocol.SEND_STATE_GROUND
 
 
 class _Call:
@@ -71,7 +82,278 @@ class QuietDataPath:
             self.trafficStats.preopenOutgoingOctetsWireLevel += len(data)  # type: ignore[attr-defined]
 
 
-class ServerOverrides(QuietDataPath):
+def unmask(mask: bytes, masked: bytes) -> bytes:
+    """
+    XOR a frame's payload with its 4-byte mask (RFC 6455 5.3), as one
+    operation on Python ints: for a small frame a fraction of a microsecond,
+    where Autobahn's C{create_xor_masker(...).process(...)} builds a native
+    masker and copies the payload in and out of a cffi buffer (about 4 us,
+    docs/performance.md).
+    """
+    n = len(masked)
+    key = (mask * ((n >> 2) + 1))[:n]
+    return (int.from_bytes(masked, "little") ^ int.from_bytes(key, "little")).to_bytes(n, "little")
+
+
+# The largest payload the fast paths take: what the 16-bit length form can
+# say.  Larger messages are rare here and go through Autobahn.
+FAST_PAYLOAD_MAX = 0xFFFF
+
+
+class FastReceive:
+    """
+    Deliver whole small messages straight from the received bytes to
+    C{onMessage}, without Autobahn's per-frame machinery.
+
+    For every frame Autobahn's C{processData} builds a L{FrameHeader} and a
+    native XOR masker (9.8 us of a 132 us wss echo), then walks
+    C{onFrameBegin}, C{onMessageBegin}, C{onMessageFrameBegin},
+    C{onFrameData}, an incremental UTF-8 validator, C{onMessageFrameData},
+    C{onFrameEnd}, C{onMessageFrameEnd}, C{onMessageFrame} and
+    C{onMessageEnd}: about 40 us per echo in all.  A ping is one small
+    masked text frame, so here the common case is taken apart in one loop:
+    the connection is open, no frame or fragmented message is under way,
+    nothing is buffered, nothing (octet or frame logging, timing tracking,
+    compression, C{.on("message")} listeners) is watching, and the read
+    holds one or more complete masked frames with FIN set, no RSV bits,
+    opcode text or binary and a payload of at most L{FAST_PAYLOAD_MAX}
+    bytes within C{maxFramePayloadSize} and C{maxMessagePayloadSize}.  Each
+    is unmasked with L{unmask}, text is checked with a strict
+    C{bytes.decode("utf-8")} (which accepts exactly the UTF-8 that
+    Autobahn's validator accepts) and C{onMessage(payload, isBinary)} is
+    called, with Autobahn's bookkeeping for a received data frame: with
+    C{autoPingRestartOnAnyTraffic}, the cancelling of a pending auto-ping
+    timeout (C{onFrameEnd}) before it, and after it the C{trafficStats}
+    counters, if the connection is still open: Autobahn counts only while
+    it is, and pingproto's rate limit, which the fast path meets in
+    C{onMessage}, closes on Autobahn's path in C{onMessageBegin}, before
+    anything is counted.  Autobahn's own C{onMessageEnd} would also
+    C{fire("message")}: with no listeners (C{_listeners is None}) that
+    does nothing.
+
+    At the first byte that does not fit (a control frame, a fragment, RSV
+    bits, an unmasked or oversized frame, a frame split across reads,
+    invalid UTF-8) or once C{onMessage} has left the connection not open,
+    the rest of the read goes to Autobahn's C{consumeData} exactly as its
+    C{_dataReceived} would hand it on, so whatever Autobahn does with it
+    (answer a ping, buffer a partial frame, close with 1002, 1007 or 1009)
+    is what happens.
+
+    Relies on Autobahn's receive state living in C{state}, C{data},
+    C{current_frame} and C{inside_message}, and on C{_dataReceived} doing
+    nothing but count, log and C{consumeData}; tests/test_overrides.py
+    checks the outcomes against Autobahn's own path.
+    """
+
+    def _dataReceived(self, data: bytes) -> None:
+        if (
+            self.state != _OPEN  # type: ignore[attr-defined]
+            or self.current_frame is not None  # type: ignore[attr-defined]
+            or self.data  # type: ignore[has-type]
+            or self.inside_message  # type: ignore[attr-defined]
+            or self.logOctets  # type: ignore[attr-defined]
+            or self.logFrames  # type: ignore[attr-defined]
+            or self.trackedTimings  # type: ignore[attr-defined]
+            or self._perMessageCompress is not None  # type: ignore[attr-defined]
+            or self._listeners is not None  # type: ignore[attr-defined]
+            or not self.applyMask  # type: ignore[attr-defined]
+        ):
+            super()._dataReceived(data)  # type: ignore[misc]
+            return
+        stats = self.trafficStats  # type: ignore[attr-defined]
+        stats.incomingOctetsWireLevel += len(data)
+        max_frame = self.maxFramePayloadSize  # type: ignore[attr-defined]
+        max_message = self.maxMessagePayloadSize  # type: ignore[attr-defined]
+        validate = self.utf8validateIncoming  # type: ignore[attr-defined]
+        end = len(data)
+        i = 0
+        while end - i >= 6:
+            b0 = data[i]
+            b1 = data[i + 1]
+            if (b0 != 0x81 and b0 != 0x82) or b1 < 0x80:
+                break
+            length = b1 & 0x7F
+            if length < 126:
+                start = i + 6
+            elif length == 126 and end - i >= 8:
+                length = (data[i + 2] << 8) | data[i + 3]
+                if length < 126:
+                    break  # not the minimal length encoding: Autobahn's 1002
+                start = i + 8
+            else:
+                break
+            stop = start + length
+            if stop > end or 0 < max_frame < length or 0 < max_message < length:
+                break
+            payload = unmask(data[start - 4 : start], data[start:stop])
+            binary = b0 == 0x82
+            if validate and not binary:
+                try:
+                    payload.decode("utf-8")
+                except UnicodeDecodeError:
+                    break
+            i = stop
+            if self.autoPingTimeoutCall and self.autoPingRestartOnAnyTraffic:  # type: ignore[attr-defined]
+                self._cancelAutoPingTimeoutCall()  # type: ignore[attr-defined]
+            self.onMessage(payload, binary)  # type: ignore[attr-defined]
+            if self.state != _OPEN:  # type: ignore[attr-defined]
+                break
+            stats.incomingOctetsWebSocketLevel += length
+            stats.incomingOctetsAppLevel += length
+            stats.incomingWebSocketFrames += 1
+            stats.incomingWebSocketMessages += 1
+        if i < end:
+            self.data = data[i:] if i else data
+            self.consumeData()  # type: ignore[attr-defined]
+
+
+class FastSend:
+    """
+    Send a small message as one frame in one C{transport.write}.
+
+    Autobahn's C{sendMessage} checks its argument types, picks a compressor
+    and a fragment size, then C{sendFrame} assembles the header field by
+    field with C{struct} and a C{b"".join}, and C{sendData} writes it: 12
+    us of a wss echo.  For a message of at most L{FAST_PAYLOAD_MAX} bytes,
+    sent unfragmented, unsynchronised and uncompressed on an open
+    connection that is not in the middle of a C{beginMessage}, with nothing
+    queued and nothing logged or tracked, this writes the same bytes and
+    counts the same C{trafficStats}.  Anything else, including what
+    Autobahn refuses (a closed connection, a message over
+    C{maxMessagePayloadSize}, arguments of the wrong type), is Autobahn's
+    own C{sendMessage}.
+
+    Relies on a server frame being unmasked unless C{maskServerFrames}.
+    """
+
+    def sendMessage(
+        self,
+        payload: bytes,
+        isBinary: bool = False,
+        fragmentSize: int | None = None,
+        sync: bool = False,
+        doNotCompress: bool = False,
+    ) -> None:
+        if (
+            type(payload) is bytes
+            and (isBinary is False or isBinary is True)
+            and fragmentSize is None
+            and sync is False
+            and self.state == _OPEN  # type: ignore[attr-defined]
+            and self.send_state == _GROUND  # type: ignore[attr-defined]
+            and self._perMessageCompress is None  # type: ignore[attr-defined]
+            and not self.send_queue  # type: ignore[attr-defined]
+            and not self.maskServerFrames  # type: ignore[attr-defined]
+            and not self.logOctets  # type: ignore[attr-defined]
+            and not self.logFrames  # type: ignore[attr-defined]
+            and not self.trackedTimings  # type: ignore[attr-defined]
+        ):
+            n = len(payload)
+            fragment = self.autoFragmentSize  # type: ignore[attr-defined]
+            if n <= FAST_PAYLOAD_MAX and not 0 < self.maxMessagePayloadSize < n and not 0 < fragment < n:  # type: ignore[attr-defined]
+                if n < 126:
+                    frame = bytes((0x82 if isBinary else 0x81, n)) + payload
+                else:
+                    frame = bytes((0x82 if isBinary else 0x81, 126, n >> 8, n & 0xFF)) + payload
+                self.transport.write(frame)  # type: ignore[attr-defined]
+                stats = self.trafficStats  # type: ignore[attr-defined]
+                stats.outgoingWebSocketMessages += 1
+                stats.outgoingOctetsAppLevel += n
+                stats.outgoingOctetsWebSocketLevel += n
+                stats.outgoingWebSocketFrames += 1
+                stats.outgoingOctetsWireLevel += len(frame)
+                return
+        super().sendMessage(payload, isBinary, fragmentSize, sync, doNotCompress)  # type: ignore[misc]
+
+
+class QuietSetup:
+    """
+    Autobahn's connection set-up and tear-down without the debug lines
+    whose arguments it formats even with debug logging off.
+
+    C{WebSocketProtocol._connectionMade} pretty-prints its 29 configuration
+    attributes (C{pprint.pformat}, about 100 us per connection) for a debug
+    line, and the Twisted adapter's C{connectionMade}/C{connectionLost} and
+    the server's C{_connectionMade}/C{_connectionLost} colour theirs with
+    C{hltype}/C{hlval} (C{click.style}; some 40 us per connection).  The
+    methods below do what Autobahn 26.10's do, in the same order, without
+    those lines: copy the factory's options onto the connection unless it
+    has its own, set up the receive, send and close state, start the
+    opening-handshake timer, and count the connection on the factory.  A
+    TLS error at close is still logged as Autobahn logs it.
+
+    Relies on the attribute set of those methods:
+    tests/test_overrides.py compares a connection set up here with one set
+    up by Autobahn, attribute by attribute, so an Autobahn release that
+    adds or changes one fails there.
+    """
+
+    def connectionMade(self) -> None:
+        details = create_transport_details(self.transport, self.is_server)  # type: ignore[attr-defined]
+        details.channel_framing = TransportDetails.CHANNEL_FRAMING_WEBSOCKET
+        self._transport_details = details
+        self.peer = details.peer
+        try:
+            self.transport.setTcpNoDelay(self.tcpNoDelay)  # type: ignore[attr-defined]
+        except Exception:  # as Autobahn: not every transport has it
+            pass
+        self._connectionMade()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if _is_tls_error(reason.value):
+            self.log.error(_maybe_tls_reason(reason.value))  # type: ignore[attr-defined]
+        self._connectionLost(reason)
+
+    def _connectionMade(self) -> None:
+        factory = self.factory  # type: ignore[attr-defined]
+        for name in self.CONFIG_ATTRS:  # type: ignore[attr-defined]
+            if not hasattr(self, name):
+                setattr(self, name, getattr(factory, name))
+        self._perMessageCompress = None
+        self.trackedTimings = None
+        self.setTrackTimings(self.trackTimings)  # type: ignore[attr-defined]
+        self.trafficStats = TrafficStats()
+        self.state = WebSocketProtocol.STATE_CONNECTING
+        self.send_state = _GROUND
+        self.data = b""
+        self.send_queue: deque[Any] = deque()
+        self.triggered = False
+        self.utf8validator = Utf8Validator()
+        self.wasMaxFramePayloadSizeExceeded = False
+        self.wasMaxMessagePayloadSizeExceeded = False
+        self.closedByMe = False
+        self.failedByMe = False
+        self.droppedByMe = False
+        self.wasClean = False
+        self.wasNotCleanReason = None
+        self.wasServerConnectionDropTimeout = False
+        self.wasOpenHandshakeTimeout = False
+        self.wasCloseHandshakeTimeout = False
+        self.wasServingFlashSocketPolicyFile = False
+        self.localCloseCode = None
+        self.localCloseReason = None
+        self.remoteCloseCode = None
+        self.remoteCloseReason = None
+        self.openHandshakeTimeoutCall = None
+        self.closeHandshakeTimeoutCall = None
+        self.autoPingTimeoutCall = None
+        self.autoPingPending = None
+        self.autoPingPendingCall = None
+        self.autoPingPendingSeq = 0
+        self.autoPingPendingSent = None
+        if self.openHandshakeTimeout > 0:  # type: ignore[attr-defined]
+            self.openHandshakeTimeoutCall = factory._batched_timer.call_later(
+                self.openHandshakeTimeout,  # type: ignore[attr-defined]
+                self.onOpenHandshakeTimeout,  # type: ignore[attr-defined]
+            )
+        factory.countConnections += 1
+
+    def _connectionLost(self, reason: Any) -> None:
+        WebSocketProtocol._connectionLost(self, reason)  # type: ignore[arg-type]
+        self.factory.countConnections -= 1  # type: ignore[attr-defined]
+
+
+class ServerOverrides(FastReceive, FastSend, QuietSetup, QuietDataPath):
     """
     Every override the echo server's protocol takes, in MRO order; the
     server's protocol class lists only this.

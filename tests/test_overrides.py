@@ -1,0 +1,536 @@
+"""
+The Autobahn overrides of L{pingproto._autobahn}: the fast receive and send
+paths and the quiet connection set-up do what Autobahn does, only cheaper,
+and they are really taken.
+
+Most tests run the same bytes through two protocols, the server's own and
+one that takes Autobahn's path for the overridden step
+(L{AutobahnPathProtocol}), and compare what each wrote back and how each
+ended.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+from autobahn.twisted import websocket as twisted_websocket
+from autobahn.twisted.websocket import WebSocketAdapterProtocol
+from autobahn.websocket import protocol as ab_protocol
+from autobahn.websocket.protocol import WebSocketProtocol
+from autobahn.websocket.xormasker import create_xor_masker
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from pingproto._autobahn import FAST_PAYLOAD_MAX, FastReceive, FastSend, QuietSetup, ServerOverrides, unmask
+from pingproto.config import ServerLimits
+from pingproto.server import EchoServerFactory, EchoServerProtocol
+
+from .test_protocols import LenientTransport, masked_frame, parse_server_frames, upgrade_request
+
+_ADDRESS = IPv4Address("TCP", "127.0.0.1", 40000)
+_TEXT = b"1764000000000"
+
+
+class AutobahnPathProtocol(EchoServerProtocol):
+    """
+    The echo server with Autobahn's own receive, send and set-up code in
+    place of the overrides: the reference the overrides must match.
+    """
+
+    _dataReceived = WebSocketProtocol._dataReceived
+    sendMessage = WebSocketProtocol.sendMessage
+    _connectionMade = ab_protocol.WebSocketServerProtocol._connectionMade
+    _connectionLost = ab_protocol.WebSocketServerProtocol._connectionLost
+
+
+class CountingTransport(LenientTransport):
+    """
+    Counts the writes, to tell one write per echo from several.
+    """
+
+    writes = 0
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+        super().write(data)
+
+
+def frame(payload: bytes, opcode: int = 1, fin: bool = True, rsv: int = 0, mask: bytes | None = None) -> bytes:
+    """
+    A client frame with any header bits, masked unless C{mask} is C{b""}.
+    """
+    if mask is None:
+        mask = os.urandom(4)
+    n = len(payload)
+    first = (0x80 if fin else 0) | (rsv << 4) | opcode
+    flag = 0x80 if mask else 0
+    if n < 126:
+        header = bytes([first, flag | n])
+    elif n < 65536:
+        header = bytes([first, flag | 126]) + n.to_bytes(2, "big")
+    else:
+        header = bytes([first, flag | 127]) + n.to_bytes(8, "big")
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload)) if mask else payload
+    return header + mask + body
+
+
+def close_code(data: bytes) -> int | None:
+    """
+    The code of the last close frame the server wrote, if any.
+    """
+    frames = [payload for opcode, payload in parse_server_frames(data) if opcode == 8]
+    return int.from_bytes(frames[-1][:2], "big") if frames else None
+
+
+class Connection:
+    """
+    One server protocol over a transport, opened, on a test clock.
+    """
+
+    def __init__(self, protocol_class: type[EchoServerProtocol], limits: ServerLimits, clock: Clock) -> None:
+        self.factory = EchoServerFactory(limits, reactor=clock)
+        self.factory.protocol = protocol_class
+        self.transport = CountingTransport()
+        self.protocol: EchoServerProtocol = self.factory.buildProtocol(_ADDRESS)
+        self.protocol.makeConnection(self.transport)
+        self.protocol.dataReceived(upgrade_request())
+        assert self.transport.value().startswith(b"HTTP/1.1 101 "), self.transport.value()[:200]
+        self.transport.clear()
+        self.transport.writes = 0
+
+    def feed(self, *reads: bytes) -> bytes:
+        for data in reads:
+            self.protocol.dataReceived(data)
+        return self.transport.value()
+
+
+class OverrideTestCase(SynchronousTestCase):
+    limits = ServerLimits(max_message_size=1024, handshake_timeout=5, ping_interval=20, ping_timeout=20)
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.masker_calls = 0
+        self.process_data_calls = 0
+
+        def counting_masker(mask: bytes, length: int) -> Any:
+            self.masker_calls += 1
+            return create_xor_masker(mask, length)
+
+        # processData and sendFrame look the masker up as a module global.
+        self.patch(ab_protocol, "create_xor_masker", counting_masker)
+        real_process_data = WebSocketProtocol.processData
+
+        def counting_process_data(protocol: WebSocketProtocol) -> bool:
+            self.process_data_calls += 1
+            return real_process_data(protocol)
+
+        self.patch(WebSocketProtocol, "processData", counting_process_data)
+
+    def tearDown(self) -> None:
+        self.clock.advance(120)  # every close and keepalive timer runs out
+
+    def connect(self, protocol_class: type[EchoServerProtocol] = EchoServerProtocol) -> Connection:
+        return Connection(protocol_class, self.limits, self.clock)
+
+    def assertSameAsAutobahn(self, *reads: bytes) -> bytes:
+        """
+        Feed the reads to the server and to the Autobahn-path reference:
+        both must write the same bytes and end in the same state, with the
+        same traffic statistics.  Returns what the server wrote.
+        """
+        ours, reference = self.connect(), self.connect(AutobahnPathProtocol)
+        written = ours.feed(*reads)
+        self.assertEqual(written, reference.feed(*reads))
+        for name in ("state", "data", "inside_message", "closedByMe", "failedByMe", "localCloseCode", "localCloseReason"):
+            self.assertEqual(getattr(ours.protocol, name), getattr(reference.protocol, name), name)
+        self.assertEqual(ours.protocol.current_frame is None, reference.protocol.current_frame is None)
+        self.assertEqual(vars(ours.protocol.trafficStats), vars(reference.protocol.trafficStats))
+        self.assertEqual(ours.transport.disconnecting, reference.transport.disconnecting)
+        return written
+
+
+class FastReceiveTests(OverrideTestCase):
+    def test_textEchoedWithoutAutobahnsFramePath(self) -> None:
+        """
+        A small text message is echoed byte for byte, in one write, without
+        Autobahn's frame parser or its native masker.
+        """
+        conn = self.connect()
+        self.assertEqual(conn.feed(masked_frame(_TEXT)), bytes([0x81, len(_TEXT)]) + _TEXT)
+        self.assertEqual(conn.transport.writes, 1)
+        self.assertEqual((self.process_data_calls, self.masker_calls), (0, 0))
+
+    def test_binaryEchoedWithoutAutobahnsFramePath(self) -> None:
+        """
+        Every byte value survives the fast path's unmasking in a binary
+        message.
+        """
+        payload = bytes(range(256))
+        conn = self.connect()
+        self.assertEqual(conn.feed(masked_frame(payload, opcode=2)), bytes([0x82, 126, 1, 0]) + payload)
+        self.assertEqual(conn.transport.writes, 1)
+        self.assertEqual((self.process_data_calls, self.masker_calls), (0, 0))
+
+    def test_lengthForms(self) -> None:
+        """
+        Empty, 125-byte and 16-bit-length messages take the fast path and
+        come back with the same length form.
+        """
+        self.limits = ServerLimits(max_message_size=FAST_PAYLOAD_MAX, handshake_timeout=5)
+        conn = self.connect()
+        for payload in (b"", b"a" * 125, b"b" * 126, os.urandom(FAST_PAYLOAD_MAX)):
+            opcode = 2 if len(payload) > 1000 else 1
+            conn.transport.clear()
+            echoed = conn.feed(masked_frame(payload, opcode))
+            self.assertEqual(parse_server_frames(echoed), [(opcode, payload)])
+            self.assertEqual(len(echoed), len(payload) + (2 if len(payload) < 126 else 4))
+        self.assertEqual((self.process_data_calls, self.masker_calls), (0, 0))
+        self.assertSameAsAutobahn(masked_frame(b"c" * 1000), masked_frame(b""))
+
+    def test_severalFramesInOneRead(self) -> None:
+        """
+        Several whole messages in one read are all echoed, in order.
+        """
+        messages = [(1, b"first"), (2, b"\x00\x01"), (1, "caf\u00e9 \U0001f600".encode())]
+        conn = self.connect()
+        echoed = conn.feed(b"".join(masked_frame(p, o) for o, p in messages))
+        self.assertEqual(parse_server_frames(echoed), messages)
+        self.assertEqual((self.process_data_calls, self.masker_calls), (0, 0))
+        self.assertSameAsAutobahn(b"".join(masked_frame(p, o) for o, p in messages))
+
+    def test_autobahnMaskerIsWhatFallbackUses(self) -> None:
+        """
+        The counters this module relies on see Autobahn's path when it is
+        taken (so the zero counts above mean something).
+        """
+        self.connect(AutobahnPathProtocol).feed(masked_frame(_TEXT))
+        self.assertGreater(self.process_data_calls, 0)
+        self.assertEqual(self.masker_calls, 1)
+
+    def test_fragmentedMessage(self) -> None:
+        """
+        A fragmented message goes through Autobahn and comes back whole; the
+        next small message takes the fast path again.
+        """
+        reads = (frame(b"hel", fin=False), frame(b"lo", opcode=0), frame(b" wor", fin=False) + frame(b"ld", opcode=0))
+        conn = self.connect()
+        self.assertEqual(parse_server_frames(conn.feed(*reads)), [(1, b"hello"), (1, b" world")])
+        self.assertEqual(self.assertSameAsAutobahn(*reads), conn.transport.value())
+        conn.transport.clear()
+        self.process_data_calls = 0
+        self.assertEqual(parse_server_frames(conn.feed(masked_frame(_TEXT))), [(1, _TEXT)])
+        self.assertEqual(self.process_data_calls, 0)
+
+    def test_fragmentAfterWholeMessageInOneRead(self) -> None:
+        """
+        A whole message followed by the first fragment of another in the
+        same read: the first is echoed, the second completed by Autobahn.
+        """
+        self.assertSameAsAutobahn(masked_frame(b"one") + frame(b"tw", fin=False), frame(b"o", opcode=0))
+
+    def test_ping(self) -> None:
+        """
+        A ping is answered by Autobahn with its pong, before or after fast
+        messages in the same read.
+        """
+        written = self.assertSameAsAutobahn(
+            masked_frame(b"a") + frame(b"ping!", opcode=9) + masked_frame(b"b"),
+            frame(b"", opcode=9),
+        )
+        self.assertEqual(parse_server_frames(written), [(1, b"a"), (10, b"ping!"), (1, b"b"), (10, b"")])
+
+    def test_frameSplitAcrossReads(self) -> None:
+        """
+        A frame cut at any byte is buffered by Autobahn and echoed once
+        whole.
+        """
+        data = masked_frame(b"split me", opcode=1)
+        for cut in range(1, len(data)):
+            written = self.assertSameAsAutobahn(data[:cut], data[cut:])
+            self.assertEqual(parse_server_frames(written), [(1, b"split me")])
+        both = masked_frame(b"whole") + data
+        written = self.assertSameAsAutobahn(both[:12], both[12:])
+        self.assertEqual(parse_server_frames(written), [(1, b"whole"), (1, b"split me")])
+
+    def test_invalidUtf8(self) -> None:
+        """
+        Invalid UTF-8 (a bad byte, a surrogate, an overlong form, a code
+        point cut off) is not echoed: Autobahn closes with 1007.
+        """
+        for bad in (b"\xff", b"ok\xed\xa0\x80", b"\xc0\xaf", "\u00e9".encode()[:1]):
+            written = self.assertSameAsAutobahn(masked_frame(b"fine") + masked_frame(bad) + masked_frame(b"after"))
+            self.assertEqual(parse_server_frames(written)[0], (1, b"fine"))
+            self.assertEqual(close_code(written), 1007)
+
+    def test_oversized(self) -> None:
+        """
+        A message over the size limit is refused by Autobahn with 1009,
+        under either length form.
+        """
+        for size in (1025, 4000):
+            written = self.assertSameAsAutobahn(masked_frame(b"x" * size, opcode=2))
+            self.assertEqual(close_code(written), 1009)
+        self.limits = ServerLimits(max_message_size=100, handshake_timeout=5)
+        written = self.assertSameAsAutobahn(masked_frame(b"x" * 100) + masked_frame(b"y" * 101))
+        self.assertEqual(parse_server_frames(written)[0], (1, b"x" * 100))
+        self.assertEqual(close_code(written), 1009)
+
+    def test_largerThanFastPath(self) -> None:
+        """
+        A message beyond the 16-bit length form is Autobahn's, and echoed.
+        """
+        self.limits = ServerLimits(max_message_size=70_000, handshake_timeout=5)
+        payload = os.urandom(70_000)
+        written = self.assertSameAsAutobahn(masked_frame(payload, opcode=2))
+        frames = parse_server_frames(written)
+        self.assertEqual(frames[0][0], 2)
+        self.assertEqual(b"".join(piece for _, piece in frames), payload)
+
+    def test_protocolErrors(self) -> None:
+        """
+        RSV bits, an unmasked frame, a reserved opcode, a continuation
+        outside a message and a non-minimal length each get Autobahn's
+        1002.
+        """
+        non_minimal = bytes([0x81, 0x80 | 126, 0, 5]) + b"\x00" * 4 + b"hello"
+        for bad in (
+            frame(b"rsv", rsv=1),
+            frame(b"rsv", rsv=4),
+            frame(b"bare", mask=b""),
+            frame(b"bare", opcode=2, mask=b""),
+            frame(b"op", opcode=3),
+            frame(b"cont", opcode=0),
+            non_minimal,
+        ):
+            written = self.assertSameAsAutobahn(masked_frame(b"before") + bad + masked_frame(b"after" * 8, opcode=2))
+            self.assertEqual(parse_server_frames(written)[0], (1, b"before"))
+            self.assertEqual(close_code(written), 1002)
+
+    def test_closeFrame(self) -> None:
+        """
+        A client close after a message is answered as Autobahn answers it.
+        """
+        written = self.assertSameAsAutobahn(masked_frame(b"bye") + frame((1000).to_bytes(2, "big"), opcode=8))
+        self.assertEqual(close_code(written), 1000)
+
+    def test_rateLimitMidRead(self) -> None:
+        """
+        When the rate limit closes the connection partway through a read,
+        the rest of the read is handled as Autobahn handles it (no more
+        echoes).
+        """
+        self.limits = ServerLimits(max_message_size=1024, max_message_rate=1, handshake_timeout=5)
+        burst = int(self.limits.message_burst)
+        written = self.assertSameAsAutobahn(b"".join(masked_frame(b"%d" % i) for i in range(burst + 3)))
+        self.assertEqual(len([f for f in parse_server_frames(written) if f[0] == 1]), burst)
+        self.assertEqual(close_code(written), 1008)
+
+    def test_autoPingTimeoutCancelledByData(self) -> None:
+        """
+        As in Autobahn (autoPingRestartOnAnyTraffic), a message received
+        while a keepalive ping is unanswered counts as an answer: the
+        connection stays open past the ping timeout.
+        """
+        for protocol_class in (EchoServerProtocol, AutobahnPathProtocol):
+            conn = self.connect(protocol_class)
+            self.clock.advance(20)
+            self.assertEqual(parse_server_frames(conn.transport.value())[0][0], 9)
+            self.assertIsNotNone(conn.protocol.autoPingTimeoutCall)
+            conn.feed(masked_frame(_TEXT))
+            self.assertIsNone(conn.protocol.autoPingTimeoutCall)
+            self.assertIsNone(conn.protocol.autoPingPending)
+            self.clock.advance(19.9)
+            self.assertFalse(conn.transport.disconnecting)
+            self.assertEqual(conn.protocol.state, WebSocketProtocol.STATE_OPEN)
+
+    def test_watchersGetAutobahnsPath(self) -> None:
+        """
+        With a C{message} listener attached, frame logging or timing
+        tracking on, messages go through Autobahn, which serves those.
+        """
+        for watch in (
+            lambda p: p.on("message", lambda payload, is_binary: None),
+            lambda p: setattr(p, "logFrames", True),
+            lambda p: p.setTrackTimings(True),
+        ):
+            conn = self.connect()
+            watch(conn.protocol)
+            self.process_data_calls = 0
+            self.assertEqual(parse_server_frames(conn.feed(masked_frame(_TEXT))), [(1, _TEXT)])
+            self.assertGreater(self.process_data_calls, 0)
+
+    def test_unmaskMatchesAutobahn(self) -> None:
+        """
+        L{unmask} gives what Autobahn's masker gives, for every length
+        around the word sizes and for large payloads.
+        """
+        for n in [*range(0, 140), 1000, FAST_PAYLOAD_MAX, 70_000]:
+            mask, data = os.urandom(4), os.urandom(n)
+            expected = create_xor_masker(mask, n).process(data) if n else b""
+            self.assertEqual(unmask(mask, data), expected, n)
+
+
+class FastSendTests(OverrideTestCase):
+    def test_oneWriteNoSendFrame(self) -> None:
+        """
+        A small message is one frame in one write, without Autobahn's
+        C{sendFrame}, and counted as Autobahn counts it.
+        """
+        self.limits = ServerLimits(max_message_size=FAST_PAYLOAD_MAX, handshake_timeout=5)
+        ours, reference = self.connect(), self.connect(AutobahnPathProtocol)
+        self.patch(ours.protocol, "sendFrame", lambda *a, **k: self.fail("sendFrame called"))
+        for payload, binary in ((b"", False), (_TEXT, False), (b"\x00" * 125, True), (b"t" * 126, False), (b"b" * FAST_PAYLOAD_MAX, True)):
+            ours.protocol.sendMessage(payload, binary)
+            reference.protocol.sendMessage(payload, binary)
+        self.assertEqual(ours.transport.value(), reference.transport.value())
+        self.assertEqual(ours.transport.writes, 5)
+        self.assertEqual(vars(ours.protocol.trafficStats), vars(reference.protocol.trafficStats))
+
+    def test_otherSendsAreAutobahns(self) -> None:
+        """
+        Fragmented, synchronous, oversized and post-close sends, and sends
+        in the middle of a streamed message, behave as in Autobahn.
+        """
+        self.limits = ServerLimits(max_message_size=100_000, handshake_timeout=5)
+        ours, reference = self.connect(), self.connect(AutobahnPathProtocol)
+        queued = []
+        for conn in (ours, reference):
+            # Autobahn's queue for synchronous sends is drained on the
+            # global reactor: keep it from running, and look at the queue.
+            self.patch(conn.protocol, "_trigger", lambda: None)
+            conn.protocol.sendMessage(b"abcdef", fragmentSize=4)
+            conn.protocol.sendMessage(b"x" * 70_000, True)
+            conn.protocol.beginMessage()
+            conn.protocol.sendMessage(b"interleaved")
+            conn.protocol.beginMessageFrame(2)
+            conn.protocol.sendMessageFrameData(b"ok")
+            conn.protocol.endMessage()
+            self.assertRaises(Exception, conn.protocol.sendMessage, b"y" * 100_001)
+            conn.protocol.sendMessage(b"sync", sync=True)
+            conn.protocol.sendMessage(b"behind the queue")
+            queued.append(list(conn.protocol.send_queue))
+            conn.protocol.send_queue.clear()
+            conn.protocol.sendClose(1000)
+            self.assertRaises(Exception, conn.protocol.sendMessage, b"late")
+        self.assertEqual(ours.transport.value(), reference.transport.value())
+        self.assertEqual(queued[0], queued[1])
+        self.assertEqual(len(queued[0]), 2)
+        self.assertEqual(parse_server_frames(ours.transport.value())[:2], [(1, b"abcd"), (0, b"ef")])
+
+
+class QuietSetupTests(OverrideTestCase):
+    def _state(self, protocol: EchoServerProtocol) -> dict[str, Any]:
+        """
+        A protocol's attributes, with per-object values made comparable.
+        """
+        state = dict(vars(protocol))
+        # Different on every connection, or per factory; present in both.
+        for name in ("is_closed", "is_open", "transport", "factory", "_bucket", "perMessageCompressionAccept"):
+            if name in state:
+                state[name] = "present"
+        for name in ("_wskey", "http_headers", "http_request_data", "http_response_data"):
+            if name in state:
+                state[name] = "present"
+        state["_transport_details"] = protocol._transport_details.marshal()
+        state["trafficStats"] = vars(protocol.trafficStats)
+        state["utf8validator"] = type(protocol.utf8validator)
+        state["send_queue"] = list(protocol.send_queue)
+        for name, value in list(state.items()):
+            if name.endswith("Call") and value is not None:
+                state[name] = ("timer", value._call.getTime(), value._call.func.__name__)
+        return state
+
+    def test_setupAsAutobahn(self) -> None:
+        """
+        A connection set up by L{QuietSetup} has exactly the attributes,
+        values and timers of one set up by Autobahn, and the factory counts
+        it; so does the tear-down.
+        """
+        ours, reference = self.connect(), self.connect(AutobahnPathProtocol)
+        for conn in (ours, reference):
+            conn.protocol.dropConnection(abort=True)
+        self.assertEqual(self._state(ours.protocol), self._state(reference.protocol))
+
+        protocols = []
+        for setup in (QuietSetup.connectionMade, WebSocketAdapterProtocol.connectionMade):
+            factory = EchoServerFactory(self.limits, reactor=self.clock)
+            factory.protocol = AutobahnPathProtocol if setup is not QuietSetup.connectionMade else EchoServerProtocol
+            protocol = factory.buildProtocol(_ADDRESS)
+            protocol.transport = LenientTransport()
+            setup(protocol)
+            self.assertEqual(factory.countConnections, 1)
+            protocols.append(protocol)
+        self.assertEqual(self._state(protocols[0]), self._state(protocols[1]))
+        for protocol, teardown in zip(protocols, (QuietSetup.connectionLost, WebSocketAdapterProtocol.connectionLost)):
+            teardown(protocol, Failure(ConnectionDone()))
+            self.assertEqual(protocol.factory.countConnections, 0)
+            self.assertEqual(protocol.state, WebSocketProtocol.STATE_CLOSED)
+        self.assertEqual(self._state(protocols[0]), self._state(protocols[1]))
+
+    def test_protocolsOwnOptionsKept(self) -> None:
+        """
+        As in Autobahn, an option the protocol class already has is not
+        copied over from the factory.
+        """
+
+        class Own(EchoServerProtocol):
+            autoFragmentSize = 3
+
+        conn = Connection(Own, self.limits, self.clock)
+        self.assertNotIn("autoFragmentSize", vars(conn.protocol))
+        self.assertEqual(conn.protocol.maxMessagePayloadSize, 1024)
+        conn.protocol.sendMessage(b"abcdef")
+        # Autobahn ends a fragmented message whose size is a multiple of
+        # the fragment size with an empty frame.
+        self.assertEqual(parse_server_frames(conn.transport.value()), [(1, b"abc"), (0, b"def"), (0, b"")])
+
+    def test_noEagerDebugFormatting(self) -> None:
+        """
+        A whole connection (set-up, upgrade, echo, close, tear-down) with
+        debug logging off pretty-prints nothing and colours nothing but the
+        one debug line inside Autobahn's upgrade parser.
+        """
+        calls: list[str] = []
+
+        def counting(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                calls.append(name)
+                return real(*args, **kwargs)
+
+            return wrapper
+
+        self.patch(ab_protocol, "pformat", counting("pformat", ab_protocol.pformat))
+        for module in (ab_protocol, twisted_websocket):
+            self.patch(module, "hltype", counting("hltype", module.hltype))
+            self.patch(module, "hlval", counting("hlval", module.hlval))
+        conn = self.connect()
+        conn.feed(masked_frame(_TEXT), frame((1000).to_bytes(2, "big"), opcode=8))
+        conn.protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(calls, ["hltype", "hlval"])
+
+        calls.clear()
+        reference = self.connect(AutobahnPathProtocol)
+        reference.protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertIn("pformat", calls, "the reference would format eagerly: the check above can fail")
+
+
+class CompositionTests(SynchronousTestCase):
+    def test_serverTakesEveryOverride(self) -> None:
+        """
+        The server's protocol resolves each overridden method to the
+        override, ahead of Autobahn's.
+        """
+        mro = EchoServerProtocol.__mro__
+        for override, names in (
+            (FastReceive, ["_dataReceived"]),
+            (FastSend, ["sendMessage"]),
+            (QuietSetup, ["connectionMade", "connectionLost", "_connectionMade", "_connectionLost"]),
+        ):
+            self.assertIn(override, ServerOverrides.__mro__)
+            for name in names:
+                owner = next(cls for cls in mro if name in vars(cls) and cls is not EchoServerProtocol)
+                self.assertIs(owner, override, name)
