@@ -18,7 +18,10 @@ echo       opens --conns connections, then each sends a message, waits for
            its echo, sends the next (closed loop); after --warmup seconds
            it measures for --duration seconds: round trips, RTT percentiles
            (client side, monotonic clock), and the CPU time (utime+stime
-           from /proc/PID/stat) of the server and of this process.
+           from /proc/PID/stat) of the server and of this process.  With
+           --sync it prints "ready" after the warm-up and starts measuring
+           at the time.monotonic() given on stdin, so that several
+           generators measure the same window (benchmarks/scaling.py).
 idle       opens --conns connections at no more than --rate a second (each
            does one echo, so every handshake is complete), waits
            --settle seconds, and reports the server's VmRSS growth.
@@ -51,6 +54,7 @@ MESSAGE = b"1764000000000"  # 13 bytes: a Date.now() timestamp, as the page send
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MAX_CONNS = 20_000
 CONNECT_TIMEOUT = 10.0  # pingproto's handshake timeout
+SYNC_TIMEOUT = 120.0  # the longest an echo --sync waits for its start time
 
 try:  # the fast client
     import uvloop  # type: ignore[import-not-found]
@@ -438,6 +442,8 @@ async def run_echo(args: argparse.Namespace) -> dict[str, Any]:
         d.in_flight += 1
         conn.send()
     await asyncio.sleep(args.warmup)
+    if args.sync:
+        await wait_for_go()
     d.samples = array.array("q")
     d.count = 0
     lost0 = d.lost
@@ -477,6 +483,25 @@ async def run_echo(args: argparse.Namespace) -> dict[str, Any]:
         "rtt_max_us": (rtts[-1] / 1e3) if rtts else None,
         "lost_connections": lost,
     }
+
+
+async def wait_for_go() -> None:
+    """
+    --sync: say "ready" on stdout, read a start time (time.monotonic(), one
+    clock for every process on the machine) from stdin, and sleep until
+    then, so that several generators and the caller measure one window.
+    """
+    print("ready", flush=True)
+    loop = asyncio.get_running_loop()
+    line = await asyncio.wait_for(loop.run_in_executor(None, sys.stdin.readline), SYNC_TIMEOUT)
+    try:
+        start = float(line)
+    except ValueError:
+        raise RuntimeError(f"--sync: expected a start time on stdin, got {line!r}") from None
+    delay = start - time.monotonic()
+    if not -1.0 <= delay <= SYNC_TIMEOUT:
+        raise RuntimeError(f"--sync: the start time is {delay:.1f} s away")
+    await asyncio.sleep(max(0.0, delay))
 
 
 async def run_idle(args: argparse.Namespace) -> dict[str, Any]:
@@ -609,6 +634,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--settle", type=float, default=3.0)
     parser.add_argument("--count", type=int, default=20_000)
+    parser.add_argument("--sync", action="store_true",
+                        help="echo: after the warm-up print 'ready', then measure from the "
+                             "time.monotonic() read on stdin (benchmarks/scaling.py)")
     args = parser.parse_args()
     if not 1 <= args.conns <= MAX_CONNS:
         parser.error(f"--conns must be 1..{MAX_CONNS}")
