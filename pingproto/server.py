@@ -261,7 +261,8 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         if self.state != self.STATE_OPEN or self.failedByMe:
             return
         if self._streaming:
-            self._echo_piece(payload)
+            if payload:
+                self._echo_piece(payload)
             return
         self._pieces.append(payload)
         self._held += len(payload)
