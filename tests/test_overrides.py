@@ -15,6 +15,8 @@ import os
 from typing import Any, Callable
 
 from autobahn.twisted import websocket as twisted_websocket
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from autobahn.twisted.websocket import WebSocketAdapterProtocol
 from autobahn.websocket import protocol as ab_protocol
 from autobahn.websocket.protocol import WebSocketProtocol
@@ -372,6 +374,61 @@ class FastReceiveTests(OverrideTestCase):
             mask, data = os.urandom(4), os.urandom(n)
             expected = create_xor_masker(mask, n).process(data) if n else b""
             self.assertEqual(unmask(mask, data), expected, n)
+
+
+# Client frames the fast path must treat exactly as Autobahn does: whole
+# and fragmented messages, pings, bad UTF-8, RSV bits, unmasked frames and
+# lengths on both sides of the limits and the length forms.
+_frames = st.builds(
+    frame,
+    payload=st.one_of(
+        st.binary(max_size=130),
+        st.text(max_size=40).map(lambda t: t.encode("utf-8")),
+        st.integers(1020, 1030).map(lambda n: b"x" * n),
+    ),
+    opcode=st.sampled_from([0, 1, 1, 1, 2, 2, 9]),
+    fin=st.sampled_from([True, True, True, False]),
+    rsv=st.sampled_from([0, 0, 0, 0, 0, 1]),
+    mask=st.one_of(st.binary(min_size=4, max_size=4), st.binary(min_size=4, max_size=4), st.just(b"")),
+)
+
+
+# Whole messages, the fast path's own ground: text (valid or not) and
+# binary, of lengths around the limits and the length forms.
+_messages = st.builds(
+    frame,
+    payload=st.one_of(
+        st.binary(max_size=130),
+        st.text(max_size=40).map(lambda t: t.encode("utf-8")),
+        st.integers(120, 1030).map(lambda n: b"x" * n),
+    ),
+    opcode=st.sampled_from([1, 2]),
+    mask=st.binary(min_size=4, max_size=4),
+)
+
+
+class FastReceivePropertyTests(OverrideTestCase):
+    def assertStreamAsAutobahn(self, frames: list[bytes], cuts: list[int]) -> None:
+        """
+        The frames, split into reads at C{cuts}, get the same bytes back,
+        the same state and the same statistics as through Autobahn's own
+        path.
+        """
+        stream = b"".join(frames)
+        points = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
+        reads = [stream[a:b] for a, b in zip(points, points[1:])]
+        self.assertSameAsAutobahn(*reads)
+        self.clock.advance(120)
+
+    @settings(max_examples=300, deadline=None)
+    @given(frames=st.lists(_messages, min_size=1, max_size=6), cuts=st.lists(st.integers(0, 3000), max_size=3))
+    def test_wholeMessagesAsAutobahn(self, frames: list[bytes], cuts: list[int]) -> None:
+        self.assertStreamAsAutobahn(frames, cuts)
+
+    @settings(max_examples=300, deadline=None)
+    @given(frames=st.lists(_frames, max_size=8), cuts=st.lists(st.integers(0, 3000), max_size=4))
+    def test_anyStreamAsAutobahn(self, frames: list[bytes], cuts: list[int]) -> None:
+        self.assertStreamAsAutobahn(frames, cuts)
 
 
 class FastSendTests(OverrideTestCase):
