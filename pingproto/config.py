@@ -60,7 +60,9 @@ class ServerLimits:
     A client may send 100 messages a second, in bursts of up to ten
     seconds' worth, before it is closed with 1008: a ping a second is the
     normal use (and a test suite's thousand quick echoes fit a burst), a
-    sustained flood is not.  At most 10,000 connections are served at once
+    sustained flood is not.  It may send 1 MiB a second, in bursts of two of
+    the largest messages; past that it is not refused but read more slowly,
+    so that one client cannot take the server's CPU from the others.  At most 10,000 connections are served at once
     and 256 from one address (0 lifts either cap); more get HTTP 503.  Every browser origin
     may connect unless C{allowed_origins} names some (C{Origin: null},
     sent by the page opened from a file or a data: URL, is allowed unless
@@ -74,6 +76,7 @@ class ServerLimits:
     ping_timeout: float = 20.0
     max_request_head: int = 16 * 1024
     max_message_rate: float = 100.0
+    max_data_rate: int = 1024 * 1024
     max_connections: int = 10_000
     max_per_address: int = 256
     allowed_origins: tuple[str, ...] = ("*",)
@@ -87,11 +90,21 @@ class ServerLimits:
         """
         return max(1.0, 10 * self.max_message_rate)
 
+    @property
+    def data_burst(self) -> int:
+        """
+        How many bytes may arrive at once: two of the largest messages, or
+        a second's worth if that is more.
+        """
+        return max(2 * self.max_message_size, self.max_data_rate)
+
     def __post_init__(self) -> None:
         if self.max_message_size < 1:
             raise ValueError("the maximum message size must be at least 1 byte")
         if not self.max_message_rate > 0:  # also refuses NaN
             raise ValueError("the message rate limit must be positive")
+        if self.max_data_rate < 1:
+            raise ValueError("the data rate limit must be at least 1 byte a second")
         if self.max_connections < 0 or self.max_per_address < 0 or self.trusted_proxies < 0:
             raise ValueError("connection caps and the proxy count must not be negative")
         if self.max_request_head < 256:

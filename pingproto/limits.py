@@ -1,6 +1,6 @@
 """
 The bookkeeping behind the server's limits, free of any reactor: a token
-bucket for message rates, the real client address behind trusted proxies,
+bucket for message and data rates, the real client address behind trusted proxies,
 which browser origins may connect, and concurrent connections per address.
 """
 
@@ -31,17 +31,31 @@ class TokenBucket:
         self._tokens = burst
         self._last = now
 
+    def _refill(self, now: float) -> None:
+        if now > self._last:
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+
     def take(self, now: float) -> bool:
         """
         Spend one token if there is one.
         """
-        if now > self._last:
-            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
-            self._last = now
+        self._refill(now)
         if self._tokens >= 1:
             self._tokens -= 1
             return True
         return False
+
+    def spend(self, amount: float, now: float) -> float:
+        """
+        Spend C{amount} tokens, going into debt if there are too few, and
+        return how many seconds from C{now} until the debt is paid (0 if
+        there is none): for shaping, where what arrived cannot be refused,
+        only the next arrival delayed.
+        """
+        self._refill(now)
+        self._tokens -= amount
+        return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
 
 
 def client_address(peer: str, forwarded_for: str | None, trusted_proxies: int) -> str:

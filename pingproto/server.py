@@ -18,8 +18,9 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from autobahn.websocket.protocol import parseHttpHeader
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from pingproto._autobahn import ReactorTimer, ServerOverrides
 from pingproto.config import ServerLimits
@@ -67,6 +68,48 @@ _GOING_AWAY = 1001
 ECHO_BUFFER = 64 * 1024
 
 
+@implementer(IPushProducer)
+class _ReadGate:
+    """
+    Stops a connection's reading while any reason to wait holds, and
+    starts it again when none does.
+
+    Two reasons can overlap: echoes backed up in the transport's write
+    buffer (the transport pauses and resumes this gate as its producer) and
+    a client over its data rate (L{EchoServerProtocol} holds it for a
+    while).  Each alone would resume reading when it ends, even while the
+    other still holds.
+    """
+
+    def __init__(self, transport: IPushProducer) -> None:
+        self._transport = transport
+        self._reasons: set[str] = set()
+
+    def hold(self, reason: str) -> None:
+        if not self._reasons:
+            self._transport.pauseProducing()
+        self._reasons.add(reason)
+
+    def release(self, reason: str) -> None:
+        if reason in self._reasons:
+            self._reasons.discard(reason)
+            if not self._reasons:
+                self._transport.resumeProducing()
+
+    @property
+    def holding(self) -> frozenset[str]:
+        return frozenset(self._reasons)
+
+    def pauseProducing(self) -> None:
+        self.hold("sending")
+
+    def resumeProducing(self) -> None:
+        self.release("sending")
+
+    def stopProducing(self) -> None:
+        self._reasons.clear()
+
+
 def _looks_like_http(request_line: str) -> bool:
     """
     Whether a request line has the shape C{METHOD TARGET HTTP/x.y}.
@@ -92,6 +135,9 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
     _opened = False
     _counted: str | None = None
     _bucket: TokenBucket | None = None
+    _data_bucket: TokenBucket | None = None
+    _gate: _ReadGate | None = None
+    _throttle: IDelayedCall | None = None
     _pieces: list[bytes]
     _held = 0
     _streaming = False
@@ -108,6 +154,8 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         if self._counted is not None:
             factory.per_address.release(self._counted)
             self._counted = None
+        if self._throttle is not None and self._throttle.active():
+            self._throttle.cancel()
         super().connectionLost(reason)
         # Autobahn leaves its close-handshake timer running when it drops a
         # connection it failed (e.g. 1007); nothing is left to time out.
@@ -206,8 +254,9 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         self._opened = True
         self.factory.open_protocols.add(self)
         self._read_only_while_sending()
-        rate = self.factory.limits.max_message_rate
-        self._bucket = TokenBucket(rate, self.factory.limits.message_burst, self.factory.reactor.seconds())
+        limits, now = self.factory.limits, self.factory.reactor.seconds()
+        self._bucket = TokenBucket(limits.max_message_rate, limits.message_burst, now)
+        self._data_bucket = TokenBucket(limits.max_data_rate, limits.data_burst, now)
         self._log.info(
             "{peer} opened a WebSocket at {path}",
             peer=self.peer,
@@ -216,19 +265,31 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
 
     def _read_only_while_sending(self) -> None:
         """
-        Make the transport pause its own reading while its write buffer is
-        full (Twisted's producer protocol); Autobahn unregisters it before
-        it drops the connection.
+        Have the transport stop reading while its write buffer is full
+        (Twisted's producer protocol, through a L{_ReadGate}); Autobahn
+        unregisters it before it drops the connection.
         """
         transport = self.transport
+        self._gate = _ReadGate(transport)
         try:
-            transport.registerProducer(transport, True)
+            transport.registerProducer(self._gate, True)
         except RuntimeError:
             # Mounted in a twisted.web site: the HTTP channel that handed
             # the transport over is still its producer, and never pauses it
             # while a request (the upgrade) is in progress.
             transport.unregisterProducer()
-            transport.registerProducer(transport, True)
+            transport.registerProducer(self._gate, True)
+
+    def dataReceived(self, data: bytes) -> None:
+        bucket = self._data_bucket
+        if bucket is not None and self._gate is not None:
+            wait = bucket.spend(len(data), self.factory.reactor.seconds())
+            if wait > 0 and "rate" not in self._gate.holding:
+                # Over its data rate: read no more from it until it is
+                # back within, then go on.
+                self._gate.hold("rate")
+                self._throttle = self.factory.reactor.callLater(wait, self._gate.release, "rate")
+        super().dataReceived(data)
 
     def _within_rate(self) -> bool:
         """

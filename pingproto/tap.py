@@ -81,6 +81,14 @@ class Options(usage.Options):
             positive_rate,
         ],
         [
+            "max-data-rate",
+            None,
+            _defaults.max_data_rate,
+            "Bytes a second one client may send (bursts of two of the largest "
+            "messages); past it the client is read more slowly.",
+            positive_int,
+        ],
+        [
             "max-connections",
             None,
             _defaults.max_connections,
@@ -176,6 +184,7 @@ class Options(usage.Options):
                 ping_interval=self["ping-interval"],
                 ping_timeout=self["ping-timeout"],
                 max_message_rate=self["max-message-rate"],
+                max_data_rate=self["max-data-rate"],
                 max_connections=self["max-connections"],
                 max_per_address=self["max-per-address"],
                 allowed_origins=tuple(self["allow-origin"]) or ("*",),
@@ -225,6 +234,7 @@ def worker_args(options: Options) -> list[str]:
         "--ping-interval", repr(limits.ping_interval),
         "--ping-timeout", repr(limits.ping_timeout),
         "--max-message-rate", repr(limits.max_message_rate),
+        "--max-data-rate", str(limits.max_data_rate),
         "--max-connections", str(limits.max_connections),
         "--max-per-address", str(limits.max_per_address),
         "--trust-proxy", str(limits.trusted_proxies),

@@ -48,6 +48,22 @@ class ServerLimitsTests(SynchronousTestCase):
         self.assertEqual(limits.ping_interval, 20.0)
         self.assertEqual(limits.ping_timeout, 20.0)
         self.assertEqual(limits.max_request_head, 16384)
+        self.assertEqual((limits.max_data_rate, limits.data_burst), (1024 * 1024, 32 * 1024 * 1024))
+
+    def test_data_burst(self) -> None:
+        """
+        The data burst is two of the largest messages, or a second's worth
+        of the data rate if that is more.
+        """
+        self.assertEqual(ServerLimits(max_message_size=1000, max_data_rate=500).data_burst, 2000)
+        self.assertEqual(ServerLimits(max_message_size=1000, max_data_rate=5000).data_burst, 5000)
+
+    def test_data_rate_below_one(self) -> None:
+        """
+        A data rate under one byte a second is refused, saying which limit.
+        """
+        e = self.assertRaises(ValueError, ServerLimits, max_data_rate=0)
+        self.assertEqual(str(e), "the data rate limit must be at least 1 byte a second")
 
     def test_smallest_accepted_values(self) -> None:
         """

@@ -124,6 +124,58 @@ class TokenBucketTests(SynchronousTestCase):
         self.assertFalse(bucket.take(start - back))
         self.assertFalse(bucket.take(start))
 
+    @settings(deadline=None)
+    @given(
+        rate=_rates,
+        burst=_bursts,
+        start=_starts,
+        spends=st.lists(st.tuples(st.floats(0, 100), st.floats(0, 1e4)), max_size=20),
+    )
+    def test_spend_shapes_to_rate(
+        self, rate: float, burst: float, start: float, spends: list[tuple[float, float]]
+    ) -> None:
+        """
+        A shaper that waits as long as L{TokenBucket.spend} says before each
+        next spend gets through at most C{burst + rate * elapsed} in all.
+        """
+        bucket = TokenBucket(rate, burst, start)
+        now, total = start, 0.0
+        for step, amount in spends:
+            now += step
+            wait = bucket.spend(amount, now)
+            total += amount
+            slack = 1e-6 * (1 + burst + rate * (now - start))
+            self.assertGreaterEqual(wait, 0.0)
+            now += wait
+            # Paid off at the end of the wait: nothing spent beyond the rate.
+            self.assertLessEqual(total, burst + rate * (now - start) + slack)
+
+    @settings(deadline=None)
+    @given(rate=_rates, burst=_bursts, start=_starts, amounts=st.lists(st.floats(0, 1), min_size=1, max_size=10))
+    def test_spend_within_burst_waits_not(
+        self, rate: float, burst: float, start: float, amounts: list[float]
+    ) -> None:
+        """
+        Spends within the burst, each after the bucket has had time to fill
+        again, never wait.
+        """
+        bucket = TokenBucket(rate, burst, start)
+        now = start
+        for fraction in amounts:
+            self.assertEqual(bucket.spend(fraction * burst, now), 0.0)
+            now += burst / rate * 1.001
+
+    def test_spend_debt(self) -> None:
+        """
+        Overspending by C{rate} tokens costs exactly one second; a bucket in
+        debt allows no event until it is paid.
+        """
+        bucket = TokenBucket(1000.0, 5000.0, 10.0)
+        self.assertEqual(bucket.spend(5000, 10.0), 0.0)
+        self.assertEqual(bucket.spend(1000, 10.0), 1.0)
+        self.assertFalse(bucket.take(10.5))
+        self.assertEqual(bucket.spend(0, 11.0), 0.0)
+
     @given(
         rate=st.floats(max_value=0, allow_nan=False),
         burst=st.floats(allow_nan=False),

@@ -486,7 +486,7 @@ class QuietSetupTests(OverrideTestCase):
         """
         state = dict(vars(protocol))
         # Different on every connection, or per factory; present in both.
-        for name in ("is_closed", "is_open", "transport", "factory", "_bucket", "perMessageCompressionAccept"):
+        for name in ("is_closed", "is_open", "transport", "factory", "_bucket", "_data_bucket", "_gate", "perMessageCompressionAccept"):
             if name in state:
                 state[name] = "present"
         for name in ("_wskey", "http_headers", "http_request_data", "http_response_data"):

@@ -13,6 +13,7 @@ from autobahn.twisted.resource import WebSocketResource
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.error import ConnectionDone
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, serverFromString, wrapClientTLS
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock, LoopingCall
@@ -150,6 +151,84 @@ class StreamingInMemoryTests(SynchronousTestCase):
         self.assertEqual(frames[-2], (0, b""))
 
 
+class DataRateInMemoryTests(SynchronousTestCase):
+    """
+    A client over its data rate is read more slowly: its transport is
+    paused until the rate allows it again, on the server's clock.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        # A burst of 120 KB (two of the largest messages), then 60 KB a second.
+        limits = ServerLimits(max_message_size=60_000, max_data_rate=60_000, ping_interval=0)
+        self.factory = EchoServerFactory(limits, reactor=self.clock)
+        self.transport = LenientTransport()
+        self.protocol = self.factory.buildProtocol(_ADDRESS)
+        self.protocol.makeConnection(self.transport)
+        self.protocol.dataReceived(upgrade_request())
+        self.transport.clear()
+
+    def tearDown(self) -> None:
+        self.clock.advance(60)
+
+    def over_by(self, excess: int) -> bytes:
+        """
+        Two of the largest messages and a third that ends C{excess} bytes
+        (on the wire) past the burst.
+        """
+        two = frame(b"a" * 59_992) + frame(b"b" * 59_992)  # 60,000 bytes each with their headers
+        return two + frame(b"c" * (excess - 8))
+
+    def test_withinBurstNotPaused(self) -> None:
+        """
+        Two of the largest messages at once are read on without a pause.
+        """
+        self.protocol.dataReceived(frame(b"a" * 59_992) + frame(b"b" * 59_992))
+        self.assertEqual(self.transport.producerState, "producing")
+        self.assertEqual([len(p) for _, p in server_frames(self.transport.value())], [59_992, 59_992])
+
+    def test_overRatePausedThenResumed(self) -> None:
+        """
+        30 KB past the burst pauses reading for half a second (at 60 KB a
+        second), then reading goes on; what arrived is echoed all the same.
+        """
+        self.protocol.dataReceived(self.over_by(30_000))
+        self.assertEqual(self.transport.producerState, "paused")
+        self.assertEqual(len(server_frames(self.transport.value())), 3)
+        self.clock.advance(0.499)
+        self.assertEqual(self.transport.producerState, "paused")
+        self.clock.advance(0.002)
+        self.assertEqual(self.transport.producerState, "producing")
+
+    def test_sendingAndRateBothHold(self) -> None:
+        """
+        While echoes wait to be sent and the client is over its rate,
+        reading resumes only once both are over, in either order.
+        """
+        gate = self.transport.producer
+        self.protocol.dataReceived(self.over_by(30_000))
+        gate.pauseProducing()  # the transport's write buffer is full
+        self.clock.advance(1)
+        self.assertEqual(self.transport.producerState, "paused")
+        gate.resumeProducing()
+        self.assertEqual(self.transport.producerState, "producing")
+        gate.pauseProducing()
+        self.protocol.dataReceived(self.over_by(30_000))
+        gate.resumeProducing()
+        self.assertEqual(self.transport.producerState, "paused")
+        self.clock.advance(3)
+        self.assertEqual(self.transport.producerState, "producing")
+
+    def test_throttleEndsWithConnection(self) -> None:
+        """
+        A connection lost while throttled leaves no timer behind.
+        """
+        self.protocol.dataReceived(self.over_by(30_000))
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual([c for c in self.clock.getDelayedCalls() if c.active()], [])
+
+
 class Reader(Protocol):
     """
     A client that reads the server's frames as they come (megabytes of
@@ -212,6 +291,23 @@ class Reader(Protocol):
         self._conditions.check()
 
 
+@inlineCallbacks
+def open_websocket(test: HardeningTestCase):  # type: ignore[no-untyped-def]
+    """
+    A L{Reader} with an open WebSocket to C{test}'s wss:// server.
+    """
+    endpoint = wrapClientTLS(
+        client_tls_options("localhost", test.caFile),
+        TCP4ClientEndpoint(reactor, "127.0.0.1", test.port),
+    )
+    client = yield connectProtocol(endpoint, Reader())
+    test.addCleanup(lambda: None if client.lost else client.transport.abortConnection())
+    client.transport.write(upgrade_request())
+    yield client.until(lambda: bool(client.head) or client.lost)
+    test.assertTrue(client.head.startswith(b"HTTP/1.1 101 "), client.head)
+    return client
+
+
 class LargeMessageTests(HardeningTestCase):
     """
     Against a real wss:// server with its default options, while a witness
@@ -220,18 +316,8 @@ class LargeMessageTests(HardeningTestCase):
 
     timeout = 60
 
-    @inlineCallbacks
-    def open(self) -> Deferred[Reader]:  # type: ignore[misc]
-        endpoint = wrapClientTLS(
-            client_tls_options("localhost", self.caFile),
-            TCP4ClientEndpoint(reactor, "127.0.0.1", self.port),
-        )
-        client = yield connectProtocol(endpoint, Reader())
-        self.addCleanup(lambda: None if client.lost else client.transport.abortConnection())
-        client.transport.write(upgrade_request())
-        yield client.until(lambda: bool(client.head) or client.lost)
-        self.assertTrue(client.head.startswith(b"HTTP/1.1 101 "), client.head)
-        return client
+    def open(self) -> Deferred[Reader]:
+        return open_websocket(self)
 
     @inlineCallbacks
     def test_largestDefaultMessage(self):  # type: ignore[no-untyped-def]
@@ -327,3 +413,32 @@ def assert_waits_for_reader(  # type: ignore[no-untyped-def]
     yield client.until(lambda: len(client.messages) == 32 or client.lost)
     test.assertEqual([len(p) for _, p in client.messages], [_MiB] * 32)
     test.assertTrue([p for _, p in client.messages] == payloads)
+
+
+class DataRateTests(HardeningTestCase):
+    """
+    A client sending faster than C{--max-data-rate} is read at that rate,
+    over a real wss:// connection, while the witness is unharmed.
+    """
+
+    timeout = 30
+    # A burst of 1 MiB (a second's worth), then 1 MiB a second.
+    extra = ["--max-message-size", "65536", "--max-data-rate", "1048576"]
+
+    @inlineCallbacks
+    def test_readAtTheRate(self):  # type: ignore[no-untyped-def]
+        """
+        3 MiB sent at once take at least the 2 s the rate allows past the
+        burst to come back, and all of them do, in order.
+        """
+        since = reactor.seconds()
+        client = yield open_websocket(self)
+        payloads = [bytes([i]) * 65536 for i in range(48)]
+        started = reactor.seconds()
+        client.transport.write(b"".join(frame(p) for p in payloads))
+        yield client.until(lambda: len(client.messages) == 48 or client.lost)
+        took = reactor.seconds() - started
+        self.assertTrue([p for _, p in client.messages] == payloads)
+        self.assertGreaterEqual(took, 1.95)
+        self.assertLess(took, 6)
+        yield self.assertWitnessUnharmed(since, released=False)

@@ -64,10 +64,13 @@ class OptionsTests(SynchronousTestCase):
             "--handshake-timeout", "2.5",
             "--ping-interval", "0",
             "--ping-timeout", "7",
+            "--max-data-rate", "4096",
         )
         self.assertEqual(
             options["limits"],
-            ServerLimits(max_message_size=1000, handshake_timeout=2.5, ping_interval=0, ping_timeout=7),
+            ServerLimits(
+                max_message_size=1000, handshake_timeout=2.5, ping_interval=0, ping_timeout=7, max_data_rate=4096
+            ),
         )
 
     def test_badCombinations(self) -> None:
@@ -109,7 +112,10 @@ class OptionsTests(SynchronousTestCase):
         tlsdir = self.mktemp()
         write_tls_dir(tlsdir)
         service = makeService(
-            parse("--workers", "3", "--tls-dir", tlsdir, "--max-per-address", "7", "--allow-origin", "https://a.example")
+            parse(
+                "--workers", "3", "--tls-dir", tlsdir, "--max-per-address", "7", "--allow-origin", "https://a.example",
+                "--max-data-rate", "4096",
+            )
         )
         self.assertIsInstance(service, WorkerPool)
         self.assertEqual(service.count, 3)
@@ -119,7 +125,13 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(args[args.index("--allow-origin") + 1], "https://a.example")
         worker = WorkerOptions()
         worker.parseOptions(["--inherit", "3:INET", *args])
-        self.assertEqual(worker["limits"], parse("--tls-dir", tlsdir, "--max-per-address", "7", "--allow-origin", "https://a.example")["limits"])
+        self.assertEqual(
+            worker["limits"],
+            parse(
+                "--tls-dir", tlsdir, "--max-per-address", "7", "--allow-origin", "https://a.example",
+                "--max-data-rate", "4096",
+            )["limits"],
+        )
 
     def test_noTlsAllowsPublic(self) -> None:
         """
