@@ -127,7 +127,9 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
     per piece received, so a close can always follow a whole frame), and
     the connection stops reading while its echoes wait to be sent, so a
     client that sends without reading fills its own buffers, not the
-    server's.
+    server's.  It also stops reading, for as long as it takes, from a
+    client over its data rate, so that one client cannot take the CPU the
+    others need.
     """
 
     factory: EchoServerFactory
