@@ -131,6 +131,22 @@ class StreamingInMemoryTests(SynchronousTestCase):
         self.assertEqual(int.from_bytes(frames[-1][1][:2], "big"), 1007)
         self.assertEqual(b"".join(p for op, p in frames if op < 8), good)
 
+    def test_goingAwayMidMessage(self) -> None:
+        """
+        A server stopping while a large message streams back sends whole
+        frames, then its 1001: the client can read the close.
+        """
+        payload = b"z" * (4 * ECHO_BUFFER)
+        self.protocol.dataReceived(frame_header(len(payload)) + payload[: 3 * ECHO_BUFFER])
+        self.factory.going_away()
+        self.protocol.dataReceived(payload[3 * ECHO_BUFFER :])
+        frames = self.written()
+        self.assertEqual(frames[-1][0], 8)
+        self.assertEqual(int.from_bytes(frames[-1][1][:2], "big"), 1001)
+        echoed = b"".join(p for op, p in frames if op < 8)
+        self.assertGreater(len(echoed), 2 * ECHO_BUFFER)
+        self.assertEqual(echoed, payload[: len(echoed)])
+
     def test_overLimitRefusedAtHeader(self) -> None:
         """
         A frame announcing more than the limit is refused with 1009 before
