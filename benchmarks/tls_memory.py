@@ -29,6 +29,7 @@ sys.path[:0] = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
 
 from pingproto.tls import server_context  # noqa: E402
 from pingproto.tlsfiles import load_tls_dir  # noqa: E402
+from tests.test_tls import handshake as tls_handshake  # noqa: E402
 from tests.tlsdir import write_tls_dir  # noqa: E402
 
 
@@ -49,42 +50,22 @@ def heap_kib() -> float:
     return (info.uordblks + info.hblkhd) / 1024
 
 
-def _pump(a: SSL.Connection, b: SSL.Connection) -> None:
-    moved = True
-    while moved:
-        moved = False
-        for source, sink in ((a, b), (b, a)):
-            try:
-                data = source.bio_read(65536)
-            except SSL.WantReadError:
-                continue
-            sink.bio_write(data)
-            moved = True
-
-
-def _step(connection: SSL.Connection) -> None:
-    try:
-        connection.do_handshake()
-    except SSL.WantReadError:
-        pass
+def _move(source: SSL.Connection, sink: SSL.Connection) -> None:
+    sink.bio_write(source.bio_read(65536))
 
 
 def pair(server_ctx: SSL.Context, client_ctx: SSL.Context, handshake: bool) -> tuple[SSL.Connection, SSL.Connection]:
-    server = SSL.Connection(server_ctx, None)
-    server.set_accept_state()
-    client = SSL.Connection(client_ctx, None)
-    client.set_connect_state()
-    if handshake:
-        for _ in range(6):
-            _step(client)
-            _pump(client, server)
-            _step(server)
-            _pump(server, client)
-        client.send(b"1764000000000")
-        _pump(client, server)
-        server.send(server.recv(100))
-        _pump(server, client)
-        client.recv(100)
+    if not handshake:
+        server = SSL.Connection(server_ctx, None)
+        server.set_accept_state()
+        return server, SSL.Connection(client_ctx, None)
+    server, client = tls_handshake(server_ctx, client_ctx)
+    # One ping and its echo; the client also reads the session tickets.
+    client.send(b"1764000000000")
+    _move(client, server)
+    server.send(server.recv(100))
+    _move(server, client)
+    client.recv(100)
     return server, client
 
 

@@ -376,16 +376,24 @@ class FastReceiveTests(OverrideTestCase):
             self.assertEqual(unmask(mask, data), expected, n)
 
 
+def _payloads(long_from: int) -> st.SearchStrategy[bytes]:
+    """
+    Short bytes (often not UTF-8), short UTF-8 text, and long payloads from
+    C{long_from} to just past the tests' 1024-byte limit.
+    """
+    return st.one_of(
+        st.binary(max_size=130),
+        st.text(max_size=40).map(lambda t: t.encode("utf-8")),
+        st.integers(long_from, 1030).map(lambda n: b"x" * n),
+    )
+
+
 # Client frames the fast path must treat exactly as Autobahn does: whole
 # and fragmented messages, pings, bad UTF-8, RSV bits, unmasked frames and
 # lengths on both sides of the limits and the length forms.
 _frames = st.builds(
     frame,
-    payload=st.one_of(
-        st.binary(max_size=130),
-        st.text(max_size=40).map(lambda t: t.encode("utf-8")),
-        st.integers(1020, 1030).map(lambda n: b"x" * n),
-    ),
+    payload=_payloads(1020),
     opcode=st.sampled_from([0, 1, 1, 1, 2, 2, 9]),
     fin=st.sampled_from([True, True, True, False]),
     rsv=st.sampled_from([0, 0, 0, 0, 0, 1]),
@@ -397,11 +405,7 @@ _frames = st.builds(
 # binary, of lengths around the limits and the length forms.
 _messages = st.builds(
     frame,
-    payload=st.one_of(
-        st.binary(max_size=130),
-        st.text(max_size=40).map(lambda t: t.encode("utf-8")),
-        st.integers(120, 1030).map(lambda n: b"x" * n),
-    ),
+    payload=_payloads(120),
     opcode=st.sampled_from([1, 2]),
     mask=st.binary(min_size=4, max_size=4),
 )
