@@ -40,7 +40,7 @@ from pingproto.tls import client_tls_options
 
 from .test_endtoend import ServerTestCase
 from .test_fidelity import Watcher
-from .test_protocols import upgrade_request
+from .test_protocols import client_frame, upgrade_request
 from .waiting import Conditions
 
 # The witness pings this often, and no two of its echoes may be further
@@ -50,23 +50,6 @@ MAX_GAP = 0.5
 # How late a timer-driven close may come: timers fire late by a reactor
 # turn, and the close travels over loopback.
 SLACK = 0.5
-
-
-def client_frame(payload: bytes, opcode: int = 1, fin: bool = True, declared: int | None = None) -> bytes:
-    """
-    One masked client frame.  C{declared} makes the header claim another
-    payload length than the bytes that follow (a truncated or a huge frame).
-    """
-    n = len(payload) if declared is None else declared
-    first = (0x80 if fin else 0) | opcode
-    if n < 126:
-        header = bytes([first, 0x80 | n])
-    elif n < 65536:
-        header = bytes([first, 0x80 | 126]) + n.to_bytes(2, "big")
-    else:
-        header = bytes([first, 0x80 | 127]) + n.to_bytes(8, "big")
-    mask = os.urandom(4)
-    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
 def server_frames(data: bytes) -> list[tuple[int, bytes]]:

@@ -30,7 +30,7 @@ from pingproto.records import RecordError, read_records
 from pingproto.report import parse_time
 from pingproto.server import EchoServerFactory, _looks_like_http
 
-from .test_protocols import LenientTransport, masked_frame, parse_server_frames, upgrade_request
+from .test_protocols import LenientTransport, client_frame, parse_server_frames, upgrade_request
 
 # Rates and bursts a server could be configured with, and times on a
 # clock that has been running a while.
@@ -241,9 +241,9 @@ class ServerRateTests(SynchronousTestCase):
         protocol.dataReceived(upgrade_request())
         self.assertTrue(transport.value().startswith(b"HTTP/1.1 101 "))
         transport.clear()
-        protocol.dataReceived(masked_frame(b"1700000000123"))
+        protocol.dataReceived(client_frame(b"1700000000123"))
         self.assertEqual(parse_server_frames(transport.value()), [(1, b"1700000000123")])
-        protocol.dataReceived(b"".join(masked_frame(b"%d" % i) for i in range(math.floor(limits.message_burst) + 1)))
+        protocol.dataReceived(b"".join(client_frame(b"%d" % i) for i in range(math.floor(limits.message_burst) + 1)))
         frames = parse_server_frames(transport.value())
         self.assertEqual(frames[-1][0], 8, f"no close after {len(frames)} echoes")
         self.assertEqual(int.from_bytes(frames[-1][1][:2], "big"), 1008)

@@ -31,7 +31,7 @@ from pingproto._autobahn import FAST_PAYLOAD_MAX, FastReceive, FastSend, QuietSe
 from pingproto.config import ServerLimits
 from pingproto.server import EchoServerFactory, EchoServerProtocol
 
-from .test_protocols import LenientTransport, masked_frame, parse_server_frames, upgrade_request
+from .test_protocols import LenientTransport, client_frame, parse_server_frames, upgrade_request
 
 _ADDRESS = IPv4Address("TCP", "127.0.0.1", 40000)
 _TEXT = b"1764000000000"
@@ -59,25 +59,6 @@ class CountingTransport(LenientTransport):
     def write(self, data: bytes) -> None:
         self.writes += 1
         super().write(data)
-
-
-def frame(payload: bytes, opcode: int = 1, fin: bool = True, rsv: int = 0, mask: bytes | None = None) -> bytes:
-    """
-    A client frame with any header bits, masked unless C{mask} is C{b""}.
-    """
-    if mask is None:
-        mask = os.urandom(4)
-    n = len(payload)
-    first = (0x80 if fin else 0) | (rsv << 4) | opcode
-    flag = 0x80 if mask else 0
-    if n < 126:
-        header = bytes([first, flag | n])
-    elif n < 65536:
-        header = bytes([first, flag | 126]) + n.to_bytes(2, "big")
-    else:
-        header = bytes([first, flag | 127]) + n.to_bytes(8, "big")
-    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload)) if mask else payload
-    return header + mask + body
 
 
 def close_code(data: bytes) -> int | None:
@@ -162,7 +143,7 @@ class FastReceiveTests(OverrideTestCase):
         Autobahn's frame parser or its native masker.
         """
         conn = self.connect()
-        self.assertEqual(conn.feed(masked_frame(_TEXT)), bytes([0x81, len(_TEXT)]) + _TEXT)
+        self.assertEqual(conn.feed(client_frame(_TEXT)), bytes([0x81, len(_TEXT)]) + _TEXT)
         self.assertEqual(conn.transport.writes, 1)
         self.assertEqual((self.process_data_calls, self.masker_calls), (0, 0))
 
@@ -173,7 +154,7 @@ class FastReceiveTests(OverrideTestCase):
         """
         payload = bytes(range(256))
         conn = self.connect()
-        self.assertEqual(conn.feed(masked_frame(payload, opcode=2)), bytes([0x82, 126, 1, 0]) + payload)
+        self.assertEqual(conn.feed(client_frame(payload, opcode=2)), bytes([0x82, 126, 1, 0]) + payload)
         self.assertEqual(conn.transport.writes, 1)
         self.assertEqual((self.process_data_calls, self.masker_calls), (0, 0))
 
@@ -187,11 +168,11 @@ class FastReceiveTests(OverrideTestCase):
         for payload in (b"", b"a" * 125, b"b" * 126, os.urandom(FAST_PAYLOAD_MAX)):
             opcode = 2 if len(payload) > 1000 else 1
             conn.transport.clear()
-            echoed = conn.feed(masked_frame(payload, opcode))
+            echoed = conn.feed(client_frame(payload, opcode))
             self.assertEqual(parse_server_frames(echoed), [(opcode, payload)])
             self.assertEqual(len(echoed), len(payload) + (2 if len(payload) < 126 else 4))
         self.assertEqual((self.process_data_calls, self.masker_calls), (0, 0))
-        self.assertSameAsAutobahn(masked_frame(b"c" * 1000), masked_frame(b""))
+        self.assertSameAsAutobahn(client_frame(b"c" * 1000), client_frame(b""))
 
     def test_severalFramesInOneRead(self) -> None:
         """
@@ -199,17 +180,17 @@ class FastReceiveTests(OverrideTestCase):
         """
         messages = [(1, b"first"), (2, b"\x00\x01"), (1, "caf\u00e9 \U0001f600".encode())]
         conn = self.connect()
-        echoed = conn.feed(b"".join(masked_frame(p, o) for o, p in messages))
+        echoed = conn.feed(b"".join(client_frame(p, o) for o, p in messages))
         self.assertEqual(parse_server_frames(echoed), messages)
         self.assertEqual((self.process_data_calls, self.masker_calls), (0, 0))
-        self.assertSameAsAutobahn(b"".join(masked_frame(p, o) for o, p in messages))
+        self.assertSameAsAutobahn(b"".join(client_frame(p, o) for o, p in messages))
 
     def test_autobahnMaskerIsWhatFallbackUses(self) -> None:
         """
         The counters this module relies on see Autobahn's path when it is
         taken (so the zero counts above mean something).
         """
-        self.connect(AutobahnPathProtocol).feed(masked_frame(_TEXT))
+        self.connect(AutobahnPathProtocol).feed(client_frame(_TEXT))
         self.assertGreater(self.process_data_calls, 0)
         self.assertEqual(self.masker_calls, 1)
 
@@ -218,13 +199,13 @@ class FastReceiveTests(OverrideTestCase):
         A fragmented message goes through Autobahn and comes back whole; the
         next small message takes the fast path again.
         """
-        reads = (frame(b"hel", fin=False), frame(b"lo", opcode=0), frame(b" wor", fin=False) + frame(b"ld", opcode=0))
+        reads = (client_frame(b"hel", fin=False), client_frame(b"lo", opcode=0), client_frame(b" wor", fin=False) + client_frame(b"ld", opcode=0))
         conn = self.connect()
         self.assertEqual(parse_server_frames(conn.feed(*reads)), [(1, b"hello"), (1, b" world")])
         self.assertEqual(self.assertSameAsAutobahn(*reads), conn.transport.value())
         conn.transport.clear()
         self.process_data_calls = 0
-        self.assertEqual(parse_server_frames(conn.feed(masked_frame(_TEXT))), [(1, _TEXT)])
+        self.assertEqual(parse_server_frames(conn.feed(client_frame(_TEXT))), [(1, _TEXT)])
         self.assertEqual(self.process_data_calls, 0)
 
     def test_fragmentAfterWholeMessageInOneRead(self) -> None:
@@ -232,7 +213,7 @@ class FastReceiveTests(OverrideTestCase):
         A whole message followed by the first fragment of another in the
         same read: the first is echoed, the second completed by Autobahn.
         """
-        self.assertSameAsAutobahn(masked_frame(b"one") + frame(b"tw", fin=False), frame(b"o", opcode=0))
+        self.assertSameAsAutobahn(client_frame(b"one") + client_frame(b"tw", fin=False), client_frame(b"o", opcode=0))
 
     def test_ping(self) -> None:
         """
@@ -240,8 +221,8 @@ class FastReceiveTests(OverrideTestCase):
         messages in the same read.
         """
         written = self.assertSameAsAutobahn(
-            masked_frame(b"a") + frame(b"ping!", opcode=9) + masked_frame(b"b"),
-            frame(b"", opcode=9),
+            client_frame(b"a") + client_frame(b"ping!", opcode=9) + client_frame(b"b"),
+            client_frame(b"", opcode=9),
         )
         self.assertEqual(parse_server_frames(written), [(1, b"a"), (10, b"ping!"), (1, b"b"), (10, b"")])
 
@@ -250,11 +231,11 @@ class FastReceiveTests(OverrideTestCase):
         A frame cut at any byte is buffered by Autobahn and echoed once
         whole.
         """
-        data = masked_frame(b"split me", opcode=1)
+        data = client_frame(b"split me", opcode=1)
         for cut in range(1, len(data)):
             written = self.assertSameAsAutobahn(data[:cut], data[cut:])
             self.assertEqual(parse_server_frames(written), [(1, b"split me")])
-        both = masked_frame(b"whole") + data
+        both = client_frame(b"whole") + data
         written = self.assertSameAsAutobahn(both[:12], both[12:])
         self.assertEqual(parse_server_frames(written), [(1, b"whole"), (1, b"split me")])
 
@@ -264,7 +245,7 @@ class FastReceiveTests(OverrideTestCase):
         point cut off) is not echoed: Autobahn closes with 1007.
         """
         for bad in (b"\xff", b"ok\xed\xa0\x80", b"\xc0\xaf", "\u00e9".encode()[:1]):
-            written = self.assertSameAsAutobahn(masked_frame(b"fine") + masked_frame(bad) + masked_frame(b"after"))
+            written = self.assertSameAsAutobahn(client_frame(b"fine") + client_frame(bad) + client_frame(b"after"))
             self.assertEqual(parse_server_frames(written)[0], (1, b"fine"))
             self.assertEqual(close_code(written), 1007)
 
@@ -274,10 +255,10 @@ class FastReceiveTests(OverrideTestCase):
         under either length form.
         """
         for size in (1025, 4000):
-            written = self.assertSameAsAutobahn(masked_frame(b"x" * size, opcode=2))
+            written = self.assertSameAsAutobahn(client_frame(b"x" * size, opcode=2))
             self.assertEqual(close_code(written), 1009)
         self.limits = ServerLimits(max_message_size=100, handshake_timeout=5)
-        written = self.assertSameAsAutobahn(masked_frame(b"x" * 100) + masked_frame(b"y" * 101))
+        written = self.assertSameAsAutobahn(client_frame(b"x" * 100) + client_frame(b"y" * 101))
         self.assertEqual(parse_server_frames(written)[0], (1, b"x" * 100))
         self.assertEqual(close_code(written), 1009)
 
@@ -287,7 +268,7 @@ class FastReceiveTests(OverrideTestCase):
         """
         self.limits = ServerLimits(max_message_size=70_000, handshake_timeout=5)
         payload = os.urandom(70_000)
-        written = self.assertSameAsAutobahn(masked_frame(payload, opcode=2))
+        written = self.assertSameAsAutobahn(client_frame(payload, opcode=2))
         frames = parse_server_frames(written)
         self.assertEqual(frames[0][0], 2)
         self.assertEqual(b"".join(piece for _, piece in frames), payload)
@@ -300,15 +281,15 @@ class FastReceiveTests(OverrideTestCase):
         """
         non_minimal = bytes([0x81, 0x80 | 126, 0, 5]) + b"\x00" * 4 + b"hello"
         for bad in (
-            frame(b"rsv", rsv=1),
-            frame(b"rsv", rsv=4),
-            frame(b"bare", mask=b""),
-            frame(b"bare", opcode=2, mask=b""),
-            frame(b"op", opcode=3),
-            frame(b"cont", opcode=0),
+            client_frame(b"rsv", rsv=1),
+            client_frame(b"rsv", rsv=4),
+            client_frame(b"bare", mask=b""),
+            client_frame(b"bare", opcode=2, mask=b""),
+            client_frame(b"op", opcode=3),
+            client_frame(b"cont", opcode=0),
             non_minimal,
         ):
-            written = self.assertSameAsAutobahn(masked_frame(b"before") + bad + masked_frame(b"after" * 8, opcode=2))
+            written = self.assertSameAsAutobahn(client_frame(b"before") + bad + client_frame(b"after" * 8, opcode=2))
             self.assertEqual(parse_server_frames(written)[0], (1, b"before"))
             self.assertEqual(close_code(written), 1002)
 
@@ -316,7 +297,7 @@ class FastReceiveTests(OverrideTestCase):
         """
         A client close after a message is answered as Autobahn answers it.
         """
-        written = self.assertSameAsAutobahn(masked_frame(b"bye") + frame((1000).to_bytes(2, "big"), opcode=8))
+        written = self.assertSameAsAutobahn(client_frame(b"bye") + client_frame((1000).to_bytes(2, "big"), opcode=8))
         self.assertEqual(close_code(written), 1000)
 
     def test_rateLimitMidRead(self) -> None:
@@ -327,7 +308,7 @@ class FastReceiveTests(OverrideTestCase):
         """
         self.limits = ServerLimits(max_message_size=1024, max_message_rate=1, handshake_timeout=5)
         burst = int(self.limits.message_burst)
-        written = self.assertSameAsAutobahn(b"".join(masked_frame(b"%d" % i) for i in range(burst + 3)))
+        written = self.assertSameAsAutobahn(b"".join(client_frame(b"%d" % i) for i in range(burst + 3)))
         self.assertEqual(len([f for f in parse_server_frames(written) if f[0] == 1]), burst)
         self.assertEqual(close_code(written), 1008)
 
@@ -342,7 +323,7 @@ class FastReceiveTests(OverrideTestCase):
             self.clock.advance(20)
             self.assertEqual(parse_server_frames(conn.transport.value())[0][0], 9)
             self.assertIsNotNone(conn.protocol.autoPingTimeoutCall)
-            conn.feed(masked_frame(_TEXT))
+            conn.feed(client_frame(_TEXT))
             self.assertIsNone(conn.protocol.autoPingTimeoutCall)
             self.assertIsNone(conn.protocol.autoPingPending)
             self.clock.advance(19.9)
@@ -362,7 +343,7 @@ class FastReceiveTests(OverrideTestCase):
             conn = self.connect()
             watch(conn.protocol)
             self.process_data_calls = 0
-            self.assertEqual(parse_server_frames(conn.feed(masked_frame(_TEXT))), [(1, _TEXT)])
+            self.assertEqual(parse_server_frames(conn.feed(client_frame(_TEXT))), [(1, _TEXT)])
             self.assertGreater(self.process_data_calls, 0)
 
     def test_unmaskMatchesAutobahn(self) -> None:
@@ -392,7 +373,7 @@ def _payloads(long_from: int) -> st.SearchStrategy[bytes]:
 # and fragmented messages, pings, bad UTF-8, RSV bits, unmasked frames and
 # lengths on both sides of the limits and the length forms.
 _frames = st.builds(
-    frame,
+    client_frame,
     payload=_payloads(1020),
     opcode=st.sampled_from([0, 1, 1, 1, 2, 2, 9]),
     fin=st.sampled_from([True, True, True, False]),
@@ -404,7 +385,7 @@ _frames = st.builds(
 # Whole messages, the fast path's own ground: text (valid or not) and
 # binary, of lengths around the limits and the length forms.
 _messages = st.builds(
-    frame,
+    client_frame,
     payload=_payloads(120),
     opcode=st.sampled_from([1, 2]),
     mask=st.binary(min_size=4, max_size=4),
@@ -569,7 +550,7 @@ class QuietSetupTests(OverrideTestCase):
             self.patch(module, "hltype", counting("hltype", module.hltype))
             self.patch(module, "hlval", counting("hlval", module.hlval))
         conn = self.connect()
-        conn.feed(masked_frame(_TEXT), frame((1000).to_bytes(2, "big"), opcode=8))
+        conn.feed(client_frame(_TEXT), client_frame((1000).to_bytes(2, "big"), opcode=8))
         conn.protocol.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(calls, ["hltype", "hlval"])
 

@@ -39,20 +39,40 @@ def upgrade_request(path: str = "/", extra: str = "") -> bytes:
     ).encode()
 
 
-def masked_frame(payload: bytes, opcode: int = 1) -> bytes:
+def client_frame(
+    payload: bytes,
+    opcode: int = 1,
+    fin: bool = True,
+    *,
+    rsv: int = 0,
+    mask: bytes | None = None,
+    declared: int | None = None,
+) -> bytes:
     """
-    A single client-to-server frame, masked as RFC 6455 requires.
+    One client-to-server frame with any header bits, masked with C{mask}
+    (random if L{None}, unmasked if C{b""}, as RFC 6455 forbids).
+    C{declared} makes the header announce another length than the payload
+    has: a truncated or a huge frame, or, with no payload, a header alone.
     """
-    mask = os.urandom(4)
-    n = len(payload)
+    if mask is None:
+        mask = os.urandom(4)
+    n = len(payload) if declared is None else declared
+    first = (0x80 if fin else 0) | (rsv << 4) | opcode
+    flag = 0x80 if mask else 0
     if n < 126:
-        header = bytes([0x80 | opcode, 0x80 | n])
+        header = bytes([first, flag | n])
     elif n < 65536:
-        header = bytes([0x80 | opcode, 0x80 | 126]) + n.to_bytes(2, "big")
+        header = bytes([first, flag | 126]) + n.to_bytes(2, "big")
     else:
-        header = bytes([0x80 | opcode, 0x80 | 127]) + n.to_bytes(8, "big")
-    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        header = bytes([first, flag | 127]) + n.to_bytes(8, "big")
+    if not mask.strip(b"\0"):  # unmasked, or a zero mask: megabytes need no XOR
+        return header + mask + payload
+    # Written apart from pingproto's own unmasking, which it must not share
+    # a mistake with.
+    key = (mask * (len(payload) // 4 + 1))[: len(payload)]
+    body = (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(len(payload), "big")
     return header + mask + body
+
 
 
 def parse_server_frames(data: bytes) -> list[tuple[int, bytes]]:
@@ -188,8 +208,8 @@ class ServerOverStringTransportTests(SynchronousTestCase, TimerHygiene):
         Text comes back as text, binary as binary, byte for byte.
         """
         self.handshake()
-        self.protocol.dataReceived(masked_frame(b"1700000000123", opcode=1))
-        self.protocol.dataReceived(masked_frame(b"\x00\xff\x10", opcode=2))
+        self.protocol.dataReceived(client_frame(b"1700000000123", opcode=1))
+        self.protocol.dataReceived(client_frame(b"\x00\xff\x10", opcode=2))
         self.assertEqual(
             parse_server_frames(self.transport.value()),
             [(1, b"1700000000123"), (2, b"\x00\xff\x10")],
@@ -203,7 +223,7 @@ class ServerOverStringTransportTests(SynchronousTestCase, TimerHygiene):
         """
         self.handshake()
         before = self.protocol.trafficStats.outgoingOctetsWireLevel
-        self.protocol.dataReceived(masked_frame(b"1700000000123"))
+        self.protocol.dataReceived(client_frame(b"1700000000123"))
         echoed = self.transport.value()
         self.assertEqual(parse_server_frames(echoed), [(1, b"1700000000123")])
         self.assertEqual(self.protocol.trafficStats.outgoingOctetsWireLevel - before, len(echoed))
@@ -214,7 +234,7 @@ class ServerOverStringTransportTests(SynchronousTestCase, TimerHygiene):
         A message larger than the limit is answered with close code 1009.
         """
         self.handshake()
-        self.protocol.dataReceived(masked_frame(b"x" * 1025, opcode=2))
+        self.protocol.dataReceived(client_frame(b"x" * 1025, opcode=2))
         frames = parse_server_frames(self.transport.value())
         self.assertEqual(frames[-1][0], 8)
         self.assertEqual(int.from_bytes(frames[-1][1][:2], "big"), 1009)
@@ -225,7 +245,7 @@ class ServerOverStringTransportTests(SynchronousTestCase, TimerHygiene):
         Invalid UTF-8 in a text message is answered with close code 1007.
         """
         self.handshake()
-        self.protocol.dataReceived(masked_frame(b"\xff\xfe", opcode=1))
+        self.protocol.dataReceived(client_frame(b"\xff\xfe", opcode=1))
         frames = parse_server_frames(self.transport.value())
         self.assertEqual(int.from_bytes(frames[-1][1][:2], "big"), 1007)
         self.clock.advance(60)

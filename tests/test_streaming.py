@@ -28,30 +28,24 @@ from pingproto.server import ECHO_BUFFER, EchoServerFactory, EchoServerProtocol
 from pingproto.tls import client_tls_options
 
 from .test_hardening import HardeningTestCase, server_frames
-from .test_protocols import LenientTransport, upgrade_request
+from .test_protocols import LenientTransport, client_frame, upgrade_request
 from .waiting import Conditions
 
 _ADDRESS = IPv4Address("TCP", "127.0.0.1", 40000)
 _MiB = 1024 * 1024
 
 
-def frame_header(length: int, opcode: int = 2, fin: bool = True) -> bytes:
-    """
-    A client frame header with an all-zero mask, which RFC 6455 allows and
-    which leaves the payload as it is: megabytes need no masking loop.
-    """
-    first = bytes([(0x80 if fin else 0) | opcode])
-    if length < 126:
-        size = bytes([0x80 | length])
-    elif length < 65536:
-        size = bytes([0x80 | 126]) + length.to_bytes(2, "big")
-    else:
-        size = bytes([0x80 | 127]) + length.to_bytes(8, "big")
-    return first + size + b"\0\0\0\0"
+# RFC 6455 allows an all-zero mask, which leaves the payload as it is:
+# megabytes then need no masking.
+_ZERO_MASK = b"\0\0\0\0"
 
 
 def frame(payload: bytes, opcode: int = 2, fin: bool = True) -> bytes:
-    return frame_header(len(payload), opcode, fin) + payload
+    return client_frame(payload, opcode, fin, mask=_ZERO_MASK)
+
+
+def frame_header(length: int, opcode: int = 2, fin: bool = True) -> bytes:
+    return client_frame(b"", opcode, fin, mask=_ZERO_MASK, declared=length)
 
 
 class StreamingInMemoryTests(SynchronousTestCase):

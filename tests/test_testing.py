@@ -36,6 +36,7 @@ from pingproto.tap import Options, makeService
 from pingproto.testing import FaultProxy
 
 from .tlsdir import write_ca_file, write_tls_dir
+from .waiting import Conditions
 
 _log = Logger()
 
@@ -420,31 +421,20 @@ class MemoryTests(SynchronousTestCase):
 # On loopback ------------------------------------------------------------------
 
 
-class Waiters:
-    """
-    Deferreds that fire when a condition on some changing state holds.
-    """
-
-    def __init__(self) -> None:
-        self._waiting: list[tuple[Callable[[], bool], Deferred[None]]] = []
-
-    def when(self, condition: Callable[[], bool]) -> Deferred[None]:
-        d: Deferred[None] = Deferred()
-        self._waiting.append((condition, d))
-        self.check()
-        return d
-
-    def check(self) -> None:
-        for entry in list(self._waiting):
-            if entry[1].called:
-                continue
-            if entry[0]():
-                self._waiting.remove(entry)
-                entry[1].callback(None)
-
-
 @implementer(IHalfCloseableProtocol)
-class Echo(Protocol):
+class ClosesWhenPeerDoes(Protocol):
+    """
+    Ends the connection once the other end has half-closed it.
+    """
+
+    def readConnectionLost(self) -> None:
+        self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+
+class Echo(ClosesWhenPeerDoes):
     """
     Echo everything, recording it; when the peer half-closes, close.
     """
@@ -456,12 +446,6 @@ class Echo(Protocol):
     def dataReceived(self, data: bytes) -> None:
         self.received += data
         self.transport.write(data)
-
-    def readConnectionLost(self) -> None:
-        self.transport.loseConnection()
-
-    def writeConnectionLost(self) -> None:
-        pass
 
     def connectionLost(self, reason: Failure) -> None:
         self.reason = reason
@@ -475,7 +459,7 @@ class EchoFactory(Factory):
     def __init__(self) -> None:
         self.live: set[Echo] = set()
         self.all: list[Echo] = []
-        self.waiters = Waiters()
+        self.waiters = Conditions()
 
     def buildProtocol(self, addr: object) -> Protocol:
         echo = super().buildProtocol(addr)
@@ -483,8 +467,7 @@ class EchoFactory(Factory):
         return echo
 
 
-@implementer(IHalfCloseableProtocol)
-class Client(Protocol):
+class Client(ClosesWhenPeerDoes):
     """
     Collect what comes back; close when the other end half-closes.
     """
@@ -493,20 +476,14 @@ class Client(Protocol):
         self.received = bytearray()
         self.reason: Failure | None = None
         self.lost: Deferred[None] = Deferred()
-        self.waiters = Waiters()
+        self.waiters = Conditions()
 
     def dataReceived(self, data: bytes) -> None:
         self.received += data
         self.waiters.check()
 
     def receivedAtLeast(self, n: int) -> Deferred[None]:
-        return self.waiters.when(lambda: len(self.received) >= n)
-
-    def readConnectionLost(self) -> None:
-        self.transport.loseConnection()
-
-    def writeConnectionLost(self) -> None:
-        pass
+        return self.waiters.until(lambda: len(self.received) >= n)
 
     def connectionLost(self, reason: Failure) -> None:
         self.reason = reason
@@ -530,7 +507,7 @@ class EchoLoopbackTests(TestCase):
         self.echo = EchoFactory()
         echoPort = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(self.echo)
         self.addCleanup(echoPort.stopListening)
-        self.addCleanup(lambda: self.echo.waiters.when(lambda: not self.echo.live))
+        self.addCleanup(lambda: self.echo.waiters.until(lambda: not self.echo.live))
         self.clients: list[Client] = []
         self.addCleanup(lambda: gatherResults([c.lost for c in self.clients]))
         self.proxy = FaultProxy(reactor, "127.0.0.1", echoPort.getHost().port)
@@ -603,7 +580,7 @@ class EchoLoopbackTests(TestCase):
         reason = client.reason
         self.assertTrue(reason.check(ConnectionLost), reason)
         self.assertFalse(reason.check(ConnectionDone), reason)
-        yield self.echo.waiters.when(lambda: not self.echo.live)
+        yield self.echo.waiters.until(lambda: not self.echo.live)
         self.assertTrue(self.echo.all[0].reason.check(ConnectionLost), self.echo.all[0].reason)
         yield self.roundTrip(10, 10)
         self.assertEqual(self.proxy.connections, 1)
@@ -666,10 +643,10 @@ class Watcher(PingRecorder):
 
     def __init__(self) -> None:
         super().__init__()
-        self.waiters = Waiters()
+        self.waiters = Conditions()
 
     def when(self, condition: Callable[[PingResult], bool]) -> Deferred[None]:
-        return self.waiters.when(lambda: condition(self.result))
+        return self.waiters.until(lambda: condition(self.result))
 
     def ping_replied(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         super().ping_replied(*args, **kwargs)
@@ -710,11 +687,11 @@ class ProxiedServerTestCase(TestCase):
         service = makeService(options)
         service.factory.protocol = TrackedEchoProtocol
         service.factory.live = set()
-        service.factory.waiters = self.server = Waiters()
+        service.factory.waiters = self.server = Conditions()
         self.serverLive = service.factory.live
         service.startService()
         self.addCleanup(service.stopService)
-        self.addCleanup(lambda: self.server.when(lambda: not self.serverLive))
+        self.addCleanup(lambda: self.server.until(lambda: not self.serverLive))
         listener = next(s for s in service if isinstance(s, StreamServerEndpointService))
         # Not yielded directly: that would take the port away from the
         # service, which then could not stop listening.
