@@ -110,6 +110,21 @@ class _ReadGate:
         self._reasons.clear()
 
 
+def open_for(seconds: float) -> str:
+    """
+    How long a connection was open, to the precision a reader of the log
+    wants: tenths of a second under a minute, then whole seconds, then
+    minutes.
+    """
+    if seconds < 59.95:
+        return f"{max(0.0, seconds):.1f} s"
+    whole = round(seconds)
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    minutes = whole // 60
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
 def _looks_like_http(request_line: str) -> bool:
     """
     Whether a request line has the shape C{METHOD TARGET HTTP/x.y}.
@@ -135,6 +150,7 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
     factory: EchoServerFactory
     _log = Logger()
     _opened = False
+    _opened_at = 0.0
     _counted: str | None = None
     _bucket: TokenBucket | None = None
     _data_bucket: TokenBucket | None = None
@@ -259,11 +275,7 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         limits, now = self.factory.limits, self.factory.reactor.seconds()
         self._bucket = TokenBucket(limits.max_message_rate, limits.message_burst, now)
         self._data_bucket = TokenBucket(limits.max_data_rate, limits.data_burst, now)
-        self._log.info(
-            "{peer} opened a WebSocket at {path}",
-            peer=self.peer,
-            path=self.http_request_path,
-        )
+        self._opened_at = now
 
     def _read_only_while_sending(self) -> None:
         """
@@ -360,15 +372,22 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
             self.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8"), isReply=False)
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        # One line per WebSocket, when it ends, as an access log has one
+        # per request: a line at open as well cost 70 us of the 800 us a
+        # wss connection costs the server (docs/performance.md).
         if self._opened:
             # The code that ended it: ours if we closed first, else theirs.
             if self.closedByMe and self.localCloseCode is not None:
                 code, reason = self.localCloseCode, self.localCloseReason
                 if isinstance(reason, bytes):
                     reason = reason.decode("utf-8", "replace")
+            seconds = self.factory.reactor.seconds() - self._opened_at
             self._log.info(
-                "{peer} closed: code {code}{reason}{unclean}",
+                "{peer} at {path}, open {open_for}, closed: code {code}{reason}{unclean}",
                 peer=self.peer,
+                path=self.http_request_path,
+                seconds=seconds,
+                open_for=open_for(seconds),
                 code=code if code is not None else "none",
                 reason=f" ({reason})" if reason else "",
                 unclean="" if wasClean else ", not clean",

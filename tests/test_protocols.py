@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import base64
 import os
+import struct
 
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs, formatEvent
+from twisted.python.failure import Failure
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.test.iosim import connectedServerAndClient
 from twisted.trial.unittest import SynchronousTestCase
 
 from pingproto.client import ConnectionState, PingClientFactory, PingRecorder
 from pingproto.config import ServerLimits
-from pingproto.server import PLAIN_ANSWER, EchoServerFactory, EchoServerProtocol
+from pingproto.server import PLAIN_ANSWER, EchoServerFactory, EchoServerProtocol, open_for
 from pingproto.session import LossReason, PingSession
 from pingproto.tls import ServerTLS, client_tls_options
 from pingproto.tlsfiles import load_tls_dir
@@ -159,6 +163,25 @@ class ServerOverStringTransportTests(SynchronousTestCase, TimerHygiene):
         self.assertIn(b"Content-Length: 26\r\n", response)
         self.assertTrue(response.endswith(b"\r\n\r\n"))
 
+    def test_closeLoggedWithTimeOpen(self) -> None:
+        """
+        A WebSocket's one log line, at its end, says how long it was open,
+        on the factory's clock.
+        """
+        # No keepalive: this client would not answer its pings.
+        self.factory = EchoServerFactory(ServerLimits(ping_interval=0), reactor=self.clock)
+        self.protocol = self.factory.buildProtocol(_ADDRESS)
+        self.protocol.makeConnection(self.transport)
+        self.handshake("/sock/websocket")
+        self.clock.advance(3725)
+        with capturedLogs() as events:
+            self.protocol.dataReceived(client_frame(struct.pack(">H", 1000) + b"bye", opcode=8))
+            self.assertTrue(self.transport.disconnecting)
+            self.protocol.connectionLost(Failure(ConnectionDone()))
+        lines = [formatEvent(e) for e in events if e.get("log_namespace", "").startswith("pingproto.server")]
+        self.assertEqual(lines, ["tcp4:192.168.1.1:54321 at /sock/websocket, open 1 h 02 min, closed: code 1000 (bye)"])
+        self.assertEqual(events[-1]["seconds"], 3725)
+
     def test_noServerBanner(self) -> None:
         """
         Neither the plain answer nor the upgrade names the server software.
@@ -286,6 +309,20 @@ class ServerOverStringTransportTests(SynchronousTestCase, TimerHygiene):
         self.assertIn(b"101", response)
         self.assertNotIn(b"sec-websocket-extensions", response)
         self.protocol.dropConnection(abort=True)
+
+
+class OpenForTests(SynchronousTestCase):
+    def test_units(self) -> None:
+        """
+        Under a minute in tenths of a second, under an hour in minutes and
+        seconds, beyond in hours and minutes; rounding never writes 60.
+        """
+        cases = [
+            (0.0, "0.0 s"), (0.04, "0.0 s"), (12.34, "12.3 s"), (59.94, "59.9 s"), (59.96, "1 min 00 s"),
+            (61.4, "1 min 01 s"), (3599.4, "59 min 59 s"), (3599.6, "1 h 00 min"), (3725, "1 h 02 min"),
+            (90061, "25 h 01 min"),
+        ]
+        self.assertEqual([(s, open_for(s)) for s, _ in cases], cases)
 
 
 class StalledServerProtocol(EchoServerProtocol):

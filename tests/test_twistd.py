@@ -99,7 +99,6 @@ class TwistdTests(TestCase):
         result = yield ping(url.replace("127.0.0.1", "localhost"), 2, interval=0.05,
                             ca_file=write_ca_file(self.mktemp(), ca))
         self.assertEqual(len(result.samples), 2)
-        self.assertIn(b"opened a WebSocket at /", server.output)
         server.process.signalProcess("TERM")
         yield server.ended
         # twistd shuts down cleanly, then exits by the signal it received.
@@ -107,6 +106,7 @@ class TwistdTests(TestCase):
         self.assertEqual(server.reason.value.signal, 15)
         self.assertIn(b"Server Shut Down.", server.output)
         self.assertNotIn(b"Traceback", server.output)
+        self.assertRegex(server.output, rb"tcp4:127\.0\.0\.1:\d+ at /, open \d+\.\d s, closed: code 1000")
 
     @inlineCallbacks
     def test_defaultIsPlainLoopback(self):  # type: ignore[no-untyped-def]
@@ -145,12 +145,14 @@ class TwistdTests(TestCase):
         monitor = PingMonitor(url, recorder, interval=0.05)
         monitor.startService()
         self.addCleanup(monitor.stopService)
-        yield self.until(server, lambda out: b"opened a WebSocket" in out and len(recorder.result.samples) > 0)
+        yield self.until(server, lambda out: len(recorder.result.samples) > 0)
         server.process.signalProcess("TERM")
         yield server.ended
         closes = [c.detail for c in recorder.result.states if c.state.name == "CLOSED"]
         self.assertTrue(closes and closes[0].startswith("code 1001"), closes)
         self.assertNotIn(b"Traceback", server.output)
+        # A worker's line, relayed by the supervisor.
+        self.assertRegex(server.output, rb"worker \d: .* at /, open .*, closed: code 1001 \(server shutting down\)")
         for pid in pids[1:]:
             with self.assertRaises(ProcessLookupError):
                 os.kill(pid, 0)
