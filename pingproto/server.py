@@ -22,7 +22,7 @@ from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTim
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from pingproto._autobahn import ReactorTimer, ServerOverrides
+from pingproto._autobahn import OptionsOnClass, ReactorTimer, ServerOverrides
 from pingproto.config import ServerLimits
 from pingproto.limits import AddressCounter, TokenBucket, client_address, origin_allowed
 from pingproto.webapp import content_security_policy, page
@@ -394,7 +394,7 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
             )
 
 
-class EchoServerFactory(WebSocketServerFactory):
+class EchoServerFactory(OptionsOnClass, WebSocketServerFactory):
     """
     Build echo connections with pingproto's safe limits.
 

@@ -12,6 +12,7 @@ ended.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, Callable
 
 from autobahn.twisted import websocket as twisted_websocket
@@ -23,6 +24,7 @@ from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.xormasker import create_xor_masker
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
+from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -558,6 +560,75 @@ class QuietSetupTests(OverrideTestCase):
         reference = self.connect(AutobahnPathProtocol)
         reference.protocol.connectionLost(Failure(ConnectionDone()))
         self.assertIn("pformat", calls, "the reference would format eagerly: the check above can fail")
+
+
+class OptionsOnClassTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.factory = EchoServerFactory(ServerLimits(max_message_size=1024), reactor=Clock())
+
+    def opened(self, factory: EchoServerFactory) -> EchoServerProtocol:
+        protocol = factory.buildProtocol(_ADDRESS)
+        protocol.makeConnection(LenientTransport())
+        protocol.dataReceived(upgrade_request())
+        self.assertEqual(protocol.state, WebSocketProtocol.STATE_OPEN)
+        return protocol
+
+    def test_sameOptionsNoneCopied(self) -> None:
+        """
+        A connection reads every option Autobahn would have copied onto it,
+        with the factory's value (a function option as the function itself,
+        not bound), yet holds none of them itself: its dictionary is less
+        than half the size of Autobahn's way.
+        """
+        ours = self.opened(self.factory)
+        reference_factory = EchoServerFactory(ServerLimits(max_message_size=1024), reactor=Clock())
+        # Autobahn's own way: build the protocol as Twisted's Factory does.
+        reference_factory.buildProtocol = lambda addr: Factory.buildProtocol(reference_factory, addr)  # type: ignore[method-assign]
+        reference = self.opened(reference_factory)
+        for name in EchoServerProtocol.CONFIG_ATTRS:
+            self.assertNotIn(name, vars(ours), name)
+            self.assertIn(name, vars(reference), name)
+            if name != "perMessageCompressionAccept":
+                self.assertEqual(getattr(ours, name), getattr(reference, name), name)
+        self.assertIs(ours.perMessageCompressionAccept, self.factory.perMessageCompressionAccept)
+        self.assertIsNone(ours.perMessageCompressionAccept([]))
+        self.assertLess(sys.getsizeof(vars(ours)), sys.getsizeof(vars(reference)) / 2)
+        self.assertEqual(set(vars(reference)) - set(vars(ours)), set(EchoServerProtocol.CONFIG_ATTRS))
+
+    def test_changedOptionsReachNewConnectionsOnly(self) -> None:
+        """
+        Options set after connections were made reach the connections made
+        after, whether set with C{setProtocolOptions} or directly; the
+        earlier ones keep theirs, as with Autobahn's copies.
+        """
+        first = self.opened(self.factory)
+        self.factory.setProtocolOptions(autoPingInterval=7)
+        second = self.opened(self.factory)
+        self.factory.maxMessagePayloadSize = 99
+        third = self.opened(self.factory)
+        self.assertEqual([p.autoPingInterval for p in (first, second, third)], [20, 7, 7])
+        self.assertEqual([p.maxMessagePayloadSize for p in (first, second, third)], [1024, 1024, 99])
+        self.assertIs(type(self.opened(self.factory)), type(third), "unchanged options: the class is reused")
+
+    def test_protocolOwnOptionAndNamespace(self) -> None:
+        """
+        A protocol set on the factory later is the one built; an option its
+        class has itself is kept over the factory's, as in Autobahn; the
+        class logs under its own name.
+        """
+
+        class Own(EchoServerProtocol):
+            autoFragmentSize = 3
+
+        self.opened(self.factory)
+        self.factory.protocol = Own
+        protocol = self.opened(self.factory)
+        self.assertIsInstance(protocol, Own)
+        self.assertEqual(protocol.autoFragmentSize, 3)
+        self.assertEqual(protocol.maxMessagePayloadSize, 1024)
+        self.assertEqual(type(protocol).__qualname__, Own.__qualname__)
+        self.assertEqual(self.opened(EchoServerFactory(reactor=Clock())).__class__.__module__, "pingproto.server")
+        self.assertEqual(self.opened(EchoServerFactory(reactor=Clock()))._log.namespace, "pingproto.server.EchoServerProtocol")
 
 
 class CompositionTests(SynchronousTestCase):
