@@ -5,8 +5,9 @@ C{twistd pingproto}: the command-line face of the server.
 from __future__ import annotations
 
 
-from twisted.application.service import IService
+from twisted.application.service import IService, MultiService
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -195,7 +196,17 @@ class Options(usage.Options):
             raise usage.UsageError(str(e))
 
 
-def makeService(options: Options, quiet: bool = False) -> IService:
+def makeService(options: Options) -> IService:
+    """
+    twistd's entry point: L{build_service}, with a listener that cannot
+    listen ending the process in one line (L{_ExitIfCannotListen}).
+    """
+    command = _ExitIfCannotListen()
+    build_service(options).setServiceParent(command)
+    return command
+
+
+def build_service(options: Options, quiet: bool = False) -> IService:
     """
     Check the TLS directory, then build the listening service (or, with
     C{--workers}, the supervisor of the processes that serve).
@@ -220,6 +231,27 @@ def makeService(options: Options, quiet: bool = False) -> IService:
     if options["workers"] > 1:
         return WorkerPool(options["endpoints"], worker_args(options), options["workers"], scheme="wss" if tls else "ws")
     return make_server_service(options["endpoints"], tls, options["limits"])
+
+
+class _ExitIfCannotListen(MultiService):
+    """
+    Under twistd, a listener that cannot listen (the port in use, a port
+    below 1024 without the right) ends the process with one line saying
+    so, as a bad option does, not with a traceback.  An embedding program
+    calling L{make_server_service} gets Twisted's L{CannotListenError}.
+    """
+
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except CannotListenError as e:
+            raise SystemExit(f"pingproto: {e}") from None
+
+    def startService(self) -> None:
+        try:
+            super().startService()
+        except CannotListenError as e:
+            raise SystemExit(f"pingproto: {e}") from None
 
 
 def worker_args(options: Options) -> list[str]:

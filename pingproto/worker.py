@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     options["endpoints"] = [AdoptedStreamServerEndpoint(reactor, fd, family) for fd, family in options["inherit"]]
-    service = tap.makeService(options, quiet=True)
+    service = tap.build_service(options, quiet=True)
     service.startService()
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     # The supervisor alone decides when workers stop: a Ctrl-C in its

@@ -34,7 +34,7 @@ from twisted.internet.threads import blockingCallFromThread
 from twisted.trial.unittest import TestCase
 
 from pingproto.cli import main
-from pingproto.tap import Options, makeService
+from pingproto.tap import Options, build_service
 from pingproto.testing import FaultProxy
 
 from .tlsdir import write_tls_dir
@@ -185,7 +185,7 @@ class BrowserTestCase(TestCase):
         """
         options = Options()
         options.parseOptions(["--listen", f"tcp:{port}:interface=127.0.0.1", "--tls-dir", self.tlsdir])
-        service = makeService(options)
+        service = build_service(options)
         service.startService()
         self.service = service
         self.listener = service.listeners[0]

@@ -21,7 +21,7 @@ from pingproto import ConnectionState, ping
 from pingproto.client import client_endpoint
 from pingproto.config import ServerLimits
 from pingproto.server import PLAIN_ANSWER
-from pingproto.tap import Options, makeService
+from pingproto.tap import Options, build_service
 
 from .tlsdir import write_ca_file, write_tls_dir
 
@@ -87,7 +87,7 @@ class ServerTestCase(TestCase):
             args += ["--tls-dir", tlsdir]
         options = Options()
         options.parseOptions(args)
-        self.service = makeService(options)
+        self.service = build_service(options)
         self.service.startService()
         self.addCleanup(self.service.stopService)
         # A TCP listener is bound by the time startService returns.

@@ -18,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from pingproto.config import ServerLimits
 from pingproto.server import EchoServerFactory
-from pingproto.tap import Options, makeService
+from pingproto.tap import Options, build_service, makeService
 from pingproto.worker import WorkerOptions
 from pingproto.workers import WorkerPool
 
@@ -111,7 +111,7 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(parse("--workers", "auto")["workers"], len(os.sched_getaffinity(0)))
         tlsdir = self.mktemp()
         write_tls_dir(tlsdir)
-        service = makeService(
+        service = build_service(
             parse(
                 "--workers", "3", "--tls-dir", tlsdir, "--max-per-address", "7", "--allow-origin", "https://a.example",
                 "--max-data-rate", "4096",
@@ -163,7 +163,7 @@ class MakeServiceTests(SynchronousTestCase):
         log says TLS is off and how to turn it on.
         """
         events = self.events()
-        service = makeService(parse("--port", "0"))
+        service = build_service(parse("--port", "0"))
         [listener] = service.listeners
         self.assertIsInstance(listener.factory, EchoServerFactory)
         self.assertEqual(listener.factory.limits, ServerLimits())
@@ -176,7 +176,7 @@ class MakeServiceTests(SynchronousTestCase):
         """
         tlsdir = self.mktemp()
         write_tls_dir(tlsdir)
-        service = makeService(
+        service = build_service(
             parse("--tls-dir", tlsdir, "--listen", "tcp:0:interface=127.0.0.1", "--listen", "unix:" + self.mktemp())
         )
         listeners = service.listeners
@@ -186,6 +186,28 @@ class MakeServiceTests(SynchronousTestCase):
             self.assertIs(listener.factory.wrappedFactory, service.factory)
             # Each echo is written at once, not held for the next turn.
             self.assertIs(listener.factory.protocol, TLSMemoryBIOProtocol)
+
+    def test_portInUseExits(self) -> None:
+        """
+        twistd's service ends start-up with one line naming the address a
+        listener could not listen on; the service it wraps, for programs,
+        raises Twisted's error.
+        """
+        from twisted.internet import reactor
+        from twisted.internet.error import CannotListenError
+        from twisted.internet.protocol import Factory
+
+        taken = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
+        self.addCleanup(taken.stopListening)
+        port = taken.getHost().port
+        command = makeService(parse("--port", str(port)))
+        with self.assertRaises(SystemExit) as caught:
+            command.privilegedStartService()
+        self.assertEqual(
+            caught.exception.code,
+            f"pingproto: Couldn't listen on 127.0.0.1:{port}: [Errno 98] Address already in use.",
+        )
+        self.assertRaises(CannotListenError, build_service(parse("--port", str(port))).privilegedStartService)
 
     def test_badTlsDirExits(self) -> None:
         """

@@ -32,7 +32,7 @@ from pingproto import PingMonitor, PingRecorder, PingResult, ping
 from pingproto.client import ConnectionState
 from pingproto.server import EchoServerProtocol
 from pingproto.session import LossReason
-from pingproto.tap import Options, makeService
+from pingproto.tap import Options, build_service
 from pingproto.testing import FaultProxy
 
 from .tlsdir import write_ca_file, write_tls_dir
@@ -684,7 +684,7 @@ class ProxiedServerTestCase(TestCase):
             args += ["--tls-dir", tlsdir]
         options = Options()
         options.parseOptions(args)
-        service = makeService(options)
+        service = build_service(options)
         service.factory.protocol = TrackedEchoProtocol
         service.factory.live = set()
         service.factory.waiters = self.server = Conditions()

@@ -10,9 +10,9 @@ import re
 import signal
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.error import ProcessTerminated
-from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.protocol import Factory, ProcessProtocol
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
@@ -157,6 +157,42 @@ class TwistdTests(TestCase):
             with self.assertRaises(ProcessLookupError):
                 os.kill(pid, 0)
 
+    @inlineCallbacks
+    def test_workersShareConnections(self):  # type: ignore[no-untyped-def]
+        """
+        Connections opened all at once are spread over the workers, not
+        taken by whichever is scheduled first: of 40, each of two workers
+        serves at least 5 (with a fair spread, fewer happens about once in
+        ten million runs).
+        """
+        server = self.start("--port", "0", "--workers", "2")
+        url = yield server.listening
+        yield self.until(server, lambda out: out.count(b"listening on ws://127.0.0.1:") >= 3)
+        results = yield gatherResults([ping(url, 1) for _ in range(40)])
+        self.assertEqual([len(r.samples) for r in results], [1] * 40)
+        yield self.until(server, lambda out: out.count(b"closed: code 1000") >= 40)
+        served = [len(re.findall(rb"worker %d: .* closed: code 1000" % n, server.output)) for n in (1, 2)]
+        self.assertEqual(sum(served), 40, served)
+        self.assertGreaterEqual(min(served), 5, served)
+
+    @inlineCallbacks
+    def test_deadWorkersShareGoesToTheOthers(self):  # type: ignore[no-untyped-def]
+        """
+        While a killed worker waits to be started again, every new
+        connection is served by the others: none is routed to the dead
+        worker's socket and left waiting.
+        """
+        server = self.start("--port", "0", "--workers", "2")
+        url = yield server.listening
+        yield self.until(server, lambda out: out.count(b"listening on ws://127.0.0.1:") >= 3)
+        pids = [int(p) for p in re.findall(rb"worker \d started, pid (\d+)", server.output)]
+        os.kill(pids[0], signal.SIGKILL)
+        yield self.until(server, lambda out: b"worker 1 exited" in out)
+        restarts = server.output.count(b" started, pid ")
+        results = yield gatherResults([ping(url, 1) for _ in range(12)])
+        self.assertEqual([len(r.samples) for r in results], [1] * 12)
+        self.assertEqual(server.output.count(b" started, pid "), restarts, "served before the restart")
+
     def until(self, server: Server, condition) -> Deferred[None]:  # type: ignore[no-untyped-def]
         """
         Fire once C{condition(output)} holds, checking as output arrives.
@@ -203,6 +239,25 @@ class TwistdTests(TestCase):
             self.assertIn(message, err)
             self.assertNotIn(b"Traceback", out + err)
             self.assertNotIn(b"listening", out)
+
+    @inlineCallbacks
+    def test_portInUse(self):  # type: ignore[no-untyped-def]
+        """
+        A port another program listens on stops twistd, with or without
+        workers, with one line naming the address and the reason, no
+        traceback, and a non-zero status.
+        """
+        taken = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
+        self.addCleanup(taken.stopListening)
+        port = str(taken.getHost().port)
+        for extra in ([], ["--workers", "2"]):
+            out, err, code = yield self.run_twistd("--port", port, *extra)
+            self.assertNotEqual(code, 0, extra)
+            self.assertNotIn(b"Traceback", out + err)
+            lines = [line for line in (out + err).splitlines() if b"Couldn't listen" in line]
+            self.assertEqual(len(lines), 1, out + err)
+            self.assertIn(b"pingproto: Couldn't listen on 127.0.0.1:" + port.encode() + b": [Errno 98] Address already in use", lines[0])
+            self.assertNotIn(b"started, pid", out + err)
 
     @inlineCallbacks
     def test_publicPlainRefused(self):  # type: ignore[no-untyped-def]
