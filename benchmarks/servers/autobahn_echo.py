@@ -12,17 +12,12 @@ Prints "listening on PORT" once it listens on 127.0.0.1.
 
 from __future__ import annotations
 
-import argparse
+from twisted_baseline import arguments, serve  # first: it installs the epoll reactor
 
-from twisted.internet import epollreactor
-
-epollreactor.install()
-
-from autobahn.twisted.websocket import (  # noqa: E402
+from autobahn.twisted.websocket import (
     WebSocketServerFactory,
     WebSocketServerProtocol,
 )
-from twisted.internet import reactor  # noqa: E402
 
 
 class EchoServerProtocol(WebSocketServerProtocol):
@@ -31,22 +26,10 @@ class EchoServerProtocol(WebSocketServerProtocol):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--tls-dir")
-    args = parser.parse_args()
-    factory: object = WebSocketServerFactory()
-    factory.protocol = EchoServerProtocol  # type: ignore[attr-defined]
-    if args.tls_dir:
-        from twisted.protocols.tls import TLSMemoryBIOFactory
-
-        from pingproto.tls import ServerTLS
-        from pingproto.tlsfiles import load_tls_dir
-
-        factory = TLSMemoryBIOFactory(ServerTLS(load_tls_dir(args.tls_dir)), False, factory)
-    port = reactor.listenTCP(args.port, factory, interface="127.0.0.1")  # type: ignore[attr-defined]
-    print(f"listening on {port.getHost().port}", flush=True)
-    reactor.run()  # type: ignore[attr-defined]
+    args = arguments(__doc__)
+    factory = WebSocketServerFactory()
+    factory.protocol = EchoServerProtocol
+    serve(factory, args)
 
 
 if __name__ == "__main__":

@@ -12,14 +12,9 @@ tree on PYTHONPATH for --tls-dir (benchmarks/run sets it).
 
 from __future__ import annotations
 
-import argparse
+from twisted_baseline import arguments, serve  # first: it installs the epoll reactor
 
-from twisted.internet import epollreactor
-
-epollreactor.install()
-
-from twisted.internet import reactor  # noqa: E402
-from twisted.internet.protocol import Factory, Protocol  # noqa: E402
+from twisted.internet.protocol import Factory, Protocol
 
 
 class Echo(Protocol):
@@ -28,31 +23,14 @@ class Echo(Protocol):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--tls-dir")
-    parser.add_argument(
-        "--unbuffered-tls", action="store_true",
+    args = arguments(__doc__, ("--unbuffered-tls", dict(
+        action="store_true",
         help="an experiment: TLSMemoryBIOProtocol instead of Twisted's default BufferingTLSTransport, "
         "which holds every small write until the next reactor turn",
-    )
-    args = parser.parse_args()
-    factory: object = Factory.forProtocol(Echo)
-    factory.noisy = False  # type: ignore[attr-defined]
-    if args.tls_dir:
-        from twisted.protocols.tls import TLSMemoryBIOFactory
-
-        from pingproto.tls import ServerTLS
-        from pingproto.tlsfiles import load_tls_dir
-
-        factory = TLSMemoryBIOFactory(ServerTLS(load_tls_dir(args.tls_dir)), False, factory)
-        if args.unbuffered_tls:
-            from twisted.protocols.tls import TLSMemoryBIOProtocol
-
-            factory.protocol = TLSMemoryBIOProtocol
-    port = reactor.listenTCP(args.port, factory, interface="127.0.0.1")  # type: ignore[attr-defined]
-    print(f"listening on {port.getHost().port}", flush=True)
-    reactor.run()  # type: ignore[attr-defined]
+    )))
+    factory = Factory.forProtocol(Echo)
+    factory.noisy = False
+    serve(factory, args, unbuffered_tls=args.unbuffered_tls)
 
 
 if __name__ == "__main__":

@@ -20,16 +20,12 @@ tree on PYTHONPATH for --tls-dir (benchmarks/run sets it).
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 
-from twisted.internet import epollreactor
+from twisted_baseline import arguments, serve  # first: it installs the epoll reactor
 
-epollreactor.install()
-
-from twisted.internet import reactor  # noqa: E402
-from twisted.internet.protocol import Factory, Protocol  # noqa: E402
+from twisted.internet.protocol import Factory, Protocol
 
 _MAGIC = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455, section 1.3
 
@@ -77,22 +73,9 @@ class FloorEcho(Protocol):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--tls-dir")
-    args = parser.parse_args()
-    factory: object = Factory.forProtocol(FloorEcho)
-    factory.noisy = False  # type: ignore[attr-defined]
-    if args.tls_dir:
-        from twisted.protocols.tls import TLSMemoryBIOFactory
-
-        from pingproto.tls import ServerTLS
-        from pingproto.tlsfiles import load_tls_dir
-
-        factory = TLSMemoryBIOFactory(ServerTLS(load_tls_dir(args.tls_dir)), False, factory)
-    port = reactor.listenTCP(args.port, factory, interface="127.0.0.1")  # type: ignore[attr-defined]
-    print(f"listening on {port.getHost().port}", flush=True)
-    reactor.run()  # type: ignore[attr-defined]
+    factory = Factory.forProtocol(FloorEcho)
+    factory.noisy = False
+    serve(factory, arguments(__doc__))
 
 
 if __name__ == "__main__":
