@@ -53,13 +53,20 @@ class ListeningService(StreamServerEndpointService):
 
     def _listening(self, port: IListeningPort) -> IListeningPort:
         self.port = port
-        address = port.getHost()
-        host = getattr(address, "host", None)
-        where = f"{host}:{address.port}" if host is not None else str(address)
-        if host is not None and ":" in host:
-            where = f"[{host}]:{address.port}"
-        _log.info("pingproto listening on {scheme}://{where}/", scheme=self.scheme, where=where)
+        _log.info("pingproto listening on {scheme}://{where}/", scheme=self.scheme, where=address_text(port.getHost()))
         return port
+
+
+def address_text(address: object) -> str:
+    """
+    A listening address as it goes into a URL: C{host:port}, C{[v6]:port},
+    or Twisted's text for one without a host (a UNIX socket).
+    """
+    host = getattr(address, "host", None)
+    if host is None:
+        return str(address)
+    port = address.port  # type: ignore[attr-defined]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class _Goodbye(Service):

@@ -21,6 +21,7 @@ import sys
 from typing import Any, Sequence
 
 from twisted.application.service import Service
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint, serverFromString
 from twisted.internet.error import CannotListenError, ProcessDone
@@ -29,6 +30,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from pingproto.config import read_number
+from pingproto.service import address_text
 
 __all__ = ["WorkerPool", "worker_count"]
 
@@ -101,6 +103,13 @@ class ReusePortGroup:
         sock.listen(self.backlog)
         return sock
 
+    def getHost(self) -> IPv4Address | IPv6Address:
+        """
+        The address, as a Twisted port gives it.
+        """
+        host, port = self.address[:2]
+        return IPv6Address("TCP", host, port) if self.family == socket.AF_INET6 else IPv4Address("TCP", host, port)
+
     def close(self) -> None:
         self._anchor.close()
 
@@ -119,10 +128,6 @@ def reuse_port_group(reactor: Any, description: str) -> ReusePortGroup | None:
     # public way to read them back; tests/test_twistd.py serves through them.
     host = endpoint._interface or ("::" if family == socket.AF_INET6 else "0.0.0.0")  # noqa: SLF001
     return ReusePortGroup(family, host, endpoint._port, endpoint._backlog)  # noqa: SLF001
-
-
-def _host_port(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class _Worker(ProcessProtocol):
@@ -184,20 +189,12 @@ class WorkerPool(Service):
         for description in self.listen:
             # Bound here, at start-up, so that a port in use fails twistd at
             # once; accepting is left to the workers.
-            group = reuse_port_group(self.reactor, description)
-            if group is not None:
-                self.listeners.append(group)
-                where = _host_port(*group.address[:2])
-            else:
-                shared = self._shared_port(description)
-                self.listeners.append(shared)
-                address = shared.getHost()
-                host = getattr(address, "host", None)
-                where = str(address) if host is None else _host_port(host, address.port)
+            listener = reuse_port_group(self.reactor, description) or self._shared_port(description)
+            self.listeners.append(listener)
             _log.info(
                 "pingproto listening on {scheme}://{where}/ with {count} workers",
                 scheme=self.scheme,
-                where=where,
+                where=address_text(listener.getHost()),
                 count=self.count,
             )
         self._previous_hup = signal.signal(signal.SIGHUP, self._sighup)
