@@ -379,10 +379,15 @@ class OptionsOnClass:
     protocol: type[Any]
     _options_key: tuple[Any, ...] | None = None
     _options_class: type[Any] | None = None
+    _options_names: tuple[type[Any], list[str]] | None = None
 
     def buildProtocol(self, addr: Any) -> Any:
         base = self.protocol
-        names = [name for name in base.CONFIG_ATTRS if not hasattr(base, name)]
+        if self._options_names is None or self._options_names[0] is not base:
+            # Looked up once per protocol class: a missing attribute costs
+            # an exception inside hasattr.
+            self._options_names = (base, [name for name in base.CONFIG_ATTRS if not hasattr(base, name)])
+        names = self._options_names[1]
         key = (base, *(getattr(self, name) for name in names))
         if self._options_class is None or key != self._options_key:
             # A value that would bind as a method (perMessageCompressionAccept
