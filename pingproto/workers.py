@@ -100,7 +100,11 @@ class ReusePortGroup:
         A new socket listening on the group's address, for one worker.
         """
         sock = self._bound(self.address)
-        sock.listen(self.backlog)
+        try:
+            sock.listen(self.backlog)
+        except BaseException:
+            sock.close()
+            raise
         return sock
 
     def getHost(self) -> IPv4Address | IPv6Address:
@@ -229,20 +233,20 @@ class WorkerPool(Service):
         fds: dict[int, Any] = {0: "w", 1: "r", 2: "r"}
         inherit = []
         own: list[socket.socket] = []
-        for index, listener in enumerate(self.listeners):
-            child_fd = 3 + index
-            if isinstance(listener, ReusePortGroup):
-                sock = listener.listening_socket()
-                own.append(sock)
-                fds[child_fd], family = sock.fileno(), listener.family
-            else:
-                fds[child_fd], family = listener.fileno(), listener.socket.family
-            name = "INET6" if family == socket.AF_INET6 else "INET" if family == socket.AF_INET else "UNIX"
-            inherit += ["--inherit", f"{child_fd}:{name}"]
-        argv = [sys.executable, "-m", "pingproto.worker", *inherit, *self.worker_args]
-        worker = _Worker(self, number)
-        self.workers[number] = worker
         try:
+            for index, listener in enumerate(self.listeners):
+                child_fd = 3 + index
+                if isinstance(listener, ReusePortGroup):
+                    sock = listener.listening_socket()
+                    own.append(sock)
+                    fds[child_fd], family = sock.fileno(), listener.family
+                else:
+                    fds[child_fd], family = listener.fileno(), listener.socket.family
+                name = "INET6" if family == socket.AF_INET6 else "INET" if family == socket.AF_INET else "UNIX"
+                inherit += ["--inherit", f"{child_fd}:{name}"]
+            argv = [sys.executable, "-m", "pingproto.worker", *inherit, *self.worker_args]
+            worker = _Worker(self, number)
+            self.workers[number] = worker
             self.reactor.spawnProcess(worker, sys.executable, argv, env=dict(os.environ), childFDs=fds)
         finally:
             # The worker has its copy; with ours closed, its socket ends with it.
@@ -256,7 +260,7 @@ class WorkerPool(Service):
         if not self.running:
             return
         self._failures = 0 if reason.check(ProcessDone) else self._failures + 1
-        delay = min(30.0, 0.5 * 2 ** min(self._failures, 6))
+        delay = self._delay()
         _log.warn(
             "worker {number} exited ({why}); starting it again in {delay:.1f} s",
             number=worker.number,
@@ -265,9 +269,30 @@ class WorkerPool(Service):
         )
         self.reactor.callLater(delay, self._respawn, worker.number)
 
+    def _delay(self) -> float:
+        """
+        How long to wait before starting a worker again: longer the more
+        often in a row that has failed.
+        """
+        return min(30.0, 0.5 * 2 ** min(self._failures, 6))
+
     def _respawn(self, number: int) -> None:
         if self.running and number not in self.workers:
-            self._spawn(number)
+            try:
+                self._spawn(number)
+            except OSError as e:
+                # No listening socket for it (out of file descriptors, say):
+                # the others serve meanwhile.
+                self.workers.pop(number, None)
+                self._failures += 1
+                delay = self._delay()
+                _log.error(
+                    "worker {number} not started ({why}); trying again in {delay:.1f} s",
+                    number=number,
+                    why=e.strerror or e,
+                    delay=delay,
+                )
+                self.reactor.callLater(delay, self._respawn, number)
 
     def stopService(self) -> Deferred[Any]:
         if not self.running:
