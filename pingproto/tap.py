@@ -4,6 +4,8 @@ C{twistd pingproto}: the command-line face of the server.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
 
 from twisted.application.service import IService, MultiService
 from twisted.internet.endpoints import serverFromString
@@ -242,16 +244,21 @@ class _ExitIfCannotListen(MultiService):
     """
 
     def privilegedStartService(self) -> None:
-        try:
+        with _exit_if_cannot_listen():
             super().privilegedStartService()
-        except CannotListenError as e:
-            raise SystemExit(f"pingproto: {e}") from None
 
     def startService(self) -> None:
-        try:
+        # A worker pool binds here, not in privilegedStartService.
+        with _exit_if_cannot_listen():
             super().startService()
-        except CannotListenError as e:
-            raise SystemExit(f"pingproto: {e}") from None
+
+
+@contextmanager
+def _exit_if_cannot_listen() -> Iterator[None]:
+    try:
+        yield
+    except CannotListenError as e:
+        raise SystemExit(f"pingproto: {e}") from None
 
 
 def worker_args(options: Options) -> list[str]:
