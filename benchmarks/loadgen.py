@@ -6,7 +6,7 @@ measures the server process from /proc while it does.
 
     loadgen.py echo      --proto wss --port P --server-pid PID --conns 100 --duration 3
     loadgen.py idle      --proto wss --port P --server-pid PID --conns 10000 --rate 1000
-    loadgen.py handshake --proto wss --port P --server-pid PID --duration 3 --concurrency 8
+    loadgen.py handshake --proto wss --port P --server-pid PID --duration 3 --concurrency 32
 
 --proto is tcp or tls (a raw echo: 13 bytes out, 13 bytes back) or ws or
 wss (a 13-byte text message, the length of a Date.now() timestamp).  With
@@ -30,7 +30,9 @@ handshake  for --duration seconds (at most --count times), --concurrency at
            handshake, WebSocket upgrade, then a clean close (a WebSocket
            close frame, answered by the server; TLS close_notify); reports
            the server's CPU time per connection, counted until the server
-           has gone quiet after the last one.
+           has gone quiet after the last one, and this process's.  Its
+           client is not picows but handshakes.py (epoll and pyOpenSSL,
+           which pingproto needs anyway): half the CPU per connection.
 
 Load only goes to 127.0.0.1; every phase is bounded in count and time.
 """
@@ -545,7 +547,7 @@ async def steady_rss(pid: int) -> int:
     return sorted(values)[1]
 
 
-async def server_settled(pid: int, limit: float = 3.0) -> float:
+def server_settled(pid: int, limit: float = 3.0) -> float:
     """
     Wait until the server has used no CPU for 0.3 s (it has finished
     processing every close), at most `limit` seconds; its CPU time then.
@@ -553,7 +555,7 @@ async def server_settled(pid: int, limit: float = 3.0) -> float:
     end = time.monotonic() + limit
     last = proc_cpu(pid)
     while time.monotonic() < end:
-        await asyncio.sleep(0.3)
+        time.sleep(0.3)
         now = proc_cpu(pid)
         if now == last:
             return now
@@ -561,61 +563,34 @@ async def server_settled(pid: int, limit: float = 3.0) -> float:
     return last
 
 
-async def run_handshake(args: argparse.Namespace) -> dict[str, Any]:
-    d = Driver()
-    target = Target(args.proto, args.port, args.path, d)
-    failures = 0
-    done = 0
-    errors: list[str] = []
+def run_handshake(args: argparse.Namespace) -> dict[str, Any]:
+    from handshakes import Handshakes  # pyOpenSSL: only this mode needs it
 
-    async def cycle() -> None:
-        nonlocal failures, done
-        try:
-            conn = await asyncio.wait_for(target.connect(), CONNECT_TIMEOUT)
-            await conn.close(True)
-            done += 1
-        except Exception as e:  # noqa: BLE001 - counted and reported
-            failures += 1
-            if len(errors) < 3:
-                errors.append(repr(e))
-
-    async def run(n: int, seconds: float) -> None:
-        started = 0
-        end = time.monotonic() + seconds
-
-        async def worker() -> None:
-            nonlocal started
-            while started < n and time.monotonic() < end:
-                started += 1
-                await cycle()
-
-        await asyncio.wait_for(
-            asyncio.gather(*(worker() for _ in range(args.concurrency))), seconds + 30
-        )
-
-    await run(min(50, args.count), 10.0)  # warm-up
-    s0 = await server_settled(args.server_pid)
+    h = Handshakes(args.proto, args.port, args.path, args.concurrency, CONNECT_TIMEOUT)
+    h.run(min(50, args.count), 10.0)  # warm-up
+    s0 = server_settled(args.server_pid)
     g0, (m0, _) = proc_cpu("self"), machine_cpu()
-    failures = done = 0
     t0 = time.monotonic()
-    await run(args.count, args.duration)
+    h.run(args.count, args.duration)
     t1 = time.monotonic()
     g1, (m1, _) = proc_cpu("self"), machine_cpu()
     s_busy = proc_cpu(args.server_pid)
-    s1 = await server_settled(args.server_pid)
-    if errors:
-        print(f"loadgen: {failures} handshakes failed, e.g. {errors}", file=sys.stderr)
+    s1 = server_settled(args.server_pid)
+    if h.errors:
+        print(f"loadgen: {h.failures} handshakes failed, e.g. {h.errors}", file=sys.stderr)
     wall = t1 - t0
+    done = h.done
     return {
         "mode": "handshake",
         "count": done,
-        "failures": failures,
+        "failures": h.failures,
         "wall_s": wall,
         "handshakes_per_s": done / wall,
         "server_cpu_s": s1 - s0,
         "us_cpu_per_handshake": 1e6 * (s1 - s0) / done if done else None,
         "server_cpu_pct": 100 * (s_busy - s0) / wall,
         "gen_cpu_pct": 100 * (g1 - g0) / wall,
+        "us_gen_cpu_per_handshake": 1e6 * (g1 - g0) / done if done else None,
         "other_load_cpus": max(0.0, (m1 - m0) - (s_busy - s0) - (g1 - g0)) / wall,
     }
 
@@ -647,7 +622,14 @@ def main() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    run = {"echo": run_echo, "idle": run_idle, "handshake": run_handshake}[args.mode]
+    if args.mode == "handshake":
+        from OpenSSL import SSL
+
+        result = run_handshake(args)
+        result["client"] = f"epoll + pyOpenSSL ({SSL.OpenSSL_version(SSL.OPENSSL_VERSION).decode()})"
+        print(json.dumps(result), flush=True)
+        return
+    run = {"echo": run_echo, "idle": run_idle}[args.mode]
     if uvloop is not None:
         loop = uvloop.new_event_loop()
     else:

@@ -95,7 +95,7 @@ def stop(server: run.Server) -> None:
 SCENARIOS = [
     ("echo, 1 connection", "echo", ["--conns", "1"], "onMessage"),
     ("echo, 100 connections", "echo", ["--conns", "100"], "onMessage"),
-    ("handshake (connect, TLS, upgrade, close)", "handshake", ["--concurrency", "8"], "onConnect"),
+    ("handshake (connect, TLS, upgrade, close)", "handshake", ["--concurrency", "32"], "onConnect"),
 ]
 
 
@@ -257,7 +257,7 @@ def ab_compare(tree: str, rounds: int, seconds: float) -> int:
             for server in order:
                 echo = run.loadgen(client_py, gen_cpu, server, "echo", "--conns", "1", "--warmup", "0.5",
                                    "--duration", str(seconds), timeout=120 + seconds)
-                hs = run.loadgen(client_py, gen_cpu, server, "handshake", "--concurrency", "8",
+                hs = run.loadgen(client_py, gen_cpu, server, "handshake", "--concurrency", "32",
                                  "--duration", str(seconds), timeout=120 + seconds)
                 results[server.key]["cpu_echo"].append(echo["us_cpu_per_rt"])
                 results[server.key]["p50"].append(echo["rtt_p50_us"])
