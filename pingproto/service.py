@@ -18,13 +18,13 @@ from twisted.internet.defer import Deferred, TimeoutError
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.logger import Logger
-from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 
 from pingproto.config import ServerLimits
 from pingproto.reload import CertificateReloader
 from pingproto.server import EchoServerFactory
-from pingproto.tls import ServerTLS
+from pingproto.tls import ServerTLS, TLSServerProtocol
 from pingproto.tlsfiles import TLSMaterial
 
 __all__ = ["GOODBYE_GRACE", "ListeningService", "make_server_service"]
@@ -123,11 +123,7 @@ def make_server_service(
     wrapped: IProtocolFactory = factory
     if tls is not None:
         wrapped = TLSMemoryBIOFactory(tls, False, factory)
-        # Twisted's default TLS transport holds every write until the next
-        # reactor turn to coalesce small ones; an echo server writes once
-        # per message it reads, so that costs a timer per echo: 10-20 % of
-        # the CPU with 100-1,000 busy connections (docs/performance.md).
-        wrapped.protocol = TLSMemoryBIOProtocol
+        wrapped.protocol = TLSServerProtocol
     service = MultiService()
     # Added first, so stopped last: the listeners close before the goodbyes.
     _Goodbye(factory, reactor).setServiceParent(service)

@@ -12,13 +12,14 @@ import os
 from twisted.application.service import IServiceMaker
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.plugin import getPlugins
-from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
+from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
 from pingproto.config import ServerLimits
 from pingproto.server import EchoServerFactory
 from pingproto.tap import Options, build_service, makeService
+from pingproto.tls import TLSServerProtocol
 from pingproto.worker import WorkerOptions
 from pingproto.workers import WorkerPool
 
@@ -184,8 +185,11 @@ class MakeServiceTests(SynchronousTestCase):
         for listener in listeners:
             self.assertIsInstance(listener.factory, TLSMemoryBIOFactory)
             self.assertIs(listener.factory.wrappedFactory, service.factory)
-            # Each echo is written at once, not held for the next turn.
-            self.assertIs(listener.factory.protocol, TLSMemoryBIOProtocol)
+            # Each echo is written at once, not held for the next turn
+            # (TLSServerProtocol is Twisted's unbuffered TLSMemoryBIOProtocol).
+            self.assertIs(listener.factory.protocol, TLSServerProtocol)
+            self.assertTrue(issubclass(TLSServerProtocol, TLSMemoryBIOProtocol))
+            self.assertFalse(issubclass(TLSServerProtocol, BufferingTLSTransport))
 
     def test_portInUseExits(self) -> None:
         """
