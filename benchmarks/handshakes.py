@@ -41,6 +41,17 @@ CLOSE_FRAME = bytes((0x88, 0x82, 0, 0, 0, 0)) + (1000).to_bytes(2, "big")
 Steps = Generator[int, None, Any]  # yields the event it waits for
 
 
+def upgrade_request(path: str, port: int) -> bytes:
+    """
+    The least a client sends to open a WebSocket (RFC 6455, 4.1).
+    """
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+
 def client_context() -> SSL.Context:
     """
     A TLS client that trusts the throw-away certificate without checking
@@ -67,14 +78,7 @@ class Handshakes:
     def __init__(self, proto: str, port: int, path: str, concurrency: int, timeout: float) -> None:
         self.proto, self.port = proto, port
         self.tls = client_context() if proto in ("tls", "wss") else None
-        self.request = None
-        if proto in ("ws", "wss"):
-            key = base64.b64encode(os.urandom(16))
-            self.request = (
-                f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key.decode()}\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
+        self.request = upgrade_request(path, port) if proto in ("ws", "wss") else None
         self.concurrency = concurrency
         self.timeout = timeout
         self.done = self.failures = 0

@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import array
 import asyncio
-import base64
 import json
 import os
 import resource
@@ -51,7 +50,11 @@ import sys
 import time
 from typing import Any
 
-HOST = "127.0.0.1"
+# The handshake client, and the upgrade request every client here sends.
+# pyOpenSSL is there wherever this runs: benchmarks/run installs it with
+# picows, and the fallback is pingproto's own Python.
+from handshakes import HOST, Handshakes, upgrade_request
+
 MESSAGE = b"1764000000000"  # 13 bytes: a Date.now() timestamp, as the page sends
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MAX_CONNS = 20_000
@@ -257,14 +260,7 @@ class MiniWSConn(asyncio.Protocol):
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
-        key = base64.b64encode(os.urandom(16)).decode()
-        transport.write(
-            (
-                f"GET {self.path} HTTP/1.1\r\nHost: {HOST}:{self.port}\r\n"
-                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
-        )
+        transport.write(upgrade_request(self.path, self.port))
 
     def data_received(self, data: bytes) -> None:
         buf = self.buf + data
@@ -564,8 +560,6 @@ def server_settled(pid: int, limit: float = 3.0) -> float:
 
 
 def run_handshake(args: argparse.Namespace) -> dict[str, Any]:
-    from handshakes import Handshakes  # pyOpenSSL: only this mode needs it
-
     h = Handshakes(args.proto, args.port, args.path, args.concurrency, CONNECT_TIMEOUT)
     h.run(min(50, args.count), 10.0)  # warm-up
     s0 = server_settled(args.server_pid)
