@@ -8,13 +8,14 @@ alive, which see a leak long before a process's RSS does.
 from __future__ import annotations
 
 import gc
+import os
 import tracemalloc
 from collections import Counter, deque
 
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from OpenSSL import SSL
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.task import deferLater
 from twisted.internet.tcp import Server
 
@@ -24,6 +25,8 @@ from pingproto.server import EchoServerProtocol
 from pingproto.tls import TLSServerProtocol
 
 from .test_endtoend import ServerTestCase
+from .test_twistd import TwistdCase
+from .tlsdir import write_ca_file, write_tls_dir
 
 
 # The kinds of object the server's stack is made of.  Plain lists, tuples
@@ -232,3 +235,62 @@ class Batches(WebSocketClientProtocol):
             self.wrong += 1
         if not self._expected:
             self._done.callback(None)
+
+
+def rss_kib(pid: int) -> int:
+    """
+    The resident memory of process C{pid}, in KiB.
+    """
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise LookupError(f"no VmRSS for process {pid}")
+
+
+class IdleAfterLargeMessageTests(TwistdCase):
+    """
+    A connection that once echoed a large message holds, when idle, no
+    more than one that never did.  OpenSSL's memory BIOs keep room for the
+    most they ever held, about 110 KiB after a message Twisted read 64 KiB
+    at a time, until the server gives them back
+    (L{pingproto.tls.release_bio_buffers}).  The server runs in its own
+    process, as C{twistd -n pingproto}, so that its resident memory is its
+    own; the clients run here.
+    """
+
+    connections = 100
+
+    @inlineCallbacks
+    def test_largeMessageLeavesNothing(self):  # type: ignore[no-untyped-def]
+        """
+        After each of 100 idle wss connections echoed one 200 kB message in
+        turn, the server's resident memory has grown by less than 16 KiB
+        per connection.
+        """
+        tlsdir = self.mktemp()
+        ca_file = write_ca_file(self.mktemp(), write_tls_dir(tlsdir))
+        server = self.start("--port", "0", "--tls-dir", tlsdir)
+        url = (yield server.listening).replace("127.0.0.1", "localhost")
+        factory = WebSocketClientFactory(url)
+        factory.protocol = Batches
+        endpoint = client_endpoint(reactor, url, ca_file)
+        clients: list[Batches] = []
+
+        def close() -> Deferred[object]:
+            for client in clients:
+                client.sendClose(1000)
+            return gatherResults([client.is_closed for client in clients])
+
+        self.addCleanup(close)
+        for _ in range(self.connections):
+            client = yield endpoint.connect(factory)
+            clients.append(client)
+            yield client.is_open
+            yield client.batch([(b"1764000000000", False)])
+        before = rss_kib(server.process.pid)
+        for client in clients:
+            yield client.batch([(os.urandom(200_000), True)])
+        grown = rss_kib(server.process.pid) - before
+        self.assertEqual([(c.echoed, c.wrong) for c in clients], [(2, 0)] * self.connections)
+        self.assertLess(grown / self.connections, 16, f"{grown} KiB more after one large echo per connection")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from OpenSSL import SSL
 from twisted.trial.unittest import SynchronousTestCase
 
-from pingproto.tls import ServerTLS, server_context
+from pingproto.tls import ServerTLS, release_bio_buffers, server_context
 from pingproto.tlsfiles import load_tls_dir
 
 from .tlsdir import write_tls_dir
@@ -43,6 +43,13 @@ def handshake(server: SSL.Context, client: SSL.Context) -> tuple[SSL.Connection,
     c.do_handshake()
     s.do_handshake()
     return s, c
+
+
+def relay(source: SSL.Connection, sink: SSL.Connection) -> None:
+    """
+    Move what C{source} has sent into C{sink}'s incoming BIO.
+    """
+    sink.bio_write(source.bio_read(1 << 20))
 
 
 def client(
@@ -128,3 +135,53 @@ class ProfileTests(SynchronousTestCase):
         connection = tls.serverConnectionForTLS(None)
         s, c = handshake(connection.get_context(), client())
         self.assertEqual(c.get_peer_certificate().to_cryptography(), newer.certificate)
+
+
+class ReleaseBioBuffersTests(SynchronousTestCase):
+    """
+    L{release_bio_buffers} renews a connection's memory BIOs only when
+    nothing is lost by it, and the connection goes on as before.
+    """
+
+    def setUp(self) -> None:
+        tlsdir = self.mktemp()
+        write_tls_dir(tlsdir)
+        self.server = server_context(load_tls_dir(tlsdir))
+
+    def test_connectionGoesOn(self) -> None:
+        """
+        After a handshake, TLS 1.3 or 1.2, the server's BIOs are empty and
+        are renewed; the connection then carries data both ways, and
+        renewing between messages changes nothing.
+        """
+        for maximum in (None, SSL.TLS1_2_VERSION):
+            s, c = handshake(self.server, client(maximum=maximum))
+            self.assertTrue(release_bio_buffers(s))
+            for n in range(3):
+                c.send(b"ping %d" % n)
+                relay(c, s)
+                self.assertEqual(s.recv(100), b"ping %d" % n)
+                self.assertTrue(release_bio_buffers(s))
+                s.sendall(b"x" * 40_000)
+                relay(s, c)
+                self.assertTrue(release_bio_buffers(s))
+                echoed = b""
+                while len(echoed) < 40_000:
+                    echoed += c.recv(65536)
+                self.assertEqual(echoed, b"x" * 40_000)
+
+    def test_keptWhileHoldingBytes(self) -> None:
+        """
+        A BIO that holds bytes not yet read, incoming or outgoing, is kept
+        with its bytes.
+        """
+        s, c = handshake(self.server, client())
+        c.send(b"ping")
+        relay(c, s)
+        self.assertFalse(release_bio_buffers(s))
+        self.assertEqual(s.recv(100), b"ping")
+        s.send(b"pong")
+        self.assertFalse(release_bio_buffers(s))
+        relay(s, c)
+        self.assertEqual(c.recv(100), b"pong")
+        self.assertTrue(release_bio_buffers(s))

@@ -49,7 +49,11 @@ class Server(ProcessProtocol):
         self.ended.callback(None)
 
 
-class TwistdTests(TestCase):
+class TwistdCase(TestCase):
+    """
+    Runs C{twistd -n pingproto} in a process of its own.
+    """
+
     timeout = 60
 
     def run_twistd(self, *args: str) -> Deferred[tuple[bytes, bytes, int]]:
@@ -85,6 +89,8 @@ class TwistdTests(TestCase):
         self.addCleanup(stop)
         return server
 
+
+class TwistdTests(TwistdCase):
     @inlineCallbacks
     def test_servesWss(self):  # type: ignore[no-untyped-def]
         """
