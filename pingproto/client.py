@@ -20,17 +20,17 @@ from autobahn.websocket.util import parse_url
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
-from pingproto._autobahn import ReactorTimer
+from pingproto._autobahn import ReactorTimer, release_is_closed
 from pingproto.session import Loss, PingSession, Sample
 from pingproto.stats import RttSummary, summarize
-from pingproto.tls import client_tls_options
+from pingproto.tls import client_tls_options, wrap_client_tls
 
 __all__ = [
     "FLATLINE_CLOSE_CODE",
@@ -145,6 +145,7 @@ class PingClientProtocol(WebSocketClientProtocol):
         if factory.current is self:
             factory.current = None
         super().connectionLost(reason)
+        release_is_closed(self)
         if not self._was_open:
             if self.wasNotCleanReason and reason.check(ConnectionDone, ConnectionLost):
                 reason = Failure(HandshakeError(self.wasNotCleanReason))
@@ -156,6 +157,9 @@ class PingClientProtocol(WebSocketClientProtocol):
         setup = factory.monotonic() - factory.attempt_started
         factory.observer.state_changed(StateChange(ConnectionState.OPEN, setup_time=setup))
         factory.on_open()
+        if self.state != self.STATE_OPEN:
+            # Whoever was told closed it already (stopping the monitor, say).
+            return
         if factory.flatline:
             self._silence = factory.clock.callLater(factory.flatline, self._flatlined)
         self._ticker = LoopingCall(self._send_ping)
@@ -337,7 +341,7 @@ def client_endpoint(
     secure, host, port = parse_url(url)[:3]
     endpoint: IStreamClientEndpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
     if secure:
-        endpoint = wrapClientTLS(client_tls_options(host, ca_file), endpoint)
+        endpoint = wrap_client_tls(client_tls_options(host, ca_file), endpoint)
     return endpoint
 
 

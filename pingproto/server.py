@@ -22,7 +22,7 @@ from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTim
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from pingproto._autobahn import OptionsOnClass, ReactorTimer, ServerOverrides
+from pingproto._autobahn import OptionsOnClass, ReactorTimer, ServerOverrides, release_is_closed
 from pingproto.config import ServerLimits
 from pingproto.limits import AddressCounter, TokenBucket, client_address, origin_allowed
 from pingproto.webapp import content_security_policy, page
@@ -191,16 +191,7 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         if self.closeHandshakeTimeoutCall is not None:
             self.closeHandshakeTimeoutCall.cancel()
             self.closeHandshakeTimeoutCall = None
-        # Autobahn fires is_closed with the protocol itself, a cycle (the
-        # protocol holds the Deferred, the Deferred its result) that only
-        # the cycle collector frees, at its next full pass, which in a busy
-        # server can be minutes away.  Until then each closed connection's
-        # objects stay allocated between the memory freed around them:
-        # after 10,000 clients left at once, every later echo cost a third
-        # more CPU, in glibc's malloc (docs/performance.md).  Whoever waited
-        # on is_closed has had the protocol by now; later callbacks get None.
-        if self.is_closed.called:
-            self.is_closed.addCallback(_forget)
+        release_is_closed(self)
 
     def processHandshake(self) -> None:
         head_end = self.data.find(b"\r\n\r\n")
@@ -413,10 +404,6 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
                 reason=f" ({reason})" if reason else "",
                 unclean="" if wasClean else ", not clean",
             )
-
-
-def _forget(result: object) -> None:
-    return None
 
 
 class EchoServerFactory(OptionsOnClass, WebSocketServerFactory):

@@ -24,7 +24,7 @@ from twisted.python.failure import Failure
 from pingproto.config import ServerLimits
 from pingproto.reload import CertificateReloader
 from pingproto.server import EchoServerFactory
-from pingproto.tls import ServerTLS, TLSServerProtocol
+from pingproto.tls import ServerTLS, TLSProtocol
 from pingproto.tlsfiles import TLSMaterial
 
 __all__ = ["GOODBYE_GRACE", "ListeningService", "make_server_service"]
@@ -123,7 +123,7 @@ def make_server_service(
     wrapped: IProtocolFactory = factory
     if tls is not None:
         wrapped = TLSMemoryBIOFactory(tls, False, factory)
-        wrapped.protocol = TLSServerProtocol
+        wrapped.protocol = TLSProtocol
     service = MultiService()
     # Added first, so stopped last: the listeners close before the goodbyes.
     _Goodbye(factory, reactor).setServiceParent(service)

@@ -7,8 +7,8 @@ SSLv2/3; on top of it the server allows only TLS 1.2 and 1.3, only
 forward-secret AEAD cipher suites, only the X25519, P-256 and P-384 groups,
 and no renegotiation.  L{ServerTLS} hands out connections from a context it
 can swap, so that a renewed certificate reaches new connections while the
-open ones keep theirs.  L{TLSServerProtocol} is the TLS layer the server
-wraps its connections in.
+open ones keep theirs.  L{TLSProtocol} is the TLS layer the server wraps
+its connections in, and the client too (L{wrap_client_tls}).
 """
 
 from __future__ import annotations
@@ -16,9 +16,13 @@ from __future__ import annotations
 from cryptography import x509
 from cryptography.hazmat.bindings.openssl.binding import Binding
 from OpenSSL import SSL, crypto
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
     IOpenSSLServerConnectionCreator,
+    IProtocol,
+    IProtocolFactory,
+    IStreamClientEndpoint,
 )
 from twisted.internet.ssl import (
     AcceptableCiphers,
@@ -29,7 +33,7 @@ from twisted.internet.ssl import (
     platformTrust,
     trustRootFromCertificates,
 )
-from twisted.protocols.tls import TLSMemoryBIOProtocol
+from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -39,10 +43,11 @@ __all__ = [
     "CIPHERS",
     "GROUPS",
     "ServerTLS",
-    "TLSServerProtocol",
+    "TLSProtocol",
     "client_tls_options",
     "release_bio_buffers",
     "server_context",
+    "wrap_client_tls",
 ]
 
 # Mozilla's intermediate list for TLS 1.2: ECDHE key exchange, AEAD only.
@@ -155,11 +160,12 @@ def release_bio_buffers(connection: SSL.Connection) -> bool:
     return True
 
 
-class TLSServerProtocol(TLSMemoryBIOProtocol):
+class TLSProtocol(TLSMemoryBIOProtocol):
     """
     Twisted's TLS layer, without write buffering, without holding on to
     buffers an idle connection no longer needs, and without leaving a
-    dropped connection to the cycle collector.
+    dropped connection to the cycle collector.  The server's connections
+    and the client's use it.
 
     Not L{BufferingTLSTransport}, Twisted's default, which holds every
     write until the next reactor turn to coalesce small ones: an echo server
@@ -172,12 +178,12 @@ class TLSServerProtocol(TLSMemoryBIOProtocol):
     connection that once echoed a large message holds no more than one
     that never did.
 
-    When OpenSSL reports an error, such as a client that vanished without a
+    When OpenSSL reports an error, such as a peer that vanished without a
     close_notify, C{_flushReceiveBIO} keeps the L{Failure} it makes in a
     local variable of the frame that its own traceback holds: a reference
     cycle, and the frames below hold the C{SSL.Connection}.  Only the cycle
     collector frees it, at its next full pass, which in a long-running
-    server can be minutes away; meanwhile each dropped connection's OpenSSL
+    process can be minutes away; meanwhile each dropped connection's OpenSSL
     state stays allocated between the memory freed around it.  After 10,000
     clients dropped at once that cost every later echo a third more CPU,
     in glibc's malloc (docs/performance.md).  Cleaning the Failure (keeping
@@ -211,6 +217,27 @@ class TLSServerProtocol(TLSMemoryBIOProtocol):
         if reason is not None:
             reason.cleanFailure()
         super()._tlsShutdownFinished(reason)
+
+
+@implementer(IStreamClientEndpoint)
+class _TLSClientEndpoint:
+    def __init__(self, creator: IOpenSSLClientConnectionCreator, endpoint: IStreamClientEndpoint) -> None:
+        self._creator = creator
+        self._endpoint = endpoint
+
+    def connect(self, factory: IProtocolFactory) -> Deferred[IProtocol]:
+        tls = TLSMemoryBIOFactory(self._creator, True, factory)
+        tls.protocol = TLSProtocol
+        return self._endpoint.connect(tls).addCallback(lambda protocol: protocol.wrappedProtocol)
+
+
+def wrap_client_tls(
+    creator: IOpenSSLClientConnectionCreator, endpoint: IStreamClientEndpoint
+) -> IStreamClientEndpoint:
+    """
+    Twisted's C{wrapClientTLS}, with L{TLSProtocol} for the TLS layer.
+    """
+    return _TLSClientEndpoint(creator, endpoint)
 
 
 def client_tls_options(

@@ -184,3 +184,28 @@ class MonitorTests(SynchronousTestCase):
         failures[0].trap(ConnectionRefusedError)
         self.assertEqual(self.attempts(), 0)
         self.assertFalse(monitor.running)
+
+    def test_stoppedAsItOpens(self) -> None:
+        """
+        An observer may stop the monitor when told the connection opened:
+        no ping is sent on the closing connection, which closes cleanly
+        with code 1000, and nothing fails.
+        """
+        monitor = self.monitor(interval=1.0)
+        told = self.recorder.state_changed
+
+        def state_changed(change):  # type: ignore[no-untyped-def]
+            told(change)
+            if change.state is ConnectionState.OPEN:
+                monitor.stopService()
+
+        self.recorder.state_changed = state_changed  # type: ignore[method-assign]
+        pump = self.connect()
+        self.advance(pump, 3.0)
+        self.assertEqual(
+            self.states(),
+            [ConnectionState.CONNECTING, ConnectionState.OPEN, ConnectionState.CLOSING, ConnectionState.CLOSED],
+        )
+        self.assertEqual(self.recorder.result.states[-1].detail, "code 1000")
+        self.assertEqual((self.recorder.result.samples, self.recorder.result.losses), ([], []))
+        self.assertEqual(self.attempts(), 0)

@@ -19,7 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from pingproto.config import ServerLimits
 from pingproto.server import EchoServerFactory
 from pingproto.tap import Options, build_service, makeService
-from pingproto.tls import TLSServerProtocol
+from pingproto.tls import TLSProtocol
 from pingproto.worker import WorkerOptions
 from pingproto.workers import WorkerPool
 
@@ -186,10 +186,10 @@ class MakeServiceTests(SynchronousTestCase):
             self.assertIsInstance(listener.factory, TLSMemoryBIOFactory)
             self.assertIs(listener.factory.wrappedFactory, service.factory)
             # Each echo is written at once, not held for the next turn
-            # (TLSServerProtocol is Twisted's unbuffered TLSMemoryBIOProtocol).
-            self.assertIs(listener.factory.protocol, TLSServerProtocol)
-            self.assertTrue(issubclass(TLSServerProtocol, TLSMemoryBIOProtocol))
-            self.assertFalse(issubclass(TLSServerProtocol, BufferingTLSTransport))
+            # (TLSProtocol is Twisted's unbuffered TLSMemoryBIOProtocol).
+            self.assertIs(listener.factory.protocol, TLSProtocol)
+            self.assertTrue(issubclass(TLSProtocol, TLSMemoryBIOProtocol))
+            self.assertFalse(issubclass(TLSProtocol, BufferingTLSTransport))
 
     def test_portInUseExits(self) -> None:
         """
