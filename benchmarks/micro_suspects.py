@@ -40,7 +40,7 @@ def server_paths() -> tuple[Any, Any, Any, Any]:
 
     from pingproto.config import ServerLimits
     from pingproto.server import EchoServerFactory, EchoServerProtocol
-    from tests.test_protocols import LenientTransport, masked_frame, upgrade_request
+    from tests.test_protocols import LenientTransport, client_frame, upgrade_request
 
     class AutobahnPath(EchoServerProtocol):
         _dataReceived = ab.WebSocketProtocol._dataReceived
@@ -49,8 +49,8 @@ def server_paths() -> tuple[Any, Any, Any, Any]:
         _connectionLost = ab.WebSocketServerProtocol._connectionLost
 
     address = IPv4Address("TCP", "127.0.0.1", 40000)
-    request, message = upgrade_request(), masked_frame(b"1764000000000")
-    close = masked_frame((1000).to_bytes(2, "big"), opcode=8)
+    request, message = upgrade_request(), client_frame(b"1764000000000")
+    close = client_frame((1000).to_bytes(2, "big"), opcode=8)
 
     def factory(cls: type) -> EchoServerFactory:
         f = EchoServerFactory(ServerLimits(max_message_rate=1e12), reactor=Clock())

@@ -132,9 +132,9 @@ def release_bio_buffers(connection: SSL.Connection) -> bool:
 
     An OpenSSL memory BIO never shrinks its buffer: it keeps room for the
     most it ever held.  A server connection's pair keeps about 3.8 KiB
-    from the TLS handshake, and after one large message about 110 KiB
-    more (Twisted hands OpenSSL up to 64 KiB read at once), for as long as
-    the connection lives, idle or not.  C{MODE_RELEASE_BUFFERS}, which
+    from the TLS handshake, and after one large message some 120 KiB more
+    (Twisted hands OpenSSL up to 64 KiB read at once), for as long as the
+    connection lives, idle or not.  C{MODE_RELEASE_BUFFERS}, which
     Twisted sets, frees OpenSSL's record buffers but not the BIOs.
     pyOpenSSL has no call for this, so it swaps the BIOs with
     C{SSL_set_bio}, which frees the old ones, and updates the two private

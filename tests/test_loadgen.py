@@ -19,7 +19,7 @@ from twisted.internet.utils import getProcessOutputAndValue
 from twisted.logger import globalLogPublisher
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.protocols.wire import Echo
-from twisted.trial.unittest import SkipTest
+from twisted.trial.unittest import SkipTest, TestCase
 
 from pingproto.tls import ServerTLS
 from pingproto.tlsfiles import load_tls_dir
@@ -126,3 +126,27 @@ class PlainTests(LoadgenCase):
             self.addCleanup(port.stopListening)
             figures, err = yield self.handshakes(proto, port.getHost().port)
             self.assertEqual((figures["count"], figures["failures"]), (COUNT, 0), (proto, err))
+
+
+class MicroSuspectsTests(TestCase):
+    """
+    C{benchmarks/micro_suspects.py}, which docs/performance.md cites, still
+    runs against the code and the test helpers it borrows.
+    """
+
+    timeout = 60
+
+    @inlineCallbacks
+    def test_runs(self):  # type: ignore[no-untyped-def]
+        """
+        It prints a figure for each of its nine rows, and nothing on
+        standard error.
+        """
+        out, err, code = yield getProcessOutputAndValue(
+            sys.executable, [os.path.join(SOURCE, "benchmarks", "micro_suspects.py")], env=environment()
+        )
+        self.assertEqual((code, err), (0, b""))
+        rows = out.decode().splitlines()[1:]
+        self.assertEqual(len(rows), 9, out)
+        for row in rows:
+            self.assertGreater(float(row.split()[-1]), 0, row)
