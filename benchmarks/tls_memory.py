@@ -10,8 +10,10 @@ connections over memory BIOs (as Twisted's TLSMemoryBIOProtocol uses
 them), and counts the heap bytes in use with glibc's mallinfo2, which,
 unlike RSS, goes down when memory is freed, so the clients can be measured
 apart and subtracted.  Prints KiB per server connection freshly made, after
-a TLS 1.3 handshake and one small exchange, and the same with session
-tickets and the session cache turned off.  No sockets, no network.
+a TLS 1.3 handshake and one small exchange, the same with session
+tickets and the session cache turned off, and the same once the memory
+BIOs have been renewed as pingproto's TLS layer renews them
+(L{pingproto.tls.release_bio_buffers}).  No sockets, no network.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from OpenSSL import SSL
 
 sys.path[:0] = [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
 
-from pingproto.tls import server_context  # noqa: E402
+from pingproto.tls import release_bio_buffers, server_context  # noqa: E402
 from pingproto.tlsfiles import load_tls_dir  # noqa: E402
 from tests.test_tls import handshake as tls_handshake  # noqa: E402
 from tests.tlsdir import write_tls_dir  # noqa: E402
@@ -54,7 +56,9 @@ def _move(source: SSL.Connection, sink: SSL.Connection) -> None:
     sink.bio_write(source.bio_read(65536))
 
 
-def pair(server_ctx: SSL.Context, client_ctx: SSL.Context, handshake: bool) -> tuple[SSL.Connection, SSL.Connection]:
+def pair(
+    server_ctx: SSL.Context, client_ctx: SSL.Context, handshake: bool, release: bool = False
+) -> tuple[SSL.Connection, SSL.Connection]:
     if not handshake:
         server = SSL.Connection(server_ctx, None)
         server.set_accept_state()
@@ -66,14 +70,16 @@ def pair(server_ctx: SSL.Context, client_ctx: SSL.Context, handshake: bool) -> t
     server.send(server.recv(100))
     _move(server, client)
     client.recv(100)
+    if release and not release_bio_buffers(server):
+        raise RuntimeError("the server's memory BIOs were not empty")
     return server, client
 
 
-def per_server_connection(server_ctx: SSL.Context, count: int, handshake: bool) -> float:
+def per_server_connection(server_ctx: SSL.Context, count: int, handshake: bool, release: bool = False) -> float:
     client_ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
-    warm = [pair(server_ctx, client_ctx, handshake) for _ in range(50)]
+    warm = [pair(server_ctx, client_ctx, handshake, release) for _ in range(50)]
     before = heap_kib()
-    pairs = [pair(server_ctx, client_ctx, handshake) for _ in range(count)]
+    pairs = [pair(server_ctx, client_ctx, handshake, release) for _ in range(count)]
     servers = [s for s, _ in pairs]
     del pairs
     after = heap_kib()
@@ -96,6 +102,7 @@ def main() -> None:
     print(f"  created, no handshake:                     {per_server_connection(plain, count, False):6.1f}")
     print(f"  after a TLS 1.3 handshake and one echo:    {per_server_connection(plain, count, True):6.1f}")
     print(f"  the same, no session tickets and no cache: {per_server_connection(lean, count, True):6.1f}")
+    print(f"  the same, memory BIOs renewed (pingproto):  {per_server_connection(plain, count, True, True):6.1f}")
 
 
 if __name__ == "__main__":
