@@ -136,14 +136,10 @@ class Vanishing(WebSocketClientProtocol):
         self.factory.done.callback(None)
 
 
-class NoCycleTests(ServerTestCase):
+class CollectorOffCase(ServerTestCase):
     """
-    A connection that ends, cleanly or by the client vanishing, is freed by
-    reference counting the moment it ends: no part of it waits for the
-    cycle collector, whose next full pass can be minutes away in a server
-    with many long-lived objects.  Until then its memory would sit between
-    the memory freed around it; after 10,000 clients left at once that made
-    every later echo cost a third more CPU (docs/performance.md).
+    A server, with the cycle collector off: what is alive is what reference
+    counting has not freed.
     """
 
     timeout = 60
@@ -153,6 +149,17 @@ class NoCycleTests(ServerTestCase):
         gc.collect()
         gc.disable()
         self.addCleanup(gc.enable)
+
+
+class NoCycleTests(CollectorOffCase):
+    """
+    A connection that ends, cleanly or by the client vanishing, is freed by
+    reference counting the moment it ends: no part of it waits for the
+    cycle collector, whose next full pass can be minutes away in a server
+    with many long-lived objects.  Until then its memory would sit between
+    the memory freed around it; after 10,000 clients left at once that made
+    every later echo cost a third more CPU (docs/performance.md).
+    """
 
     def server_side(self) -> Counter[str]:
         """
@@ -234,21 +241,13 @@ class Opens(PingRecorder):
         self.conditions.check()
 
 
-class ClientNoCycleTests(ServerTestCase):
+class ClientNoCycleTests(CollectorOffCase):
     """
     A L{PingMonitor} that reconnects, as a program that embeds it does for
     as long as it runs, frees each connection it lost the moment it is
     lost, whether the server closed it or vanished: Autobahn's C{is_closed}
     and Twisted's TLS layer would each leave it to the cycle collector.
     """
-
-    timeout = 60
-
-    def setUp(self) -> None:
-        super().setUp()
-        gc.collect()
-        gc.disable()
-        self.addCleanup(gc.enable)
 
     def connection_objects(self) -> Counter[str]:
         """
