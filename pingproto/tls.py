@@ -172,11 +172,11 @@ class TLSProtocol(TLSMemoryBIOProtocol):
     writes once per message it reads, so that costs a timer per echo, 10-20 %
     of the CPU with 100-1,000 busy connections (docs/performance.md).
 
-    Once the handshake is done, and after any read or write over
-    L{RELEASE_OVER} bytes, the connection's memory BIOs are renewed
-    (L{release_bio_buffers}): 3.8 KiB less per idle connection, and a
-    connection that once echoed a large message holds no more than one
-    that never did.
+    Once the handshake is done (Twisted's C{_handshakeDone} turns true),
+    and after any read or write over L{RELEASE_OVER} bytes, the
+    connection's memory BIOs are renewed (L{release_bio_buffers}): 3.8 KiB
+    less per idle connection, and a connection that once echoed a large
+    message holds no more than one that never did (tests/test_memory.py).
 
     When OpenSSL reports an error, such as a peer that vanished without a
     close_notify, C{_flushReceiveBIO} keeps the L{Failure} it makes in a
