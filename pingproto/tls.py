@@ -122,8 +122,6 @@ class ServerTLS:
 # grown their buffers enough to be worth giving back (about 1 us).
 RELEASE_OVER = 4096
 
-_mem_data = Binding.ffi.new("char **")
-
 
 def release_bio_buffers(connection: SSL.Connection) -> bool:
     """
@@ -145,14 +143,15 @@ def release_bio_buffers(connection: SSL.Connection) -> bool:
     outgoing = getattr(connection, "_from_ssl", None)
     if incoming is None or outgoing is None:
         return False
-    lib = Binding.lib
-    if lib.BIO_get_mem_data(incoming, _mem_data) or lib.BIO_get_mem_data(outgoing, _mem_data):
+    lib, ffi = Binding.lib, Binding.ffi
+    data = ffi.new("char **")
+    if lib.BIO_get_mem_data(incoming, data) or lib.BIO_get_mem_data(outgoing, data):
         return False
     fresh_in = lib.BIO_new(lib.BIO_s_mem())
     fresh_out = lib.BIO_new(lib.BIO_s_mem())
-    if fresh_in == Binding.ffi.NULL or fresh_out == Binding.ffi.NULL:
+    if fresh_in == ffi.NULL or fresh_out == ffi.NULL:
         for bio in (fresh_in, fresh_out):
-            if bio != Binding.ffi.NULL:
+            if bio != ffi.NULL:
                 lib.BIO_free(bio)
         return False
     lib.SSL_set_bio(connection._ssl, fresh_in, fresh_out)  # noqa: SLF001
