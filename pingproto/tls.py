@@ -210,7 +210,11 @@ class TLSProtocol(TLSMemoryBIOProtocol):
 
     def _releaseBuffers(self) -> None:
         connection = self._tlsConnection
-        self._biosGrown = connection is not None and not release_bio_buffers(connection)
+        grown = connection is not None and not release_bio_buffers(connection)
+        if grown is not self._biosGrown:
+            # Set only when it changes: most connections never get the
+            # attribute in their own dictionary.
+            self._biosGrown = grown
 
     def _tlsShutdownFinished(self, reason: Failure | None) -> None:
         if reason is not None:
