@@ -90,11 +90,18 @@ class QuietDataPath:
     octet logging) still goes through it.
     """
 
+    # Autobahn gives every connection a deque (760 bytes) for the chopped
+    # and synchronous sends that only its own sendData queues; here it is
+    # an empty tuple, which reads as an empty queue, until such a send.
+    send_queue: deque[Any] | tuple[()] = ()
+
     def dataReceived(self, data: bytes) -> None:
         self._dataReceived(data)  # type: ignore[attr-defined]
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         if sync or chopsize or self.send_queue or self.logOctets:  # type: ignore[attr-defined]
+            if not self.send_queue:
+                self.send_queue = deque()
             super().sendData(data, sync, chopsize)  # type: ignore[misc]
             return
         self.transport.write(data)  # type: ignore[attr-defined]
@@ -300,9 +307,10 @@ class QuietSetup:
     C{hltype}/C{hlval} (C{click.style}; some 40 us per connection).  The
     methods below do what Autobahn 26.10's do, in the same order, without
     those lines: copy the factory's options onto the connection unless it
-    has its own, set up the receive, send and close state, start the
-    opening-handshake timer, and count the connection on the factory.  A
-    TLS error at close is still logged as Autobahn logs it.
+    has its own, set up the receive, send and close state (all but the
+    send queue, which L{QuietDataPath} makes only when a send needs it),
+    start the opening-handshake timer, and count the connection on the
+    factory.  A TLS error at close is still logged as Autobahn logs it.
 
     Relies on the attribute set of those methods:
     tests/test_overrides.py compares a connection set up here with one set
@@ -338,7 +346,6 @@ class QuietSetup:
         self.state = WebSocketProtocol.STATE_CONNECTING
         self.send_state = _GROUND
         self.data = b""
-        self.send_queue: deque[Any] = deque()
         self.triggered = False
         self.utf8validator = Utf8Validator()
         self.wasMaxFramePayloadSizeExceeded = False

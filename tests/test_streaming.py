@@ -24,7 +24,7 @@ from twisted.web.server import Site
 
 from pingproto import ping
 from pingproto.config import ServerLimits
-from pingproto.server import ECHO_BUFFER, EchoServerFactory, EchoServerProtocol
+from pingproto.server import ECHO_BUFFER, EchoServerFactory, EchoServerProtocol, _ReadGate
 from pingproto.tls import client_tls_options
 
 from .test_hardening import HardeningTestCase, server_frames
@@ -228,6 +228,19 @@ class DataRateInMemoryTests(SynchronousTestCase):
         self.assertEqual(self.transport.producerState, "paused")
         self.clock.advance(3)
         self.assertEqual(self.transport.producerState, "producing")
+
+    def test_openGateHoldsNothingOfItsOwn(self) -> None:
+        """
+        A gate not holding reading back, fresh or after holding, keeps no
+        set of its own (there is one gate per connection).
+        """
+        gate = self.transport.producer
+        fresh = _ReadGate(self.transport)
+        gate.pauseProducing()
+        self.assertEqual(gate.holding, {"sending"})
+        gate.resumeProducing()
+        self.assertIs(gate.holding, fresh.holding)
+        self.assertFalse(hasattr(gate, "__dict__"))
 
     def test_throttleEndsWithConnection(self) -> None:
         """
