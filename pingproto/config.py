@@ -160,7 +160,7 @@ def whole_number(text: str) -> int:
     return value
 
 
-whole_number.coerceDoc = "A whole number; 0 lifts the limit."  # type: ignore[attr-defined]
+whole_number.coerceDoc = "A whole number, 0 or more."  # type: ignore[attr-defined]
 
 
 def positive_rate(text: str) -> float:

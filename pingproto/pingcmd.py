@@ -55,7 +55,7 @@ class PingOptions(InterspersedOptions):
         ["quiet", "q", "Print only the summary."],
     ]
     optParameters = [
-        ["count", "c", None, "Stop after this many pings.", positive_int],
+        ["count", "c", None, "Stop after this many pings", positive_int],
         ["interval", "i", 1.0, "Seconds between pings.", _seconds("interval", 0.01)],
         ["timeout", "W", 5.0, "A reply later than this counts as lost.", _seconds("timeout", 0.001)],
         [

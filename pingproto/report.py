@@ -166,8 +166,8 @@ class ReportOptions(InterspersedOptions):
     longdesc = "Summarize a `pingproto ping --log FILE` over a window, and plot it with -o."
     optFlags = [["json", None, "Print the summary as one JSON object."]]
     optParameters = [
-        ["since", None, None, "Only events at or after this time.", parse_time],
-        ["until", None, None, "Only events before this time.", parse_time],
+        ["since", None, None, "Only events at or after this time", parse_time],
+        ["until", None, None, "Only events before this time", parse_time],
         ["output", "o", None, "Write a plot to this .png or .svg file."],
     ]
 

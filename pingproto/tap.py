@@ -38,7 +38,7 @@ class Options(usage.Options):
     )
 
     optParameters = [
-        ["port", "p", None, "TCP port to listen on [default: 1234].", port_number],
+        ["port", "p", None, "TCP port to listen on [default: 1234]", port_number],
         ["interface", "i", None, "Address to listen on [default: 127.0.0.1]."],
         [
             "tls-dir",
@@ -110,8 +110,8 @@ class Options(usage.Options):
             "workers",
             None,
             1,
-            "Serve with this many processes sharing the listeners, or 'auto' "
-            "for one per core; twistd supervises them.",
+            "Serve with this many processes sharing the listeners; twistd "
+            "supervises them.",
             worker_count,
         ],
         [
@@ -142,6 +142,9 @@ class Options(usage.Options):
         super().__init__()
         self["listen"] = []
         self["allow-origin"] = []
+        # usage.Options keeps the line breaks of opt_ docstrings as runs of
+        # spaces in the middle of --help's lines.
+        self.docs = {name: " ".join(doc.split()) if doc else doc for name, doc in self.docs.items()}
 
     def opt_allow_origin(self, pattern: str) -> None:
         """

@@ -8,6 +8,7 @@ import datetime
 import importlib.metadata
 import json
 import os
+import re
 
 from twisted.application.service import IServiceMaker
 from twisted.logger import LogLevel, globalLogPublisher
@@ -17,9 +18,12 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
 from pingproto.config import ServerLimits
+from pingproto.pingcmd import PingOptions
+from pingproto.report import ReportOptions
 from pingproto.server import EchoServerFactory
 from pingproto.tap import Options, build_service, makeService
 from pingproto.tls import TLSProtocol
+from pingproto.webapp import AppOptions
 from pingproto.worker import WorkerOptions
 from pingproto.workers import WorkerPool
 
@@ -149,6 +153,18 @@ class OptionsTests(SynchronousTestCase):
         for name in ("--port", "--interface", "--listen", "--tls-dir", "--no-tls",
                      "--max-message-size", "--handshake-timeout", "--ping-interval", "--ping-timeout"):
             self.assertIn(name, text)
+
+    def test_helpReadsAsProse(self) -> None:
+        """
+        No command's help has a run of spaces inside an option's text
+        (usage.Options keeps a docstring's line breaks as such runs) or a
+        doubled full stop (it appends its coercer's text after ". ").
+        """
+        for options in (Options(), WorkerOptions(), PingOptions(), ReportOptions(), AppOptions()):
+            for line in options.getUsage(width=80).splitlines():
+                # The option's name and the space that aligns its text.
+                text = re.sub(r"^\s*(-\w, )?--[\w-]+=?\s+", "", line).strip()
+                self.assertNotRegex(text, r"\S {2,}\S|\.\.", f"{type(options).__name__}: {line}")
 
 
 class MakeServiceTests(SynchronousTestCase):
