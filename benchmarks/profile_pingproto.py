@@ -3,7 +3,7 @@
 Where pingproto's CPU goes, per echo and per handshake.
 
     python3 benchmarks/profile_pingproto.py [--tls | --plain] [--seconds 8] [--out FILE]
-    python3 benchmarks/profile_pingproto.py --ab TREE [--rounds 5] [--seconds 3]
+    python3 benchmarks/profile_pingproto.py --ab TREE [--plain] [--rounds 5] [--seconds 3]
 
 Runs the real server (`twistd -n --pidfile= pingproto --listen
 tcp:0:interface=127.0.0.1 [--tls-dir DIR] --max-per-address 0
@@ -219,13 +219,14 @@ def _clean_frame(frame: str) -> str:
     return f"{name} ({short(file)}{':' + line if line else ''})"
 
 
-def ab_compare(tree: str, rounds: int, seconds: float) -> int:
+def ab_compare(tree: str, rounds: int, seconds: float, plain: bool = False) -> int:
     """
     Interleaved A/B, unprofiled: the raw TLS echo, pingproto from TREE
     ("before") and pingproto from this checkout ("after"), all running at
     once on the first CPU; each round runs a 1-connection echo and a
     handshake test against each, rotating the order, and the medians and
-    per-round ratios to the raw TLS echo are printed.
+    per-round ratios to the raw TLS echo are printed.  With C{plain}, the
+    same over ws:// against the raw TCP echo.
     """
     import statistics
 
@@ -237,14 +238,15 @@ def ab_compare(tree: str, rounds: int, seconds: float) -> int:
     scratch = tempfile.mkdtemp(prefix="pingproto-ab-")
     tls_dir = os.path.join(scratch, "tls")
     run.make_tls_dir(tls_dir)
-    tls = ["--tls-dir", tls_dir]
+    tls = [] if plain else ["--tls-dir", tls_dir]
+    base_key, scheme = ("tcp", "ws") if plain else ("tls", "wss")
     before_env = dict(os.environ, PYTHONPATH=os.path.abspath(tree))
     tw = [run.twistd(), "-n", "--pidfile=", "pingproto", "--listen", "tcp:0:interface=127.0.0.1", *run.PINGPROTO_LIMITS]
     servers = [
-        run.Server("tls", "raw TLS echo", "tls", [sys.executable, os.path.join(run.SERVERS_DIR, "raw_echo.py"), *tls],
-                   run.environment()),
-        run.Server("before", f"pingproto wss, {tree}", "wss", tw + tls, before_env),
-        run.Server("after", "pingproto wss, this checkout", "wss", tw + tls, run.environment()),
+        run.Server(base_key, f"raw {base_key.upper()} echo", base_key,
+                   [sys.executable, os.path.join(run.SERVERS_DIR, "raw_echo.py"), *tls], run.environment()),
+        run.Server("before", f"pingproto {scheme}, {tree}", scheme, tw + tls, before_env),
+        run.Server("after", f"pingproto {scheme}, this checkout", scheme, tw + tls, run.environment()),
     ]
     results: dict[str, dict[str, list[float]]] = {s.key: collections.defaultdict(list) for s in servers}
     try:
@@ -267,9 +269,10 @@ def ab_compare(tree: str, rounds: int, seconds: float) -> int:
                 for k, v in results.items()), flush=True)
     finally:
         run.stop_children()
-    base = results["tls"]
-    print(f"\nmedians of {rounds} interleaved rounds ({seconds} s each), ratio to raw TLS = median of per-round ratios")
-    print(f"{'':8} {'CPU us/echo':>12} {'x TLS':>6} {'p50 us':>8} {'x TLS':>6} {'CPU us/hs':>10} {'x TLS':>6}")
+    base = results[base_key]
+    name = base_key.upper()
+    print(f"\nmedians of {rounds} interleaved rounds ({seconds} s each), ratio to raw {name} = median of per-round ratios")
+    print(f"{'':8} {'CPU us/echo':>12} {'x ' + name:>6} {'p50 us':>8} {'x ' + name:>6} {'CPU us/hs':>10} {'x ' + name:>6}")
     for key, v in results.items():
         def ratio(name: str) -> float:
             return statistics.median(a / b for a, b in zip(v[name], base[name]))
@@ -288,7 +291,8 @@ def main() -> int:
     parser.add_argument("--no-native", action="store_true", help="py-spy without --native")
     parser.add_argument("--ab", metavar="TREE",
                         help="instead of profiling, compare pingproto from TREE (a copy of the source tree, e.g."
-                             " before a change) with this checkout and the raw TLS echo, interleaved, unprofiled")
+                             " before a change) with this checkout and the raw TLS echo (with --plain: ws:// and"
+                             " the raw TCP echo), interleaved, unprofiled")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of the --ab comparison")
     args = parser.parse_args()
     if not 2 <= args.seconds <= 120:
@@ -296,7 +300,7 @@ def main() -> int:
     if args.ab:
         if not 1 <= args.rounds <= 20:
             parser.error("--rounds 1..20")
-        return ab_compare(args.ab, args.rounds, args.seconds)
+        return ab_compare(args.ab, args.rounds, args.seconds, args.plain)
     cpus = sorted(os.sched_getaffinity(0))
     server_cpu, gen_cpu = (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
     if gen_cpu is not None:
