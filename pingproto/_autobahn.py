@@ -100,7 +100,7 @@ class QuietDataPath:
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         if sync or chopsize or self.send_queue or self.logOctets:  # type: ignore[attr-defined]
-            if not self.send_queue:
+            if not isinstance(self.send_queue, deque):
                 self.send_queue = deque()
             super().sendData(data, sync, chopsize)  # type: ignore[misc]
             return

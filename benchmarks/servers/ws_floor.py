@@ -19,7 +19,7 @@ default, node's ws): without it, over TLS, Nagle's algorithm held small
 writes back until the client had acknowledged the ones before, and a
 third of every handshake test went by with the floor and its client both
 waiting (63/66 % CPU), which made its CPU per handshake look a fifth
-higher than it is (586 against 495 us per wss connection).
+higher than it is (586 against 504 us per wss connection).
 
 Prints "listening on PORT" once it listens on 127.0.0.1.  Needs the source
 tree on PYTHONPATH for --tls-dir (benchmarks/run sets it).
