@@ -48,6 +48,9 @@ def server_paths() -> tuple[Any, Any, Any, Any]:
         _connectionMade = ab.WebSocketServerProtocol._connectionMade
         _connectionLost = ab.WebSocketServerProtocol._connectionLost
 
+        def send_back(self: Any, payload: bytes, isBinary: bool) -> None:
+            ab.WebSocketProtocol.sendMessage(self, payload, isBinary)
+
     address = IPv4Address("TCP", "127.0.0.1", 40000)
     request, message = upgrade_request(), client_frame(b"1764000000000")
     close = client_frame((1000).to_bytes(2, "big"), opcode=8)

@@ -236,6 +236,12 @@ class FastReceive:
             self.consumeData()  # type: ignore[attr-defined]
 
 
+# The first two bytes of an unmasked, unfragmented text or binary frame
+# with a payload of 0 to 125 bytes, by payload length.
+_TEXT_HEADS = tuple(bytes((0x81, n)) for n in range(126))
+_BINARY_HEADS = tuple(bytes((0x82, n)) for n in range(126))
+
+
 class FastSend:
     """
     Send a small message as one frame in one C{transport.write}.
@@ -245,12 +251,11 @@ class FastSend:
     field with C{struct} and a C{b"".join}, and C{sendData} writes it: 12
     us of a wss echo.  For a message of at most L{FAST_PAYLOAD_MAX} bytes,
     sent unfragmented, unsynchronised and uncompressed on an open
-    connection that is not in the middle of a C{beginMessage}, with nothing
-    queued and nothing logged or tracked, this writes the same bytes and
-    counts the same C{trafficStats}.  Anything else, including what
-    Autobahn refuses (a closed connection, a message over
-    C{maxMessagePayloadSize}, arguments of the wrong type), is Autobahn's
-    own C{sendMessage}.
+    connection with nothing queued and nothing logged or tracked, this
+    writes the same bytes and counts the same C{trafficStats}.  Anything
+    else, including what Autobahn refuses (a closed connection, a message
+    over C{maxMessagePayloadSize}, arguments of the wrong type), is
+    Autobahn's own C{sendMessage}.
 
     Relies on a server frame being unmasked unless C{maskServerFrames}.
     """
@@ -263,36 +268,63 @@ class FastSend:
         sync: bool = False,
         doNotCompress: bool = False,
     ) -> None:
-        if (
+        if not (
             type(payload) is bytes
             and (isBinary is False or isBinary is True)
             and fragmentSize is None
             and sync is False
             and self.state == _OPEN  # type: ignore[attr-defined]
-            and self.send_state == _GROUND  # type: ignore[attr-defined]
             and self._perMessageCompress is None  # type: ignore[attr-defined]
-            and not self.send_queue  # type: ignore[attr-defined]
-            and not self.maskServerFrames  # type: ignore[attr-defined]
             and not self.logOctets  # type: ignore[attr-defined]
             and not self.logFrames  # type: ignore[attr-defined]
             and not self.trackedTimings  # type: ignore[attr-defined]
+            and len(payload) <= FAST_PAYLOAD_MAX
+            and not 0 < self.maxMessagePayloadSize < len(payload)  # type: ignore[attr-defined]
+            and self._write_message(payload, isBinary)
         ):
-            n = len(payload)
-            fragment = self.autoFragmentSize  # type: ignore[attr-defined]
-            if n <= FAST_PAYLOAD_MAX and not 0 < self.maxMessagePayloadSize < n and not 0 < fragment < n:  # type: ignore[attr-defined]
-                if n < 126:
-                    frame = bytes((0x82 if isBinary else 0x81, n)) + payload
-                else:
-                    frame = bytes((0x82 if isBinary else 0x81, 126, n >> 8, n & 0xFF)) + payload
-                self.transport.write(frame)  # type: ignore[attr-defined]
-                stats = self.trafficStats  # type: ignore[attr-defined]
-                stats.outgoingWebSocketMessages += 1
-                stats.outgoingOctetsAppLevel += n
-                stats.outgoingOctetsWebSocketLevel += n
-                stats.outgoingWebSocketFrames += 1
-                stats.outgoingOctetsWireLevel += len(frame)
-                return
-        super().sendMessage(payload, isBinary, fragmentSize, sync, doNotCompress)  # type: ignore[misc]
+            super().sendMessage(payload, isBinary, fragmentSize, sync, doNotCompress)  # type: ignore[misc]
+
+    def send_back(self, payload: bytes, isBinary: bool) -> None:
+        """
+        Send back a message that L{FastReceive} has just handed to
+        C{onMessage}, from within that call, on a connection still open.
+
+        As C{sendMessage}, less the checks L{FastReceive} made before it
+        delivered the message: that the connection uses no compression and
+        nothing logs or tracks it, and that the payload is bytes no larger
+        than L{FAST_PAYLOAD_MAX} and C{maxMessagePayloadSize}.  An echo
+        server sends every message back, and those checks are a third of
+        the send (0.55 us through C{sendMessage}, 0.38 here).
+        """
+        if not self._write_message(payload, isBinary):
+            super().sendMessage(payload, isBinary)  # type: ignore[misc]
+
+    def _write_message(self, payload: bytes, isBinary: bool) -> bool:
+        """
+        Write C{payload} as one frame and count it, if the send side allows
+        (nothing queued, no masking, no fragmenting); return whether it did.
+        A message sent in the middle of a C{beginMessage} is written whole,
+        as Autobahn writes it.
+        """
+        n = len(payload)
+        if (
+            self.send_queue  # type: ignore[attr-defined]
+            or self.maskServerFrames  # type: ignore[attr-defined]
+            or 0 < self.autoFragmentSize < n  # type: ignore[attr-defined]
+        ):
+            return False
+        if n < 126:
+            frame = (_BINARY_HEADS if isBinary else _TEXT_HEADS)[n] + payload
+        else:
+            frame = bytes((0x82 if isBinary else 0x81, 126, n >> 8, n & 0xFF)) + payload
+        self.transport.write(frame)  # type: ignore[attr-defined]
+        stats = self.trafficStats  # type: ignore[attr-defined]
+        stats.outgoingWebSocketMessages += 1
+        stats.outgoingOctetsAppLevel += n
+        stats.outgoingOctetsWebSocketLevel += n
+        stats.outgoingWebSocketFrames += 1
+        stats.outgoingOctetsWireLevel += len(frame)
+        return True
 
 
 class QuietSetup:

@@ -336,9 +336,10 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         # Reached only from the fast path for small whole messages
-        # (L{ServerOverrides}); Autobahn's own path ends in onMessageEnd.
+        # (L{ServerOverrides}), which send_back relies on; Autobahn's own
+        # path ends in onMessageEnd.
         if self.state == self.STATE_OPEN and self._within_rate():
-            self.sendMessage(payload, isBinary)
+            self.send_back(payload, isBinary)
 
     # Autobahn's message hooks, replaced so that nothing collects a large
     # message whole.  Its size checks (1009) stay: they are in the

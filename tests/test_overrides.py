@@ -32,7 +32,7 @@ from pingproto._autobahn import FAST_PAYLOAD_MAX, FastReceive, FastSend, QuietSe
 from pingproto.config import ServerLimits
 from pingproto.server import EchoServerFactory, EchoServerProtocol
 
-from .test_protocols import LenientTransport, client_frame, parse_server_frames, upgrade_request
+from .test_protocols import LenientTransport, TimerHygiene, client_frame, parse_server_frames, upgrade_request
 
 _ADDRESS = IPv4Address("TCP", "127.0.0.1", 40000)
 _TEXT = b"1764000000000"
@@ -48,6 +48,9 @@ class AutobahnPathProtocol(EchoServerProtocol):
     sendMessage = WebSocketProtocol.sendMessage
     _connectionMade = ab_protocol.WebSocketServerProtocol._connectionMade
     _connectionLost = ab_protocol.WebSocketServerProtocol._connectionLost
+
+    def send_back(self, payload: bytes, isBinary: bool) -> None:
+        WebSocketProtocol.sendMessage(self, payload, isBinary)
 
 
 class CountingTransport(LenientTransport):
@@ -92,10 +95,12 @@ class Connection:
         return self.transport.value()
 
 
-class OverrideTestCase(SynchronousTestCase):
+class OverrideTestCase(SynchronousTestCase, TimerHygiene):
     limits = ServerLimits(max_message_size=1024, handshake_timeout=5, ping_interval=20, ping_timeout=20)
 
     def setUp(self) -> None:
+        # Last of all, once every patch is undone.
+        self.addCleanup(self.assertGlobalReactorUntouched)
         self.clock = Clock()
         self.masker_calls = 0
         self.process_data_calls = 0
@@ -433,6 +438,59 @@ class FastSendTests(OverrideTestCase):
         self.assertEqual(ours.transport.writes, 5)
         self.assertEqual(vars(ours.protocol.trafficStats), vars(reference.protocol.trafficStats))
 
+    def test_sendBackAsSendMessage(self) -> None:
+        """
+        C{send_back}, which the echo takes, writes and counts what
+        Autobahn's C{sendMessage} does, in one write without C{sendFrame}.
+        """
+        self.limits = ServerLimits(max_message_size=FAST_PAYLOAD_MAX, handshake_timeout=5)
+        ours, reference = self.connect(), self.connect(AutobahnPathProtocol)
+        self.patch(ours.protocol, "sendFrame", lambda *a, **k: self.fail("sendFrame called"))
+        for payload, binary in ((b"", True), (_TEXT, False), (b"\xff" * 125, True), (b"t" * 126, False), (b"b" * FAST_PAYLOAD_MAX, True)):
+            ours.protocol.send_back(payload, binary)
+            reference.protocol.sendMessage(payload, binary)
+        self.assertEqual(ours.transport.value(), reference.transport.value())
+        self.assertEqual(ours.transport.writes, 5)
+        self.assertEqual(vars(ours.protocol.trafficStats), vars(reference.protocol.trafficStats))
+
+    def test_sendBackLeavesTheSendSideToAutobahn(self) -> None:
+        """
+        C{send_back} leaves out only what the receive path checked: a
+        message in the middle of a C{beginMessage} (written whole, as
+        Autobahn does), behind a queued send, with server frames masked or
+        messages fragmented goes as through Autobahn.
+        """
+        ours, reference = self.connect(), self.connect(AutobahnPathProtocol)
+        queued, unmasked = [], []
+        for conn, send in ((ours, ours.protocol.send_back), (reference, reference.protocol.sendMessage)):
+            self.patch(conn.protocol, "_trigger", lambda: None)
+            conn.protocol.beginMessage()
+            send(b"interleaved", False)
+            conn.protocol.beginMessageFrame(2)
+            conn.protocol.sendMessageFrameData(b"ok")
+            conn.protocol.endMessage()
+            conn.protocol.sendMessage(b"sync", sync=True)
+            send(b"behind the queue", False)
+            queued.append(list(conn.protocol.send_queue))
+            conn.protocol.send_queue.clear()
+            conn.protocol.autoFragmentSize = 4
+            send(b"abcdef", False)
+            conn.protocol.autoFragmentSize = 0
+            unmasked.append(conn.transport.value())
+            conn.protocol.maskServerFrames = True
+            send(b"masked", True)
+            conn.protocol.maskServerFrames = False
+        self.assertEqual(unmasked[0], unmasked[1])
+        self.assertEqual(queued[0], queued[1])
+        self.assertEqual(len(queued[0]), 2)
+        self.assertEqual(parse_server_frames(unmasked[0])[3:], [(1, b"abcd"), (0, b"ef")])
+        # A masked frame (a random key each time): FIN and binary, the mask
+        # bit and the length, the key, the payload masked with it.
+        masked = ours.transport.value()[len(unmasked[0]) :]
+        self.assertEqual(masked[:2], b"\x82\x86")
+        self.assertEqual(unmask(masked[2:6], masked[6:]), b"masked")
+        self.assertEqual(vars(ours.protocol.trafficStats), vars(reference.protocol.trafficStats))
+
     def test_otherSendsAreAutobahns(self) -> None:
         """
         Fragmented, synchronous, oversized and post-close sends, and sends
@@ -537,6 +595,8 @@ class QuietSetupTests(OverrideTestCase):
         self.patch(conn.protocol, "_trigger", lambda: None)
         conn.protocol.sendMessage(b"sync", sync=True)
         self.assertEqual(len(vars(conn.protocol)["send_queue"]), 1)
+        # Or the keepalive ping queued behind it at tearDown would drain it.
+        conn.protocol.send_queue.clear()
 
     def test_protocolsOwnOptionsKept(self) -> None:
         """
