@@ -425,33 +425,21 @@ class FastReceivePropertyTests(OverrideTestCase):
 class FastSendTests(OverrideTestCase):
     def test_oneWriteNoSendFrame(self) -> None:
         """
-        A small message is one frame in one write, without Autobahn's
-        C{sendFrame}, and counted as Autobahn counts it.
+        A small message, through C{sendMessage} or through C{send_back}
+        (which the echo takes), is one frame in one write, without
+        Autobahn's C{sendFrame}, and counted as Autobahn counts it.
         """
         self.limits = ServerLimits(max_message_size=FAST_PAYLOAD_MAX, handshake_timeout=5)
-        ours, reference = self.connect(), self.connect(AutobahnPathProtocol)
-        self.patch(ours.protocol, "sendFrame", lambda *a, **k: self.fail("sendFrame called"))
-        for payload, binary in ((b"", False), (_TEXT, False), (b"\x00" * 125, True), (b"t" * 126, False), (b"b" * FAST_PAYLOAD_MAX, True)):
-            ours.protocol.sendMessage(payload, binary)
-            reference.protocol.sendMessage(payload, binary)
-        self.assertEqual(ours.transport.value(), reference.transport.value())
-        self.assertEqual(ours.transport.writes, 5)
-        self.assertEqual(vars(ours.protocol.trafficStats), vars(reference.protocol.trafficStats))
-
-    def test_sendBackAsSendMessage(self) -> None:
-        """
-        C{send_back}, which the echo takes, writes and counts what
-        Autobahn's C{sendMessage} does, in one write without C{sendFrame}.
-        """
-        self.limits = ServerLimits(max_message_size=FAST_PAYLOAD_MAX, handshake_timeout=5)
-        ours, reference = self.connect(), self.connect(AutobahnPathProtocol)
-        self.patch(ours.protocol, "sendFrame", lambda *a, **k: self.fail("sendFrame called"))
-        for payload, binary in ((b"", True), (_TEXT, False), (b"\xff" * 125, True), (b"t" * 126, False), (b"b" * FAST_PAYLOAD_MAX, True)):
-            ours.protocol.send_back(payload, binary)
-            reference.protocol.sendMessage(payload, binary)
-        self.assertEqual(ours.transport.value(), reference.transport.value())
-        self.assertEqual(ours.transport.writes, 5)
-        self.assertEqual(vars(ours.protocol.trafficStats), vars(reference.protocol.trafficStats))
+        messages = ((b"", False), (_TEXT, False), (b"\xff" * 125, True), (b"t" * 126, False), (b"b" * FAST_PAYLOAD_MAX, True))
+        for send in ("sendMessage", "send_back"):
+            ours, reference = self.connect(), self.connect(AutobahnPathProtocol)
+            self.patch(ours.protocol, "sendFrame", lambda *a, **k: self.fail("sendFrame called"))
+            for payload, binary in messages:
+                getattr(ours.protocol, send)(payload, binary)
+                reference.protocol.sendMessage(payload, binary)
+            self.assertEqual(ours.transport.value(), reference.transport.value(), send)
+            self.assertEqual(ours.transport.writes, len(messages), send)
+            self.assertEqual(vars(ours.protocol.trafficStats), vars(reference.protocol.trafficStats), send)
 
     def test_sendBackLeavesTheSendSideToAutobahn(self) -> None:
         """
