@@ -451,7 +451,7 @@ class DataRateTests(HardeningTestCase):
     @inlineCallbacks
     def test_readAtTheRate(self):  # type: ignore[no-untyped-def]
         """
-        3 MiB sent at once take at least the 2 s the rate allows past the
+        3 MiB sent at once take about the 2 s the rate allows past the
         burst to come back, and all of them do, in order.
         """
         since = reactor.seconds()
@@ -462,6 +462,9 @@ class DataRateTests(HardeningTestCase):
         yield client.until(lambda: len(client.messages) == 48 or client.lost)
         took = reactor.seconds() - started
         self.assertTrue([p for _, p in client.messages] == payloads)
-        self.assertGreaterEqual(took, 1.95)
+        # The server waits out the debt of each read before the next, so
+        # the last read, up to the 64 KiB Twisted reads at once (1/16 s at
+        # this rate), is echoed without waiting: at least 2 - 1/16 s.
+        self.assertGreaterEqual(took, 1.93)
         self.assertLess(took, 6)
         yield self.assertWitnessUnharmed(since, released=False)
