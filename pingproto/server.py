@@ -276,6 +276,13 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
             + "Connection: close\r\n\r\n"
         ).encode("ascii")
         self._log.debug("{peer}: plain HTTP answer {code}", peer=self.peer, code=code)
+        if code == 200:
+            # The exchange ended as HTTP means it to.  Left unclean, it
+            # would have Autobahn log a warning for every page load
+            # ("dropping connection ... : None").
+            self.wasClean = True
+        else:
+            self.wasNotCleanReason = f"answered {code} {_REASONS[code]}"
         self.sendData(head + text if body else head)
         self.dropConnection(abort=False)
 

@@ -15,7 +15,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
-from twisted.logger import capturedLogs, formatEvent
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.test.iosim import connectedServerAndClient
@@ -146,6 +146,27 @@ class ServerOverStringTransportTests(SynchronousTestCase, TimerHygiene):
         self.assertTrue(response.endswith(b"\r\n\r\n" + PLAIN_ANSWER))
         self.assertNotIn(b"Location", response)
         self.assertTrue(self.transport.disconnecting)
+
+    def test_plainAnswerNoWarning(self) -> None:
+        """
+        A page load or a hint is no cause for a warning in the server's
+        log; a refused request is, and the warning says which answer it
+        got.
+        """
+        with capturedLogs() as events:
+            self.protocol.dataReceived(b"GET /app HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertTrue(self.transport.value().startswith(b"HTTP/1.1 200 OK\r\n"))
+        self.assertEqual([formatEvent(e) for e in events if e["log_level"] >= LogLevel.warn], [])
+        refused = LenientTransport()
+        protocol = self.factory.buildProtocol(_ADDRESS)
+        protocol.makeConnection(refused)
+        with capturedLogs() as events:
+            protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\nX-Junk: " + b"a" * 17000)
+        self.assertTrue(refused.value().startswith(b"HTTP/1.1 431 "))
+        warnings = [formatEvent(e) for e in events if e["log_level"] >= LogLevel.warn]
+        self.assertEqual(len(warnings), 1)
+        self.assertIn("answered 431 Request Header Fields Too Large", warnings[0])
 
     def test_plainHttp10RequestWithoutHost(self) -> None:
         """
