@@ -141,6 +141,7 @@ class Reporter:
         self.stopping = False
         self._was_open = False
         self._ever_open = False
+        self._setup = "TCP + TLS + WebSocket upgrade"
 
     def emit(self, record: Record, text: str | None) -> None:
         self.folder.feed(record)
@@ -157,6 +158,8 @@ class Reporter:
         self.out.flush()
 
     def start(self, target: str, interval: float, timeout: float) -> None:
+        if not target.lower().startswith("wss:"):
+            self._setup = "TCP + WebSocket upgrade"
         self.emit(
             {"event": "start", "t": self.wall(), "target": target, "interval": interval, "timeout": timeout},
             f"PING {target}: one ping every {interval:g} s, reply timeout {timeout:g} s",
@@ -186,7 +189,7 @@ class Reporter:
         text: str | None = None
         if change.state is ConnectionState.OPEN:
             record["setup_ms"] = round((change.setup_time or 0.0) * 1000, 6)
-            text = f"connected in {record['setup_ms']:.3f} ms (TCP + TLS + WebSocket upgrade)"
+            text = f"connected in {record['setup_ms']:.3f} ms ({self._setup})"
             self._was_open = self._ever_open = True
         elif change.state is ConnectionState.CLOSED:
             if change.requested or self.stopping:

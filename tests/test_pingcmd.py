@@ -158,6 +158,17 @@ class ReporterTests(SynchronousTestCase):
             ],
         )
 
+    def test_setupTimeSaysWhatItCovers(self) -> None:
+        """
+        The connect line names TLS only for a wss:// target.
+        """
+        for target, setup in (("ws://h:1/", "TCP + WebSocket upgrade"), ("WSS://h:1/", "TCP + TLS + WebSocket upgrade")):
+            self.out = io.StringIO()
+            reporter = self.reporter()
+            reporter.start(target, 1.0, 5.0)
+            reporter.state_changed(StateChange(ConnectionState.OPEN, setup_time=0.0042))
+            self.assertEqual(self.out.getvalue().splitlines()[1], f"connected in 4.200 ms ({setup})")
+
     def test_jsonAndLogAgree(self) -> None:
         """
         --json prints exactly the records the log gets; every line parses,
