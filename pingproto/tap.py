@@ -88,7 +88,8 @@ class Options(usage.Options):
             None,
             _defaults.max_data_rate,
             "Bytes a second one client may send (bursts of two of the largest "
-            "messages); past it the client is read more slowly.",
+            "messages, or of a second's worth if more); past it the client is "
+            "read more slowly.",
             positive_int,
         ],
         [
