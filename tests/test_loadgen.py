@@ -7,9 +7,12 @@ happened, or the CPU per handshake of C{docs/performance.md} means nothing.
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import json
 import os
 import sys
+from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
@@ -150,3 +153,42 @@ class MicroSuspectsTests(TestCase):
         self.assertEqual(len(rows), 9, out)
         for row in rows:
             self.assertGreater(float(row.split()[-1]), 0, row)
+
+
+def load_run() -> Any:
+    """
+    C{benchmarks/run}, which has no C{.py} suffix, as a module.
+    """
+    loader = importlib.machinery.SourceFileLoader("pingproto_bench_run", os.path.join(SOURCE, "benchmarks", "run"))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[loader.name] = module  # its dataclasses look their module up
+    loader.exec_module(module)
+    return module
+
+
+class TableTests(TestCase):
+    """
+    The table C{benchmarks/run} prints.
+    """
+
+    def test_roundsRange(self) -> None:
+        """
+        A row gives each server's lowest and highest CPU per round trip at
+        one connection over the rounds, beside the median the ratios use.
+        """
+        run = load_run()
+
+        def rounds(*cpu: float) -> list[dict[str, float]]:
+            other = {"rt_per_s": 1.0, "rtt_p50_us": 1.0, "rtt_p99_us": 1.0, "gen_cpu_pct": 1.0, "server_cpu_pct": 1.0}
+            return [dict(other, us_cpu_per_rt=v, other_load_cpus=0.0) for v in cpu]
+
+        tcp = run.Server("tcp", "raw", "tcp", [], {})
+        tcp.results["echo1"] = rounds(45.9, 41.1, 43.2)
+        once = run.Server("tls", "raw TLS", "tls", [], {})
+        once.results["echo1"] = rounds(102.4)
+        lines = {line.split("|")[1].strip(): line for line in run.table([tcp, once]).splitlines()}
+        self.assertEqual([c.strip() for c in lines["CPU us / rt, 1 conn, rounds' range"].split("|")[2:4]], ["41.1-45.9", "-"])
+        self.assertEqual([c.strip() for c in lines["CPU us / round trip, 1 conn"].split("|")[2:4]], ["43.2", "102"])
+
