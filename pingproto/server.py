@@ -433,6 +433,9 @@ class EchoServerFactory(OptionsOnClass, WebSocketServerFactory):
     """
 
     protocol = EchoServerProtocol
+    # Twisted's "Starting factory <... object at 0x...>" and "Stopping
+    # factory" lines: the service's "pingproto listening on ..." says it.
+    noisy = False
 
     def __init__(
         self,

@@ -112,6 +112,9 @@ class TwistdTests(TwistdCase):
         self.assertEqual(server.reason.value.signal, 15)
         self.assertIn(b"Server Shut Down.", server.output)
         self.assertNotIn(b"Traceback", server.output)
+        # No line names an object by its address (Twisted's "Starting
+        # factory <... object at 0x...>").
+        self.assertNotIn(b" object at 0x", server.output)
         self.assertRegex(server.output, rb"tcp4:127\.0\.0\.1:\d+ at /, open \d+\.\d s, closed: code 1000")
 
     @inlineCallbacks
