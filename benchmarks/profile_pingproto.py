@@ -46,16 +46,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
 
-import importlib.machinery  # noqa: E402
-import importlib.util  # noqa: E402
-
-# benchmarks/run is a script without .py: load it as a module for its helpers.
-_loader = importlib.machinery.SourceFileLoader("bench_run", os.path.join(HERE, "run"))
-_spec = importlib.util.spec_from_loader("bench_run", _loader)
-assert _spec is not None
-run = importlib.util.module_from_spec(_spec)
-sys.modules["bench_run"] = run
-_loader.exec_module(run)
+import harness as run  # noqa: E402  (benchmarks/run's helpers)
 
 SITE = os.path.dirname(os.path.dirname(os.__file__)) + "/site-packages/"
 

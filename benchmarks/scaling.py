@@ -35,8 +35,6 @@ every process it starts is stopped on every way out.
 from __future__ import annotations
 
 import argparse
-import importlib.machinery
-import importlib.util
 import json
 import os
 import select
@@ -49,23 +47,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+# The harness's helpers: the client's virtualenv, node, the TLS directory,
+# the servers, and the bookkeeping that stops every child on every way out.
+import harness as run
 
-
-def _load_run() -> Any:
-    # benchmarks/run has no .py suffix: load it by path to share its helpers
-    # (the client's virtualenv, node, the TLS directory, the servers, and the
-    # bookkeeping that stops every child on every way out).
-    loader = importlib.machinery.SourceFileLoader("pingproto_bench_run", os.path.join(HERE, "run"))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[loader.name] = module  # its dataclasses look their module up
-    loader.exec_module(module)
-    return module
-
-
-run = _load_run()
 log = run.log
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MAX_TOTAL_SECONDS = 10 * 60  # the whole run stops after this
