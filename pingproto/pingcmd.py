@@ -158,8 +158,8 @@ class Reporter:
         self.out.flush()
 
     def start(self, target: str, interval: float, timeout: float) -> None:
-        if not target.lower().startswith("wss:"):
-            self._setup = "TCP + WebSocket upgrade"
+        tls = target.lower().startswith("wss:")
+        self._setup = "TCP + TLS + WebSocket upgrade" if tls else "TCP + WebSocket upgrade"
         self.emit(
             {"event": "start", "t": self.wall(), "target": target, "interval": interval, "timeout": timeout},
             f"PING {target}: one ping every {interval:g} s, reply timeout {timeout:g} s",
