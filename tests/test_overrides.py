@@ -301,10 +301,69 @@ class FastReceiveTests(OverrideTestCase):
 
     def test_closeFrame(self) -> None:
         """
-        A client close after a message is answered as Autobahn answers it.
+        A client close after a message is answered as Autobahn answers it,
+        without its frame parser or native masker; so is a close with a
+        bad code, a reason that is not UTF-8, or no body.
         """
-        written = self.assertSameAsAutobahn(client_frame(b"bye") + client_frame((1000).to_bytes(2, "big"), opcode=8))
-        self.assertEqual(close_code(written), 1000)
+        close = client_frame((1000).to_bytes(2, "big") + b"bye", opcode=8)
+        conn = self.connect()
+        written = conn.feed(client_frame(b"bye") + close)
+        self.assertEqual(parse_server_frames(written), [(1, b"bye"), (8, (1000).to_bytes(2, "big"))])
+        self.assertEqual((conn.protocol.remoteCloseCode, conn.protocol.remoteCloseReason), (1000, "bye"))
+        self.assertEqual((self.process_data_calls, self.masker_calls), (0, 0))
+        self.assertEqual(self.assertSameAsAutobahn(client_frame(b"bye"), close), written)
+        for body, code in ((b"", 1000), ((999).to_bytes(2, "big"), 1002), ((1000).to_bytes(2, "big") + b"\xff", 1007)):
+            written = self.assertSameAsAutobahn(client_frame(body, opcode=8) + client_frame(b"after"))
+            self.assertEqual(close_code(written), code)
+            self.assertEqual([f for f in parse_server_frames(written) if f[0] != 8], [])
+
+    def test_controlFramesWithoutAutobahnsFramePath(self) -> None:
+        """
+        Whole pings and pongs between messages are handled without
+        Autobahn's frame parser or native masker; the ping is answered with
+        its pong, in order.
+        """
+        conn = self.connect()
+        written = conn.feed(client_frame(b"a") + client_frame(b"p" * 125, opcode=9) + client_frame(b"", opcode=10) + client_frame(b"b"))
+        self.assertEqual(parse_server_frames(written), [(1, b"a"), (10, b"p" * 125), (1, b"b")])
+        self.assertEqual((self.process_data_calls, self.masker_calls), (0, 0))
+
+    def test_refusedControlFrames(self) -> None:
+        """
+        Control frames Autobahn refuses (over 125 bytes, fragmented, a
+        close of one byte, a reserved opcode, unmasked) get its 1002 after
+        the messages before them.
+        """
+        for bad in (
+            client_frame(b"p" * 126, opcode=9),
+            client_frame(b"p", opcode=9, fin=False),
+            client_frame(b"\x03", opcode=8),
+            client_frame(b"", opcode=11),
+            client_frame(b"", opcode=9, mask=b""),
+        ):
+            written = self.assertSameAsAutobahn(client_frame(b"before") + bad + client_frame(b"after"))
+            self.assertEqual(parse_server_frames(written)[0], (1, b"before"))
+            self.assertEqual(close_code(written), 1002)
+
+    def test_keepalivePongOnTheFastPath(self) -> None:
+        """
+        The client's answer to the server's keepalive ping, taken on the
+        fast path, ends the wait for it as on Autobahn's: the connection
+        outlives the ping timeout and the next ping is sent on time.
+        """
+        for protocol_class in (EchoServerProtocol, AutobahnPathProtocol):
+            conn = self.connect(protocol_class)
+            self.clock.advance(20)
+            [(opcode, ping)] = parse_server_frames(conn.transport.value())
+            self.assertEqual(opcode, 9)
+            self.process_data_calls = 0
+            conn.feed(client_frame(ping, opcode=10))
+            self.assertEqual(self.process_data_calls == 0, protocol_class is EchoServerProtocol)
+            self.assertIsNone(conn.protocol.autoPingPending)
+            conn.transport.clear()
+            self.clock.advance(20)
+            self.assertEqual([f[0] for f in parse_server_frames(conn.transport.value())], [9])
+            self.assertFalse(conn.transport.disconnecting)
 
     def test_rateLimitMidRead(self) -> None:
         """
@@ -376,12 +435,13 @@ def _payloads(long_from: int) -> st.SearchStrategy[bytes]:
 
 
 # Client frames the fast path must treat exactly as Autobahn does: whole
-# and fragmented messages, pings, bad UTF-8, RSV bits, unmasked frames and
+# and fragmented messages, closes (any code, any reason), pings and pongs
+# of any length, bad UTF-8, RSV bits, unmasked frames and
 # lengths on both sides of the limits and the length forms.
 _frames = st.builds(
     client_frame,
     payload=_payloads(1020),
-    opcode=st.sampled_from([0, 1, 1, 1, 2, 2, 9]),
+    opcode=st.sampled_from([0, 1, 1, 1, 2, 2, 8, 9, 10]),
     fin=st.sampled_from([True, True, True, False]),
     rsv=st.sampled_from([0, 0, 0, 0, 0, 1]),
     mask=st.one_of(st.binary(min_size=4, max_size=4), st.binary(min_size=4, max_size=4), st.just(b"")),
@@ -585,6 +645,20 @@ class QuietSetupTests(OverrideTestCase):
         self.assertEqual(len(vars(conn.protocol)["send_queue"]), 1)
         # Or the keepalive ping queued behind it at tearDown would drain it.
         conn.protocol.send_queue.clear()
+
+    def test_noUtf8ValidatorUntilNeeded(self) -> None:
+        """
+        An open connection holds no UTF-8 validator of its own until a text
+        message on Autobahn's frame path, which gets one that works.
+        """
+        conn = self.connect()
+        conn.feed(client_frame(_TEXT), client_frame(b"", opcode=9))
+        self.assertNotIn("utf8validator", vars(conn.protocol))
+        written = conn.feed(client_frame(b"caf\xc3", fin=False), client_frame(b"\xa9", opcode=0))
+        self.assertIn("utf8validator", vars(conn.protocol))
+        self.assertEqual(parse_server_frames(written)[-1], (1, "caf\u00e9".encode()))
+        written = conn.feed(client_frame(b"ok", fin=False), client_frame(b"\xc3(", opcode=0))
+        self.assertEqual(close_code(written), 1007)
 
     def test_protocolsOwnOptionsKept(self) -> None:
         """
