@@ -166,9 +166,9 @@ class FastReceive:
     Autobahn refuses (over 125 bytes, a close of one byte) is unmasked here
     too and handed to Autobahn's own C{onFrameEnd}, as its C{processData}
     would leave it (C{current_frame}, C{control_frame_data}), which answers
-    it.  Autobahn's path would build a native masker for it: 15 us of the
-    220 us a ws connection costs from accept to close, the client's close
-    being the one frame in it that is not a message.
+    it.  On Autobahn's path the frame parser and the native masker it
+    builds make the client's close, the one frame in a connection that is
+    not a message, cost 24 us in process instead of 13.
 
     At the first byte that does not fit (another control frame, a fragment,
     RSV bits, an unmasked or oversized frame, a frame split across reads,
