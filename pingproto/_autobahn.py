@@ -189,7 +189,7 @@ class FastReceive:
     def _dataReceived(self, data: bytes) -> None:
         if (
             self.state != _OPEN  # type: ignore[attr-defined]
-            or self.current_frame is not None  # type: ignore[attr-defined]
+            or self.current_frame is not None  # type: ignore[has-type]
             or self.data  # type: ignore[has-type]
             or self.inside_message  # type: ignore[attr-defined]
             or self.logOctets  # type: ignore[attr-defined]
