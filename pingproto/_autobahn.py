@@ -369,9 +369,9 @@ class QuietSetup:
     methods below do what Autobahn 26.10's do, in the same order, without
     those lines: copy the factory's options onto the connection unless it
     has its own, set up the receive, send and close state (all but the
-    send queue, which L{QuietDataPath} makes only when a send needs it),
-    start the opening-handshake timer, and count the connection on the
-    factory.  A TLS error at close is still logged as Autobahn logs it.
+    send queue, which L{QuietDataPath} makes only when a send needs it,
+    and the UTF-8 validator, made at first use), start the
+    opening-handshake timer, and count the connection on the factory.  A TLS error at close is still logged as Autobahn logs it.
 
     Relies on the attribute set of those methods:
     tests/test_overrides.py compares a connection set up here with one set
