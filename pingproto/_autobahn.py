@@ -214,23 +214,12 @@ class FastReceive:
             if b1 < 0x80:
                 break
             length = b1 & 0x7F
-            if b0 != 0x81 and b0 != 0x82:
-                # A close, ping or pong, whole in this read, that Autobahn
-                # would not refuse (1002: over 125 bytes, a close of 1).
-                if b0 < 0x88 or b0 > 0x8A or length > 125 or (length == 1 and b0 == 0x88):
-                    break
-                start = i + 6
-                stop = start + length
-                if stop > end:
-                    break
-                mask = data[i + 2 : start]
-                self.current_frame = FrameHeader(b0 & 0x0F, True, 0, length, mask)  # type: ignore[arg-type]
-                self.control_frame_data = [unmask(mask, data[start:stop])]
-                i = stop
-                self.onFrameEnd()  # type: ignore[attr-defined]
-                if self.state != _OPEN:  # type: ignore[attr-defined]
-                    break
-                continue
+            control = b0 != 0x81 and b0 != 0x82
+            # Not text or binary: a close, ping or pong, unless Autobahn
+            # would refuse it (1002: a reserved opcode, over 125 bytes, a
+            # close of 1 byte).
+            if control and (b0 < 0x88 or b0 > 0x8A or length > 125 or (length == 1 and b0 == 0x88)):
+                break
             if length < 126:
                 start = i + 6
             elif length == 126 and end - i >= 8:
@@ -241,9 +230,20 @@ class FastReceive:
             else:
                 break
             stop = start + length
-            if stop > end or 0 < max_frame < length or 0 < max_message < length:
+            if stop > end:
                 break
-            payload = unmask(data[start - 4 : start], data[start:stop])
+            mask = data[start - 4 : start]
+            if control:
+                self.current_frame = FrameHeader(b0 & 0x0F, True, 0, length, mask)  # type: ignore[arg-type]
+                self.control_frame_data = [unmask(mask, data[start:stop])]
+                i = stop
+                self.onFrameEnd()  # type: ignore[attr-defined]
+                if self.state != _OPEN:  # type: ignore[attr-defined]
+                    break
+                continue
+            if 0 < max_frame < length or 0 < max_message < length:
+                break
+            payload = unmask(mask, data[start:stop])
             binary = b0 == 0x82
             if validate and not binary:
                 try:
@@ -371,7 +371,8 @@ class QuietSetup:
     has its own, set up the receive, send and close state (all but the
     send queue, which L{QuietDataPath} makes only when a send needs it,
     and the UTF-8 validator, made at first use), start the
-    opening-handshake timer, and count the connection on the factory.  A TLS error at close is still logged as Autobahn logs it.
+    opening-handshake timer, and count the connection on the factory.  A
+    TLS error at close is still logged as Autobahn logs it.
 
     Relies on the attribute set of those methods:
     tests/test_overrides.py compares a connection set up here with one set
