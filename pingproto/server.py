@@ -329,8 +329,21 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
                 # Over its data rate: read no more from it until it is
                 # back within, then go on.
                 self._gate.hold("rate")
-                self._throttle = self.factory.reactor.callLater(wait, self._gate.release, "rate")
+                self._throttle = self.factory.reactor.callLater(wait, self._rate_regained)
         super().dataReceived(data)
+
+    def _rate_regained(self) -> None:
+        # One read of the transport can be several dataReceived calls (TLS
+        # hands on a record at a time), each adding debt after the first
+        # set the wait: read again only once all of it is paid.
+        bucket, gate = self._data_bucket, self._gate
+        if bucket is None or gate is None:
+            return
+        wait = bucket.spend(0, self.factory.reactor.seconds())
+        if wait > 0:
+            self._throttle = self.factory.reactor.callLater(wait, self._rate_regained)
+        else:
+            gate.release("rate")
 
     def _within_rate(self) -> bool:
         """

@@ -210,6 +210,22 @@ class DataRateInMemoryTests(SynchronousTestCase):
         self.clock.advance(0.002)
         self.assertEqual(self.transport.producerState, "producing")
 
+    def test_debtAddedWhilePausedIsWaitedOut(self) -> None:
+        """
+        Data delivered in several calls from one read (as TLS hands it on,
+        a record at a time) all counts: reading resumes once the whole debt
+        is paid, not the first call's.
+        """
+        self.protocol.dataReceived(self.over_by(30_000))
+        self.protocol.dataReceived(frame(b"d" * 29_992))  # 30 KB more, same read
+        self.clock.advance(0.501)
+        self.assertEqual(self.transport.producerState, "paused")
+        self.clock.advance(0.498)
+        self.assertEqual(self.transport.producerState, "paused")
+        self.clock.advance(0.002)
+        self.assertEqual(self.transport.producerState, "producing")
+        self.assertEqual(len(server_frames(self.transport.value())), 4)
+
     def test_sendingAndRateBothHold(self) -> None:
         """
         While echoes wait to be sent and the client is over its rate,
