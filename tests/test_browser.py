@@ -237,8 +237,11 @@ class BrowserTestCase(TestCase):
     def _browse(self, scenario: Callable[[Browser], T]) -> T:
         from playwright.sync_api import sync_playwright
 
-        profile = tempfile.mkdtemp(prefix="pingproto-chromium-")
-        with sync_playwright() as playwright:
+        # The profile goes with the browser: each one is over 2 MB.
+        with (
+            tempfile.TemporaryDirectory(prefix="pingproto-chromium-", ignore_cleanup_errors=True) as profile,
+            sync_playwright() as playwright,
+        ):
             context = playwright.chromium.launch_persistent_context(
                 profile,
                 executable_path=CHROMIUM,
