@@ -504,7 +504,46 @@ class OptionsOnClass:
         return protocol
 
 
-class ServerOverrides(FastReceive, FastSend, QuietSetup, QuietDataPath):
+class SlottedState:
+    """
+    Autobahn's per-connection state in slots, not in the instance
+    dictionary.
+
+    CPython 3.11 lets instances share their dictionary's keys with their
+    class only up to 30 attributes; Autobahn's set-up and opening handshake
+    give a connection 61, so every connection held a dictionary of its own,
+    1,584 bytes.  The 49 below, which no class gives a default, take 392
+    bytes as slots, and the dictionary keeps the dozen that have one
+    (C{transport}, C{factory}, C{peer}, ...: a slot would hide the
+    default), in a shared-key dictionary of 168 bytes: 1.07 KiB less per
+    connection (docs/performance.md).  An unset slot reads as a missing
+    attribute does, so nothing else changes; an attribute that is not named
+    here still goes to the dictionary.
+
+    Relies on the names Autobahn 26.10 sets: tests/test_overrides.py checks
+    that an open connection holds nothing else without a default, and that
+    no slot hides one.
+    """
+
+    __slots__ = (
+        # WebSocketProtocol._connectionMade
+        "is_closed", "is_open", "_transport_details", "_perMessageCompress", "trackedTimings", "trafficStats",
+        "state", "send_state", "data", "triggered", "inside_message", "current_frame",
+        "wasMaxFramePayloadSizeExceeded", "wasMaxMessagePayloadSizeExceeded",
+        "closedByMe", "failedByMe", "droppedByMe", "wasClean", "wasNotCleanReason",
+        "wasServerConnectionDropTimeout", "wasOpenHandshakeTimeout", "wasCloseHandshakeTimeout",
+        "wasServingFlashSocketPolicyFile", "localCloseCode", "localCloseReason", "remoteCloseCode",
+        "remoteCloseReason", "openHandshakeTimeoutCall", "closeHandshakeTimeoutCall", "autoPingTimeoutCall",
+        "autoPingPending", "autoPingPendingCall", "autoPingPendingSeq", "autoPingPendingSent",
+        # WebSocketServerProtocol.processHandshake and succeedHandshake
+        "http_request_data", "http_status_line", "http_headers", "http_request_uri", "http_request_path",
+        "http_request_params", "http_request_host", "websocket_version", "websocket_protocols",
+        "websocket_origin", "websocket_extensions", "_wskey", "websocket_protocol_in_use",
+        "websocket_extensions_in_use", "http_response_data",
+    )
+
+
+class ServerOverrides(FastReceive, FastSend, QuietSetup, QuietDataPath, SlottedState):
     """
     Every override the echo server's protocol takes, in MRO order; the
     server's protocol class lists only this.

@@ -28,7 +28,15 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from pingproto._autobahn import FAST_PAYLOAD_MAX, FastReceive, FastSend, QuietSetup, ServerOverrides, unmask
+from pingproto._autobahn import (
+    FAST_PAYLOAD_MAX,
+    FastReceive,
+    FastSend,
+    QuietSetup,
+    ServerOverrides,
+    SlottedState,
+    unmask,
+)
 from pingproto.config import ServerLimits
 from pingproto.server import EchoServerFactory, EchoServerProtocol
 
@@ -71,6 +79,14 @@ def close_code(data: bytes) -> int | None:
     """
     frames = [payload for opcode, payload in parse_server_frames(data) if opcode == 8]
     return int.from_bytes(frames[-1][:2], "big") if frames else None
+
+
+def own_names(protocol: object) -> set[str]:
+    """
+    The attributes a protocol holds itself: in its dictionary or its slots.
+    """
+    slots = (name for cls in type(protocol).__mro__ for name in vars(cls).get("__slots__", ()))
+    return set(vars(protocol)) | {name for name in slots if hasattr(protocol, name)}
 
 
 class Connection:
@@ -599,7 +615,7 @@ class QuietSetupTests(OverrideTestCase):
         Whatever either protocol holds, the other reads the same value for
         it: of its own, or as a default of its class.
         """
-        names = set(vars(ours)) | set(vars(reference))
+        names = own_names(ours) | own_names(reference)
         self.assertEqual(self._state(ours, names), self._state(reference, names))
 
     def test_setupAsAutobahn(self) -> None:
@@ -659,6 +675,30 @@ class QuietSetupTests(OverrideTestCase):
         self.assertEqual(parse_server_frames(written)[-1], (1, "caf\u00e9".encode()))
         written = conn.feed(client_frame(b"ok", fin=False), client_frame(b"\xc3(", opcode=0))
         self.assertEqual(close_code(written), 1007)
+
+    def test_stateInSlots(self) -> None:
+        """
+        An open connection that has echoed keeps in its dictionary only
+        attributes its classes give a default; everything else Autobahn
+        and pingproto set is in slots.  An Autobahn release that adds
+        per-connection state fails here: name it in L{SlottedState}.
+        """
+        conn = self.connect()
+        conn.feed(client_frame(_TEXT))
+        undeclared = {name for name in vars(conn.protocol) if not hasattr(type(conn.protocol), name)}
+        self.assertEqual(undeclared, set())
+        self.assertLess(len(vars(conn.protocol)), 30, "past 30 a dictionary no longer shares its keys")
+        self.assertEqual(own_names(conn.protocol) - set(vars(conn.protocol)), set(SlottedState.__slots__))
+
+    def test_slotsHideNoDefault(self) -> None:
+        """
+        No class of the server's protocol, or Autobahn's, gives a slot's
+        name a default: the slot would hide it, leaving the attribute
+        unset where Autobahn reads the default.
+        """
+        for cls in EchoServerProtocol.__mro__:
+            if cls is not SlottedState:
+                self.assertEqual(set(vars(cls)) & set(SlottedState.__slots__), set(), cls)
 
     def test_protocolsOwnOptionsKept(self) -> None:
         """
@@ -736,7 +776,7 @@ class OptionsOnClassTests(SynchronousTestCase):
                 self.assertEqual(getattr(ours, name), getattr(reference, name), name)
         self.assertIs(ours.perMessageCompressionAccept, self.factory.perMessageCompressionAccept)
         self.assertIsNone(ours.perMessageCompressionAccept([]))
-        self.assertEqual(set(vars(reference)) - set(vars(ours)), set(EchoServerProtocol.CONFIG_ATTRS))
+        self.assertEqual(own_names(reference) - own_names(ours), set(EchoServerProtocol.CONFIG_ATTRS))
 
     def test_changedOptionsReachNewConnectionsOnly(self) -> None:
         """
