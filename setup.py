@@ -25,17 +25,22 @@ setup(
     entry_points={"console_scripts": ["pingproto = pingproto.cli:entry_point"]},
     include_package_data=False,
     install_requires=[
-        "twisted[tls]>=24.7.0",
+        # The oldest versions the test suite passes with (tools/oldest.txt,
+        # which tools/test runs it against).  Before 26.10, twistd exits
+        # with status 0 after refusing a bad option.
+        "twisted[tls]>=26.10.0",
         "autobahn>=24.4.2",
-        "pyopenssl>=24.0.0",
+        # What twisted[tls] 26.10 asks for.
+        "pyopenssl>=25.3.0",
         "service-identity>=24.1.0",
-        "cryptography>=42.0.0",
+        "cryptography>=45.0.7",
     ],
     extras_require={
         # Plotting for `pingproto report -o FILE.png|.svg`.
         "plot": ["matplotlib>=3.7"],
         "test": [
-            "trustme>=1.1.0",
+            # issue_cert(not_before=, not_after=) for the expiry tests.
+            "trustme>=1.2.0",
             "hypothesis>=6.100",
             "matplotlib>=3.7",
             # Drives Debian's chromium; never downloads a browser.

@@ -63,8 +63,10 @@ def client_context() -> SSL.Context:
     context.set_verify(SSL.VERIFY_NONE)
     # pyOpenSSL has no call for the groups (pingproto/tls.py does the same);
     # OpenSSL's default would also compute an X25519MLKEM768 share that
-    # none of the servers takes.
-    if Binding.lib.SSL_CTX_set1_curves_list(context._context, b"X25519") != 1:  # noqa: SLF001
+    # none of the servers takes.  Bindings before cryptography 47 lack the
+    # call; OpenSSL's default groups then stand.
+    setter = getattr(Binding.lib, "SSL_CTX_set1_curves_list", None)
+    if setter is not None and setter(context._context, b"X25519") != 1:  # noqa: SLF001
         raise RuntimeError("OpenSSL refused the group X25519")
     return context
 
