@@ -30,10 +30,11 @@ setup(
         # with status 0 after refusing a bad option.
         "twisted[tls]>=26.10.0",
         "autobahn>=24.4.2",
-        # What twisted[tls] 26.10 asks for.
-        "pyopenssl>=25.3.0",
+        # Bindings that can restrict the key exchange groups
+        # (pingproto/tls.py), and the first pyOpenSSL that allows them.
+        "pyopenssl>=26.1.0",
         "service-identity>=24.1.0",
-        "cryptography>=45.0.7",
+        "cryptography>=47.0.0",
     ],
     extras_require={
         # Plotting for `pingproto report -o FILE.png|.svg`.

@@ -13,6 +13,8 @@ its connections in, and the client too (L{wrap_client_tls}).
 
 from __future__ import annotations
 
+from typing import Any
+
 from cryptography import x509
 from cryptography.hazmat.bindings.openssl.binding import Binding
 from OpenSSL import SSL, crypto
@@ -85,14 +87,21 @@ def server_context(material: TLSMaterial) -> SSL.Context:
     return context
 
 
-def _set_groups(context: SSL.Context, groups: bytes) -> None:
+def _set_groups(context: SSL.Context, groups: bytes, lib: Any = Binding.lib) -> None:
     """
     Restrict key exchange groups; pyOpenSSL has no public call for the list
     (only C{set_tmp_ecdh} for a single curve), so use the binding it is
-    built on.
+    built on.  Bindings without the call (cryptography before 47) are
+    refused rather than left with OpenSSL's defaults, which add X448 and
+    P-521 to what the profile offers.
     """
-    setter = getattr(Binding.lib, "SSL_CTX_set1_curves_list", None)
-    if setter is not None and setter(context._context, groups) != 1:  # noqa: SLF001
+    setter = getattr(lib, "SSL_CTX_set1_curves_list", None)
+    if setter is None:
+        raise TLSConfigError(
+            "this cryptography's OpenSSL bindings cannot restrict the key exchange groups"
+            " (SSL_CTX_set1_curves_list): pingproto needs cryptography 47 or later"
+        )
+    if setter(context._context, groups) != 1:  # noqa: SLF001
         raise TLSConfigError(f"OpenSSL refused the key exchange groups {groups.decode()}")
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from OpenSSL import SSL
 from twisted.trial.unittest import SynchronousTestCase
 
-from pingproto.tls import ServerTLS, release_bio_buffers, server_context
-from pingproto.tlsfiles import load_tls_dir
+from pingproto.tls import GROUPS, ServerTLS, _set_groups, release_bio_buffers, server_context
+from pingproto.tlsfiles import TLSConfigError, load_tls_dir
 
 from .tlsdir import write_tls_dir
 
@@ -56,8 +56,11 @@ def client(
     minimum: int = SSL.TLS1_VERSION,
     maximum: int | None = None,
     ciphers: bytes | None = None,
+    groups: bytes | None = None,
 ) -> SSL.Context:
     ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    if groups is not None:
+        _set_groups(ctx, groups)
     ctx.set_min_proto_version(minimum)
     if maximum is not None:
         ctx.set_max_proto_version(maximum)
@@ -105,6 +108,28 @@ class ProfileTests(SynchronousTestCase):
         for ciphers in (b"AES128-GCM-SHA256", b"AES256-SHA", b"ECDHE-RSA-AES128-SHA", b"ECDHE-ECDSA-AES128-SHA"):
             with self.assertRaises(SSL.Error, msg=ciphers):
                 handshake(self.server, client(maximum=SSL.TLS1_2_VERSION, ciphers=ciphers))
+
+    def test_onlyProfileGroups(self) -> None:
+        """
+        Key exchange is over X25519, P-256 or P-384 only: a client that
+        offers nothing else gets through, one offering only X448 or P-521
+        (in OpenSSL's defaults) is refused.
+        """
+        for group in (b"X25519", b"prime256v1", b"secp384r1"):
+            handshake(self.server, client(groups=group))
+        for group in (b"X448", b"secp521r1"):
+            with self.assertRaises(SSL.Error, msg=group):
+                handshake(self.server, client(groups=group))
+
+    def test_groupsThatCannotBeSetRefused(self) -> None:
+        """
+        OpenSSL bindings without the call that sets the groups give a
+        configuration error naming what to upgrade, not a server on
+        OpenSSL's default groups.
+        """
+        with self.assertRaises(TLSConfigError) as raised:
+            _set_groups(SSL.Context(SSL.TLS_SERVER_METHOD), GROUPS, lib=object())
+        self.assertIn("cryptography 47", str(raised.exception))
 
     def test_noCompressionNoRenegotiation(self) -> None:
         """
