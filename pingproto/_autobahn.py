@@ -520,9 +520,9 @@ class SlottedState:
     attribute does, so nothing else changes; an attribute that is not named
     here still goes to the dictionary.
 
-    Relies on the names Autobahn 26.10 sets: tests/test_overrides.py checks
-    that an open connection holds nothing else without a default, and that
-    no slot hides one.
+    Relies on the names Autobahn sets (the same from 24.4.2 to 26.11.1):
+    tests/test_overrides.py checks that an open connection holds nothing
+    else without a default, and that no slot hides one.
     """
 
     __slots__ = (
