@@ -190,3 +190,52 @@ class TableTests(TestCase):
         self.assertEqual([c.strip() for c in lines["CPU us / rt, 1 conn, rounds' range"].split("|")[2:4]], ["41.1-45.9", "-"])
         self.assertEqual([c.strip() for c in lines["CPU us / round trip, 1 conn"].split("|")[2:4]], ["43.2", "102"])
 
+    def test_echoTargetsReadFromPairs(self) -> None:
+        """
+        Where the one-connection echo was measured in pairs, its targets are
+        decided by the median of the per-pair ratios, not by the ratio of
+        the rounds' medians; both are reported, and the floor's too.
+        """
+        run = load_harness()
+
+        def echoes(*cpu: float) -> list[dict[str, float]]:
+            return [{"us_cpu_per_rt": v, "rtt_p50_us": v} for v in cpu]
+
+        tcp = run.Server("tcp", "raw", "tcp", [], {})
+        floor = run.Server("fl-ws", "floor", "ws", [], {})
+        pp = run.Server("pp-ws", "pingproto", "ws", [], {})
+        # Rounds a minute apart on a machine that slowed down between the
+        # baseline's and pingproto's tests: 1.30x from the medians.
+        tcp.results["echo1"] = echoes(40.0)
+        floor.results["echo1"] = echoes(50.0)
+        pp.results["echo1"] = echoes(52.0)
+        # Side by side, pingproto is 1.10x, 1.20x and 1.05x the raw echo.
+        tcp.results["paired1"] = echoes(40.0, 50.0, 60.0)
+        floor.results["paired1"] = echoes(42.0, 55.0, 63.0)
+        pp.results["paired1"] = echoes(44.0, 60.0, 63.0)
+        found = {v["target"]: v for v in run.verdicts([tcp, floor, pp])}
+        cpu = found["CPU per ws echo vs raw TCP echo (1 conn)"]
+        self.assertAlmostEqual(cpu["value"], 1.30)
+        self.assertEqual(cpu["paired"], {"median": 1.10, "low": 1.05, "high": 1.20, "pairs": 3})
+        self.assertTrue(cpu["met"])
+        self.assertAlmostEqual(cpu["floor_paired"]["median"], 1.05)
+        p50 = found["p50 RTT ws vs raw TCP echo (1 conn)"]
+        self.assertEqual(p50["paired"]["median"], 1.10)
+        self.assertTrue(p50["met"])  # 1.10x for 1.15x; the medians' 1.30x would not be
+        self.assertIn("1.10x in 3 pairs (1.05-1.20x; 1.30x from the rounds' medians) (target <= 1.25x) met",
+                      run.render_verdicts([cpu]))
+
+    def test_echoTargetsWithoutPairs(self) -> None:
+        """
+        With no pairs measured (C{--pairs 0}), the rounds' medians decide.
+        """
+        run = load_harness()
+        tcp = run.Server("tcp", "raw", "tcp", [], {})
+        pp = run.Server("pp-ws", "pingproto", "ws", [], {})
+        tcp.results["echo1"] = [{"us_cpu_per_rt": 40.0, "rtt_p50_us": 40.0}]
+        pp.results["echo1"] = [{"us_cpu_per_rt": 52.0, "rtt_p50_us": 44.0}]
+        found = {v["target"]: v for v in run.verdicts([tcp, pp])}
+        cpu = found["CPU per ws echo vs raw TCP echo (1 conn)"]
+        self.assertIsNone(cpu["paired"])
+        self.assertFalse(cpu["met"])  # 1.30x
+        self.assertTrue(found["p50 RTT ws vs raw TCP echo (1 conn)"]["met"])  # 1.10x
