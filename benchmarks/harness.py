@@ -1,7 +1,7 @@
 """
 Performance comparison: pingproto beside its baselines, in one run.
 
-    python3 benchmarks/run            # the full run, about 14 minutes on 2 CPUs
+    python3 benchmarks/run            # the full run, about 11 minutes on 2 CPUs
     python3 benchmarks/run --quick    # a short one, about 4 minutes
 
 Starts each server as its own process on 127.0.0.1, pinned to the first
@@ -32,12 +32,9 @@ round trips a second and the RTT p50/p99 seen by the client at 1, 100 and
 1,000 connections (each a closed loop of 13-byte text messages); memory per
 idle connection (VmRSS growth over 10,000 open connections); and the CPU per
 connection (TCP + TLS + WebSocket upgrade + clean close).  The echo and
-handshake figures are medians of --rounds interleaved rounds.  Then the
-one-connection echo is measured again in --pairs pairs, each raw echo
-right beside pingproto and the floor, and the echo targets are read from
-the per-pair ratios.  It prints one table with the figures and
-pingproto's ratios to the baselines, and the targets of issue 6 as met or
-not.  Then it runs benchmarks/scaling.py
+handshake figures are medians of --rounds interleaved rounds.  It prints
+one table with the figures and pingproto's ratios to the baselines, and the
+targets of issue 6 as met or not.  Then it runs benchmarks/scaling.py
 (`--workers` 1 and 2 under the same load; --no-scaling leaves it out) and
 prints its table.  The method is in docs/performance.md.
 
@@ -390,53 +387,20 @@ TARGETS = [
 ]
 
 
-# The one-connection echo targets, measured again in pairs (see main): each
-# baseline beside the servers that are compared with it.
-PAIRED_GROUPS = (("tcp", "fl-ws", "pp-ws"), ("tls", "fl-wss", "pp-wss"))
-
-
 def verdicts(servers: list[Server]) -> list[dict[str, Any]]:
-    """
-    Each target of issue 6 as measured, and whether it is met.
-
-    An echo target measured in pairs is read from the pairs: the median of
-    the per-pair ratios is the better estimate of a ratio than the ratio of
-    medians taken a minute or more apart, which the machine's drift in
-    between moves (docs/performance.md, Method).  Both are kept.
-    """
     by_key = {s.key: s for s in servers}
     out = []
     for label, a, b, test, name, limit in TARGETS:
         if a not in by_key or (b is not None and b not in by_key):
             continue
         value = _measure(by_key, a, b, test, name)
-        floor = a.replace("pp-", "fl-")
-        paired = paired_ratios(by_key, a, b, name) if b is not None and test == "echo1" else None
-        decided = paired["median"] if paired else value
         out.append({
             "target": label, "value": value, "limit": limit, "ratio": b is not None,
-            "paired": paired,
-            "met": None if decided is None else decided <= limit,
+            "met": None if value is None else value <= limit,
             # What the WebSocket floor reaches on the same measure.
-            "floor": _measure(by_key, floor, b, test, name),
-            "floor_paired": paired_ratios(by_key, floor, b, name) if paired else None,
+            "floor": _measure(by_key, a.replace("pp-", "fl-"), b, test, name),
         })
     return out
-
-
-def paired_ratios(by_key: dict[str, Server], a: str, b: str | None, name: str) -> dict[str, Any] | None:
-    """
-    Server C{a}'s figure over C{b}'s in each pair of the paired phase: the
-    median, lowest and highest, and how many pairs.
-    """
-    if a not in by_key or b not in by_key:
-        return None
-    ratios = [ra[name] / rb[name]
-              for ra, rb in zip(by_key[a].results.get("paired1", []), by_key[b].results.get("paired1", []))
-              if ra.get(name) is not None and rb.get(name)]
-    if not ratios:
-        return None
-    return {"median": statistics.median(ratios), "low": min(ratios), "high": max(ratios), "pairs": len(ratios)}
 
 
 def _measure(by_key: dict[str, Server], a: str, b: str | None, test: str, name: str) -> float | None:
@@ -459,16 +423,10 @@ def render_verdicts(items: list[dict[str, Any]]) -> str:
             lines.append(f"  {v['target']}: not measured")
             continue
         shown = f"{v['value']:.2f}x" if v["ratio"] else f"{v['value']:.1f}"
-        paired, floor_paired = v.get("paired"), v.get("floor_paired")
-        if paired:
-            shown = (f"{paired['median']:.2f}x in {paired['pairs']} pairs ({paired['low']:.2f}-{paired['high']:.2f}x; "
-                     f"{shown} from the rounds' medians)")
         limit = f"{v['limit']:.2f}x" if v["ratio"] else f"{v['limit']:.0f}"
         floor = v.get("floor")
         at_floor = ""
-        if floor_paired:
-            at_floor = f"; the WebSocket floor: {floor_paired['median']:.2f}x in pairs, {floor:.2f}x from the medians"
-        elif floor is not None:
+        if floor is not None:
             at_floor = f"; the WebSocket floor: {floor:.2f}x" if v["ratio"] else f"; the WebSocket floor: {floor:.1f}"
         lines.append(f"  {v['target']}: {shown} (target <= {limit}) {'met' if v['met'] else 'NOT met'}{at_floor}")
     return "\n".join(lines)
@@ -531,8 +489,6 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a short run: 1 round, 2,000 idle connections")
     parser.add_argument("--rounds", type=int, help="interleaved rounds of the echo and handshake tests [3]")
     parser.add_argument("--duration", type=float, help="seconds measured per echo test [2.5]")
-    parser.add_argument("--pairs", type=int,
-                        help="pairs of one-connection echo tests, each baseline beside pingproto and the floor [5]")
     parser.add_argument("--idle-conns", type=int, help="idle connections for the memory figure [10000]")
     parser.add_argument("--handshake-seconds", type=float,
                         help="seconds of opening and closing connections per handshake test [2.5]")
@@ -549,14 +505,11 @@ def main() -> int:
         return value if value is not None else (short if quick else full)
 
     rounds = pick(args.rounds, 1, 3)
-    pairs = pick(args.pairs, 2, 5)
     duration = pick(args.duration, 1.5, 2.5)
     idle_conns = pick(args.idle_conns, 2000, 10_000)
     handshakes = pick(args.handshake_seconds, 1.5, 2.5)
-    if not (1 <= rounds <= 9 and 0 <= pairs <= 15 and 0.5 <= duration <= 60 and 0 <= idle_conns <= 15_000
-            and 0.5 <= handshakes <= 60):
-        parser.error("--rounds 1..9, --pairs 0..15, --duration 0.5..60, --idle-conns 0..15000, "
-                     "--handshake-seconds 0.5..60")
+    if not (1 <= rounds <= 9 and 0.5 <= duration <= 60 and 0 <= idle_conns <= 15_000 and 0.5 <= handshakes <= 60):
+        parser.error("--rounds 1..9, --duration 0.5..60, --idle-conns 0..15000, --handshake-seconds 0.5..60")
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
@@ -630,25 +583,6 @@ def main() -> int:
                 s.results.setdefault("handshake", []).append(r)
                 log(f"  [{rnd + 1}/{rounds}] {s.key:8} handshakes: {r['us_cpu_per_handshake']:.0f} us CPU each, "
                     f"{r['handshakes_per_s']:,.0f}/s, gen {r['gen_cpu_pct']:.0f}% server {r['server_cpu_pct']:.0f}%")
-
-        # The one-connection echo targets again, in pairs: in a round a
-        # server and its baseline are a minute or more apart, and a machine
-        # slowed from outside in between moves their ratio; here each
-        # baseline's test runs right beside those of the servers compared
-        # with it (seconds apart, the order rotating), and the targets are
-        # read from the per-pair ratios.
-        by_key = {s.key: s for s in servers}
-        for i in range(pairs):
-            for keys in PAIRED_GROUPS:
-                group = [by_key[k] for k in keys if k in by_key]
-                if len(group) < 2 or group[0].key != keys[0]:
-                    continue
-                for s in group[i % len(group):] + group[: i % len(group)]:
-                    r = loadgen(client_py, gen_cpu, s, "echo", "--conns", "1", "--duration", str(duration),
-                                "--warmup", "0.5", timeout=min(left(), 90 + duration))
-                    s.results.setdefault("paired1", []).append(r)
-                    log(f"  [pair {i + 1}/{pairs}] {s.key:8} echo 1 conn: {r['us_cpu_per_rt']:6.1f} us CPU/rt  "
-                        f"p50 {r['rtt_p50_us']:8.1f} us  other {r['other_load_cpus']:.2f} CPUs")
     finally:
         stop_children()
 
@@ -657,7 +591,7 @@ def main() -> int:
     facts["loadavg_after"] = os.getloadavg()
     result = {
         "machine": facts,
-        "settings": {"rounds": rounds, "pairs": pairs, "duration_s": duration, "idle_conns": idle_conns, "handshake_s": handshakes,
+        "settings": {"rounds": rounds, "duration_s": duration, "idle_conns": idle_conns, "handshake_s": handshakes,
                      "levels": LEVELS, "server_cpu": server_cpu, "gen_cpu": gen_cpu,
                      "pingproto_options": PINGPROTO_LIMITS},
         "servers": {s.key: {"title": s.title, "argv": s.argv, "results": s.results} for s in servers},
@@ -671,7 +605,7 @@ def main() -> int:
     print(f"pingproto performance: {facts['cpus']} CPUs ({facts['cpu']}), Python {facts['python']}, "
           f"Twisted {facts['twisted']}, Autobahn {facts['autobahn']}, {facts['openssl']}, "
           f"node {facts.get('node', 'absent')}; client {client} ({facts['client_packages']}); "
-          f"{rounds} round(s), medians; {pairs} pairs of one-connection echoes; {elapsed / 60:.1f} min")
+          f"{rounds} round(s), medians; {elapsed / 60:.1f} min")
     print()
     print(table(servers))
     print()
