@@ -359,6 +359,57 @@ class ServedPageTests(BrowserTestCase):
         return self.browse(scenario).addCallback(check)
 
 
+class WireFormatTests(BrowserTestCase):
+    # Each send moves the page's wall clock (Date.now) a second on.
+    SKEWED_CLOCK = """
+        (() => {
+          const realNow = Date.now.bind(Date);
+          const send = WebSocket.prototype.send;
+          let skew = 0;
+          Date.now = () => realNow() + skew;
+          WebSocket.prototype.send = function (data) { send.call(this, data); skew += 1000; };
+        })();
+    """
+
+    def test_classicWireFormat(self):  # type: ignore[no-untyped-def]
+        """
+        The page sends its wall clock, C{Date.now()}, as decimal text (what
+        any echo server, and the original SockJS raw endpoint, answers),
+        and times each round trip with C{performance.now()}: a wall clock
+        that moves a second on at every send leaves the round trips on
+        loopback far under a second.
+        """
+
+        def scenario(browser: Browser) -> dict[str, Any]:
+            sent: list[Any] = []
+            browser.page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(payload)))
+            browser.page.add_init_script(self.SKEWED_CLOCK)
+            browser.page.goto(self.https("/app"))
+            browser.wait("() => pingproto.state === 'open' && pingproto.samples >= 3")
+            return {
+                "sent": list(sent),
+                "pings": browser.js("pingproto.history.pings"),
+                "stats": browser.js("pingproto.stats"),
+                "errors": list(browser.errors),
+            }
+
+        def check(found: dict[str, Any]) -> None:
+            sent, stats = found["sent"], found["stats"]
+            self.assertGreaterEqual(len(sent), 3)
+            for text in sent:
+                self.assertRegex(text, r"^[1-9][0-9]{12}$")
+            # Each is the page's own time of that ping, a second or more
+            # after the one before on the skewed clock.
+            self.assertEqual(sent, [str(p["t"]) for p in found["pings"]][: len(sent)])
+            self.assertTrue(all(int(b) - int(a) >= 1000 for a, b in zip(sent, sent[1:])), sent)
+            self.assertGreaterEqual(stats["count"], 3)
+            self.assertLess(0, stats["min"])
+            self.assertLess(stats["max"], 500)
+            self.assertEqual(found["errors"], [])
+
+        return self.browse(scenario).addCallback(check)
+
+
 class ControlsTests(BrowserTestCase):
     def test_keyboardAndPhone(self):  # type: ignore[no-untyped-def]
         """

@@ -90,9 +90,10 @@ class FidelityTests(ServerTestCase):
         """
         100 ms added to the round trip (50 ms each way) shows up as 100 ms
         more than the baseline measured through the same proxy, within
-        2 ms.  (The pings are far enough apart not to overlap: the proxy's
-        timers can each fire up to a millisecond late, as epoll rounds
-        its timeout up to whole milliseconds.)
+        5 ms.  (The pings are far enough apart not to overlap.  The proxy's
+        timers can each fire up to a millisecond late, as epoll rounds its
+        timeout up to whole milliseconds, and on a machine busy with other
+        work a process waits its turn for a core: 2 ms was too tight there.)
         """
         self.rtts: list[float] = []
         original = self.watcher.ping_replied
@@ -112,7 +113,7 @@ class FidelityTests(ServerTestCase):
         self.assertGreaterEqual(min(self.rtts[-9:]), 0.100, "no delayed ping came back early")
         added = delayed - baseline
         self.assertLessEqual(
-            abs(added - 0.100), 0.002, f"baseline {baseline * 1000:.3f} ms, delayed {delayed * 1000:.3f} ms"
+            abs(added - 0.100), 0.005, f"baseline {baseline * 1000:.3f} ms, delayed {delayed * 1000:.3f} ms"
         )
 
     @inlineCallbacks

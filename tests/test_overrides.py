@@ -490,11 +490,20 @@ class FastReceivePropertyTests(OverrideTestCase):
     @settings(max_examples=300, deadline=None)
     @given(frames=st.lists(_messages, min_size=1, max_size=6), cuts=st.lists(st.integers(0, 3000), max_size=3))
     def test_wholeMessagesAsAutobahn(self, frames: list[bytes], cuts: list[int]) -> None:
+        """
+        Whole text and binary messages, the fast path's own ground, split
+        into reads anywhere, end as they do through Autobahn's own path.
+        """
         self.assertStreamAsAutobahn(frames, cuts)
 
     @settings(max_examples=300, deadline=None)
     @given(frames=st.lists(_frames, max_size=8), cuts=st.lists(st.integers(0, 3000), max_size=4))
     def test_anyStreamAsAutobahn(self, frames: list[bytes], cuts: list[int]) -> None:
+        """
+        Any client frames, valid or not (fragments, closes, pings, bad
+        UTF-8, RSV bits, unmasked, lengths past the limits), split into
+        reads anywhere, end as they do through Autobahn's own path.
+        """
         self.assertStreamAsAutobahn(frames, cuts)
 
 

@@ -397,6 +397,11 @@ class MountedLargeMessageTests(TestCase):
 
     @inlineCallbacks
     def test_clientThatDoesNotRead(self):  # type: ignore[no-untyped-def]
+        """
+        Mounted at /ping of a C{Site}, a client that sends without reading
+        is made to wait, and gets every echo once it reads
+        (L{assert_waits_for_reader}).
+        """
         factory = EchoServerFactory(paths=None)
         root = Resource()
         root.putChild(b"ping", WebSocketResource(factory))

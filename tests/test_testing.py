@@ -780,14 +780,26 @@ class PingprotoLoopbackTests(ProxiedServerTestCase):
         answered again.
         """
         watcher = Watcher()
-        self.monitor(watcher)
+        monitor = self.monitor(watcher)
         yield watcher.when(lambda r: len(r.samples) >= 1)
+        # Hold the next ping in the proxy, so that one is in flight at the
+        # cut: the session's sends are checked on the next reactor turn.
+        self.proxy.stall()
+        session = monitor.session
+        send = session.send
+
+        def sent(now: float, wall_ms: int) -> bytes:
+            reactor.callLater(0, watcher.waiters.check)
+            return send(now, wall_ms)
+
+        self.patch(session, "send", sent)
+        yield watcher.when(lambda r: session.outstanding >= 1)
         self.proxy.cut()
+        self.proxy.resume()
         answered = len(watcher.result.samples)
         yield watcher.when(lambda r: r.states[-1].state == ConnectionState.CLOSED)
         yield watcher.when(lambda r: len(r.samples) > answered)
         self.assertEqual([c.state for c in watcher.result.states].count(ConnectionState.OPEN), 2)
-        self.assertTrue(
-            all(loss.reason == LossReason.DISCONNECT for loss in watcher.result.losses)
-        )
+        self.assertNotEqual(watcher.result.losses, [])
+        self.assertEqual({loss.reason for loss in watcher.result.losses}, {LossReason.DISCONNECT})
         self.assertEqual(self.proxy.connections, 1)

@@ -181,7 +181,10 @@ class ReleaseBioBuffersTests(SynchronousTestCase):
         """
         for maximum in (None, SSL.TLS1_2_VERSION):
             s, c = handshake(self.server, client(maximum=maximum))
+            bios = (s._into_ssl, s._from_ssl)  # noqa: SLF001
             self.assertTrue(release_bio_buffers(s))
+            self.assertNotIn(s._into_ssl, bios)  # noqa: SLF001
+            self.assertNotIn(s._from_ssl, bios)  # noqa: SLF001
             for n in range(3):
                 c.send(b"ping %d" % n)
                 relay(c, s)

@@ -65,20 +65,6 @@ class PageTests(SynchronousTestCase):
         self.assertEqual(len(inline(document, b"script")), 1)
         self.assertEqual(len(inline(document, b"style")), 1)
 
-    def test_classicWireFormat(self) -> None:
-        """
-        The page sends Date.now() as text and reads echoes with parseInt,
-        so any echo server, and the original SockJS raw endpoint, answers
-        it; round trips are timed with performance.now(), not the clock.
-        """
-        script = inline(page(), b"script")[0]
-        self.assertIn(b"String(now)", script)
-        self.assertIn(b"Date.now()", script)
-        self.assertIn(b"parseInt(data, 10)", script)
-        self.assertIn(b"perf - o.perf", script)
-        self.assertIn(b'"/sock/websocket"', script)
-        self.assertIn(b'"example.com:1234"', script)
-
     def test_onePresetSlot(self) -> None:
         """
         The shipped page has exactly one empty preset tag for C{preset} to
