@@ -28,7 +28,7 @@ from typing import Any, Callable, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from twisted.internet import reactor, task, threads
+from twisted.internet import reactor, threads
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.threads import blockingCallFromThread
 from twisted.trial.unittest import TestCase
@@ -38,6 +38,7 @@ from pingproto.tap import Options, build_service
 from pingproto.testing import FaultProxy
 
 from .tlsdir import write_tls_dir
+from .waiting import sockets_closed
 
 T = TypeVar("T")
 
@@ -218,11 +219,10 @@ class BrowserTestCase(TestCase):
         if service.running:
             yield service.stopService()
         # The TLS wrapper is a WrappingFactory: it knows every connection.
+        gone = sockets_closed(self, service.factory)
         for connection in list(listener.factory.protocols):
             connection.transport.abortConnection()
-        deadline = reactor.seconds() + 10
-        while listener.factory.protocols and reactor.seconds() < deadline:
-            yield task.deferLater(reactor, 0.01, lambda: None)
+        yield gone
 
     def https(self, path: str = "/app", port: int | None = None) -> str:
         return f"https://127.0.0.1:{port or self.port}{path}"

@@ -16,7 +16,6 @@ from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientPr
 from OpenSSL import SSL
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
-from twisted.internet.task import deferLater
 from twisted.internet.tcp import Server
 
 from pingproto import ConnectionState, PingMonitor, PingRecorder, StateChange, ping
@@ -27,7 +26,7 @@ from pingproto.tls import TLSProtocol
 from .test_endtoend import ServerTestCase
 from .test_twistd import TwistdCase
 from .tlsdir import write_ca_file, write_tls_dir
-from .waiting import Conditions
+from .waiting import Conditions, sockets_closed
 
 
 # The kinds of object the server's stack is made of.  Plain lists, tuples
@@ -70,14 +69,8 @@ class FlatMemoryTests(ServerTestCase):
         for _ in range(times):
             result = yield ping(self.url(), 1, timeout=5, ca_file=self.caFile)
             self.assertEqual(len(result.samples), 1)
-        # The client is done before the server has seen the connection go;
-        # and a reactor turn unwinds the read it saw it in, whose stack
-        # still holds that connection.
-        for _ in range(200):
-            if self.service.factory.sockets == 0:
-                break
-            yield deferLater(reactor, 0.01, lambda: None)
-        yield deferLater(reactor, 0, lambda: None)
+        # The client is done before the server has seen the connection go.
+        yield sockets_closed(self, self.service.factory)
 
     @inlineCallbacks
     def test_perReconnect(self):  # type: ignore[no-untyped-def]
@@ -188,11 +181,7 @@ class NoCycleTests(CollectorOffCase):
         before = self.server_side()
         for _ in range(10):
             yield connect()
-        for _ in range(200):
-            if self.service.factory.sockets == 0:
-                break
-            yield deferLater(reactor, 0.01, lambda: None)
-        yield deferLater(reactor, 0.05, lambda: None)
+        yield sockets_closed(self, self.service.factory)
         self.assertEqual(self.server_side(), before)
 
     def test_cleanClose(self):  # type: ignore[no-untyped-def]

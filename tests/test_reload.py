@@ -17,13 +17,14 @@ from twisted.internet.task import Clock
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from pingproto import PingMonitor, PingRecorder
+from pingproto import PingMonitor
 from pingproto.reload import CertificateReloader
 from pingproto.tls import ServerTLS, client_tls_options
 from pingproto.tlsfiles import load_tls_dir
 
 from .test_endtoend import ServerTestCase
 from .tlsdir import write_tls_dir
+from .waiting import Conditions, Watcher
 
 
 class PeerCertificate(Protocol):
@@ -50,7 +51,12 @@ class RenewalTests(ServerTestCase):
         super().setUp()
         self.tlsdir = self.service.reloader.directory
         self.events: list[str] = []
-        observer = lambda event: self.events.append(formatEvent(event))  # noqa: E731
+        self.logged = Conditions()
+
+        def observer(event: dict) -> None:
+            self.events.append(formatEvent(event))
+            self.logged.check()
+
         globalLogPublisher.addObserver(observer)
         self.addCleanup(globalLogPublisher.removeObserver, observer)
 
@@ -73,11 +79,11 @@ class RenewalTests(ServerTestCase):
         """
         old = self.serial_on_disk()
         self.assertEqual((yield self.served_serial()), old)
-        recorder = PingRecorder()
+        recorder = Watcher()
         monitor = PingMonitor(self.url(), recorder, interval=0.02, ca_file=self.caFile)
         monitor.startService()
         self.addCleanup(monitor.stopService)
-        yield self.until(lambda: len(recorder.result.samples) >= 2)
+        yield recorder.when(lambda result: len(result.samples) >= 2)
 
         write_tls_dir(self.tlsdir, self.ca)
         new = self.serial_on_disk()
@@ -86,7 +92,7 @@ class RenewalTests(ServerTestCase):
 
         self.assertEqual((yield self.served_serial()), new)
         before = len(recorder.result.samples)
-        yield self.until(lambda: len(recorder.result.samples) >= before + 3)
+        yield recorder.when(lambda result: len(result.samples) >= before + 3)
         opens = [c for c in recorder.result.states if c.state.name == "OPEN"]
         self.assertEqual(len(opens), 1, "the old connection was never dropped")
         self.assertTrue(any("now serving the certificate valid until" in e for e in self.events))
@@ -98,7 +104,7 @@ class RenewalTests(ServerTestCase):
         """
         write_tls_dir(self.tlsdir, self.ca)
         os.kill(os.getpid(), signal.SIGHUP)
-        yield self.until(lambda: any("TLS reload (SIGHUP)" in e for e in self.events))
+        yield self.logged.until(lambda: any("TLS reload (SIGHUP)" in e for e in self.events))
         self.assertEqual((yield self.served_serial()), self.serial_on_disk())
 
     @inlineCallbacks
@@ -119,21 +125,6 @@ class RenewalTests(ServerTestCase):
         self.assertIn("still serving the current certificate", failures[0])
         self.assertNotIn("\n", failures[0])
         self.assertEqual((yield self.served_serial()), old)
-
-    def until(self, condition) -> Deferred[None]:  # type: ignore[no-untyped-def]
-        """
-        Fire once C{condition()} holds, checking on every reactor turn.
-        """
-        done: Deferred[None] = Deferred()
-
-        def poll() -> None:
-            if condition():
-                done.callback(None)
-            else:
-                reactor.callLater(0.005, poll)
-
-        poll()
-        return done
 
 
 class PeriodicCheckTests(SynchronousTestCase):

@@ -7,8 +7,6 @@ a trivial echo server and against pingproto's own server and client.
 from __future__ import annotations
 
 import statistics
-from typing import Callable
-
 from twisted.application.internet import StreamServerEndpointService
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
@@ -28,7 +26,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 import pingproto.testing
-from pingproto import PingMonitor, PingRecorder, PingResult, ping
+from pingproto import PingMonitor, PingResult, ping
 from pingproto.client import ConnectionState
 from pingproto.server import EchoServerProtocol
 from pingproto.session import LossReason
@@ -36,7 +34,7 @@ from pingproto.tap import Options, build_service
 from pingproto.testing import FaultProxy
 
 from .tlsdir import write_ca_file, write_tls_dir
-from .waiting import Conditions
+from .waiting import Conditions, Watcher
 
 _log = Logger()
 
@@ -634,31 +632,6 @@ class TrackedEchoProtocol(EchoServerProtocol):
         super().connectionLost(reason)
         self.factory.live.discard(self)
         self.factory.waiters.check()
-
-
-class Watcher(PingRecorder):
-    """
-    Records like L{PingRecorder}, and fires waiters as things happen.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.waiters = Conditions()
-
-    def when(self, condition: Callable[[PingResult], bool]) -> Deferred[None]:
-        return self.waiters.until(lambda: condition(self.result))
-
-    def ping_replied(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        super().ping_replied(*args, **kwargs)
-        self.waiters.check()
-
-    def ping_lost(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        super().ping_lost(*args, **kwargs)
-        self.waiters.check()
-
-    def state_changed(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        super().state_changed(*args, **kwargs)
-        self.waiters.check()
 
 
 def median_rtt(result: PingResult) -> float:

@@ -8,6 +8,7 @@ import datetime
 import os
 import re
 import signal
+from typing import Callable
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
@@ -17,10 +18,11 @@ from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
-from pingproto import PingMonitor, PingRecorder, ping
+from pingproto import PingMonitor, ping
 
 from .commands import environment, twistd
 from .tlsdir import write_ca_file, write_tls_dir
+from .waiting import Conditions, Watcher
 
 
 class Server(ProcessProtocol):
@@ -33,12 +35,27 @@ class Server(ProcessProtocol):
         self.listening: Deferred[str] = Deferred()
         self.ended: Deferred[None] = Deferred()
         self.reason: Failure | None = None
+        self._conditions = Conditions()
+
+    def until(self, condition: Callable[[bytes], bool]) -> Deferred[None]:
+        """
+        Fire once C{condition(output)} holds, checking as output arrives;
+        fail if the process ends first.
+        """
+        waiting = self._conditions.until(lambda: condition(self.output))
+        if self.ended.called:
+            self._conditions.fail(self._ended_first())
+        return waiting
+
+    def _ended_first(self) -> RuntimeError:
+        return RuntimeError("twistd ended first:\n" + self.output.decode(errors="replace"))
 
     def outReceived(self, data: bytes) -> None:
         self.output += data
         match = re.search(rb"pingproto listening on (wss?://[^ \n]+)", self.output)
         if match and not self.listening.called:
             self.listening.callback(match.group(1).decode())
+        self._conditions.check()
 
     errReceived = outReceived
 
@@ -47,6 +64,8 @@ class Server(ProcessProtocol):
             self.listening.errback(RuntimeError(self.output.decode(errors="replace")))
         self.reason = reason
         self.ended.callback(None)
+        self._conditions.check()
+        self._conditions.fail(self._ended_first())
 
 
 class TwistdCase(TestCase):
@@ -139,22 +158,22 @@ class TwistdTests(TwistdCase):
         """
         server = self.start("--port", "0", "--workers", "2")
         url = yield server.listening
-        yield self.until(server, lambda out: out.count(b" started, pid ") >= 2)
+        yield server.until(lambda out: out.count(b" started, pid ") >= 2)
         pids = [int(p) for p in re.findall(rb"worker \d started, pid (\d+)", server.output)]
         self.assertEqual(len(set(pids)), 2)
         result = yield ping(url, 2, interval=0.05)
         self.assertEqual(len(result.samples), 2)
 
         os.kill(pids[0], signal.SIGKILL)
-        yield self.until(server, lambda out: out.count(b" started, pid ") >= 3)
+        yield server.until(lambda out: out.count(b" started, pid ") >= 3)
         result = yield ping(url, 2, interval=0.05)
         self.assertEqual(len(result.samples), 2)
 
-        recorder = PingRecorder()
+        recorder = Watcher()
         monitor = PingMonitor(url, recorder, interval=0.05)
         monitor.startService()
         self.addCleanup(monitor.stopService)
-        yield self.until(server, lambda out: len(recorder.result.samples) > 0)
+        yield recorder.when(lambda result: len(result.samples) > 0)
         server.process.signalProcess("TERM")
         yield server.ended
         closes = [c.detail for c in recorder.result.states if c.state.name == "CLOSED"]
@@ -176,10 +195,10 @@ class TwistdTests(TwistdCase):
         """
         server = self.start("--port", "0", "--workers", "2")
         url = yield server.listening
-        yield self.until(server, lambda out: out.count(b"listening on ws://127.0.0.1:") >= 3)
+        yield server.until(lambda out: out.count(b"listening on ws://127.0.0.1:") >= 3)
         results = yield gatherResults([ping(url, 1) for _ in range(40)])
         self.assertEqual([len(r.samples) for r in results], [1] * 40)
-        yield self.until(server, lambda out: out.count(b"closed: code 1000") >= 40)
+        yield server.until(lambda out: out.count(b"closed: code 1000") >= 40)
         served = [len(re.findall(rb"worker %d: .* closed: code 1000" % n, server.output)) for n in (1, 2)]
         self.assertEqual(sum(served), 40, served)
         self.assertGreaterEqual(min(served), 5, served)
@@ -193,33 +212,14 @@ class TwistdTests(TwistdCase):
         """
         server = self.start("--port", "0", "--workers", "2")
         url = yield server.listening
-        yield self.until(server, lambda out: out.count(b"listening on ws://127.0.0.1:") >= 3)
+        yield server.until(lambda out: out.count(b"listening on ws://127.0.0.1:") >= 3)
         pids = [int(p) for p in re.findall(rb"worker \d started, pid (\d+)", server.output)]
         os.kill(pids[0], signal.SIGKILL)
-        yield self.until(server, lambda out: b"worker 1 exited" in out)
+        yield server.until(lambda out: b"worker 1 exited" in out)
         restarts = server.output.count(b" started, pid ")
         results = yield gatherResults([ping(url, 1) for _ in range(12)])
         self.assertEqual([len(r.samples) for r in results], [1] * 12)
         self.assertEqual(server.output.count(b" started, pid "), restarts, "served before the restart")
-
-    def until(self, server: Server, condition) -> Deferred[None]:  # type: ignore[no-untyped-def]
-        """
-        Fire once C{condition(output)} holds, checking as output arrives.
-        """
-        done: Deferred[None] = Deferred()
-
-        def check() -> None:
-            if done.called:
-                return
-            if condition(server.output):
-                done.callback(None)
-            elif server.ended.called:
-                done.errback(RuntimeError(server.output.decode(errors="replace")))
-            else:
-                reactor.callLater(0.01, check)
-
-        check()
-        return done
 
     @inlineCallbacks
     def test_badTlsDirs(self):  # type: ignore[no-untyped-def]

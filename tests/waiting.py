@@ -6,7 +6,13 @@ from __future__ import annotations
 
 from typing import Callable
 
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import TestCase
+
+from pingproto import PingRecorder, PingResult
+from pingproto.server import EchoServerFactory
 
 
 class Conditions:
@@ -32,3 +38,55 @@ class Conditions:
             if condition():
                 self._waiting.remove(entry)
                 d.callback(None)
+
+    def fail(self, reason: Exception) -> None:
+        """
+        Fail everything still waiting: its condition can no longer come.
+        """
+        waiting, self._waiting = self._waiting, []
+        for _, d in waiting:
+            d.errback(reason)
+
+
+class Watcher(PingRecorder):
+    """
+    Records like L{PingRecorder}, and fires waiters as things happen.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiters = Conditions()
+
+    def when(self, condition: Callable[[PingResult], bool]) -> Deferred[None]:
+        return self.waiters.until(lambda: condition(self.result))
+
+    def ping_replied(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().ping_replied(*args, **kwargs)
+        self.waiters.check()
+
+    def ping_lost(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().ping_lost(*args, **kwargs)
+        self.waiters.check()
+
+    def state_changed(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().state_changed(*args, **kwargs)
+        self.waiters.check()
+
+
+def sockets_closed(test: TestCase, factory: EchoServerFactory) -> Deferred[None]:
+    """
+    Fire once C{factory} holds no socket, on the reactor turn after the
+    last one went: its C{connectionLost}, still on the stack when the count
+    drops, holds the connection until then.  The factory calls
+    C{notify_if_idle} for every socket it loses; the test listens there.
+    """
+    conditions = Conditions()
+    notify = factory.notify_if_idle
+
+    def lost() -> None:
+        notify()
+        conditions.check()
+
+    test.patch(factory, "notify_if_idle", lost)
+    gone: Deferred[None] = conditions.until(lambda: factory.sockets == 0)
+    return gone.addCallback(lambda _: deferLater(reactor, 0, lambda: None))
