@@ -53,6 +53,10 @@ class _SupervisorGone(Protocol):
             self.reactor.stop()  # type: ignore[attr-defined]
 
 
+def _nothing_to_reload(signum: int, frame: object) -> None:
+    pass
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     from twisted.internet import reactor
 
@@ -68,7 +72,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     options["endpoints"] = [AdoptedStreamServerEndpoint(reactor, fd, family) for fd, family in options["inherit"]]
     service = tap.build_service(options, quiet=True)
+    # SIGHUP is blocked until here (WorkerPool._spawn).  Without a TLS
+    # directory there is nothing to reload; with one, the reloader takes it
+    # and puts this back when it stops.  A handler, not SIG_IGN, which
+    # would discard a SIGHUP already waiting for the reloader.
+    signal.signal(signal.SIGHUP, _nothing_to_reload)
     service.startService()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     # The supervisor alone decides when workers stop: a Ctrl-C in its
     # terminal reaches it, not us, and it passes on a SIGTERM.  If it dies

@@ -247,7 +247,14 @@ class WorkerPool(Service):
             argv = [sys.executable, "-m", "pingproto.worker", *inherit, *self.worker_args]
             worker = _Worker(self, number)
             self.workers[number] = worker
-            self.reactor.spawnProcess(worker, sys.executable, argv, env=dict(os.environ), childFDs=fds)
+            # The worker starts with SIGHUP blocked (a signal mask outlives
+            # exec) and unblocks it once it can take one: a SIGHUP passed on
+            # while it starts up waits for it, instead of ending it.
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+            try:
+                self.reactor.spawnProcess(worker, sys.executable, argv, env=dict(os.environ), childFDs=fds)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         finally:
             # The worker has its copy; with ours closed, its socket ends with it.
             for sock in own:

@@ -186,6 +186,32 @@ class TwistdTests(TwistdCase):
                 os.kill(pid, 0)
 
     @inlineCallbacks
+    def test_workersTakeSighup(self):  # type: ignore[no-untyped-def]
+        """
+        SIGHUP reaches every worker, and none dies of it: with --tls-dir
+        each reloads, even when the signal comes while it is starting up
+        (before it can take one); without, each ignores it and serves on.
+        """
+        tlsdir = self.mktemp()
+        write_tls_dir(tlsdir)
+        server = self.start("--port", "0", "--workers", "2", "--tls-dir", tlsdir)
+        yield server.until(lambda out: b"worker 2 started" in out)
+        server.process.signalProcess("HUP")
+        yield server.until(lambda out: out.count(b"TLS reload (SIGHUP)") >= 2)
+        self.assertNotIn(b" exited", server.output)
+
+        plain = self.start("--port", "0", "--workers", "2")
+        url = yield plain.listening
+        yield plain.until(lambda out: out.count(b"listening on ws://127.0.0.1:") >= 3)
+        plain.process.signalProcess("HUP")
+        results = yield gatherResults([ping(url, 1) for _ in range(40)])
+        self.assertEqual([len(r.samples) for r in results], [1] * 40)
+        yield plain.until(lambda out: out.count(b"closed: code 1000") >= 40)
+        served = [len(re.findall(rb"worker %d: .* closed: code 1000" % n, plain.output)) for n in (1, 2)]
+        self.assertGreaterEqual(min(served), 5, served)
+        self.assertNotIn(b" exited", plain.output)
+
+    @inlineCallbacks
     def test_workersShareConnections(self):  # type: ignore[no-untyped-def]
         """
         Connections opened all at once are spread over the workers, not
