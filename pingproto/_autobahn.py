@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 
 _OPEN = WebSocketProtocol.STATE_OPEN
 _GROUND = WebSocketProtocol.SEND_STATE_GROUND
+_BEFORE_OPEN = (WebSocketProtocol.STATE_CONNECTING, WebSocketProtocol.STATE_PROXY_CONNECTING)
 
 
 class _Call:
@@ -109,7 +110,8 @@ class QuietDataPath:
         self.transport.write(data)  # type: ignore[attr-defined]
         if self.state == self.STATE_OPEN:  # type: ignore[attr-defined]
             self.trafficStats.outgoingOctetsWireLevel += len(data)  # type: ignore[attr-defined]
-        else:
+        elif self.state in _BEFORE_OPEN:  # type: ignore[attr-defined]
+            # As Autobahn: what is sent once closing is counted nowhere.
             self.trafficStats.preopenOutgoingOctetsWireLevel += len(data)  # type: ignore[attr-defined]
 
 

@@ -6,8 +6,9 @@ which browser origins may connect, and concurrent connections per address.
 
 from __future__ import annotations
 
-import fnmatch
+import re
 from collections import Counter
+from functools import lru_cache
 
 __all__ = ["AddressCounter", "TokenBucket", "client_address", "origin_allowed"]
 
@@ -90,14 +91,26 @@ def origin_allowed(origin: str | None, patterns: tuple[str, ...], allow_null: bo
     stands for any run of characters, so C{https://*.example.com} covers
     the subdomains.  A request without an Origin header is not from a
     browser page and passes; C{null} is what a page opened from a file or
-    a data: URL sends.
+    a data: URL sends.  Nothing else in a pattern is special: an IPv6
+    origin (C{https://[::1]:8443}) is written as it is sent.
     """
     if origin is None or origin == "":
         return True
     origin = origin.strip().lower()
     if origin == "null":
         return allow_null
-    return any(fnmatch.fnmatchcase(origin, pattern.lower()) for pattern in patterns)
+    return any(_origin_pattern(pattern).fullmatch(origin) for pattern in patterns)
+
+
+@lru_cache(maxsize=256)
+def _origin_pattern(pattern: str) -> re.Pattern[str]:
+    """
+    An origin pattern as a regular expression, made once per pattern (the
+    patterns are the server's configuration; every WebSocket request
+    matches against them).  Not L{fnmatch}, where C{[}, C{]} and C{?} are
+    syntax too.
+    """
+    return re.compile(re.escape(pattern.lower()).replace(r"\*", ".*"), re.DOTALL)
 
 
 class AddressCounter:

@@ -113,6 +113,17 @@ class _ReadGate:
         """
         self._transport = None
 
+    def release_all(self) -> None:
+        """
+        Drop every reason at once: the connection is being closed, and must
+        read the peer's goodbye (TLS close_notify, or the end of TCP) even
+        if its echoes were still backed up.
+        """
+        if self._reasons:
+            self._reasons = _NO_REASONS
+            if self._transport is not None:
+                self._transport.resumeProducing()
+
     @property
     def holding(self) -> frozenset[str]:
         return self._reasons
@@ -173,8 +184,8 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
     _data_bucket: TokenBucket | None = None
     _gate: _ReadGate | None = None
     _throttle: IDelayedCall | None = None
-    _pieces: list[bytes]
-    _held = 0
+    _linger: IDelayedCall | None = None
+    _pieces: bytearray
     _streaming = False
 
     def connectionMade(self) -> None:
@@ -191,6 +202,8 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
             self._counted = None
         if self._throttle is not None and self._throttle.active():
             self._throttle.cancel()
+        if self._linger is not None and self._linger.active():
+            self._linger.cancel()
         if self._gate is not None:
             self._gate.detach()
         super().connectionLost(reason)
@@ -200,6 +213,31 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
             self.closeHandshakeTimeoutCall.cancel()
             self.closeHandshakeTimeoutCall = None
         release_is_closed(self)
+
+    def dropConnection(self, abort: bool = False) -> None:
+        """
+        Close the connection; when Autobahn closes it gently (after a plain
+        HTTP answer, a refused handshake, or the reply to the peer's
+        close), make sure it ends even if the peer never does its part.
+
+        A gentle close waits for the peer: over TLS for its close_notify,
+        over TCP for it to take the last bytes.  The WebSocket is CLOSED by
+        then, so no Autobahn timer and no 1001 on stop acts on it any more,
+        and a peer gone quiet would keep its socket, and its place under
+        the connection caps, for ever.  So reading resumes (backed-up
+        echoes may have stopped it, and once the gate is unregistered
+        nothing else would resume it) and the connection is cut after a
+        grace period: the time a client gets for its opening handshake, and
+        no less than Autobahn gives a peer to answer a close.
+        """
+        if abort or self.state == self.STATE_CLOSED:
+            super().dropConnection(abort)
+            return
+        if self._gate is not None:
+            self._gate.release_all()
+        super().dropConnection(abort)
+        grace = max(self.openHandshakeTimeout, self.closeHandshakeTimeout)
+        self._linger = self.factory.reactor.callLater(grace, self.transport.abortConnection)
 
     def processHandshake(self) -> None:
         head_end = self.data.find(b"\r\n\r\n")
@@ -233,6 +271,11 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
             return False
         host = getattr(self.transport.getPeer(), "host", "unix")
         address = client_address(host, headers.get("x-forwarded-for"), limits.trusted_proxies)
+        if address != host:
+            # The log names whom the caps count: a forwarded client by its
+            # address alone (the port is the proxy's), anyone else as
+            # Autobahn does.
+            self.peer = address
         if not factory.per_address.acquire(address):
             return False
         self._counted = address
@@ -367,26 +410,27 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
 
     def onMessageBegin(self, isBinary: bool) -> None:
         super().onMessageBegin(isBinary)
-        self._pieces = []
-        self._held = 0
+        # One buffer, not a list of pieces: held as a list, a message of
+        # 1-byte fragments costs many times the bytes it holds.
+        self._pieces = bytearray()
         self._streaming = False
         if self.state == self.STATE_OPEN:
             self._within_rate()
 
     def onMessageFrameData(self, payload: bytes) -> None:
-        if self.state != self.STATE_OPEN or self.failedByMe:
+        # An empty fragment adds nothing to the echo (and nothing to
+        # Autobahn's size count), so it must add nothing to memory either.
+        if not payload or self.state != self.STATE_OPEN or self.failedByMe:
             return
         if self._streaming:
-            if payload:
-                self._echo_piece(payload)
+            self._echo_piece(payload)
             return
-        self._pieces.append(payload)
-        self._held += len(payload)
-        if self._held > ECHO_BUFFER:
+        self._pieces += payload
+        if len(self._pieces) > ECHO_BUFFER:
             self._streaming = True
             self.beginMessage(self.message_is_binary)
-            self._echo_piece(b"".join(self._pieces))
-            self._pieces = []
+            self._echo_piece(bytes(self._pieces))
+            self._pieces = bytearray()
 
     def _echo_piece(self, data: bytes) -> None:
         self.beginMessageFrame(len(data))
@@ -400,9 +444,8 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
             if self._streaming:
                 self.endMessage()
             else:
-                self.sendMessage(b"".join(self._pieces), self.message_is_binary)
-        self._pieces = []
-        self._held = 0
+                self.sendMessage(bytes(self._pieces), self.message_is_binary)
+        self._pieces = bytearray()
 
     def close_with(self, code: int, reason: str) -> None:
         """
@@ -492,7 +535,9 @@ class EchoServerFactory(OptionsOnClass, WebSocketServerFactory):
             # compares with default ports filled in.
             allowedOrigins=["*"],
             allowNullOrigin=True,
-            trustXForwardedFor=limits.trusted_proxies,
+            # trustXForwardedFor stays 0: Autobahn's rule for the forwarded
+            # address is not the caps' (client_address), and the log must
+            # name whom the caps count; _admit sets the peer.
         )
 
     def going_away(self) -> Deferred[None]:

@@ -935,6 +935,34 @@ class GracefulStopTests(HardeningTestCase):
         self.assertEqual(closed[0].detail, "code 1001: server shutting down")
 
 
+class SilentAfterCloseTests(HardeningTestCase):
+    """
+    A client that closes its WebSocket and then neither reads nor hangs
+    up: the server answers its close and waits for its TLS close_notify,
+    but only for the grace period (the opening handshake timeout, 1 s
+    here).
+    """
+
+    extra = ["--handshake-timeout", "1"]
+
+    @inlineCallbacks
+    def test_cutAfterGrace(self):  # type: ignore[no-untyped-def]
+        """
+        The client's socket, WebSocket and address count are released
+        about a second after its close; the witness stays.
+        """
+        since = reactor.seconds()
+        client = yield self.open_websocket()
+        self.assertEqual(self.counts(), (2, 2, 2, 1))
+        client.send_frame(struct.pack(">H", 1000), opcode=8)
+        # It reads nothing more: not the server's reply, not its TLS goodbye.
+        client.transport.pauseProducing()
+        closed = reactor.seconds()
+        yield self.eventually(lambda: self.counts() == (1, 1, 1, 1), within=1.0 + 2 * SLACK)
+        self.assertGreaterEqual(reactor.seconds() - closed, 0.9)
+        yield self.assertWitnessUnharmed(since)
+
+
 class GoodbyeWithoutHangup(Protocol):
     """
     A WebSocket server that accepts the upgrade, says goodbye (1001) at

@@ -24,7 +24,7 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
 from pingproto.config import ServerLimits
-from pingproto.limits import AddressCounter, TokenBucket, client_address
+from pingproto.limits import AddressCounter, TokenBucket, client_address, origin_allowed
 from pingproto.pingcmd import PingOptions
 from pingproto.records import RecordError, read_records
 from pingproto.report import parse_time
@@ -336,6 +336,54 @@ class ClientAddressTests(SynchronousTestCase):
 
 
 _addresses = st.sampled_from(["127.0.0.1", "10.0.0.1", "10.0.0.2", "::1", "203.0.113.9"])
+
+# What an Origin header holds (visible ASCII), less the one wildcard.
+_origins = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E, blacklist_characters="*"), min_size=1)
+
+
+class OriginAllowedTests(SynchronousTestCase):
+    """
+    L{origin_allowed}: origins as browsers write them, where only C{*} is
+    special.
+    """
+
+    @given(origin=_origins)
+    @example(origin="https://[::1]:8443")
+    def test_origin_allows_itself(self, origin: str) -> None:
+        """
+        Any origin without C{*} in it, named as a pattern, allows itself
+        (brackets and question marks included), and nothing else that
+        differs from it.
+        """
+        assume(origin.lower() != "null")
+        self.assertTrue(origin_allowed(origin, (origin,), allow_null=False))
+        self.assertFalse(origin_allowed(origin + "x", (origin,), allow_null=False))
+
+    def test_ipv6_literal(self) -> None:
+        """
+        A page served from an IPv6 literal can be allowed; its brackets are
+        not a character class.
+        """
+        patterns = ("https://[::1]:8443", "https://[2001:db8::*]")
+        self.assertTrue(origin_allowed("https://[::1]:8443", patterns, True))
+        self.assertTrue(origin_allowed("https://[2001:db8::7]", patterns, True))
+        self.assertFalse(origin_allowed("https://1:8443", patterns, True))
+        self.assertFalse(origin_allowed("https://[::1]:8444", patterns, True))
+
+    def test_only_star_is_special(self) -> None:
+        """
+        C{*} stands for any run of characters, the empty one included, in
+        any case; C{[a]} and C{?} stand for themselves: C{https://[a]}
+        does not let C{https://a} in, nor C{https://a?} C{https://ab}.
+        """
+        patterns = ("https://*.example.com",)
+        self.assertTrue(origin_allowed("https://a.b.example.com", patterns, True))
+        self.assertTrue(origin_allowed("HTTPS://APP.Example.com", patterns, True))
+        self.assertTrue(origin_allowed("https://.example.com", patterns, True))
+        self.assertFalse(origin_allowed("https://example.com", patterns, True))
+        self.assertFalse(origin_allowed("http://a.example.com", patterns, True))
+        self.assertFalse(origin_allowed("https://a", ("https://[a]",), True))
+        self.assertFalse(origin_allowed("https://ab", ("https://a?",), True))
 
 
 class AddressCounterTests(SynchronousTestCase):

@@ -596,6 +596,42 @@ class FastSendTests(OverrideTestCase):
         self.assertEqual(parse_server_frames(ours.transport.value())[:2], [(1, b"abcd"), (0, b"ef")])
 
 
+class AutobahnSendDataProtocol(EchoServerProtocol):
+    """
+    The echo server with Autobahn's own C{sendData}.
+    """
+
+    sendData = WebSocketProtocol.sendData
+
+
+class QuietDataPathTests(OverrideTestCase):
+    def test_countedAsAutobahnCountsThem(self) -> None:
+        """
+        Bytes sent before the WebSocket opens, while it is open, while it
+        closes and once it is closed are written and counted as Autobahn's
+        C{sendData} writes and counts them: once closing, nowhere.
+        """
+        transports, stats = [], []
+        request = upgrade_request()
+        for protocol_class in (EchoServerProtocol, AutobahnSendDataProtocol):
+            transport = LenientTransport()
+            factory = EchoServerFactory(self.limits, reactor=self.clock)
+            factory.protocol = protocol_class
+            protocol = factory.buildProtocol(_ADDRESS)
+            protocol.makeConnection(transport)
+            protocol.sendData(b"before")
+            protocol.dataReceived(request)
+            protocol.sendData(b"open")
+            protocol.sendClose(1000)
+            protocol.sendData(b"closing")
+            protocol.dropConnection(abort=True)
+            protocol.sendData(b"closed")
+            transports.append(transport.value())
+            stats.append(vars(protocol.trafficStats))
+        self.assertEqual(transports[0], transports[1])
+        self.assertEqual(stats[0], stats[1])
+
+
 class QuietSetupTests(OverrideTestCase):
     def _state(self, protocol: EchoServerProtocol, names: set[str]) -> dict[str, Any]:
         """

@@ -13,19 +13,20 @@ import struct
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.protocols.tls import TLSMemoryBIOFactory
-from twisted.test.iosim import connectedServerAndClient
+from twisted.test.iosim import FakeTransport, connect, connectedServerAndClient
 from twisted.trial.unittest import SynchronousTestCase
 
 from pingproto.client import ConnectionState, PingClientFactory, PingRecorder
 from pingproto.config import ServerLimits
 from pingproto.server import PLAIN_ANSWER, EchoServerFactory, EchoServerProtocol, open_for
 from pingproto.session import LossReason, PingSession
-from pingproto.tls import ServerTLS, client_tls_options
+from pingproto.tls import ServerTLS, TLSProtocol, client_tls_options
 from pingproto.tlsfiles import load_tls_dir
 
 from .tlsdir import write_ca_file, write_tls_dir
@@ -202,6 +203,29 @@ class ServerOverStringTransportTests(SynchronousTestCase, TimerHygiene):
         lines = [formatEvent(e) for e in events if e.get("log_namespace", "").startswith("pingproto.server")]
         self.assertEqual(lines, ["tcp4:192.168.1.1:54321 at /sock/websocket, open 1 h 02 min, closed: code 1000 (bye)"])
         self.assertEqual(events[-1]["seconds"], 3725)
+
+    def test_loggedPeerIsTheCountedOne(self) -> None:
+        """
+        The log line names the client the connection caps count: behind two
+        trusted proxies, an X-Forwarded-For of one entry (which the client
+        could have written itself) is not believed for either, and one of
+        two entries names the client for both.
+        """
+        cases = [
+            ("X-Forwarded-For: 6.6.6.6\r\n", "192.168.1.1", "tcp4:192.168.1.1:54321"),
+            ("X-Forwarded-For: 203.0.113.9, 10.0.0.2\r\n", "203.0.113.9", "203.0.113.9"),
+        ]
+        for header, counted, logged in cases:
+            factory = EchoServerFactory(ServerLimits(trusted_proxies=2, ping_interval=0), reactor=self.clock)
+            protocol = factory.buildProtocol(_ADDRESS)
+            protocol.makeConnection(LenientTransport())
+            protocol.dataReceived(upgrade_request(extra=header))
+            self.assertEqual(factory.per_address.count(counted), 1)
+            with capturedLogs() as events:
+                protocol.dataReceived(client_frame(struct.pack(">H", 1000), opcode=8))
+                protocol.connectionLost(Failure(ConnectionDone()))
+            lines = [formatEvent(e) for e in events if e.get("log_namespace", "").startswith("pingproto.server")]
+            self.assertEqual(lines, [f"{logged} at /, open 0.0 s, closed: code 1000"])
 
     def test_noServerBanner(self) -> None:
         """
@@ -484,3 +508,138 @@ class PairOverTLSTests(PairTests):
     """
 
     tls = True
+
+
+class FallsSilentTransport(FakeTransport):
+    """
+    iosim's transport for a peer that falls silent at C{silent}: nothing it
+    sends arrives any more, not its TLS close_notify, not its hang-up.  It
+    vanished, or lingers on purpose.
+    """
+
+    silent = False
+
+    def write(self, data: bytes) -> None:
+        if not self.silent:
+            super().write(data)
+
+    def loseConnection(self) -> None:
+        if not self.silent:
+            super().loseConnection()
+
+    abortConnection = loseConnection
+
+
+class AsksThenFallsSilent(Protocol):
+    """
+    Sends its request, and falls silent as soon as an answer arrives.
+    """
+
+    def connectionMade(self) -> None:
+        self.received = b""
+        self.transport.write(self.factory.request)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+        # Its TLS layer's transport: not even the TLS goodbye leaves.
+        self.transport.transport.silent = True
+
+
+class LingeringPeerTests(SynchronousTestCase, TimerHygiene):
+    """
+    A connection the server closes gently (it waits for the peer's TLS
+    close_notify) ends all the same when the peer never does its part:
+    after a grace period of the opening handshake timeout.  Through real
+    OpenSSL in memory, on a L{Clock}.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.factory = EchoServerFactory(ServerLimits(handshake_timeout=5, ping_interval=0), reactor=self.clock)
+        tlsdir = self.mktemp()
+        ca = write_tls_dir(tlsdir)
+        self.serverTLS = TLSMemoryBIOFactory(ServerTLS(load_tls_dir(tlsdir)), False, self.factory, clock=self.clock)
+        self.serverTLS.protocol = TLSProtocol
+        self.clientOptions = client_tls_options("localhost", write_ca_file(self.mktemp(), ca))
+
+    def tearDown(self) -> None:
+        self.assertGlobalReactorUntouched()
+
+    def open(self, request: bytes) -> AsksThenFallsSilent:
+        """
+        Connect a client that sends C{request} and falls silent at the
+        answer; pump until nothing more moves.
+        """
+        clientFactory = Factory.forProtocol(AsksThenFallsSilent)
+        clientFactory.request = request  # type: ignore[attr-defined]
+        clientTLS = TLSMemoryBIOFactory(self.clientOptions, True, clientFactory, clock=self.clock)
+        server = self.serverTLS.buildProtocol(_ADDRESS)
+        client = clientTLS.buildProtocol(_ADDRESS)
+        self.pump = connect(
+            server,
+            FakeTransport(server, isServer=True),
+            client,
+            FallsSilentTransport(client, isServer=False),
+            greet=False,
+            clock=self.clock,
+        )
+        self.pump.flush()
+        return client.wrappedProtocol
+
+    def assertCutAfterGrace(self) -> None:
+        """
+        The socket stays for the grace period, waiting for the peer, and
+        is gone, with its counts and timers, once it has passed.
+        """
+        self.assertEqual(self.factory.sockets, 1)
+        self.clock.advance(4.9)
+        self.pump.flush()
+        self.assertEqual(self.factory.sockets, 1)
+        self.clock.advance(0.1)
+        self.pump.flush()
+        factory = self.factory
+        self.assertEqual((factory.sockets, len(factory.open_protocols), len(factory.per_address)), (0, 0, 0))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_silentAfterPlainAnswer(self) -> None:
+        """
+        A client that asks C{GET /}, gets its answer and says no more is
+        cut off after the grace period.
+        """
+        client = self.open(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        self.assertTrue(client.received.startswith(b"HTTP/1.1 200 OK\r\n"))
+        self.assertCutAfterGrace()
+
+    def test_silentAfterItsClose(self) -> None:
+        """
+        A client that closes its WebSocket, gets the server's reply and
+        says no more is cut off after the grace period; a server stopping
+        meanwhile no longer waits for it once it is gone.
+        """
+        client = self.open(upgrade_request() + client_frame(struct.pack(">H", 1000), opcode=8))
+        self.assertTrue(client.received.startswith(b"HTTP/1.1 101 "))
+        frames = parse_server_frames(client.received.split(b"\r\n\r\n", 1)[1])
+        self.assertEqual(frames, [(8, struct.pack(">H", 1000))])
+        stopped = self.factory.going_away()
+        self.assertNoResult(stopped)
+        self.assertCutAfterGrace()
+        self.successResultOf(stopped)
+
+    def test_closeWhileEchoesWait(self) -> None:
+        """
+        A close that arrives while the server has stopped reading, its
+        echoes backed up in the transport, has the server read again: the
+        peer's goodbye (its TLS close_notify, or the end of TCP) must still
+        be read, and the transport no longer resumes a producer it has
+        been told to forget.
+        """
+        transport = LenientTransport()
+        protocol = self.factory.buildProtocol(_ADDRESS)
+        protocol.makeConnection(transport)
+        protocol.dataReceived(upgrade_request())
+        transport.producer.pauseProducing()
+        self.assertEqual(transport.producerState, "paused")
+        protocol.dataReceived(client_frame(struct.pack(">H", 1000), opcode=8))
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(transport.producerState, "producing")
+        protocol.connectionLost(Failure(ConnectionDone()))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import tracemalloc
 
 from autobahn.twisted.resource import WebSocketResource
 from twisted.internet import reactor
@@ -150,6 +151,43 @@ class StreamingInMemoryTests(SynchronousTestCase):
         frames = self.written()
         self.assertEqual([op for op, _ in frames], [8])
         self.assertEqual(int.from_bytes(frames[0][1][:2], "big"), 1009)
+
+    def held_while(self, data: bytes) -> int:
+        """
+        How much more memory is allocated after the server has read
+        C{data} than before.
+        """
+        tracemalloc.start()
+        self.addCleanup(tracemalloc.stop)
+        before = tracemalloc.get_traced_memory()[0]
+        self.protocol.dataReceived(data)
+        return tracemalloc.get_traced_memory()[0] - before
+
+    def test_emptyFragmentsHoldNothing(self) -> None:
+        """
+        Empty continuation frames, which add nothing to a message (nor to
+        its size as the limit counts it), add nothing to what the server
+        holds, however many arrive; the echo is the message's bytes.
+        """
+        self.protocol.dataReceived(frame(b"a", fin=False))
+        held = self.held_while(frame(b"", opcode=0, fin=False) * 20_000)
+        self.assertLess(held, 4096)
+        self.protocol.dataReceived(frame(b"b", opcode=0))
+        self.assertEqual(self.written(), [(2, b"ab")])
+
+    def test_tinyFragmentsHeldAsTheirBytes(self) -> None:
+        """
+        A message in 1-byte fragments holds about as much memory as it has
+        bytes, well within L{ECHO_BUFFER}, not a bookkeeping object per
+        fragment; the echo is byte for byte.
+        """
+        payload = bytes(range(256)) * 32
+        fragments = b"".join(frame(payload[i : i + 1], opcode=0, fin=False) for i in range(1, len(payload)))
+        self.protocol.dataReceived(frame(payload[:1], fin=False))
+        held = self.held_while(fragments)
+        self.assertLess(held, 2 * len(payload))
+        self.protocol.dataReceived(frame(b"", opcode=0))
+        self.assertEqual(self.written(), [(2, payload)])
 
     def test_messageAfterLargeOne(self) -> None:
         """
