@@ -27,6 +27,7 @@ __all__ = [
     "positive_rate",
     "positive_seconds",
     "read_number",
+    "tls_endpoint_kind",
     "whole_number",
 ]
 
@@ -207,6 +208,36 @@ def is_loopback_endpoint(description: str) -> bool:
         return ipaddress.ip_address(interface).is_loopback
     except ValueError:
         return False
+
+
+# Server endpoint kinds that do TLS themselves.
+_TLS_KINDS = ("ssl", "tls")
+
+
+def tls_endpoint_kind(description: str) -> str | None:
+    """
+    The kind of endpoint that would wrap connections in a TLS of its own
+    (C{ssl}, C{tls}, also behind C{haproxy:}), or L{None}.
+
+    pingproto applies TLS itself, to every listener, with its policy and
+    its certificate reload; such an endpoint would bypass the policy (with
+    C{--no-tls}) or add TLS inside TLS (with C{--tls-dir}).
+    """
+    args, kwargs = _parseEndpoint(description)
+    kind = args[0].lower() if args else ""
+    if kind in _TLS_KINDS:
+        return kind
+    if kind == "haproxy" and len(args) > 1:
+        # haproxy:ssl:443:... : the rest is the wrapped endpoint.
+        return tls_endpoint_kind(_unparse(args[1:], kwargs))
+    if kind == "autobahn" and len(args) > 1:
+        # autobahn:ssl\:443\:...:url=... : the first argument is.
+        return tls_endpoint_kind(args[1])
+    return None
+
+
+def _unparse(args: Sequence[str], kwargs: dict[str, str]) -> str:
+    return ":".join([_escape(a) for a in args] + [f"{_escape(k)}={_escape(v)}" for k, v in kwargs.items()])
 
 
 def listen_descriptions(

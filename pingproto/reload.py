@@ -6,8 +6,9 @@ files in place.  L{CertificateReloader} notices (a check of the files'
 identity at most once a minute, and at once on SIGHUP), checks the new
 files exactly as start-up does, and hands them to L{ServerTLS}, which serves
 them to new connections; open connections keep the session they have.  A
-reload that fails (half-written files, a key that does not match) keeps the
-old certificate and says why in one line.
+reload that fails (half-written files, a key that does not match, a key
+OpenSSL refuses) keeps the old certificate, says why in one line, and
+leaves the periodic check running.
 """
 
 from __future__ import annotations
@@ -110,6 +111,13 @@ class CertificateReloader(Service):
         """
         try:
             material = load_tls_dir(self.directory)
+            self._seen = _signature(material.files)
+            if (material.certificate, material.chain) == (self.tls.material.certificate, self.tls.material.chain):
+                _log.info("TLS reload ({why}): the certificate is unchanged", why=why)
+                return False
+            # OpenSSL may refuse what load_tls_dir accepted (its security
+            # level); raised out of the periodic check, that would end it.
+            self.tls.replace(material)
         except TLSConfigError as e:
             _log.error(
                 "TLS reload ({why}) failed, still serving the current certificate: {problem}",
@@ -117,11 +125,6 @@ class CertificateReloader(Service):
                 problem=str(e),
             )
             return False
-        self._seen = _signature(material.files)
-        if (material.certificate, material.chain) == (self.tls.material.certificate, self.tls.material.chain):
-            _log.info("TLS reload ({why}): the certificate is unchanged", why=why)
-            return False
-        self.tls.replace(material)
         _log.info(
             "TLS reload ({why}): now serving the certificate valid until {until} UTC",
             why=why,

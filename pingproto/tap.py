@@ -4,6 +4,7 @@ C{twistd pingproto}: the command-line face of the server.
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -20,9 +21,11 @@ from pingproto.config import (
     positive_int,
     positive_rate,
     positive_seconds,
+    tls_endpoint_kind,
     whole_number,
 )
 from pingproto.service import make_server_service
+from pingproto.tls import server_context
 from pingproto.tlsfiles import TLSConfigError, load_tls_dir
 from pingproto.workers import WorkerPool, worker_count
 
@@ -96,15 +99,16 @@ class Options(usage.Options):
             "max-connections",
             None,
             _defaults.max_connections,
-            "Connections served at once; more get HTTP 503 (0: no cap).",
+            "Connections served at once, by each worker with --workers; more "
+            "get HTTP 503 (0: no cap).",
             whole_number,
         ],
         [
             "max-per-address",
             None,
             _defaults.max_per_address,
-            "Connections served at once from one client address; more get "
-            "HTTP 503 (0: no cap).",
+            "Connections served at once from one client address, by each "
+            "worker with --workers; more get HTTP 503 (0: no cap).",
             whole_number,
         ],
         [
@@ -165,6 +169,17 @@ class Options(usage.Options):
         from twisted.internet import reactor
 
         try:
+            kind = tls_endpoint_kind(description)
+        except (ValueError, TypeError, KeyError) as e:
+            raise usage.UsageError(f"--listen {description!r} is not a valid endpoint: {e}")
+        if kind is not None:
+            # Its own TLS, outside pingproto's policy and its reload, or
+            # TLS inside pingproto's with --tls-dir.
+            raise usage.UsageError(
+                f"--listen {description!r}: {kind}: endpoints bring TLS of their own; "
+                "listen on tcp:, unix: or systemd: and give --tls-dir DIR to serve wss://"
+            )
+        try:
             serverFromString(reactor, description)
         except IndexError:
             # Twisted's systemd endpoint looks its socket up at once.
@@ -174,6 +189,9 @@ class Options(usage.Options):
             )
         except (ValueError, TypeError, KeyError) as e:
             raise usage.UsageError(f"--listen {description!r} is not a valid endpoint: {e}")
+        except OSError as e:
+            # A file an endpoint plugin reads at once.
+            raise usage.UsageError(f"--listen {description!r}: {e}")
         self["listen"].append(description)
 
     def postOptions(self) -> None:
@@ -225,6 +243,10 @@ def build_service(options: Options, quiet: bool = False) -> IService:
     if options["tls-dir"] is not None:
         try:
             tls = load_tls_dir(options["tls-dir"])
+            # Built once here, and thrown away, so that what OpenSSL alone
+            # refuses also ends start-up in one line, in this process:
+            # with --workers, before a worker is started only to fail.
+            server_context(tls)
         except TLSConfigError as e:
             raise SystemExit(f"pingproto: {e}")
         for warning in tls.warnings if not quiet else ():
@@ -252,7 +274,7 @@ class _ExitIfCannotListen(MultiService):
             super().privilegedStartService()
 
     def startService(self) -> None:
-        # A worker pool binds here, not in privilegedStartService.
+        # Whatever binds only once started.
         with _exit_if_cannot_listen():
             super().startService()
 
@@ -263,6 +285,13 @@ def _exit_if_cannot_listen() -> Iterator[None]:
         yield
     except CannotListenError as e:
         raise SystemExit(f"pingproto: {e}") from None
+    except OSError as e:
+        # Not every listener wraps its errors: a UNIX socket's lock file
+        # in a directory that does not exist, say (a symlink, whose
+        # second file name is the one that failed).
+        path = e.filename2 if e.filename2 is not None else e.filename
+        where = f" on {os.fsdecode(path)}" if path is not None else ""
+        raise SystemExit(f"pingproto: Couldn't listen{where}: {e.strerror or e}") from None
 
 
 def worker_args(options: Options) -> list[str]:

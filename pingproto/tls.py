@@ -70,7 +70,32 @@ GROUPS = b"X25519:prime256v1:secp384r1"
 def server_context(material: TLSMaterial) -> SSL.Context:
     """
     Build the server's context from a checked key and chain.
+
+    OpenSSL has checks of its own that L{load_tls_dir} does not repeat, and
+    its security level can be raised by the system's configuration (a
+    2048-bit RSA key is "too small" at level 3): what it refuses is a
+    L{TLSConfigError} naming the files and OpenSSL's reason, so that
+    start-up and reload can say it in one line.
     """
+    try:
+        return _server_context(material)
+    except SSL.Error as e:
+        raise TLSConfigError(
+            f"OpenSSL refuses the key in {material.files.key} with the certificate in "
+            f"{material.files.cert}: {_openssl_reasons(e)}"
+        ) from None
+
+
+def _openssl_reasons(error: SSL.Error) -> str:
+    """
+    The reasons in an OpenSSL error queue, e.g. C{ee key too small}.
+    """
+    queue = error.args[0] if error.args and isinstance(error.args[0], list) else []
+    reasons = [entry[-1] for entry in queue if isinstance(entry, tuple) and entry and entry[-1]]
+    return "; ".join(dict.fromkeys(reasons)) or str(error) or "no reason given"
+
+
+def _server_context(material: TLSMaterial) -> SSL.Context:
     options = CertificateOptions(
         privateKey=crypto.PKey.from_cryptography_key(material.key),  # type: ignore[arg-type]
         certificate=crypto.X509.from_cryptography(material.certificate),

@@ -19,6 +19,7 @@ from typing import Sequence
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 __all__ = [
@@ -111,6 +112,7 @@ def load_tls_dir(directory: str, now: datetime.datetime | None = None) -> TLSMat
     if now is None:
         now = datetime.datetime.now(datetime.timezone.utc)
     key = _load_key(files.key)
+    _check_key(files.key, key)
     certs = _load_certificates(files.cert)
     if files.chain is not None:
         certs += _load_certificates(files.chain)
@@ -160,8 +162,43 @@ def _load_key(path: str) -> PrivateKeyTypes:
         raise TLSConfigError(
             f"{path} is encrypted with a passphrase; pingproto needs an unencrypted key"
         ) from None
-    except (ValueError, Exception):
+    except Exception:
         raise TLSConfigError(f"{path} does not hold a PEM private key") from None
+
+
+# The curves of pingproto's TLS policy (pingproto.tls.GROUPS, less X25519,
+# which only exchanges keys), by the names cryptography gives them.
+_CURVES = ("secp256r1", "secp384r1")
+_KEYS_SERVED = "give an RSA key of 2048 bits or more, an EC key on P-256 or P-384, or an Ed25519 key"
+
+
+def _check_key(path: str, key: PrivateKeyTypes) -> None:
+    """
+    Refuse a key outside the TLS policy, which some or all clients refuse.
+
+    A DSA key loads and matches its certificate, but TLS 1.3 has no DSA
+    signatures and the TLS 1.2 suites allowed are all ECDHE-RSA or
+    ECDHE-ECDSA: every handshake would fail with "no shared cipher".  An
+    EC key on a curve outside the policy fails the same way with clients
+    that offer only the policy's curves (TLS 1.2 wants the certificate's
+    curve among the client's), Chrome among them, which also takes no
+    P-521 signature in TLS 1.3; OpenSSL itself refuses RSA under 2048 bits.
+    Ed448, which only OpenSSL-based clients take, is left out with the rest.
+    """
+    if isinstance(key, rsa.RSAPrivateKey):
+        if key.key_size < 2048:
+            raise TLSConfigError(f"{path} holds a {key.key_size}-bit RSA key, too small: {_KEYS_SERVED}")
+    elif isinstance(key, ec.EllipticCurvePrivateKey):
+        if key.curve.name not in _CURVES:
+            raise TLSConfigError(
+                f"{path} holds an EC key on {key.curve.name}, a curve outside the TLS policy: {_KEYS_SERVED}"
+            )
+    elif not isinstance(key, ed25519.Ed25519PrivateKey):
+        # Ed448, X25519 and X448 keys: each name takes "an".
+        what = "a DSA key"
+        if not isinstance(key, dsa.DSAPrivateKey):
+            what = f"an {type(key).__name__.removesuffix('PrivateKey')} key"
+        raise TLSConfigError(f"{path} holds {what}, which the TLS policy does not serve: {_KEYS_SERVED}")
 
 
 def _load_certificates(path: str) -> list[x509.Certificate]:

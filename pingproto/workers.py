@@ -38,6 +38,10 @@ _log = Logger()
 
 # A worker that has not exited by then after SIGTERM is killed.
 STOP_TIMEOUT = 10.0
+# A worker that dies after serving this long was not crash-looping: the
+# delay before the next restart starts again from the shortest.
+STABLE_AFTER = 10.0
+MAX_WORKERS = 256
 
 
 def worker_count(text: str) -> int:
@@ -45,10 +49,11 @@ def worker_count(text: str) -> int:
     Read C{--workers}: a number, or C{auto} for one per core.
     """
     if text == "auto":
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return min(cores, MAX_WORKERS)
     value = read_number(text, int, "a number or 'auto'", prefix="--workers ")
-    if not 1 <= value <= 256:
-        raise ValueError(f"--workers {value}: give 1 to 256")
+    if not 1 <= value <= MAX_WORKERS:
+        raise ValueError(f"--workers {value}: give 1 to {MAX_WORKERS}")
     return value
 
 
@@ -67,8 +72,13 @@ class ReusePortGroup:
     60/0.  Hashed, the spread does not depend on who is scheduled first.
 
     The group holds a socket bound to the address that does not listen, so
-    the port stays the group's while a worker restarts (and a port in use
-    fails twistd at start-up).  A worker's listening socket is made when the
+    the port stays the group's while a worker restarts.  That socket has
+    C{SO_REUSEPORT}, which would let any other socket with it (another
+    C{--workers} instance of the same user) bind and listen there too and
+    take a share of the connections; so the address is first bound by a
+    socket without it, which fails if anything listens there (a port in
+    use fails twistd at start-up), and picks the port when asked for port
+    0.  A worker's listening socket is made when the
     worker starts and the supervisor keeps no copy: when a worker dies its
     socket closes with it and the kernel sends new connections to the other
     workers at once (connections still waiting in the dead worker's queue
@@ -79,16 +89,27 @@ class ReusePortGroup:
         self.family = family
         self.backlog = backlog
         try:
-            self._anchor = self._bound((host, port))
+            # SO_REUSEADDR still, so that connections of an earlier run
+            # waiting out TIME_WAIT do not keep a restart from binding.
+            probe = self._bound((host, port), reuse_port=False)
         except OSError as e:
             raise CannotListenError(host, port, e) from None
+        try:
+            # Bound while the probe holds the port, so that nothing can
+            # take it in between.
+            self._anchor = self._bound(probe.getsockname())
+        except OSError as e:
+            raise CannotListenError(host, port, e) from None
+        finally:
+            probe.close()
         self.address = self._anchor.getsockname()
 
-    def _bound(self, address: tuple[Any, ...]) -> socket.socket:
+    def _bound(self, address: tuple[Any, ...], reuse_port: bool = True) -> socket.socket:
         sock = socket.socket(self.family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind(address)
         except BaseException:
             sock.close()
@@ -143,18 +164,27 @@ class _Worker(ProcessProtocol):
     def __init__(self, pool: WorkerPool, number: int) -> None:
         self.pool = pool
         self.number = number
+        self.started = pool.reactor.seconds()
         self.ended: Deferred[None] = Deferred()
-        self._partial = b""
+        # The unfinished last line of stdout and of stderr, apart: the two
+        # pipes' chunks arrive interleaved.
+        self._partial = {1: b"", 2: b""}
 
-    def outReceived(self, data: bytes) -> None:
-        lines = (self._partial + data).split(b"\n")
-        self._partial = lines.pop()
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        lines = (self._partial.get(childFD, b"") + data).split(b"\n")
+        self._partial[childFD] = lines.pop()
         for line in lines:
-            _log.info("worker {number}: {line}", number=self.number, line=line.decode("utf-8", "replace"))
+            self._relay(line)
 
-    errReceived = outReceived
+    def _relay(self, line: bytes) -> None:
+        _log.info("worker {number}: {line}", number=self.number, line=line.decode("utf-8", "replace"))
 
     def processEnded(self, reason: Failure) -> None:
+        # A last line without its newline, a traceback's often.
+        for fd, partial in sorted(self._partial.items()):
+            if partial:
+                self._relay(partial)
+            self._partial[fd] = b""
         self.pool._ended(self, reason)
         self.ended.callback(None)
 
@@ -187,12 +217,34 @@ class WorkerPool(Service):
         self.workers: dict[int, _Worker] = {}
         self._failures = 0
         self._previous_hup: Any = None
+        # Restarts waiting for their delay, by worker number.
+        self._respawns: dict[int, Any] = {}
+        self._listeners_bound = False
+
+    def privilegedStartService(self) -> None:
+        """
+        Bind every listener, while twistd still has the privileges it
+        sheds (C{-u}/C{-g}) before L{startService}: a port below 1024, a
+        socket in a directory only root may write.
+        """
+        super().privilegedStartService()
+        self._bind()
 
     def startService(self) -> None:
         super().startService()
+        # Bound already under twistd; not when started on its own.
+        self._bind()
+        self._previous_hup = signal.signal(signal.SIGHUP, self._sighup)
+        for number in range(1, self.count + 1):
+            self._spawn(number)
+
+    def _bind(self) -> None:
+        if self._listeners_bound:
+            return
+        self._listeners_bound = True
         for description in self.listen:
-            # Bound here, at start-up, so that a port in use fails twistd at
-            # once; accepting is left to the workers.
+            # Bound at start-up, so that a port in use fails twistd at once;
+            # accepting is left to the workers.
             listener = reuse_port_group(self.reactor, description) or self._shared_port(description)
             self.listeners.append(listener)
             _log.info(
@@ -201,9 +253,15 @@ class WorkerPool(Service):
                 where=address_text(listener.getHost()),
                 count=self.count,
             )
-        self._previous_hup = signal.signal(signal.SIGHUP, self._sighup)
-        for number in range(1, self.count + 1):
-            self._spawn(number)
+
+    def _close_listeners(self) -> None:
+        for listener in self.listeners:
+            if isinstance(listener, ReusePortGroup):
+                listener.close()
+            else:
+                listener.stopListening()
+        self.listeners = []
+        self._listeners_bound = False
 
     def _shared_port(self, description: str) -> Any:
         """
@@ -211,7 +269,11 @@ class WorkerPool(Service):
         socket and accept on it.
         """
         d = serverFromString(self.reactor, description).listen(Factory())
-        port = d.result if d.called else None
+        outcome: list[Any] = []
+        # Taken out of the Deferred, so that it is not also logged as an
+        # unhandled error when the Deferred is collected.
+        d.addBoth(outcome.append)
+        port = outcome[0] if outcome else None
         if isinstance(port, Failure):
             port.raiseException()
         if port is None:
@@ -266,7 +328,11 @@ class WorkerPool(Service):
             del self.workers[worker.number]
         if not self.running:
             return
-        self._failures = 0 if reason.check(ProcessDone) else self._failures + 1
+        lived = self.reactor.seconds() - worker.started
+        if reason.check(ProcessDone) or lived >= STABLE_AFTER:
+            self._failures = 0
+        else:
+            self._failures += 1
         delay = self._delay()
         _log.warn(
             "worker {number} exited ({why}); starting it again in {delay:.1f} s",
@@ -274,7 +340,7 @@ class WorkerPool(Service):
             why=reason.getErrorMessage(),
             delay=delay,
         )
-        self.reactor.callLater(delay, self._respawn, worker.number)
+        self._respawns[worker.number] = self.reactor.callLater(delay, self._respawn, worker.number)
 
     def _delay(self) -> float:
         """
@@ -284,6 +350,7 @@ class WorkerPool(Service):
         return min(30.0, 0.5 * 2 ** min(self._failures, 6))
 
     def _respawn(self, number: int) -> None:
+        self._respawns.pop(number, None)
         if self.running and number not in self.workers:
             try:
                 self._spawn(number)
@@ -299,13 +366,20 @@ class WorkerPool(Service):
                     why=e.strerror or e,
                     delay=delay,
                 )
-                self.reactor.callLater(delay, self._respawn, number)
+                self._respawns[number] = self.reactor.callLater(delay, self._respawn, number)
 
     def stopService(self) -> Deferred[Any]:
         if not self.running:
+            # Bound by privilegedStartService, perhaps, and never started.
+            self._close_listeners()
             return succeed(None)
         super().stopService()
         signal.signal(signal.SIGHUP, self._previous_hup or signal.SIG_DFL)
+        # A worker waiting to be started again stays stopped.
+        for call in self._respawns.values():
+            if call.active():
+                call.cancel()
+        self._respawns.clear()
         ended = [worker.ended for worker in self.workers.values()]
         self._signal_all("TERM")
 
@@ -317,11 +391,7 @@ class WorkerPool(Service):
         def done(_: object) -> None:
             if killer.active():
                 killer.cancel()
-            for listener in self.listeners:
-                if isinstance(listener, ReusePortGroup):
-                    listener.close()
-                else:
-                    listener.stopListening()
+            self._close_listeners()
 
         return gatherResults(ended).addBoth(done)
 

@@ -27,6 +27,7 @@ from pingproto.config import (
     port_number,
     positive_int,
     positive_seconds,
+    tls_endpoint_kind,
 )
 
 YEAR = 86400 * 365
@@ -340,6 +341,34 @@ class IsLoopbackEndpointTests(SynchronousTestCase):
         An inherited systemd socket could be anything, so it is public.
         """
         self.assertFalse(is_loopback_endpoint("systemd:domain=INET:index=0"))
+
+
+class TlsEndpointKindTests(SynchronousTestCase):
+    """
+    L{tls_endpoint_kind} finds endpoints that would do TLS of their own.
+    """
+
+    def test_tls_kinds(self) -> None:
+        """
+        ssl: and tls:, in any case, and either behind haproxy: or inside
+        autobahn:, are TLS endpoints; tcp:, unix:, systemd: and haproxy:tcp:
+        are not.
+        """
+        cases = {
+            "ssl:443:privateKey=k.pem": "ssl",
+            "SSL:443": "ssl",
+            "tls:/etc/certs:443": "tls",
+            "haproxy:ssl:443:privateKey=k.pem": "ssl",
+            "haproxy:haproxy:tls:/etc/certs": "tls",
+            "autobahn:ssl\\:443\\:privateKey\\=k.pem:url=ws\\://localhost": "ssl",
+            "tcp:443": None,
+            "tcp6:443:interface=\\:\\:1": None,
+            "unix:/run/p.sock": None,
+            "systemd:domain=INET:index=0": None,
+            "haproxy:tcp:443": None,
+        }
+        for description, kind in cases.items():
+            self.assertEqual(tls_endpoint_kind(description), kind, description)
 
 
 class ListenDescriptionsTests(SynchronousTestCase):

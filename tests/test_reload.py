@@ -9,20 +9,22 @@ from __future__ import annotations
 import os
 import signal
 
+from cryptography.hazmat.primitives.asymmetric import rsa
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
 from twisted.internet.protocol import Protocol
 from twisted.internet.task import Clock
-from twisted.logger import formatEvent, globalLogPublisher
+from twisted.logger import LogLevel, capturedLogs, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from pingproto import PingMonitor
-from pingproto.reload import CertificateReloader
+from pingproto.reload import CHECK_INTERVAL, CertificateReloader
 from pingproto.tls import ServerTLS, client_tls_options
 from pingproto.tlsfiles import load_tls_dir
 
 from .test_endtoend import ServerTestCase
+from .test_tlsfiles import self_signed_dir
 from .tlsdir import write_tls_dir
 from .waiting import Conditions, Watcher
 
@@ -145,5 +147,37 @@ class PeriodicCheckTests(SynchronousTestCase):
         clock.advance(59.9)
         self.assertIs(tls.material.certificate, old)
         clock.advance(0.1)
+        self.assertEqual(tls.material.certificate, load_tls_dir(tlsdir).certificate)
+        self.assertNotEqual(tls.material.certificate, old)
+
+    def test_refusedKeyKeepsChecking(self) -> None:
+        """
+        Files renewed with a key that cannot be served (1024-bit RSA, which
+        OpenSSL refuses) are refused with the one-line reload failure, the
+        current certificate stays, and the periodic check goes on: the
+        next good renewal is loaded a minute later.
+        """
+        tlsdir = self.mktemp()
+        ca = write_tls_dir(tlsdir)
+        tls = ServerTLS(load_tls_dir(tlsdir))
+        clock = Clock()
+        reloader = CertificateReloader(tls, tlsdir, clock=clock, handle_sighup=False)
+        reloader.startService()
+        self.addCleanup(reloader.stopService)
+        old = tls.material.certificate
+        os.remove(os.path.join(tlsdir, "ca.pem"))
+        self_signed_dir(tlsdir, rsa.generate_private_key(65537, 1024))
+        with capturedLogs() as events:
+            clock.advance(CHECK_INTERVAL)
+        errors = [formatEvent(e) for e in events if e["log_level"] == LogLevel.error]
+        self.assertEqual(len(errors), 1, errors)
+        self.assertTrue(
+            errors[0].startswith("TLS reload (the files changed) failed, still serving the current certificate: ")
+        )
+        self.assertIn("1024-bit RSA key", errors[0])
+        self.assertNotIn("\n", errors[0])
+        self.assertIs(tls.material.certificate, old)
+        write_tls_dir(tlsdir, ca)
+        clock.advance(CHECK_INTERVAL)
         self.assertEqual(tls.material.certificate, load_tls_dir(tlsdir).certificate)
         self.assertNotEqual(tls.material.certificate, old)

@@ -10,6 +10,7 @@ import json
 import os
 import re
 
+import trustme
 from twisted.application.service import IServiceMaker
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.plugin import getPlugins
@@ -138,6 +139,41 @@ class OptionsTests(SynchronousTestCase):
             )["limits"],
         )
 
+    def test_tlsEndpointsRefused(self) -> None:
+        """
+        Endpoints that do TLS of their own (ssl:, tls:, also behind
+        haproxy:) are refused in one line pointing to --tls-dir, whether
+        their files exist or not: with --no-tls they would serve TLS
+        outside pingproto's policy (CBC suites and all), with --tls-dir
+        TLS inside TLS.
+        """
+        key = self.mktemp()
+        with open(key, "wb") as f:
+            f.write(trustme.CA().issue_cert("localhost").private_key_and_cert_chain_pem.bytes())
+        cases = [
+            (["--no-tls", "--listen", f"ssl:0:privateKey={key}"], "ssl:"),
+            (["--no-tls", "--listen", "ssl:0:privateKey=nope.pem"], "ssl:"),
+            (["--tls-dir", "/x", "--listen", f"ssl:0:interface=127.0.0.1:privateKey={key}"], "ssl:"),
+            (["--no-tls", "--listen", f"tls:{self.mktemp()}:0"], "tls:"),
+            (["--no-tls", "--listen", f"haproxy:ssl:0:privateKey={key}"], "ssl:"),
+        ]
+        for args, kind in cases:
+            with self.assertRaises(UsageError, msg=args) as caught:
+                parse(*args)
+            message = str(caught.exception)
+            self.assertIn(f"{kind} endpoints bring TLS of their own", message, args)
+            self.assertIn("--tls-dir", message)
+            self.assertNotIn("\n", message)
+
+    def test_capsPerWorkerInHelp(self) -> None:
+        """
+        The help of the connection caps says they count per worker with
+        --workers: each worker process keeps its own count.
+        """
+        options = Options()
+        for name in ("max-connections", "max-per-address"):
+            self.assertIn("by each worker with --workers", options.docs[name])
+
     def test_noTlsAllowsPublic(self) -> None:
         """
         --no-tls allows plain ws on every interface, for a proxy in front.
@@ -230,6 +266,21 @@ class MakeServiceTests(SynchronousTestCase):
             f"pingproto: Couldn't listen on 127.0.0.1:{port}: [Errno 98] Address already in use.",
         )
         self.assertRaises(CannotListenError, build_service(parse("--port", str(port))).privilegedStartService)
+
+    def test_cannotCreateUnixSocketExits(self) -> None:
+        """
+        A UNIX socket in a directory that does not exist ends start-up,
+        with or without workers, with one line naming the path, not a
+        traceback.
+        """
+        path = os.path.join(self.mktemp(), "missing", "s.sock")
+        for extra in ([], ["--workers", "2"]):
+            command = makeService(parse("--listen", "unix:" + path, *extra))
+            with self.assertRaises(SystemExit, msg=extra) as caught:
+                command.privilegedStartService()
+            message = str(caught.exception.code)
+            self.assertEqual(message, f"pingproto: Couldn't listen on {path}.lock: No such file or directory")
+            self.assertNotIn("\n", message)
 
     def test_badTlsDirExits(self) -> None:
         """

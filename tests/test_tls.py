@@ -5,6 +5,13 @@ clients configured to try what the profile forbids.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -160,6 +167,47 @@ class ProfileTests(SynchronousTestCase):
         connection = tls.serverConnectionForTLS(None)
         s, c = handshake(connection.get_context(), client())
         self.assertEqual(c.get_peer_certificate().to_cryptography(), newer.certificate)
+
+    def test_keyOpenSSLRefusesIsConfigError(self) -> None:
+        """
+        A key OpenSSL refuses (a 1024-bit RSA key, in material an embedding
+        program built itself) is a L{TLSConfigError} in one line naming the
+        key file and OpenSSL's reason, not OpenSSL's own error, and
+        L{ServerTLS.replace} keeps serving the certificate it had.
+        """
+        key = rsa.generate_private_key(65537, 1024)
+        weak = dataclasses.replace(
+            self.material, key=key, certificate=self_signed(key), chain=()
+        )
+        with self.assertRaises(TLSConfigError) as raised:
+            server_context(weak)
+        message = str(raised.exception)
+        self.assertIn(self.material.files.key, message)
+        self.assertIn("ee key too small", message)
+        self.assertNotIn("\n", message)
+        tls = ServerTLS(self.material)
+        self.assertRaises(TLSConfigError, tls.replace, weak)
+        self.assertIs(tls.material, self.material)
+        s, c = handshake(tls.serverConnectionForTLS(None).get_context(), client())
+        self.assertEqual(c.get_peer_certificate().to_cryptography(), self.material.certificate)
+
+
+def self_signed(key: rsa.RSAPrivateKey) -> x509.Certificate:
+    """
+    A certificate for localhost signed by C{key} itself.
+    """
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
 
 
 class ReleaseBioBuffersTests(SynchronousTestCase):

@@ -10,7 +10,10 @@ import datetime
 import os
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.x509.oid import NameOID
 from twisted.trial.unittest import SynchronousTestCase
 
 from pingproto.tlsfiles import (
@@ -570,3 +573,71 @@ class GoodLayoutTests(_Helpers):
         material = load_tls_dir(directory, now=NOW)
         self.assertEqual(len(material.chain), 2)
         self.assertKeyMatches(material)
+
+
+def self_signed_dir(directory: str, key: PrivateKeyTypes) -> str:
+    """
+    Write C{key} and a certificate for localhost it signed itself, valid
+    from 2000 to 3000, as tls.key and tls.cert.
+    """
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    digest = None if isinstance(key, (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)) else hashes.SHA256()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())  # type: ignore[arg-type]
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(datetime.datetime(2000, 1, 1, tzinfo=UTC))
+        .not_valid_after(datetime.datetime(3000, 1, 1, tzinfo=UTC))
+        .sign(key, digest)  # type: ignore[arg-type]
+    )
+    os.makedirs(directory, exist_ok=True)
+    _write(
+        os.path.join(directory, "tls.key"),
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+    )
+    _write(os.path.join(directory, "tls.cert"), cert.public_bytes(serialization.Encoding.PEM))
+    return directory
+
+
+class KeyTypeTests(_Helpers):
+    """
+    Only keys the TLS policy can serve every client with load.
+    """
+
+    def test_only_policy_key_types(self) -> None:
+        """
+        A DSA key (no allowed cipher suite signs with it: every handshake
+        fails), RSA under 2048 bits (OpenSSL refuses it), an EC key on a
+        curve outside the policy (P-521, secp256k1) and an Ed448 key are
+        refused in one line naming the file, the key and what to give
+        instead; RSA 2048, EC on P-256 or P-384 and Ed25519 load.
+        """
+        refused = [
+            (dsa.generate_private_key(2048), "holds a DSA key"),
+            (rsa.generate_private_key(65537, 1024), "holds a 1024-bit RSA key, too small"),
+            (ec.generate_private_key(ec.SECP521R1()), "holds an EC key on secp521r1, a curve outside the TLS policy"),
+            (ec.generate_private_key(ec.SECP256K1()), "holds an EC key on secp256k1"),
+            (ed448.Ed448PrivateKey.generate(), "holds an Ed448 key"),
+        ]
+        for key, what in refused:
+            directory = self_signed_dir(self.mktemp(), key)
+            message = self.assertRefused(
+                directory,
+                os.path.join(directory, "tls.key"),
+                what,
+                "give an RSA key of 2048 bits or more, an EC key on P-256 or P-384, or an Ed25519 key",
+            )
+            self.assertNotIn("\n", message)
+        served = [
+            rsa.generate_private_key(65537, 2048),
+            ec.generate_private_key(ec.SECP256R1()),
+            ec.generate_private_key(ec.SECP384R1()),
+            ed25519.Ed25519PrivateKey.generate(),
+        ]
+        for key in served:
+            material = load_tls_dir(self_signed_dir(self.mktemp(), key), now=NOW)
+            self.assertEqual(_der(material.key.public_key()), _der(key.public_key()))

@@ -10,6 +10,7 @@ import re
 import signal
 from typing import Callable
 
+import trustme
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.error import ProcessTerminated
@@ -75,9 +76,9 @@ class TwistdCase(TestCase):
 
     timeout = 60
 
-    def run_twistd(self, *args: str) -> Deferred[tuple[bytes, bytes, int]]:
+    def run_twistd(self, *args: str, env: dict[str, str] | None = None) -> Deferred[tuple[bytes, bytes, int]]:
         return getProcessOutputAndValue(
-            twistd(), ["-n", "--pidfile=", "pingproto", *args], env=environment(), path=self.mktemp_dir()
+            twistd(), ["-n", "--pidfile=", "pingproto", *args], env=env or environment(), path=self.mktemp_dir()
         )
 
     def mktemp(self) -> str:
@@ -89,13 +90,13 @@ class TwistdCase(TestCase):
         os.makedirs(path)
         return path
 
-    def start(self, *args: str) -> Server:
+    def start(self, *args: str, env: dict[str, str] | None = None) -> Server:
         server = Server()
         process = reactor.spawnProcess(  # type: ignore[attr-defined]
             server,
             twistd(),
             [twistd(), "-n", "--pidfile=", "pingproto", *args],
-            env=environment(),
+            env=env or environment(),
             path=self.mktemp_dir(),
         )
 
@@ -302,3 +303,84 @@ class TwistdTests(TwistdCase):
         out, err, code = yield self.run_twistd("--interface", "0.0.0.0")
         self.assertEqual(code, 1)
         self.assertIn(b"--no-tls", (out + err).strip().splitlines()[-1])
+
+
+# OpenSSL's security level 3 (the system policy of, say, RHEL's FUTURE
+# crypto policy) refuses RSA keys under 3072 bits, which pingproto's own
+# checks accept from 2048.
+OPENSSL_LEVEL_3 = """\
+openssl_conf = openssl_init
+[openssl_init]
+ssl_conf = ssl_sect
+[ssl_sect]
+system_default = system_default_sect
+[system_default_sect]
+CipherString = DEFAULT@SECLEVEL=3
+"""
+
+
+class OpenSSLRefusesTests(TwistdCase):
+    """
+    Keys that pass pingproto's checks but not OpenSSL's, under a stricter
+    system configuration.
+    """
+
+    def level_3(self) -> dict[str, str]:
+        conf = self.mktemp()
+        with open(conf, "w") as f:
+            f.write(OPENSSL_LEVEL_3)
+        env = environment()
+        env["OPENSSL_CONF"] = conf
+        return env
+
+    def write_rsa_2048_dir(self, directory: str) -> None:
+        ca = trustme.CA(key_type=trustme.KeyType.RSA)
+        leaf = ca.issue_cert("localhost", "127.0.0.1", key_type=trustme.KeyType.RSA)
+        os.makedirs(directory, exist_ok=True)
+        leaf.private_key_pem.write_to_path(os.path.join(directory, "tls.key"))
+        leaf.cert_chain_pems[0].write_to_path(os.path.join(directory, "tls.cert"))
+        ca.cert_pem.write_to_path(os.path.join(directory, "ca.pem"))
+
+    @inlineCallbacks
+    def test_startupStops(self):  # type: ignore[no-untyped-def]
+        """
+        A key OpenSSL refuses stops twistd, with or without workers, with
+        one line naming the key file and OpenSSL's reason: no traceback,
+        nothing listening, no worker started.
+        """
+        tlsdir = self.mktemp()
+        self.write_rsa_2048_dir(tlsdir)
+        env = self.level_3()
+        for extra in ([], ["--workers", "2"]):
+            out, err, code = yield self.run_twistd("--port", "0", "--tls-dir", tlsdir, *extra, env=env)
+            self.assertNotEqual(code, 0, extra)
+            self.assertEqual(len(err.strip().splitlines()), 1, out + err)
+            self.assertIn(b"ee key too small", err)
+            self.assertIn(os.path.join(tlsdir, "tls.key").encode(), err)
+            self.assertNotIn(b"Traceback", out + err)
+            self.assertNotIn(b"listening", out + err)
+            self.assertNotIn(b"started, pid", out + err)
+
+    @inlineCallbacks
+    def test_reloadKeepsServing(self):  # type: ignore[no-untyped-def]
+        """
+        A renewal to a key OpenSSL refuses is refused by the reload in one
+        line with OpenSSL's reason, the current certificate is still served,
+        and the next good renewal is loaded.
+        """
+        tlsdir = self.mktemp()
+        ca = write_tls_dir(tlsdir)
+        server = self.start("--port", "0", "--tls-dir", tlsdir, env=self.level_3())
+        url = (yield server.listening).replace("127.0.0.1", "localhost")
+        self.write_rsa_2048_dir(tlsdir)
+        server.process.signalProcess("HUP")
+        yield server.until(lambda out: b"TLS reload (SIGHUP)" in out or b"Traceback" in out)
+        self.assertNotIn(b"Traceback", server.output)
+        [line] = [line for line in server.output.splitlines() if b"TLS reload (SIGHUP)" in line]
+        self.assertIn(b"failed, still serving the current certificate: ", line)
+        self.assertIn(b"ee key too small", line)
+        result = yield ping(url, 1, ca_file=write_ca_file(self.mktemp(), ca))
+        self.assertEqual(len(result.samples), 1)
+        write_tls_dir(tlsdir, ca)
+        server.process.signalProcess("HUP")
+        yield server.until(lambda out: b"now serving the certificate" in out)

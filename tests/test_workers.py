@@ -6,14 +6,23 @@ pools of worker processes are in tests/test_twistd.py.
 from __future__ import annotations
 
 import errno
+import os
+import signal
 import socket
 
-from twisted.internet.error import CannotListenError
+from twisted.internet.error import CannotListenError, ProcessTerminated
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs, formatEvent
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from pingproto.workers import ReusePortGroup, WorkerPool, reuse_port_group
+from pingproto.workers import (
+    STABLE_AFTER,
+    ReusePortGroup,
+    WorkerPool,
+    _Worker,
+    reuse_port_group,
+)
 
 
 def accept_all(sock: socket.socket) -> int:
@@ -137,3 +146,110 @@ class RespawnTests(SynchronousTestCase):
         self.assertEqual(errors, ["worker 1 not started (Address already in use); trying again in 1.0 s"])
         [retry] = clock.getDelayedCalls()
         self.assertEqual((retry.getTime(), retry.func, retry.args), (1.0, pool._respawn, (1,)))
+
+    def test_delayBackToShortestAfterStableWorker(self) -> None:
+        """
+        The restart delay doubles while workers die soon after starting,
+        and is back to the shortest once a worker that had served for
+        STABLE_AFTER seconds dies: one crash a day is not a crash loop.
+        """
+        clock = Clock()
+        pool = WorkerPool([], ["--no-tls"], 1, reactor=clock)
+        pool.running = True
+
+        def dies_after(seconds: float) -> float:
+            worker = _Worker(pool, 1)
+            clock.advance(seconds)
+            pool._ended(worker, Failure(ProcessTerminated(exitCode=1)))
+            [restart] = clock.getDelayedCalls()
+            delay = restart.getTime() - clock.seconds()
+            restart.cancel()
+            pool._respawns.clear()
+            return delay
+
+        self.assertEqual([dies_after(1.0) for _ in range(4)], [1.0, 2.0, 4.0, 8.0])
+        self.assertEqual(dies_after(STABLE_AFTER), 0.5)
+        self.assertEqual(dies_after(1.0), 1.0)
+
+    def test_stopCancelsRestarts(self) -> None:
+        """
+        Stopping the pool cancels the restarts still waiting for their
+        delay: no worker is started after the supervisor was told to stop.
+        """
+        clock = Clock()
+        pool = WorkerPool([], ["--no-tls"], 2, reactor=clock)
+        pool.running = True
+        pool._previous_hup = signal.getsignal(signal.SIGHUP)
+        for number in (1, 2):
+            pool._ended(_Worker(pool, number), Failure(ProcessTerminated(exitCode=1)))
+        self.assertEqual(len(clock.getDelayedCalls()), 2)
+        self.successResultOf(pool.stopService())
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class WorkerOutputTests(SynchronousTestCase):
+    def test_linesKeptApartAndFlushed(self) -> None:
+        """
+        A worker's stdout and stderr are relayed line by line, each pipe's
+        unfinished line kept apart from the other's, and a last line
+        without a newline (a dying worker's) is relayed when it exits.
+        """
+        worker = _Worker(WorkerPool([], ["--no-tls"], 1, reactor=Clock()), 3)
+        with capturedLogs() as events:
+            worker.childDataReceived(1, b"out one\nout par")
+            worker.childDataReceived(2, b"err one\nValueError: bad")
+            worker.childDataReceived(1, b"tial\n")
+            worker.processEnded(Failure(ProcessTerminated(exitCode=1)))
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            ["worker 3: out one", "worker 3: err one", "worker 3: out partial", "worker 3: ValueError: bad"],
+        )
+
+
+class WorkerPoolListenTests(SynchronousTestCase):
+    def test_boundBeforeStart(self) -> None:
+        """
+        privilegedStartService binds every listener (twistd calls it before
+        shedding privileges with -u/-g, then startService): the addresses
+        are known and held, and no worker is started yet.  stopService
+        closes them even so.
+        """
+        from twisted.internet import reactor
+
+        path = self.mktemp()
+        pool = WorkerPool(["tcp:0:interface=127.0.0.1", "unix:" + path], ["--no-tls"], 2, reactor=reactor)
+        pool.privilegedStartService()
+        self.addCleanup(pool.stopService)
+        tcp, unix = pool.listeners
+        port = tcp.getHost().port
+        self.assertNotEqual(port, 0)
+        self.assertTrue(os.path.exists(path))
+        self.assertEqual((pool.workers, pool.running), ({}, False))
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        self.assertRaises(OSError, taken.bind, ("127.0.0.1", port))
+        self.successResultOf(pool.stopService())
+        self.assertEqual(pool.listeners, [])
+        taken.bind(("127.0.0.1", port))
+
+    def test_secondPoolOnSamePortRefused(self) -> None:
+        """
+        A second pool on the port of one whose workers listen (another
+        --workers instance, same user) fails to start with Twisted's
+        CannotListenError naming the address, instead of taking a share
+        of the connections.
+        """
+        from twisted.internet import reactor
+
+        first = WorkerPool(["tcp:0:interface=127.0.0.1"], ["--no-tls"], 2, reactor=reactor)
+        first.privilegedStartService()
+        self.addCleanup(first.stopService)
+        worker_socket = first.listeners[0].listening_socket()
+        self.addCleanup(worker_socket.close)
+        port = first.listeners[0].getHost().port
+        second = WorkerPool([f"tcp:{port}:interface=127.0.0.1"], ["--no-tls"], 2, reactor=reactor)
+        self.addCleanup(second.stopService)
+        with self.assertRaises(CannotListenError) as caught:
+            second.privilegedStartService()
+        self.assertIn(f"127.0.0.1:{port}", str(caught.exception))
+
