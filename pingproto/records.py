@@ -41,32 +41,99 @@ class RecordError(ValueError):
     """
 
 
-def read_records(lines: Iterable[str], source: str = "log") -> Iterator[Record]:
+def read_records(
+    lines: Iterable[str], source: str = "log", skipped: list[int] | None = None
+) -> Iterator[Record]:
     """
-    Parse JSON lines, skipping blank ones; a line cut short by an
-    interrupted run (only ever the last) is skipped too.
+    Parse JSON lines, skipping blank ones, and check that each record has
+    what its event needs (L{RecordError} naming the line if not).
+
+    A line cut short by a killed run is skipped: quietly when it is the
+    last (a run may be writing it still), and with its number added to
+    C{skipped} when more records follow, as when another run appended to
+    the log.  Such a run may have written its first record on the end of
+    the cut-off line, which is read.  A line that does not begin as a
+    record does is not a cut-off one: that is not a log, and an error.
     """
     pending: tuple[int, str] | None = None
     for number, line in enumerate(lines, 1):
-        if pending is not None:
-            raise RecordError(f"{source}:{pending[0]}: not a JSON record: {pending[1][:60]!r}")
         line = line.strip()
         if not line:
             continue
+        if pending is not None:
+            if skipped is not None:
+                skipped.append(pending[0])
+            pending = None
         try:
             record = json.loads(line)
         except ValueError:
-            pending = (number, line)
-            continue
-        t = record.get("t") if isinstance(record, dict) else None
-        if "event" not in (record if isinstance(record, dict) else {}) or isinstance(t, bool) or not isinstance(t, (int, float)):
-            raise RecordError(f"{source}:{number}: not a pingproto record (needs 'event' and 't')")
+            if not line.startswith("{"):
+                raise RecordError(f"{source}:{number}: not a JSON record: {line[:60]!r}") from None
+            record = _appended(line)
+            if record is None:
+                pending = (number, line)
+                continue
+            if skipped is not None:
+                skipped.append(number)
+        _check(record, source, number)
         yield record
+
+
+def _appended(line: str) -> Any:
+    """
+    The record another run appended after a cut-off one on the same line,
+    or L{None}.
+    """
+    start = line.find("{", 1)
+    while start != -1:
+        try:
+            record = json.loads(line[start:])
+        except ValueError:
+            pass
+        else:
+            if isinstance(record, dict) and "event" in record:
+                return record
+        start = line.find("{", start + 1)
+    return None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# What the folder and the plot read of each event, beyond 'event' and 't':
+# field -> (required, check, what it must be).  Other events pass unchecked,
+# so a newer pingproto's records do not stop an older report.
+_FIELDS: dict[str, dict[str, tuple[bool, Any, str]]] = {
+    "start": {"target": (False, lambda v: isinstance(v, str), "a string")},
+    "reply": {"rtt_ms": (True, lambda v: _number(v) and v >= 0, "a number of ms, 0 or more")},
+    "state": {"state": (True, lambda v: isinstance(v, str), "a string")},
+}
+_OPEN_FIELDS = {"setup_ms": (True, lambda v: _number(v) and v >= 0, "a number of ms, 0 or more")}
+
+
+def _check(record: Any, source: str, number: int) -> None:
+    if not isinstance(record, dict) or "event" not in record or not _number(record.get("t")):
+        raise RecordError(f"{source}:{number}: not a pingproto record (needs 'event' and a numeric 't')")
+    event = record["event"]
+    fields = _FIELDS.get(event, {}) if isinstance(event, str) else {}
+    if event == "state" and record.get("state") == "OPEN":
+        fields = {**fields, **_OPEN_FIELDS}
+    for name, (required, valid, what) in fields.items():
+        if name not in record:
+            if required:
+                raise RecordError(f"{source}:{number}: a {event!r} record needs {name!r} ({what})")
+        elif not valid(record[name]):
+            raise RecordError(f"{source}:{number}: {name!r} must be {what}, not {json.dumps(record[name])[:40]}")
 
 
 class RecordFolder:
     """
     Folds records into link statistics.
+
+    L{start_window} begins the statistics afresh at a moment while keeping
+    what the records before it said (the target, whether the link was up),
+    so that a window of a log reads as a live run over that time would.
     """
 
     def __init__(self) -> None:
@@ -75,6 +142,21 @@ class RecordFolder:
         self.first: float | None = None
         self.last: float | None = None
         self._open = False
+        # Closed without being asked to, and not open again since.
+        self.down = False
+
+    @property
+    def connected(self) -> bool:
+        return self._open
+
+    def start_window(self, t: float) -> None:
+        """
+        Count from C{t} on, in the state the records so far left the link.
+        """
+        if self.stats is None:
+            return
+        self.stats = LinkStats(t, down=self.down)
+        self.first = self.last = t
 
     def feed(self, record: Record) -> None:
         t = float(record["t"])
@@ -96,9 +178,11 @@ class RecordFolder:
             state = record["state"]
             if state == "OPEN":
                 self._open = True
-                stats.opened(t, record.get("setup_ms", math.nan) / 1000)
+                self.down = False
+                stats.opened(t, record["setup_ms"] / 1000)
             elif state == "CLOSED" and self._open:
                 self._open = False
+                self.down = not record.get("deliberate")
                 stats.closed(t, bool(record.get("deliberate")))
 
     def summary(self, now: float | None = None) -> LinkSummary:

@@ -15,7 +15,7 @@ import json
 import math
 import sys
 from dataclasses import dataclass, field
-from typing import IO, Iterable, Sequence
+from typing import IO, Any, Iterable, Sequence
 
 from twisted.python import usage
 
@@ -24,7 +24,7 @@ from pingproto.cli import InterspersedOptions
 from pingproto.records import Record, RecordError, RecordFolder, format_summary, read_records, summary_record
 from pingproto.stats import percentile
 
-__all__ = ["ReportOptions", "Timeline", "parse_time", "timeline", "plot"]
+__all__ = ["ReportOptions", "Timeline", "draw", "parse_time", "timeline", "plot"]
 
 
 def parse_time(text: str) -> float:
@@ -63,10 +63,15 @@ class Timeline:
     end: float | None = None
 
 
-def timeline(records: Iterable[Record]) -> Timeline:
-    line = Timeline()
-    open_ = False
-    down_since: float | None = None
+def timeline(records: Iterable[Record], start: float | None = None, *, open_: bool = False,
+             down: bool = False) -> Timeline:
+    """
+    The timeline of C{records}.  A window of a log starts at C{start} in
+    the state the records before it left the link: C{open_}, or C{down}
+    (lost and not open again), which makes an outage from C{start}.
+    """
+    line = Timeline(start=start)
+    down_since: float | None = start if down and start is not None else None
     for record in records:
         t = float(record["t"])
         line.start = t if line.start is None else line.start
@@ -94,13 +99,15 @@ def timeline(records: Iterable[Record]) -> Timeline:
 
 def _bins(samples: Sequence[tuple[float, float]], start: float, end: float, count: int) -> list[tuple[float, list[float]]]:
     """
-    Sorted round trips per time bin; empty bins stay, so lines break there.
+    Sorted round trips per time bin, each with the time it starts at, then
+    C{end} with none: the last bin's far edge.  Empty bins stay, so lines
+    break there.
     """
     width = max((end - start) / count, 1e-9)
     bins: list[list[float]] = [[] for _ in range(count)]
     for t, rtt in samples:
-        bins[min(count - 1, int((t - start) / width))].append(rtt)
-    return [(start + (i + 0.5) * width, sorted(b)) for i, b in enumerate(bins)]
+        bins[max(0, min(count - 1, int((t - start) / width)))].append(rtt)
+    return [(start + i * width, sorted(b)) for i, b in enumerate(bins)] + [(end, [])]
 
 
 def _at(values: list[float], fraction: float) -> float:
@@ -110,6 +117,18 @@ def _at(values: list[float], fraction: float) -> float:
 def plot(line: Timeline, path: str, title: str, subtitle: str) -> None:
     """
     Draw the timeline to C{path}; the format follows its extension.
+    """
+    import matplotlib.pyplot as plt
+
+    figure = draw(line, title, subtitle)
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def draw(line: Timeline, title: str, subtitle: str) -> Any:
+    """
+    The timeline as a matplotlib C{Figure} on the Agg backend, whose
+    C{axes[0]} holds the picture; the caller closes it.
     """
     import matplotlib
 
@@ -130,14 +149,21 @@ def plot(line: Timeline, path: str, title: str, subtitle: str) -> None:
     top = 1.0
     if line.samples:
         # Like SmokePing, enough pings per bin for the spread to mean something.
+        # Drawn from bin edges, each value held to the next edge and the
+        # last to the end, so every bin is covered edge to edge (one bin,
+        # with under 20 pings, too).
         bins = _bins(line.samples, start, end, min(200, max(1, len(line.samples) // 10)))
-        x = [when(c) for c, _ in bins]
-        axes.fill_between(x, [_at(v, 0.10) for _, v in bins], [_at(v, 0.90) for _, v in bins],
-                          color="#1f77b4", alpha=0.15, lw=0, step="mid", label="10-90th percentile")
-        axes.fill_between(x, [_at(v, 0.25) for _, v in bins], [_at(v, 0.75) for _, v in bins],
-                          color="#1f77b4", alpha=0.35, lw=0, step="mid", label="25-75th percentile")
-        axes.plot(x, [_at(v, 0.5) for _, v in bins], color="#0b3d91", lw=1.4, drawstyle="steps-mid",
-                  label="median")
+        x = [when(edge) for edge, _ in bins]
+
+        def at(fraction: float) -> list[float]:
+            values = [_at(v, fraction) for _, v in bins[:-1]]
+            return values + values[-1:]
+
+        axes.fill_between(x, at(0.10), at(0.90), color="#1f77b4", alpha=0.15, lw=0, step="post",
+                          label="10-90th percentile")
+        axes.fill_between(x, at(0.25), at(0.75), color="#1f77b4", alpha=0.35, lw=0, step="post",
+                          label="25-75th percentile")
+        axes.plot(x, at(0.5), color="#0b3d91", lw=1.4, drawstyle="steps-post", label="median")
         if len(line.samples) <= 3000:
             axes.scatter([when(t) for t, _ in line.samples], [r for _, r in line.samples], s=3,
                          color="#0b3d91", alpha=0.4, lw=0)
@@ -157,8 +183,7 @@ def plot(line: Timeline, path: str, title: str, subtitle: str) -> None:
     axes.legend(loc="upper left", fontsize=8, ncol=3, framealpha=0.9)
     figure.autofmt_xdate()
     figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    return figure
 
 
 class ReportOptions(InterspersedOptions):
@@ -184,16 +209,36 @@ class ReportOptions(InterspersedOptions):
     def run(self, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
         out = stdout or sys.stdout
         err = stderr or sys.stderr
+        skipped: list[int] = []
         try:
             with open(self["path"], encoding="utf-8") as f:
-                records = [r for r in read_records(f, self["path"]) if self._within(r) and r["event"] != "summary"]
+                records = [r for r in read_records(f, self["path"], skipped) if r["event"] != "summary"]
         except OSError as e:
             err.write(f"pingproto report: cannot read {self['path']}: {e.strerror}\n")
+            return 2
+        except UnicodeDecodeError:
+            err.write(f"pingproto report: {self['path']} is not a pingproto log (not UTF-8 text)\n")
             return 2
         except RecordError as e:
             err.write(f"pingproto report: {e}\n")
             return 2
+        if skipped:
+            lines = ", ".join(map(str, skipped[:5])) + (", ..." if len(skipped) > 5 else "")
+            err.write(f"pingproto report: {self['path']}: skipped {_count(len(skipped), 'line')} cut short "
+                      f"by an interrupted run (line{'s' if len(skipped) > 1 else ''} {lines})\n")
+        # The records before the window still say what the link was doing
+        # when it began, and to what: fold them first, count only the window.
+        since, until = self["since"], self["until"]
         folder = RecordFolder()
+        before = [r for r in records if since is not None and r["t"] < since]
+        records = [r for r in records if (since is None or r["t"] >= since) and (until is None or r["t"] < until)]
+        for record in before:
+            folder.feed(record)
+        start = None
+        if before:
+            start = since
+            folder.start_window(since)
+        open_, down = folder.connected, folder.down
         for record in records:
             folder.feed(record)
         target = folder.target or self["path"]
@@ -206,15 +251,11 @@ class ReportOptions(InterspersedOptions):
             window = _window(folder.first, folder.last)
             loss = f"{summary.loss_percent:.1f}% lost" if summary.sent else "no pings"
             median = f", median {summary.rtt.median * 1000:.3f} ms" if summary.rtt else ""
-            plot(timeline(records), self["output"], f"pingproto: {target}  {window}",
+            plot(timeline(records, start, open_=open_, down=down), self["output"], f"pingproto: {target}  {window}",
                  f"{summary.sent} pings, {loss}{median}, {_count(summary.disconnects, 'disconnect')}, "
                  f"{_count(summary.flatlines, 'flatline')}")
             out.write(f"wrote {self['output']}\n")
         return 0 if summary.received else 1
-
-    def _within(self, record: Record) -> bool:
-        t = record["t"]
-        return (self["since"] is None or t >= self["since"]) and (self["until"] is None or t < self["until"])
 
 
 def _count(n: int, noun: str) -> str:

@@ -6,7 +6,8 @@ A monitor may run for days at one ping a second, so nothing here keeps
 every sample: L{RttStats} keeps running sums (Welford's, which stay exact
 for a steady link's nearly equal times), the first few thousand values for
 exact percentiles, and past that a logarithmic histogram whose buckets are
-0.5 % wide.  L{LinkStats} adds what happens to the connection.
+1 % wide, so that the middle of one is within 0.5 % of any value in it.
+L{LinkStats} adds what happens to the connection.
 """
 
 from __future__ import annotations
@@ -184,16 +185,20 @@ class LinkStats:
     """
     Folds a run's events into a L{LinkSummary}; every method takes the
     monotonic time of the event where time matters.
+
+    @param down: the link was already lost at C{now} (a window of a log that
+        begins in an outage): the time until it opens counts as
+        disconnected.
     """
 
-    def __init__(self, now: float) -> None:
+    def __init__(self, now: float, *, down: bool = False) -> None:
         self.rtt = RttStats()
         self._started = now
         self.lost = 0
         self.disconnects = 0
         self.flatlines = 0
         self._disconnected = 0.0
-        self._down_since: float | None = None
+        self._down_since: float | None = now if down else None
         self._open = RttStats()
 
     def replied(self, rtt: float) -> None:

@@ -34,6 +34,7 @@ from twisted.internet.threads import blockingCallFromThread
 from twisted.trial.unittest import TestCase
 
 from pingproto.cli import main
+from pingproto.server import EchoServerProtocol
 from pingproto.tap import Options, build_service
 from pingproto.testing import FaultProxy
 
@@ -576,3 +577,121 @@ class FlatlineTests(BrowserTestCase):
         self.assertEqual(stats["flatlines"], 1)
         self.assertEqual(stats["disconnects"], 1)
         self.assertGreaterEqual(stats["lost"], 1)
+
+
+def echo_only(service: Any, answered: Callable[[int], bool]) -> None:
+    """
+    Make the server of C{service} leave unanswered each message whose
+    number (from 1, over all its connections) C{answered} rejects: a real
+    pingproto server that drops echoes, as a lossy path or a wedged server
+    would.
+    """
+    count = 0
+
+    def keep() -> bool:
+        nonlocal count
+        count += 1
+        return answered(count)
+
+    class DroppingEchoProtocol(EchoServerProtocol):
+        # Both ways an echo leaves: the fast path and Autobahn's own.
+        def send_back(self, payload: bytes, isBinary: bool) -> None:
+            if keep():
+                super().send_back(payload, isBinary)
+
+        def sendMessage(self, payload: bytes, isBinary: bool = False, *args: Any, **kwargs: Any) -> None:
+            if keep():
+                super().sendMessage(payload, isBinary, *args, **kwargs)
+
+    service.factory.protocol = DroppingEchoProtocol
+
+
+class ReplyTimeoutTests(BrowserTestCase):
+    def test_oneEchoDropped(self):  # type: ignore[no-untyped-def]
+        """
+        A ping whose echo never comes is lost after the reply timeout
+        (C{#timeout=}), counted in the loss and drawn as lost, while the
+        echoes after it keep the connection open: one dropped echo is
+        neither a flatline nor a reconnect.
+        """
+        echo_only(self.service, lambda n: n != 3)
+        address = self.https("/app") + "#timeout=2&flatline=3"
+
+        def scenario(browser: Browser) -> dict[str, Any]:
+            browser.page.goto(address)
+            # Past the time a flatline would have come, had the dropped
+            # ping been waited on until the socket closed.
+            browser.wait("() => pingproto.samples >= 9")
+            lost = browser.last("pings", "fate", "lost")
+            column = browser.column(lost["x"])
+            found = {
+                "timeout": browser.js("pingproto.replyTimeoutSeconds"),
+                "state": browser.js("pingproto.state"),
+                "stats": browser.js("pingproto.stats"),
+                "fates": [p["fate"] for p in browser.js("pingproto.history.pings")],
+                "drawn": [column[0], column[500], column[-1]],
+                "colours": [browser.colour("open"), browser.colour("lost"), browser.colour("lost")],
+                "loss": browser.js("document.getElementById('s-loss').textContent"),
+                "errors": list(browser.errors),
+            }
+            browser.screenshot("app-dropped-echo.png")
+            return found
+
+        def check(found: dict[str, Any]) -> None:
+            self.assertEqual(found["timeout"], 2)
+            self.assertEqual(found["state"], "open")
+            stats = found["stats"]
+            self.assertEqual((stats["lost"], stats["flatlines"], stats["disconnects"]), (1, 0, 0))
+            self.assertEqual(found["fates"][:4], ["reply", "reply", "lost", "reply"])
+            self.assertEqual(found["drawn"], found["colours"], "the lost ping's column: open strip, lost bar")
+            self.assertNotEqual(found["loss"], "0 %")
+            self.assertEqual(found["errors"], [])
+
+        return self.browse(scenario).addCallback(check)
+
+    def test_serverStopsEchoing(self):  # type: ignore[no-untyped-def]
+        """
+        With flatline detection off, a server that stops echoing shows as
+        loss once the reply timeout passes, while the connection stays
+        open, and only the pings within the timeout are waited on.  With
+        it on, the pings lost to the timeout do not hide the silence: the
+        flatline still comes at its time.
+        """
+        echo_only(self.service, lambda n: n <= 3)
+        address = self.https("/app") + "#timeout=2&flatline=0"
+
+        def scenario(browser: Browser) -> dict[str, Any]:
+            page = browser.page
+            page.goto(address)
+            browser.wait("() => pingproto.stats.lost >= 3")
+            found = {
+                "state": browser.js("pingproto.state"),
+                "status": browser.js("document.getElementById('status').textContent"),
+                "stats": browser.js("pingproto.stats"),
+                "outstanding": browser.js("pingproto.outstanding"),
+                "echoes": browser.js("document.getElementById('s-echoes').textContent"),
+                "loss": browser.js("document.getElementById('s-loss').textContent"),
+            }
+            browser.screenshot("app-no-echo.png")
+            page.goto(self.https("/app") + "#timeout=1&flatline=3")
+            page.reload()
+            browser.wait("() => pingproto.state === 'open'")
+            opened = time.monotonic()
+            browser.wait("() => pingproto.flatlines === 1")
+            found["flatlineAfter"] = time.monotonic() - opened
+            return found
+
+        def check(found: dict[str, Any]) -> None:
+            self.assertEqual((found["state"], found["status"]), ("open", "Open"))
+            stats = found["stats"]
+            self.assertEqual(stats["count"], 3)
+            self.assertGreaterEqual(stats["lost"], 3)
+            self.assertEqual((stats["flatlines"], stats["disconnects"]), (0, 0))
+            # Sent once a second, each waited on for 2 s.
+            self.assertLessEqual(found["outstanding"], 3)
+            self.assertEqual(found["echoes"], f"3 / {stats['sent']}")
+            self.assertNotEqual(found["loss"], "0 %")
+            self.assertGreaterEqual(found["flatlineAfter"], 2.0)
+            self.assertLess(found["flatlineAfter"], 6.0)
+
+        return self.browse(scenario).addCallback(check)

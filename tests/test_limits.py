@@ -498,20 +498,22 @@ class ReadRecordsTests(SynchronousTestCase):
 
     @settings(deadline=None, max_examples=50)
     @given(records=st.lists(_records, min_size=2, max_size=6), where=st.integers(0), cut=st.floats(0, 1, exclude_max=True))
-    def test_truncated_line_in_the_middle_is_an_error(
+    def test_truncated_line_in_the_middle_is_skipped(
         self, records: list[dict], where: int, cut: float
     ) -> None:
         """
-        A record cut short with records after it is not an interrupted
-        run: reading fails with an error naming the file and the line.
+        A record cut short with records after it (a killed run, then
+        another appending to the log) is skipped and its line number
+        reported; every other record is read.
         """
         lines = _lines(records, [])
         index = where % (len(lines) - 1)
         whole = lines[index].rstrip("\n")
         lines[index] = whole[: 1 + int(cut * (len(whole) - 1))] + "\n"
-        with self.assertRaises(RecordError) as caught:
-            list(read_records(lines, "run.jsonl"))
-        self.assertIn(f"run.jsonl:{index + 1}:", str(caught.exception))
+        skipped: list[int] = []
+        read = list(read_records(lines, "run.jsonl", skipped))
+        self.assertEqual(skipped, [index + 1])
+        self.assertEqual(read, [json.loads(line) for i, line in enumerate(lines) if i != index])
 
     @given(value=_json)
     def test_not_a_record(self, value: object) -> None:

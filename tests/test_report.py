@@ -5,17 +5,23 @@ pictures.
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import xml.etree.ElementTree as ElementTree
+from typing import Any
 
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
 from pingproto.records import RecordError, read_records
-from pingproto.report import ReportOptions, parse_time, timeline
+from pingproto.report import ReportOptions, draw, parse_time, timeline
 
 T0 = 1_764_000_000.0
+
+
+def when(t: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc)
 
 
 def sample_log() -> list[dict]:
@@ -62,7 +68,8 @@ class ReadRecordsTests(SynchronousTestCase):
 
     def test_garbageInTheMiddle(self) -> None:
         """
-        A bad line followed by more lines is an error naming the line.
+        A line that is no record, or not even the beginning of one, is an
+        error naming the line, wherever it is.
         """
         with self.assertRaises(RecordError) as caught:
             list(read_records(["{}", "x"], "f.jsonl"))
@@ -70,6 +77,47 @@ class ReadRecordsTests(SynchronousTestCase):
         with self.assertRaises(RecordError) as caught:
             list(read_records(["nonsense", '{"event":"start","t":1}'], "f.jsonl"))
         self.assertIn("f.jsonl:1: not a JSON record", str(caught.exception))
+
+
+    def test_cutOffRunThenAppended(self) -> None:
+        """
+        A record cut short by a killed run, with another run's records
+        appended after it (on the next line, or on the end of the cut-off
+        one when nothing ended it), is skipped and its line counted; every
+        whole record is read.
+        """
+        lines = [
+            '{"event":"start","t":1}',
+            '{"event":"reply","t":2,"seq":1,"rtt_ms":1.5}',
+            '{"event":"rep{"event":"start","t":10}',
+            '{"event":"reply","t":11,"seq":1,"rtt_ms":2.5}',
+            '{"event":"state","t":12,"sta',
+            "",
+            '{"event":"reply","t":13,"seq":2,"rtt_ms":2.5}',
+        ]
+        skipped: list[int] = []
+        self.assertEqual([r["t"] for r in read_records(lines, "f.jsonl", skipped)], [1, 2, 10, 11, 13])
+        self.assertEqual(skipped, [3, 5])
+
+    def test_fieldsChecked(self) -> None:
+        """
+        A record without a field its event needs, or with one of the wrong
+        type, is an error naming the line and the field.
+        """
+        for bad, words in [
+            ('{"event":"reply","t":2,"seq":1}', "needs 'rtt_ms'"),
+            ('{"event":"reply","t":2,"rtt_ms":"x"}', "'rtt_ms' must be a number"),
+            ('{"event":"reply","t":2,"rtt_ms":true}', "'rtt_ms' must be a number"),
+            ('{"event":"state","t":2,"state":"OPEN","setup_ms":null}', "'setup_ms' must be a number"),
+            ('{"event":"state","t":2,"state":"OPEN"}', "needs 'setup_ms'"),
+            ('{"event":"state","t":2}', "needs 'state'"),
+            ('{"event":"start","t":2,"target":7}', "'target' must be a string"),
+            ('{"event":"loss","t":Infinity}', "numeric 't'"),
+        ]:
+            with self.assertRaises(RecordError, msg=bad) as caught:
+                list(read_records(['{"event":"start","t":1}', bad], "f.jsonl"))
+            self.assertIn("f.jsonl:2: ", str(caught.exception))
+            self.assertIn(words, str(caught.exception))
 
 
 class ParseTimeTests(SynchronousTestCase):
@@ -96,6 +144,63 @@ class TimelineTests(SynchronousTestCase):
         self.assertEqual(len(line.losses), 10)
         self.assertEqual(line.flatlines, [T0 + 371])
         self.assertEqual(line.outages, [(T0 + 420.5, T0 + 450.5)])
+
+    def test_window(self) -> None:
+        """
+        A window's timeline starts at its start, in the state the records
+        before it left the link: a drop while it was up is an outage, and a
+        window that begins in an outage is down from its first moment.
+        """
+        up = timeline([r for r in sample_log() if r["t"] >= T0 + 400], T0 + 400, open_=True)
+        self.assertEqual((up.start, up.outages), (T0 + 400, [(T0 + 420.5, T0 + 450.5)]))
+        down = timeline([r for r in sample_log() if r["t"] >= T0 + 430], T0 + 430, down=True)
+        self.assertEqual(down.outages, [(T0 + 430, T0 + 450.5)])
+
+
+class DrawTests(SynchronousTestCase):
+    def drawn(self, count: int) -> tuple[Any, Any, tuple[float, float]]:
+        """
+        The median line and the bands drawn for C{count} replies, one a
+        second from T0, 10 ms and up, with the time axis as numbers.
+        """
+        import matplotlib.dates as mdates
+        import matplotlib.pyplot as plt
+
+        line = timeline([{"event": "reply", "t": T0 + i, "rtt_ms": 10.0 + i % 5} for i in range(count)])
+        figure = draw(line, "title", "subtitle")
+        self.addCleanup(plt.close, figure)
+        axes = figure.axes[0]
+        median = next(m for m in axes.lines if m.get_label() == "median")
+        bands = [c for c in axes.collections if c.get_label().endswith("percentile")]
+        start, end = mdates.date2num(when(T0)), mdates.date2num(when(T0 + count - 1))
+        return median, bands, (start, end)
+
+    def assertCovers(self, median: Any, bands: Any, span: tuple[float, float]) -> None:
+        x, y = median.get_xydata().T
+        self.assertEqual((x[0], x[-1]), span, "the median runs from the first ping to the last")
+        self.assertTrue(all(v == v for v in y), f"a median for every bin: {y}")
+        self.assertEqual(len(bands), 2)
+        for band in bands:
+            xs = [v[0] for path in band.get_paths() for v in path.vertices]
+            self.assertEqual((min(xs), max(xs)), span, band.get_label())
+
+    def test_fewPings(self) -> None:
+        """
+        Under 20 replies make one bin, which still gets its median line and
+        its bands, across the whole time shown.
+        """
+        median, bands, span = self.drawn(12)
+        self.assertCovers(median, bands, span)
+        self.assertEqual(list(median.get_xydata()[:, 1]), [11.0, 11.0])
+
+    def test_edgeToEdge(self) -> None:
+        """
+        With many bins the median and the bands begin at the first ping
+        and end at the last: no half-bin is left blank at either end.
+        """
+        median, bands, span = self.drawn(300)
+        self.assertCovers(median, bands, span)
+        self.assertEqual(len(median.get_xydata()), 30 + 1)
 
 
 class ReportCommandTests(SynchronousTestCase):
@@ -133,6 +238,68 @@ class ReportCommandTests(SynchronousTestCase):
         self.assertEqual((summary["sent"], summary["lost"]), (60, 0))
         self.assertGreaterEqual(summary["rtt_min_ms"], 60.0)
         self.assertLessEqual(summary["rtt_max_ms"], 66.0)
+
+    def test_sinceWhileConnected(self) -> None:
+        """
+        A window that starts while the link is up counts the drop within
+        it and the outage that follows, and names the target from the
+        start record before it.
+        """
+        code, out, _ = self.run_report("--since", str(T0 + 400), "--until", str(T0 + 500))
+        self.assertEqual(code, 0)
+        lines = out.splitlines()
+        self.assertEqual(lines[0], "--- wss://example.com:1234/ pingproto statistics ---")
+        self.assertIn("1 disconnect (30.0 s disconnected)", lines[-1])
+
+    def test_sinceInAnOutage(self) -> None:
+        """
+        A window that starts in an outage counts its time down from the
+        window's start to the next open, and no disconnect: that was
+        before the window.
+        """
+        code, out, _ = self.run_report("--since", str(T0 + 430.5), "--json")
+        summary = json.loads(out)
+        self.assertEqual((summary["disconnects"], summary["disconnected_s"]), (0, 20.0))
+        self.assertEqual(summary["target"], "wss://example.com:1234/")
+        self.assertEqual(summary["opens"], 1)
+        path = self.mktemp() + ".svg"
+        self.run_report("--since", str(T0 + 430.5), "-o", path)
+        with open(path) as f:
+            self.assertIn("wss://example.com:1234/", f.read())
+
+    def test_cutOffRunThenAppended(self) -> None:
+        """
+        A log where a killed run's cut-off line is followed by another
+        run's records is read whole, with one line saying what was skipped.
+        """
+        lines = [json.dumps(record) + "\n" for record in sample_log()]
+        self.assertEqual(json.loads(lines[100])["event"], "reply")
+        cut = lines[100][:30]
+        # As pingcmd appends now (nothing ends the cut-off line), and as it
+        # would if it began a new line first.
+        for joint in ("", "\n"):
+            with open(self.log, "w") as f:
+                f.writelines(lines[:100] + [cut + joint] + lines[101:])
+            code, out, err = self.run_report()
+            self.assertEqual(code, 0, joint)
+            self.assertIn("569 sent, 559 received", out)
+            self.assertEqual(err, f"pingproto report: {self.log}: skipped 1 line cut short by an "
+                                  "interrupted run (line 101)\n")
+
+    def test_badRecord(self) -> None:
+        """
+        A record with a field missing or of the wrong type is one clear
+        line and status 2, not a traceback.
+        """
+        for bad in ('{"event":"reply","t":5,"seq":1}', '{"event":"reply","t":5,"rtt_ms":"x"}',
+                    '{"event":"state","t":5,"state":"OPEN","setup_ms":null}'):
+            with open(self.log, "a") as f:
+                f.write(bad + "\n" + '{"event":"loss","t":6}\n')
+            code, out, err = self.run_report()
+            self.assertEqual(code, 2, bad)
+            self.assertEqual(len(err.splitlines()), 1, err)
+            self.assertIn(f"{self.log}:{len(sample_log()) + 1}: ", err)
+            self.setUp()
 
     def test_png(self) -> None:
         """
