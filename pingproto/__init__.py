@@ -7,6 +7,7 @@ Twisted services; everything not named in C{__all__} may change.
 
 from pingproto.client import (
     ConnectionState,
+    HandshakeError,
     IPingObserver,
     PingClientFactory,
     PingClientProtocol,
@@ -19,7 +20,8 @@ from pingproto.client import (
 from pingproto.config import ServerLimits
 from pingproto.server import EchoServerFactory, EchoServerProtocol
 from pingproto.service import make_server_service
-from pingproto.session import Loss, Sample
+from pingproto.session import Loss, LossReason, Sample
+from pingproto.stats import RttSummary
 from pingproto.tls import ServerTLS, client_tls_options
 from pingproto.tlsfiles import TLSConfigError, TLSMaterial, load_tls_dir
 
@@ -29,13 +31,16 @@ __all__ = [
     "ConnectionState",
     "EchoServerFactory",
     "EchoServerProtocol",
+    "HandshakeError",
     "IPingObserver",
     "Loss",
+    "LossReason",
     "PingClientFactory",
     "PingClientProtocol",
     "PingMonitor",
     "PingRecorder",
     "PingResult",
+    "RttSummary",
     "Sample",
     "ServerLimits",
     "ServerTLS",

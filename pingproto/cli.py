@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getopt
 import importlib
+import importlib.metadata
 import sys
 from typing import Callable, Sequence
 
@@ -41,6 +42,19 @@ class InterspersedOptions(usage.Options):
         super().parseOptions(ordered + ["--"] + positional)
 
 
+def version() -> str:
+    """
+    The installed distribution's version; the package's own when it runs
+    from a source tree that was never installed.
+    """
+    try:
+        return importlib.metadata.version("pingproto")
+    except importlib.metadata.PackageNotFoundError:
+        from pingproto import __version__
+
+        return __version__
+
+
 def _lazy(module: str, name: str) -> Callable[[], usage.Options]:
     def make() -> usage.Options:
         return getattr(importlib.import_module(module), name)()  # type: ignore[no-any-return]
@@ -60,6 +74,13 @@ class Options(usage.Options):
         ["report", None, _lazy("pingproto.report", "ReportOptions"), "Summarize or plot a --log file."],
         ["app", None, _lazy("pingproto.webapp", "AppOptions"), "Write the web page, or print it as a data: URL."],
     ]
+
+    def opt_version(self) -> None:
+        """
+        Print pingproto's version and exit.
+        """
+        print(f"pingproto {version()}")
+        sys.exit(0)
 
     def postOptions(self) -> None:
         if self.subCommand is None:

@@ -19,10 +19,10 @@ from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientPr
 from autobahn.websocket.util import parse_url
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.error import ConnectionDone, ConnectionLost
-from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint
+from twisted.internet.interfaces import IDelayedCall, IHandshakeListener, IReactorTime, IStreamClientEndpoint
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
@@ -43,6 +43,7 @@ __all__ = [
     "PingRecorder",
     "PingResult",
     "StateChange",
+    "TLSHandshakeIncomplete",
     "client_endpoint",
     "ping",
 ]
@@ -59,6 +60,14 @@ class HandshakeError(ConnectionError):
     """
     The server did not accept the WebSocket (a non-101 answer, a bad
     handshake, or the handshake timed out).
+    """
+
+
+class TLSHandshakeIncomplete(HandshakeError):
+    """
+    A C{wss://} connection ended, or timed out, before the server finished
+    the TLS handshake: most often a server that does not speak TLS on that
+    port, which waits for an HTTP request and never answers the TLS hello.
     """
 
 
@@ -80,13 +89,16 @@ class StateChange:
     seconds from the start of the attempt to the open WebSocket (TCP, TLS
     and the upgrade together).  C{requested} is true for C{CLOSING} and
     C{CLOSED} when this program asked for the close (the run is over), as
-    opposed to a drop, a server close or a flatline.
+    opposed to a drop, a server close or a flatline.  C{reason} is, for a
+    C{CLOSED} attempt that never opened, why it failed, for callers that
+    word it themselves (C{detail} is its raw text).
     """
 
     state: ConnectionState
     detail: str = ""
     setup_time: float | None = None
     requested: bool = False
+    reason: Failure | None = field(default=None, compare=False, repr=False)
 
 
 class IPingObserver(Interface):
@@ -120,6 +132,7 @@ def _wall_ms() -> int:
     return int(time.time() * 1000)
 
 
+@implementer(IHandshakeListener)
 class PingClientProtocol(WebSocketClientProtocol):
     """
     Send a ping every interval while open; match echoes; time out the rest.
@@ -131,6 +144,9 @@ class PingClientProtocol(WebSocketClientProtocol):
         super().__init__()
         self._was_open = False
         self._requested_close = False
+        self._tls_done = False
+        self._lost_reason: Failure | None = None
+        self._setup_failure: Failure | None = None
         self._ticker: LoopingCall | None = None
         self._deadline: IDelayedCall | None = None
         self._silence: IDelayedCall | None = None
@@ -140,16 +156,51 @@ class PingClientProtocol(WebSocketClientProtocol):
         super().connectionMade()
         self.factory.current = self
 
+    def handshakeCompleted(self) -> None:
+        """
+        The TLS handshake is done (called by Twisted's TLS layer only).
+        """
+        self._tls_done = True
+
     def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
         factory = self.factory
         if factory.current is self:
             factory.current = None
+        self._lost_reason = reason
         super().connectionLost(reason)
         release_is_closed(self)
-        if not self._was_open:
-            if self.wasNotCleanReason and reason.check(ConnectionDone, ConnectionLost):
-                reason = Failure(HandshakeError(self.wasNotCleanReason))
-            factory.on_failed(reason)
+        if not self._was_open and not self._requested_close:
+            factory.on_failed(self._setup_failure or self._why_not_opened(reason))
+
+    def _why_not_opened(self, reason: Failure) -> Failure:
+        """
+        Why a connection ended before its WebSocket opened, as precisely as
+        can be told: Autobahn's words for a bare TCP close or timeout say
+        nothing of TLS, which is the usual cause when the URL's scheme does
+        not match what the server speaks.
+        """
+        if not reason.check(ConnectionDone, ConnectionLost):
+            return reason
+        why = self.wasNotCleanReason or "the connection closed"
+        if self.factory.isSecure and not self._tls_done:
+            return Failure(TLSHandshakeIncomplete(f"the TLS handshake did not finish: {why}"))
+        received = getattr(self, "data", b"") or b""
+        if not self.factory.isSecure and received[:1] in (b"\x15", b"\x16") and received[1:2] == b"\x03":
+            return Failure(HandshakeError("the server answered in TLS (try wss://)"))
+        if not self.factory.isSecure and not received and not self.droppedByMe:
+            return Failure(
+                HandshakeError("the server closed the connection without answering the upgrade (does it expect wss://?)")
+            )
+        return Failure(HandshakeError(why))
+
+    def abandon(self) -> None:
+        """
+        Drop the connection now, as asked for: one whose WebSocket has not
+        opened yet (a handshake may take as long as its timeout, and
+        stopping should not), or one whose clean close nobody will wait for.
+        """
+        self._requested_close = True
+        self.dropConnection(abort=True)
 
     def onOpen(self) -> None:
         factory = self.factory
@@ -160,8 +211,6 @@ class PingClientProtocol(WebSocketClientProtocol):
         if self.state != self.STATE_OPEN:
             # Whoever was told closed it already (stopping the monitor, say).
             return
-        if factory.flatline:
-            self._silence = factory.clock.callLater(factory.flatline, self._flatlined)
         self._ticker = LoopingCall(self._send_ping)
         self._ticker.clock = factory.clock
         self._ticker.start(factory.interval, now=True)
@@ -173,6 +222,9 @@ class PingClientProtocol(WebSocketClientProtocol):
             return
         payload = factory.session.send(factory.monotonic(), factory.wall_ms())
         self.sendMessage(payload, isBinary=False)
+        if self._silence is None:
+            # Nothing older is waiting for an answer: the silence starts now.
+            self._arm_silence(0)
         self._arm_deadline()
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
@@ -180,10 +232,32 @@ class PingClientProtocol(WebSocketClientProtocol):
         sample = factory.session.receive(payload, factory.monotonic())
         if sample is not None:
             factory.observer.ping_replied(sample)
-            if self._silence is not None and self._silence.active():
-                self._silence.reset(factory.flatline)
+            self._arm_silence(sample.seq)
         self._arm_deadline()
         factory.check_finished()
+
+    def _arm_silence(self, answered: int) -> None:
+        """
+        Time the flatline from the oldest ping sent after ping C{answered}
+        that has no answer, or stop timing it if there is none.
+
+        A flatline is silence while a ping waits, not time since the last
+        echo: that would close a healthy link whenever the interval is as
+        long as the flatline time.  A ping lost to its timeout still counts
+        (a dead link loses every ping, and must still be replaced); one
+        older than a ping just answered does not, as an echo server answers
+        in order and the link plainly works.
+        """
+        if self._silence is not None and self._silence.active():
+            self._silence.cancel()
+        self._silence = None
+        factory = self.factory
+        if not factory.flatline or self.state != self.STATE_OPEN:
+            return
+        sent_at = factory.session.oldest_sent_at(after_seq=answered)
+        if sent_at is not None:
+            delay = max(0.0, sent_at + factory.flatline - factory.monotonic())
+            self._silence = factory.clock.callLater(delay, self._flatlined)
 
     def _arm_deadline(self) -> None:
         if self._deadline is not None and self._deadline.active():
@@ -240,6 +314,10 @@ class PingClientProtocol(WebSocketClientProtocol):
         return super().onCloseFrame(code, reasonRaw)
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        if not self._was_open and not self._requested_close and self._lost_reason is not None:
+            # Autobahn has set wasNotCleanReason by now; the observer is
+            # told the cause along with the CLOSED below.
+            self._setup_failure = self._why_not_opened(self._lost_reason)
         self._stop_ticker()
         for call in (self._deadline, self._silence, self._linger):
             if call is not None and call.active():
@@ -254,7 +332,7 @@ class PingClientProtocol(WebSocketClientProtocol):
         elif self.wasNotCleanReason:
             detail += f": {self.wasNotCleanReason}"
         factory.observer.state_changed(
-            StateChange(ConnectionState.CLOSED, detail, requested=self._requested_close)
+            StateChange(ConnectionState.CLOSED, detail, requested=self._requested_close, reason=self._setup_failure)
         )
         factory.check_finished()
 
@@ -304,6 +382,8 @@ class PingClientFactory(WebSocketClientFactory):
         self.session = session
         self.observer = observer
         self.current: PingClientProtocol | None = None
+        # True while the owner is stopping: what fails then was asked for.
+        self.stopping = False
         self.interval = interval
         self.flatline = flatline
         self.clock = clock
@@ -360,10 +440,13 @@ class _AnnouncingEndpoint:
         self._factory.attempting()
 
         def failed(reason: Failure) -> Failure:
+            stopping = self._factory.stopping
             self._factory.observer.state_changed(
-                StateChange(ConnectionState.CLOSED, reason.getErrorMessage())
+                StateChange(ConnectionState.CLOSED, reason.getErrorMessage(), requested=stopping, reason=reason)
             )
-            self._factory.on_failed(reason)
+            if not stopping:
+                # An attempt cancelled by stopping is no failed attempt.
+                self._factory.on_failed(reason)
             return reason
 
         return self._endpoint.connect(factory).addErrback(failed)
@@ -379,7 +462,8 @@ class PingMonitor(Service):
     one that opened and later dropped is retried after the initial delay.
     C{done} fires with L{None} when C{count} pings are answered or lost,
     or fails with the reason when C{give_up_after} attempts in a row fail
-    before any WebSocket ever opened.
+    before any WebSocket ever opened (with C{give_up_any_time}, at any
+    time).  Cancelling C{done} stops the service.
     """
 
     def __init__(
@@ -396,6 +480,7 @@ class PingMonitor(Service):
         endpoint: IStreamClientEndpoint | None = None,
         retry_policy: Callable[[int], float] | None = None,
         give_up_after: int | None = None,
+        give_up_any_time: bool = False,
         monotonic: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], int] = _wall_ms,
     ) -> None:
@@ -422,6 +507,7 @@ class PingMonitor(Service):
         self._failures = 0
         self._ever_opened = False
         self._give_up_after = give_up_after
+        self._give_up_any_time = give_up_any_time
         self._client = ClientService(
             _AnnouncingEndpoint(endpoint, self.factory),
             self.factory,
@@ -430,12 +516,33 @@ class PingMonitor(Service):
             retryPolicy=lambda attempt: self._policy(self._failures),
             clock=reactor,
         )
-        self.done: Deferred[None] = Deferred()
+        self.done: Deferred[None] = Deferred(lambda _: self.stopService())
         self._stopping: Deferred[None] | None = None
 
     def startService(self) -> None:
+        # A service may be started again after a stop: the next stop must
+        # close that run's connection, not return the last stop's result.
+        self._stopping = None
+        self.factory.stopping = False
         super().startService()
         self._client.startService()
+
+    def drop_connection(self) -> None:
+        """
+        Drop the connection at once, without a close handshake: for a stop
+        that will not wait for a clean close (a second Ctrl-C).  Call after
+        L{stopService}, which then fires as soon as the connection is gone.
+        """
+        protocol = self.factory.current
+        if protocol is not None:
+            protocol.abandon()
+
+    @property
+    def ever_opened(self) -> bool:
+        """
+        Whether a WebSocket opened since the service was made.
+        """
+        return self._ever_opened
 
     def _opened(self) -> None:
         self._failures = 0
@@ -445,7 +552,7 @@ class PingMonitor(Service):
         self._failures += 1
         if (
             self._give_up_after is not None
-            and not self._ever_opened
+            and (self._give_up_any_time or not self._ever_opened)
             and self._failures >= self._give_up_after
         ):
             # Called from inside ClientService's state machine, which cannot
@@ -454,7 +561,7 @@ class PingMonitor(Service):
 
     def _give_up(self, reason: Failure) -> None:
         if not self.done.called and self.running:
-            self.stopService().addCallback(lambda _: self.done.errback(reason))
+            self.stopService().addCallback(lambda _: self.done.called or self.done.errback(reason))
 
     def _finished(self) -> None:
         if self.running:
@@ -462,16 +569,21 @@ class PingMonitor(Service):
 
     def stopService(self) -> Deferred[None]:
         """
-        Close the WebSocket cleanly (code 1000), then stop reconnecting.
+        Close an open WebSocket cleanly (code 1000), drop one still in its
+        handshake, cancel an attempt under way, and stop reconnecting; fire
+        once the connection is gone.
         """
         if self._stopping is not None:
             return self._stopping
         super().stopService()
+        self.factory.stopping = True
         protocol = self.factory.current
         closed: Deferred[object] = succeed(None)
         if protocol is not None:
             if protocol.state == protocol.STATE_OPEN:
                 protocol.close(1000, "done")
+            elif protocol.state == protocol.STATE_CONNECTING:
+                protocol.abandon()
             closed = protocol.is_closed
         self._stopping = closed.addBoth(lambda _: self._client.stopService())
         return self._stopping
@@ -530,6 +642,10 @@ def ping(
 
     Fails with the connection error (refused, unknown host, certificate not
     trusted) if the first connection fails C{give_up_after} times in a row.
+    If the server goes away later, the connection is retried as often, then
+    the result fires with what came back until then (fewer pings than
+    C{count}; C{states} ends with why).  Cancelling the result stops
+    pinging.
     """
     recorder = PingRecorder()
     monitor = PingMonitor(
@@ -541,6 +657,13 @@ def ping(
         ca_file=ca_file,
         reactor=reactor,
         give_up_after=give_up_after,
+        give_up_any_time=True,
     )
+
+    def gave_up(reason: Failure) -> PingResult | Failure:
+        if monitor.ever_opened and not reason.check(CancelledError):
+            return recorder.result
+        return reason
+
     monitor.startService()
-    return monitor.done.addCallback(lambda _: recorder.result)
+    return monitor.done.addCallbacks(lambda _: recorder.result, gave_up)

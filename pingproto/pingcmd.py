@@ -9,7 +9,9 @@ did, 2 on a usage or connection-setup error.
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 import time
 from typing import IO, Any, Callable
 from urllib.parse import urlsplit
@@ -22,7 +24,14 @@ from pingproto.cli import InterspersedOptions
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from pingproto.client import ConnectionState, HandshakeError, IPingObserver, PingMonitor, StateChange
+from pingproto.client import (
+    ConnectionState,
+    HandshakeError,
+    IPingObserver,
+    PingMonitor,
+    StateChange,
+    TLSHandshakeIncomplete,
+)
 from pingproto.config import positive_int, read_number
 from pingproto.records import Record, RecordFolder, format_summary, summary_record
 from pingproto.session import Loss, LossReason, Sample
@@ -109,10 +118,10 @@ def describe_failure(reason: Failure) -> str:
         if "wrong version number" in text or "packet length too long" in text:
             return "TLS: the server does not speak TLS here (try ws://)"
         return f"TLS handshake failed: {text}"
+    if reason.check(TLSHandshakeIncomplete):
+        return "TLS: the server did not complete a TLS handshake (does it speak TLS on this port? try ws://)"
     if reason.check(HandshakeError):
         return f"WebSocket handshake failed: {reason.getErrorMessage()}"
-    if reason.check(TLSConfigError):
-        return reason.getErrorMessage()
     return reason.getErrorMessage()
 
 
@@ -198,7 +207,8 @@ class Reporter:
                 text = f"disconnected: {change.detail}"
             elif self._ever_open:
                 # The first failure ends the run with its own message.
-                text = f"cannot connect: {change.detail}"
+                why = describe_failure(change.reason) if change.reason is not None else change.detail
+                text = f"cannot connect: {why}"
             self._was_open = False
         elif change.state is ConnectionState.CONNECTING and self._ever_open:
             text = "reconnecting"
@@ -227,6 +237,7 @@ class _PingRun:
         self.stderr = stderr
         self.status = EXIT_SETUP
         self.target = options["url"]
+        self._stopping = False
 
     def run(self) -> int:
         options = self.options
@@ -266,18 +277,48 @@ class _PingRun:
         monitor.done.addCallbacks(self._finished, self._failed)
         self.reactor.addSystemEventTrigger("before", "shutdown", self._interrupted)
         self.reactor.callWhenRunning(monitor.startService)
+        self.reactor.callWhenRunning(self._handle_signals)
         self.reactor.run()
         return self.status
 
+    def _handle_signals(self) -> None:
+        """
+        Take SIGINT and SIGTERM over from the reactor, whose handler calls
+        C{reactor.stop()} for each: a second signal while the close is
+        pending (C{timeout} sends two) then raises C{ReactorNotRunning}
+        and prints its traceback.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, lambda number, frame: self.reactor.callFromThread(self._signalled))
+
+    def _signalled(self) -> None:
+        """
+        The first signal closes cleanly, then prints the summary; another
+        one drops the connection at once, so the summary follows now.
+        """
+        if not self._stopping:
+            self._stop()
+            return
+        self.reporter.stopping = True
+        self.monitor.stopService()
+        self.monitor.drop_connection()
+
+    def _stop(self) -> None:
+        if not self._stopping:
+            self._stopping = True
+            self.reactor.stop()
+
     def _finished(self, _: object) -> None:
         self.status = self.reporter.finish(self.target)
-        self.reactor.stop()
+        self._stop()
 
     def _failed(self, reason: Failure) -> None:
         self.reporter.stopping = True
         self.stderr.write(f"pingproto ping: cannot connect to {self.target}: {describe_failure(reason)}\n")
         self.status = EXIT_SETUP
-        self.reactor.stop()
+        self._stop()
 
     def _interrupted(self) -> Any:
         """

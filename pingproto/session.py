@@ -122,8 +122,18 @@ class PingSession:
         """
         When the oldest outstanding ping times out.
         """
-        oldest = next(iter(self._pending.values()), None)
-        return None if oldest is None else oldest.sent_at + self.timeout
+        sent_at = self.oldest_sent_at()
+        return None if sent_at is None else sent_at + self.timeout
+
+    def oldest_sent_at(self, after_seq: int = 0) -> float | None:
+        """
+        When the oldest outstanding ping later than ping C{after_seq} was
+        sent (L{None}: none is).
+        """
+        for pending in self._pending.values():
+            if pending.seq > after_seq:
+                return pending.sent_at
+        return None
 
     def expire(self, now: float) -> list[Loss]:
         """

@@ -6,16 +6,27 @@ memory reactor whose clock the tests move.
 from __future__ import annotations
 
 from twisted.application.internet import backoffPolicy
+from twisted.internet.defer import CancelledError
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
 from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.test.iosim import ConnectionCompleter, IOPump
 from twisted.trial.unittest import SynchronousTestCase
 
-from pingproto.client import ConnectionState, PingMonitor, PingRecorder
+from pingproto.client import (
+    ConnectionState,
+    HandshakeError,
+    PingMonitor,
+    PingRecorder,
+    TLSHandshakeIncomplete,
+    ping,
+)
 from pingproto.server import EchoServerFactory
 from pingproto.session import LossReason
+from pingproto.stats import RttSummary
+from pingproto.tls import client_tls_options, wrap_client_tls
 
 _EPOCH_MS = 1_700_000_000_000
 
@@ -27,12 +38,12 @@ class MonitorTests(SynchronousTestCase):
         self.completer = ConnectionCompleter(self.reactor)
         self.recorder = PingRecorder()
 
-    def monitor(self, **kwargs: object) -> PingMonitor:
+    def monitor(self, port: int = 4321, **kwargs: object) -> PingMonitor:
         monitor = PingMonitor(
-            "ws://127.0.0.1:4321/",
+            f"ws://127.0.0.1:{port}/",
             self.recorder,
             reactor=self.reactor,
-            endpoint=TCP4ClientEndpoint(self.reactor, "127.0.0.1", 4321),
+            endpoint=TCP4ClientEndpoint(self.reactor, "127.0.0.1", port),
             retry_policy=backoffPolicy(initialDelay=0.5, factor=2.0, maxDelay=8.0, jitter=lambda: 0.0),
             monotonic=self.reactor.seconds,
             wall_ms=lambda: _EPOCH_MS + int(self.reactor.seconds() * 1000),
@@ -141,18 +152,22 @@ class MonitorTests(SynchronousTestCase):
     def test_flatlineClosesAndReconnects(self) -> None:
         """
         When the link goes silent while open, the client reports a flatline
-        once no echo has come for the flatline time, closes with code 4000,
-        and the service reconnects; the silent pings are lost.
+        once the oldest unanswered ping has waited the flatline time,
+        closes with code 4000, and the service reconnects; the silent pings
+        are lost.
         """
-        self.monitor(interval=1.0, timeout=2.0, flatline=3.0)
+        self.monitor(interval=1.0, timeout=2.0, flatline=2.5)
         pump = self.connect()
         self.advance(pump, 1.0)
         self.assertEqual(len(self.recorder.result.samples), 2)
-        # The path stalls: time passes but no bytes move.
-        self.advance(None, 2.875)
+        # The path stalls: time passes but no bytes move.  Ping 3, sent at
+        # 2 s, is the first to go unanswered; it is lost at 4 s, and the
+        # flatline comes 2.5 s after it was sent, not 2.5 s after the last
+        # echo (at 1 s).
+        self.advance(None, 3.375)
         self.assertEqual(self.recorder.result.flatlines, [])
         self.advance(None, 0.125)
-        self.assertEqual(self.recorder.result.flatlines, [3.0])
+        self.assertEqual(self.recorder.result.flatlines, [2.5])
         self.assertEqual(self.recorder.result.states[-1].state, ConnectionState.CLOSING)
         self.assertEqual(self.recorder.result.states[-1].detail, "flatline")
         self.assertEqual(
@@ -164,9 +179,22 @@ class MonitorTests(SynchronousTestCase):
         self.advance(None, 2.0)
         pump.flush()
         self.assertEqual(self.recorder.result.states[-1].state, ConnectionState.CLOSED)
-        self.assertEqual([loss.seq for loss in self.recorder.result.losses], [3, 4])
+        self.assertEqual([loss.seq for loss in self.recorder.result.losses], [3, 4, 5])
         self.advance(None, 0.5)
         self.assertEqual(self.attempts(), 1)
+
+    def test_intervalLongerThanFlatline(self) -> None:
+        """
+        A healthy link pinged less often than the flatline time never
+        flatlines: the flatline counts silence while a ping waits for its
+        echo, not the time since the last echo.
+        """
+        self.monitor(interval=12.0, timeout=5.0, flatline=10.0)
+        pump = self.connect()
+        self.advance(pump, 60.0)
+        self.assertEqual(self.recorder.result.flatlines, [])
+        self.assertEqual(self.states(), [ConnectionState.CONNECTING, ConnectionState.OPEN])
+        self.assertEqual([s.seq for s in self.recorder.result.samples], [1, 2, 3, 4, 5, 6])
 
     def test_giveUpAfterFailures(self) -> None:
         """
@@ -209,3 +237,139 @@ class MonitorTests(SynchronousTestCase):
         self.assertEqual(self.recorder.result.states[-1].detail, "code 1000")
         self.assertEqual((self.recorder.result.samples, self.recorder.result.losses), ([], []))
         self.assertEqual(self.attempts(), 0)
+
+    def test_stopDuringHandshake(self) -> None:
+        """
+        Stopping while the WebSocket handshake is under way drops the
+        connection at once and fires when it is gone: the WebSocket never
+        opens, no ping is sent, and the close is reported as asked for.
+        """
+        # A server that accepts TCP but never answers the upgrade.
+        TCP4ServerEndpoint(self.reactor, 4322).listen(Factory.forProtocol(Protocol))
+        monitor = self.monitor(port=4322, interval=1.0)
+        pump = self.connect()
+        stopped: list[object] = []
+        monitor.stopService().addCallback(stopped.append)
+        pump.flush()
+        self.assertEqual(stopped, [None])
+        self.advance(pump, 5.0)
+        self.assertEqual(self.states(), [ConnectionState.CONNECTING, ConnectionState.CLOSED])
+        self.assertTrue(self.recorder.result.states[-1].requested)
+        self.assertEqual(self.recorder.result.samples, [])
+        self.assertEqual(monitor.session.sent, 0)
+        self.assertEqual(self.attempts(), 0)
+
+    def test_stopWhileConnecting(self) -> None:
+        """
+        Stopping while TCP is still connecting cancels the attempt, fires at
+        once, and reports the CLOSED as asked for, not as a failure.
+        """
+        monitor = self.monitor(give_up_after=1)
+        stopped: list[object] = []
+        monitor.stopService().addCallback(stopped.append)
+        self.assertEqual(stopped, [None])
+        self.assertEqual(self.states(), [ConnectionState.CONNECTING, ConnectionState.CLOSED])
+        self.assertTrue(self.recorder.result.states[-1].requested)
+        self.reactor.advance(60)
+        self.assertFalse(monitor.done.called)
+
+    def test_restart(self) -> None:
+        """
+        A monitor started again after a stop connects again, and the next
+        stop closes that connection and fires; no ping follows it.
+        """
+        monitor = self.monitor(interval=0.5)
+        pump = self.connect()
+        self.advance(pump, 1.0)
+        first = monitor.stopService()
+        self.advance(pump, 2.0)
+        self.assertTrue(first.called)
+        monitor.startService()
+        pump = self.connect()
+        self.advance(pump, 1.0)
+        sent = monitor.session.sent
+        second = monitor.stopService()
+        self.assertIsNot(second, first)
+        stopped: list[object] = []
+        second.addCallback(stopped.append)
+        self.advance(pump, 5.0)
+        self.assertEqual(stopped, [None])
+        self.assertEqual(monitor.session.sent, sent)
+        self.assertEqual(self.states()[-2:], [ConnectionState.CLOSING, ConnectionState.CLOSED])
+        self.assertEqual(self.attempts(), 0)
+
+    def test_giveUpAnyTime(self) -> None:
+        """
+        With C{give_up_any_time}, C{done} fails with the connection error
+        when C{give_up_after} attempts in a row fail after a connection had
+        opened, and retries stop.
+        """
+        monitor = self.monitor(interval=1.0, count=5, give_up_after=2, give_up_any_time=True)
+        failures: list[Failure] = []
+        monitor.done.addErrback(failures.append)
+        pump = self.connect()
+        self.advance(pump, 1.0)
+        pump.server.transport.abortConnection()
+        pump.flush()
+        for _ in range(2):
+            self.reactor.advance(5)
+            self.completer.failOnce(Failure(ConnectionRefusedError()))
+        self.reactor.advance(5)
+        self.assertEqual(len(failures), 1)
+        failures[0].trap(ConnectionRefusedError)
+        self.assertEqual([s.seq for s in self.recorder.result.samples], [1, 2])
+        self.assertEqual(self.attempts(), 0)
+        self.assertFalse(monitor.running)
+
+    def test_cancelStops(self) -> None:
+        """
+        Cancelling L{ping}'s result closes the connection with code 1000
+        and stops pinging and reconnecting.
+        """
+        d = ping("ws://127.0.0.1:4321/", 100, interval=1.0, reactor=self.reactor)
+        pump = self.connect()
+        self.advance(pump, 1.0)
+        d.cancel()
+        self.failureResultOf(d, CancelledError)
+        self.advance(pump, 5.0)
+        self.assertEqual(pump.server.state, pump.server.STATE_CLOSED)
+        self.assertEqual(pump.server.remoteCloseCode, 1000)
+        self.reactor.advance(60)
+        self.assertEqual(self.attempts(), 0)
+
+    def test_wssToPlainServer(self) -> None:
+        """
+        A wss:// connection to a server that does not speak TLS, which
+        waits for an HTTP request and never answers the TLS hello, fails
+        with L{TLSHandshakeIncomplete} once the handshake times out, not
+        with a bare "peer dropped the connection".
+        """
+        monitor = PingMonitor(
+            "wss://localhost:4321/",
+            self.recorder,
+            reactor=self.reactor,
+            endpoint=wrap_client_tls(client_tls_options("localhost"), TCP4ClientEndpoint(self.reactor, "127.0.0.1", 4321)),
+            give_up_after=1,
+        )
+        monitor.startService()
+        failures: list[Failure] = []
+        monitor.done.addErrback(failures.append)
+        pump = self.connect()
+        self.advance(pump, 15.0)
+        self.assertEqual(len(failures), 1)
+        failures[0].trap(TLSHandshakeIncomplete)
+        self.assertIs(self.recorder.result.states[-1].reason, failures[0])
+
+
+class PublicAPITests(SynchronousTestCase):
+    def test_typesUsersReceive(self) -> None:
+        """
+        The types the client's public API hands out are in
+        C{pingproto.__all__}: the handshake error, the loss reason and the
+        RTT summary.
+        """
+        import pingproto
+
+        for name, value in (("HandshakeError", HandshakeError), ("LossReason", LossReason), ("RttSummary", RttSummary)):
+            self.assertIn(name, pingproto.__all__)
+            self.assertIs(getattr(pingproto, name), value)

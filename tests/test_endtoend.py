@@ -17,10 +17,10 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from twisted.web.client import ResponseNeverReceived
 
-from pingproto import ConnectionState, ping
+from pingproto import ConnectionState, HandshakeError, ping
 from pingproto.client import client_endpoint
 from pingproto.config import ServerLimits
-from pingproto.server import PLAIN_ANSWER
+from pingproto.server import PLAIN_ANSWER, EchoServerProtocol
 from pingproto.tap import Options, build_service
 
 from .tlsdir import write_ca_file, write_tls_dir
@@ -200,6 +200,16 @@ class TLSServerTests(ServerTestCase):
         self.assertTrue(response.endswith(PLAIN_ANSWER))
 
     @inlineCallbacks
+    def test_plainWsToTlsServer(self):  # type: ignore[no-untyped-def]
+        """
+        A ws:// URL for a TLS port fails at once with a handshake error
+        that suggests wss://, not a bare "peer dropped the TCP connection".
+        """
+        d = ping(self.url().replace("wss://", "ws://"), 1, give_up_after=1)
+        failure = yield self.assertFailure(d, HandshakeError)
+        self.assertIn("wss://", str(failure))
+
+    @inlineCallbacks
     def test_untrustedCertificate(self):  # type: ignore[no-untyped-def]
         """
         A client that trusts another CA refuses the server's certificate,
@@ -282,6 +292,36 @@ class PlainServerTests(ServerTestCase):
         """
         response = yield self.plain(b"GET / HTTP/1.0\r\n\r\n")
         self.assertTrue(response.endswith(PLAIN_ANSWER))
+
+    @inlineCallbacks
+    def test_serverGoneAfterOpen(self):  # type: ignore[no-untyped-def]
+        """
+        When the server goes away after the WebSocket opened, L{ping}
+        retries C{give_up_after} times, then fires with what came back
+        until then instead of waiting for ever.
+        """
+        service = self.service
+
+        class StopAfterOneEcho(EchoServerProtocol):
+            def onMessage(self, payload: bytes, isBinary: bool) -> None:
+                super().onMessage(payload, isBinary)
+                if service.running:
+                    reactor.callLater(0, service.stopService)
+
+        self.service.listeners[0].factory.protocol = StopAfterOneEcho
+        result = yield ping(self.url(), 5, interval=0.5, give_up_after=1)
+        self.assertEqual([s.seq for s in result.samples], [1])
+        self.assertEqual(
+            [change.state for change in result.states[1:]],
+            [
+                ConnectionState.OPEN,
+                ConnectionState.CLOSING,
+                ConnectionState.CLOSED,
+                ConnectionState.CONNECTING,
+                ConnectionState.CLOSED,
+            ],
+        )
+        result.states[-1].reason.trap(ConnectionRefusedError)
 
     @inlineCallbacks
     def test_refusedConnection(self):  # type: ignore[no-untyped-def]

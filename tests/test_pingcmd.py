@@ -5,13 +5,16 @@ failures, and the real command against a real server.
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import json
 import os
 import sys
 
 from OpenSSL.SSL import Error as SSLError
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.error import ConnectionRefusedError, DNSLookupError
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python.failure import Failure
@@ -19,9 +22,10 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
 from pingproto.cli import main
-from pingproto.client import ConnectionState, HandshakeError, StateChange
+from pingproto.client import ConnectionState, HandshakeError, StateChange, TLSHandshakeIncomplete
 from pingproto.pingcmd import PingOptions, Reporter, describe_failure
 from pingproto.records import read_records
+from pingproto.server import EchoServerProtocol
 from pingproto.session import Loss, LossReason, Sample
 
 from .test_endtoend import ServerTestCase
@@ -82,7 +86,30 @@ class OptionsTests(SynchronousTestCase):
         self.assertTrue(stderr.getvalue().startswith("pingproto ping: 'http://x/' is not a ws:// or wss:// URL\n"))
 
 
+class VersionTests(SynchronousTestCase):
+    def test_version(self) -> None:
+        """
+        C{pingproto --version} prints pingproto's version, from the
+        package metadata, not Twisted's, and exits 0.
+        """
+        stdout = io.StringIO()
+        self.patch(sys, "stdout", stdout)
+        with self.assertRaises(SystemExit) as caught:
+            main(["--version"])
+        self.assertEqual(caught.exception.code, 0)
+        self.assertEqual(stdout.getvalue(), f"pingproto {importlib.metadata.version('pingproto')}\n")
+
+
 class DescribeFailureTests(SynchronousTestCase):
+    def test_tlsNotSpoken(self) -> None:
+        """
+        A wss:// handshake the server never completed is named as a TLS
+        problem, with the hint to try ws://.
+        """
+        text = describe_failure(Failure(TLSHandshakeIncomplete("opening handshake timeout")))
+        self.assertIn("TLS", text)
+        self.assertIn("try ws://", text)
+
     def test_causes(self) -> None:
         """
         Each setup failure is named by its cause.
@@ -195,6 +222,23 @@ class ReporterTests(SynchronousTestCase):
         self.assertTrue(self.out.getvalue().startswith("--- wss://h:1/ pingproto statistics ---"))
         self.assertEqual(len(self.log.getvalue().splitlines()), 12)
 
+    def test_reconnectFailureNamedByCause(self) -> None:
+        """
+        A reconnect that fails after the first open is named by its cause,
+        in the same words as a first connection's failure, not in
+        Twisted's.
+        """
+        reporter = self.reporter()
+        reporter.state_changed(StateChange(ConnectionState.OPEN, setup_time=0.001))
+        reporter.state_changed(StateChange(ConnectionState.CLOSED, "code 1001: going away"))
+        reporter.state_changed(StateChange(ConnectionState.CONNECTING))
+        refused = Failure(ConnectionRefusedError())
+        reporter.state_changed(StateChange(ConnectionState.CLOSED, refused.getErrorMessage(), reason=refused))
+        self.assertEqual(
+            self.out.getvalue().splitlines()[-1],
+            "cannot connect: connection refused (is the server running on that port?)",
+        )
+
     def test_noReplyExitsOne(self) -> None:
         """
         A run in which nothing came back exits 1.
@@ -281,3 +325,75 @@ class NoReplyCommandTests(ServerTestCase):
         self.assertEqual(code, 1, err)
         self.assertIn(b"2 sent, 0 received, 100.0% lost", out)
 
+
+
+class _Command(ProcessProtocol):
+    """
+    Collects a command's output; C{saw(text)} fires once stdout holds it.
+    """
+
+    def __init__(self) -> None:
+        self.out = b""
+        self.err = b""
+        self.waiting: list[tuple[bytes, Deferred[None]]] = []
+        self.ended: Deferred[int] = Deferred()
+
+    def saw(self, text: bytes) -> Deferred[None]:
+        d: Deferred[None] = Deferred()
+        self.waiting.append((text, d))
+        self.outReceived(b"")
+        return d
+
+    def outReceived(self, data: bytes) -> None:
+        self.out += data
+        for entry in list(self.waiting):
+            if entry[0] in self.out:
+                self.waiting.remove(entry)
+                entry[1].callback(None)
+
+    def errReceived(self, data: bytes) -> None:
+        self.err += data
+
+    def processEnded(self, reason: Failure) -> None:
+        self.ended.callback(reason.value.exitCode)
+
+
+class SignalTests(ServerTestCase):
+    tls = False
+
+    @inlineCallbacks
+    def test_secondSignalWhileClosing(self):  # type: ignore[no-untyped-def]
+        """
+        A second SIGTERM while the close is pending (C{timeout} sends two)
+        drops the connection at once: no traceback, the summary is printed,
+        and the exit status is as for one interrupt.
+        """
+        closing: Deferred[None] = Deferred()
+
+        class DeafToClose(EchoServerProtocol):
+            """
+            A server that echoes but never answers a close frame.
+            """
+
+            def onCloseFrame(self, code, reasonRaw):  # type: ignore[no-untyped-def]
+                if not closing.called:
+                    closing.callback(None)
+                return False
+
+        self.service.listeners[0].factory.protocol = DeafToClose
+        command = _Command()
+        reactor.spawnProcess(
+            command,
+            sys.executable,
+            [sys.executable, "-m", "pingproto", "ping", "-i", "0.05", self.url()],
+            env=environment(),
+        )
+        yield command.saw(b"seq=1 ")
+        command.transport.signalProcess("TERM")
+        # The client's close frame has arrived, and will not be answered.
+        yield closing
+        command.transport.signalProcess("TERM")
+        code = yield command.ended
+        self.assertEqual(command.err, b"")
+        self.assertEqual(code, 0)
+        self.assertIn(b"pingproto statistics", command.out)
