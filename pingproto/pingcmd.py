@@ -9,6 +9,7 @@ did, 2 on a usage or connection-setup error.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -224,6 +225,25 @@ class Reporter:
         return EXIT_OK if summary.received else EXIT_NO_REPLY
 
 
+def _open_log(path: str) -> IO[str]:
+    """
+    Open the log for appending, on a line of its own: a run killed while
+    writing leaves its last line without a newline, and this run's first
+    record must not be glued onto it.
+    """
+    log = open(path, "a", encoding="utf-8")
+    try:
+        if log.tell():
+            with open(path, "rb") as written:
+                written.seek(-1, os.SEEK_END)
+                if written.read(1) != b"\n":
+                    log.write("\n")
+    except OSError:
+        log.close()
+        raise
+    return log
+
+
 class _PingRun:
     """
     One run of the command on a reactor of its own making: run until the
@@ -244,7 +264,7 @@ class _PingRun:
         log = None
         if options["log"] is not None:
             try:
-                log = open(options["log"], "a", encoding="utf-8")
+                log = _open_log(options["log"])
             except OSError as e:
                 self.stderr.write(f"pingproto ping: cannot open log file {options['log']}: {e.strerror}\n")
                 return EXIT_SETUP

@@ -289,6 +289,24 @@ class CommandTests(ServerTestCase):
             self.assertEqual(f.read(), out.decode())
 
     @inlineCallbacks
+    def test_logAfterKilledRun(self):  # type: ignore[no-untyped-def]
+        """
+        --log appends after a run killed mid-line on a line of its own:
+        the cut-off line stays as it was and every new record reads whole.
+        """
+        log = os.path.abspath(self.mktemp())
+        cut = '{"event": "reply", "t": 1764000000.5, "se'
+        with open(log, "w") as f:
+            f.write(cut)
+        out, err, code = yield self.command("ping", "-c", "1", "--log", log, "--ca", self.caPath(), self.url())
+        self.assertEqual(code, 0, err)
+        with open(log) as f:
+            lines = f.read().splitlines()
+        self.assertEqual(lines[0], cut)
+        self.assertEqual([json.loads(line)["event"] for line in lines[1:]][:1], ["start"])
+        self.assertEqual(json.loads(lines[-1])["event"], "summary")
+
+    @inlineCallbacks
     def test_refused(self):  # type: ignore[no-untyped-def]
         """
         A refused connection exits 2 with one line that says so.
