@@ -23,11 +23,11 @@ import socket
 import struct
 from typing import Callable
 
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol, wrapClientTLS
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.task import LoopingCall, deferLater
+from twisted.internet.task import LoopingCall
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
@@ -41,7 +41,7 @@ from pingproto.tls import client_tls_options
 from .test_endtoend import ServerTestCase
 from .test_fidelity import Watcher
 from .test_protocols import client_frame, upgrade_request
-from .waiting import Conditions
+from .waiting import Conditions, FactoryBooks
 
 # The witness pings this often, and no two of its echoes may be further
 # apart than MAX_GAP while (and after) the server is being abused.
@@ -182,6 +182,7 @@ class HardeningTestCase(ServerTestCase):
     def setUp(self) -> Deferred[None] | None:
         super().setUp()
         self.factory = self.service.factory
+        self.books = FactoryBooks(self, self.factory)
         # Runs after the clients' cleanups, before the server stops: the
         # server has seen every connection go.
         self.addCleanup(lambda: self.eventually(lambda: self.factory.sockets == 0))
@@ -290,16 +291,18 @@ class HardeningTestCase(ServerTestCase):
             len(factory.per_address),
         )
 
-    @inlineCallbacks
-    def eventually(self, condition: Callable[[], bool], within: float = 2.0) -> Deferred[None]:  # type: ignore[misc]
+    def eventually(self, condition: Callable[[], bool], within: float = 2.0) -> Deferred[None]:
         """
-        Wait for the server's books to catch up with what the network did.
+        Wait for the server's books to catch up with what the network did
+        (connections going), failing after C{within} seconds.
         """
-        deadline = reactor.seconds() + within
-        while not condition():
-            if reactor.seconds() > deadline:
-                self.fail(f"not within {within} s; counts are {self.counts()}")
-            yield deferLater(reactor, 0.01, lambda: None)
+
+        def late(reason: Failure) -> None:
+            reason.trap(defer.TimeoutError)
+            self.fail(f"not within {within} s; counts are {self.counts()}")
+
+        waiting = self.books.until(condition)
+        return waiting.addTimeout(within, reactor).addErrback(late)
 
     # The witness.
 

@@ -8,7 +8,6 @@ from typing import Callable
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from pingproto import PingRecorder, PingResult
@@ -73,20 +72,32 @@ class Watcher(PingRecorder):
         self.waiters.check()
 
 
+class FactoryBooks:
+    """
+    Waits on an L{EchoServerFactory}'s books (its sockets, open WebSockets
+    and addresses counted), which shrink as connections go: the factory
+    calls C{notify_if_idle} for every socket it loses, and the test
+    listens there.  Conditions are checked on the next reactor turn, once
+    that connection's C{connectionLost}, still on the stack, has finished
+    and let go of it.
+    """
+
+    def __init__(self, test: TestCase, factory: EchoServerFactory) -> None:
+        self._conditions = Conditions()
+        notify = factory.notify_if_idle
+
+        def lost() -> None:
+            notify()
+            reactor.callLater(0, self._conditions.check)
+
+        test.patch(factory, "notify_if_idle", lost)
+
+    def until(self, condition: Callable[[], bool]) -> Deferred[None]:
+        return self._conditions.until(condition)
+
+
 def sockets_closed(test: TestCase, factory: EchoServerFactory) -> Deferred[None]:
     """
-    Fire once C{factory} holds no socket, on the reactor turn after the
-    last one went: its C{connectionLost}, still on the stack when the count
-    drops, holds the connection until then.  The factory calls
-    C{notify_if_idle} for every socket it loses; the test listens there.
+    Fire once C{factory} holds no socket, and the last one has been let go.
     """
-    conditions = Conditions()
-    notify = factory.notify_if_idle
-
-    def lost() -> None:
-        notify()
-        conditions.check()
-
-    test.patch(factory, "notify_if_idle", lost)
-    gone: Deferred[None] = conditions.until(lambda: factory.sockets == 0)
-    return gone.addCallback(lambda _: deferLater(reactor, 0, lambda: None))
+    return FactoryBooks(test, factory).until(lambda: factory.sockets == 0)
