@@ -15,6 +15,7 @@ from pingproto.client import (
     PingRecorder,
     PingResult,
     StateChange,
+    TLSHandshakeIncomplete,
     ping,
 )
 from pingproto.config import ServerLimits
@@ -46,6 +47,7 @@ __all__ = [
     "ServerTLS",
     "StateChange",
     "TLSConfigError",
+    "TLSHandshakeIncomplete",
     "TLSMaterial",
     "client_tls_options",
     "load_tls_dir",

@@ -150,6 +150,8 @@ class PingClientProtocol(WebSocketClientProtocol):
         self._ticker: LoopingCall | None = None
         self._deadline: IDelayedCall | None = None
         self._silence: IDelayedCall | None = None
+        # The latest ping answered: the link worked when it was sent.
+        self._answered = 0
         self._linger: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
@@ -224,7 +226,7 @@ class PingClientProtocol(WebSocketClientProtocol):
         self.sendMessage(payload, isBinary=False)
         if self._silence is None:
             # Nothing older is waiting for an answer: the silence starts now.
-            self._arm_silence(0)
+            self._arm_silence()
         self._arm_deadline()
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
@@ -232,14 +234,15 @@ class PingClientProtocol(WebSocketClientProtocol):
         sample = factory.session.receive(payload, factory.monotonic())
         if sample is not None:
             factory.observer.ping_replied(sample)
-            self._arm_silence(sample.seq)
+            self._answered = max(self._answered, sample.seq)
+            self._arm_silence()
         self._arm_deadline()
         factory.check_finished()
 
-    def _arm_silence(self, answered: int) -> None:
+    def _arm_silence(self) -> None:
         """
-        Time the flatline from the oldest ping sent after ping C{answered}
-        that has no answer, or stop timing it if there is none.
+        Time the flatline from the oldest ping sent after the latest one
+        answered that has no answer, or stop timing it if there is none.
 
         A flatline is silence while a ping waits, not time since the last
         echo: that would close a healthy link whenever the interval is as
@@ -254,7 +257,7 @@ class PingClientProtocol(WebSocketClientProtocol):
         factory = self.factory
         if not factory.flatline or self.state != self.STATE_OPEN:
             return
-        sent_at = factory.session.oldest_sent_at(after_seq=answered)
+        sent_at = factory.session.oldest_sent_at(after_seq=self._answered)
         if sent_at is not None:
             delay = max(0.0, sent_at + factory.flatline - factory.monotonic())
             self._silence = factory.clock.callLater(delay, self._flatlined)

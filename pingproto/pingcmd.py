@@ -233,7 +233,8 @@ def _open_log(path: str) -> IO[str]:
     """
     log = open(path, "a", encoding="utf-8")
     try:
-        if log.tell():
+        # A pipe or a terminal (--log /dev/stdout) has no end to look at.
+        if log.seekable() and log.tell():
             with open(path, "rb") as written:
                 written.seek(-1, os.SEEK_END)
                 if written.read(1) != b"\n":
@@ -266,7 +267,7 @@ class _PingRun:
             try:
                 log = _open_log(options["log"])
             except OSError as e:
-                self.stderr.write(f"pingproto ping: cannot open log file {options['log']}: {e.strerror}\n")
+                self.stderr.write(f"pingproto ping: cannot open log file {options['log']}: {e.strerror or e}\n")
                 return EXIT_SETUP
         try:
             return self._run(log)

@@ -227,17 +227,20 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         the connection caps, for ever.  So reading resumes (backed-up
         echoes may have stopped it, and once the gate is unregistered
         nothing else would resume it) and the connection is cut after a
-        grace period: the time a client gets for its opening handshake, and
-        no less than Autobahn gives a peer to answer a close.
+        grace period: the time a client gets for its opening handshake, or
+        the time Autobahn gives a peer to answer a close if that is longer.
+        The cut is armed first, so that a C{connectionLost} that comes
+        at once cancels it, and goes through Autobahn's C{_closeConnection},
+        which copes with a transport that cannot abort.
         """
         if abort or self.state == self.STATE_CLOSED:
             super().dropConnection(abort)
             return
         if self._gate is not None:
             self._gate.release_all()
-        super().dropConnection(abort)
         grace = max(self.openHandshakeTimeout, self.closeHandshakeTimeout)
-        self._linger = self.factory.reactor.callLater(grace, self.transport.abortConnection)
+        self._linger = self.factory.reactor.callLater(grace, self._closeConnection, True)
+        super().dropConnection(abort)
 
     def processHandshake(self) -> None:
         head_end = self.data.find(b"\r\n\r\n")

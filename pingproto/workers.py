@@ -120,7 +120,10 @@ class ReusePortGroup:
         """
         A new socket listening on the group's address, for one worker.
         """
-        sock = self._bound(self.address)
+        try:
+            sock = self._bound(self.address)
+        except OSError as e:
+            raise CannotListenError(*self.address[:2], e) from None
         try:
             sock.listen(self.backlog)
         except BaseException:
@@ -223,9 +226,13 @@ class WorkerPool(Service):
 
     def privilegedStartService(self) -> None:
         """
-        Bind every listener, while twistd still has the privileges it
-        sheds (C{-u}/C{-g}) before L{startService}: a port below 1024, a
-        socket in a directory only root may write.
+        Bind every listener while twistd still has the privileges it sheds
+        (C{-u}/C{-g}) before L{startService}: a UNIX socket in a directory
+        only root may write, say.  A TCP port is held here too, but each
+        worker's own socket on it is bound as the worker starts, after
+        the privileges are gone: a port below 1024 with C{-u} and
+        C{--workers} needs C{CAP_NET_BIND_SERVICE} (or a lower
+        C{net.ipv4.ip_unprivileged_port_start}).
         """
         super().privilegedStartService()
         self._bind()
@@ -354,16 +361,17 @@ class WorkerPool(Service):
         if self.running and number not in self.workers:
             try:
                 self._spawn(number)
-            except OSError as e:
+            except (OSError, CannotListenError) as e:
                 # No listening socket for it (out of file descriptors, say):
                 # the others serve meanwhile.
+                cause = e.socketError if isinstance(e, CannotListenError) else e
                 self.workers.pop(number, None)
                 self._failures += 1
                 delay = self._delay()
                 _log.error(
                     "worker {number} not started ({why}); trying again in {delay:.1f} s",
                     number=number,
-                    why=e.strerror or e,
+                    why=getattr(cause, "strerror", None) or cause,
                     delay=delay,
                 )
                 self._respawns[number] = self.reactor.callLater(delay, self._respawn, number)

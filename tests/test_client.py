@@ -196,6 +196,32 @@ class MonitorTests(SynchronousTestCase):
         self.assertEqual(self.states(), [ConnectionState.CONNECTING, ConnectionState.OPEN])
         self.assertEqual([s.seq for s in self.recorder.result.samples], [1, 2, 3, 4, 5, 6])
 
+    def test_flatlineTimedFromAfterTheLatestAnswer(self) -> None:
+        """
+        A ping whose echo never came but which is older than one answered
+        does not time the flatline: ping 2's echo is lost, 3 and 4 are
+        answered, then nothing from ping 5 (sent at 4 s) on; the flatline
+        comes 10 s after ping 5 was sent, not 10 s after ping 2.
+        """
+        self.monitor(interval=1.0, timeout=5.0, flatline=10.0)
+        pump = self.connect()
+        server = pump.server
+        echo = server.onMessage
+        seen: list[bytes] = []
+
+        def drop_some(payload: bytes, isBinary: bool) -> None:
+            seen.append(payload)
+            if len(seen) == 1 or len(seen) >= 4:
+                return
+            echo(payload, isBinary)
+
+        server.onMessage = drop_some
+        self.advance(pump, 4.0)
+        self.assertEqual([s.seq for s in self.recorder.result.samples], [1, 3, 4])
+        while not self.recorder.result.flatlines and self.reactor.seconds() < 20:
+            self.advance(pump, 0.125)
+        self.assertAlmostEqual(self.reactor.seconds(), 14.0, delta=0.25)
+
     def test_giveUpAfterFailures(self) -> None:
         """
         C{done} fails with the connection error when the first connection
@@ -365,11 +391,16 @@ class PublicAPITests(SynchronousTestCase):
     def test_typesUsersReceive(self) -> None:
         """
         The types the client's public API hands out are in
-        C{pingproto.__all__}: the handshake error, the loss reason and the
+        C{pingproto.__all__}: the handshake errors, the loss reason and the
         RTT summary.
         """
         import pingproto
 
-        for name, value in (("HandshakeError", HandshakeError), ("LossReason", LossReason), ("RttSummary", RttSummary)):
+        for name, value in (
+            ("HandshakeError", HandshakeError),
+            ("TLSHandshakeIncomplete", TLSHandshakeIncomplete),
+            ("LossReason", LossReason),
+            ("RttSummary", RttSummary),
+        ):
             self.assertIn(name, pingproto.__all__)
             self.assertIs(getattr(pingproto, name), value)

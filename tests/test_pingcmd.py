@@ -23,7 +23,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from pingproto.cli import main
 from pingproto.client import ConnectionState, HandshakeError, StateChange, TLSHandshakeIncomplete
-from pingproto.pingcmd import PingOptions, Reporter, describe_failure
+from pingproto.pingcmd import PingOptions, Reporter, _open_log, describe_failure
 from pingproto.records import read_records
 from pingproto.server import EchoServerProtocol
 from pingproto.session import Loss, LossReason, Sample
@@ -84,6 +84,22 @@ class OptionsTests(SynchronousTestCase):
         self.patch(sys, "stderr", stderr)
         self.assertEqual(main(["ping", "http://x/"]), 2)
         self.assertTrue(stderr.getvalue().startswith("pingproto ping: 'http://x/' is not a ws:// or wss:// URL\n"))
+
+
+class OpenLogTests(SynchronousTestCase):
+    def test_pipe(self) -> None:
+        """
+        --log may name a pipe (C{/dev/stdout} piped on, a FIFO), which has
+        no end to look for a cut-off line at: records go to it.
+        """
+        fifo = os.path.abspath(self.mktemp())
+        os.mkfifo(fifo)
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        self.addCleanup(os.close, reader)
+        log = _open_log(fifo)
+        log.write('{"event": "start"}\n')
+        log.close()
+        self.assertEqual(os.read(reader, 100), b'{"event": "start"}\n')
 
 
 class VersionTests(SynchronousTestCase):

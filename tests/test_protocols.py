@@ -545,6 +545,62 @@ class AsksThenFallsSilent(Protocol):
         self.transport.transport.silent = True
 
 
+class _CannotAbort(LenientTransport):
+    """
+    A transport without C{abortConnection}, as Autobahn's own
+    C{WrappingWebSocketAdapter} (the C{autobahn:} endpoint) is.
+    """
+
+    @property
+    def abortConnection(self):  # type: ignore[no-untyped-def]
+        raise AttributeError("abortConnection")
+
+
+class _LostAtOnce(LenientTransport):
+    """
+    A transport whose C{loseConnection} ends the connection before it
+    returns.
+    """
+
+    def loseConnection(self) -> None:
+        super().loseConnection()
+        self.protocol.connectionLost(Failure(ConnectionDone()))
+
+
+class GentleCloseTransportTests(SynchronousTestCase):
+    """
+    The cut after a gentle close works on any transport.
+    """
+
+    def answer(self, transport: LenientTransport) -> Clock:
+        clock = Clock()
+        factory = EchoServerFactory(ServerLimits(handshake_timeout=5, ping_interval=0), reactor=clock)
+        protocol = factory.buildProtocol(_ADDRESS)
+        transport.protocol = protocol
+        protocol.makeConnection(transport)
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 "))
+        return clock
+
+    def test_transportThatCannotAbort(self) -> None:
+        """
+        On a transport that cannot abort, the cut closes it as it can.
+        """
+        transport = _CannotAbort()
+        clock = self.answer(transport)
+        transport.disconnecting = False
+        clock.advance(5)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_lostAtOnce(self) -> None:
+        """
+        A connection that ends as it is closed leaves no cut waiting.
+        """
+        clock = self.answer(_LostAtOnce())
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+
 class LingeringPeerTests(SynchronousTestCase, TimerHygiene):
     """
     A connection the server closes gently (it waits for the peer's TLS

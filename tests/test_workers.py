@@ -147,6 +147,29 @@ class RespawnTests(SynchronousTestCase):
         [retry] = clock.getDelayedCalls()
         self.assertEqual((retry.getTime(), retry.func, retry.args), (1.0, pool._respawn, (1,)))
 
+    def test_firstSocketRefusedNamesAddress(self) -> None:
+        """
+        A worker's socket that cannot be made at start-up (a port below
+        1024 after C{-u}, say) stops start-up with the address in the
+        error, as any listener that cannot listen does.
+        """
+        group = ReusePortGroup(socket.AF_INET, "127.0.0.1", 0, 128)
+        self.addCleanup(group.close)
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        group.address = taken.getsockname()
+        pool = WorkerPool([], ["--no-tls"], 2, reactor=Clock())
+        pool.listeners = [group]
+        pool._listeners_bound = True
+        previous = signal.getsignal(signal.SIGHUP)
+        self.addCleanup(signal.signal, signal.SIGHUP, previous)
+        with self.assertRaises(CannotListenError) as caught:
+            pool.startService()
+        self.assertIn("127.0.0.1:%d" % group.address[1], str(caught.exception))
+        self.assertEqual(pool.workers, {})
+
     def test_delayBackToShortestAfterStableWorker(self) -> None:
         """
         The restart delay doubles while workers die soon after starting,
