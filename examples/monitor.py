@@ -32,12 +32,15 @@ class Printer:
 
 
 def main(reactor, url, ca_file=None):
-    monitor = PingMonitor(url, Printer(), ca_file=ca_file, reactor=reactor)
+    # A link open but silent for 10 s is replaced, as the command line does.
+    monitor = PingMonitor(url, Printer(), flatline=10.0, ca_file=ca_file, reactor=reactor)
     monitor.startService()
     reactor.addSystemEventTrigger("before", "shutdown", monitor.stopService)
     return monitor.done  # never fires without a count: runs until Ctrl-C
 
 
 if __name__ == "__main__":
+    if not 2 <= len(sys.argv) <= 3:
+        sys.exit(__doc__.strip())
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)])
     task.react(main, sys.argv[1:])

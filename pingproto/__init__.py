@@ -2,7 +2,10 @@
 pingproto: measure how reliable the WebSocket link to your server is.
 
 The public API, for programs that mount pingproto's protocols in their own
-Twisted services; everything not named in C{__all__} may change.
+Twisted services: the names in C{__all__}, and the public names of
+L{pingproto.tls} (C{TLSProtocol}, C{wrap_client_tls}) and
+L{pingproto.testing} (C{FaultProxy}), which the README shows in use.
+Everything else may change.
 """
 
 from pingproto.client import (

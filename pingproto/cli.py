@@ -11,17 +11,32 @@ from __future__ import annotations
 import getopt
 import importlib
 import importlib.metadata
+import os
 import sys
 from typing import Callable, Sequence
 
 from twisted.python import usage
 
-__all__ = ["InterspersedOptions", "Options", "main"]
+__all__ = ["CommandOptions", "InterspersedOptions", "Options", "main"]
 
 EXIT_USAGE = 2
 
 
-class InterspersedOptions(usage.Options):
+class CommandOptions(usage.Options):
+    """
+    What every C{pingproto} command's options have: a C{--version} that
+    names pingproto's version (L{usage.Options}' own names Twisted's).
+    """
+
+    def opt_version(self) -> None:
+        """
+        Print pingproto's version and exit.
+        """
+        print(f"pingproto {version()}")
+        sys.exit(0)
+
+
+class InterspersedOptions(CommandOptions):
     """
     Options that may come after the positional arguments, as in
     C{pingproto report FILE -o OUT.png}; L{usage.Options} stops at the
@@ -62,7 +77,7 @@ def _lazy(module: str, name: str) -> Callable[[], usage.Options]:
     return make
 
 
-class Options(usage.Options):
+class Options(CommandOptions):
     synopsis = "pingproto COMMAND [options]"
     longdesc = "Measure the WebSocket link to a pingproto (or any echo) server."
 
@@ -75,12 +90,10 @@ class Options(usage.Options):
         ["app", None, _lazy("pingproto.webapp", "AppOptions"), "Write the web page, or print it as a data: URL."],
     ]
 
-    def opt_version(self) -> None:
-        """
-        Print pingproto's version and exit.
-        """
-        print(f"pingproto {version()}")
-        sys.exit(0)
+    def getSynopsis(self) -> str:
+        # A command's help begins "pingproto ping [options] URL", not with
+        # this synopsis and then the command's.
+        return "pingproto" if self.subCommand else self.synopsis
 
     def postOptions(self) -> None:
         if self.subCommand is None:
@@ -102,4 +115,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry_point() -> None:
-    sys.exit(main())
+    try:
+        status = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (pingproto ping ... | head): nothing more to
+        # say, and no traceback about it; stdout goes nowhere from here on,
+        # so that the flush at exit cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        status = 1
+    sys.exit(status)

@@ -348,7 +348,8 @@ class PingClientFactory(WebSocketClientFactory):
         their L{Clock}'s C{seconds}.
     @param wall_ms: the wall clock the pings carry, in milliseconds.
     @param flatline: seconds an open connection may go without an echo
-        before it is closed and replaced (L{None}: never).
+        before it is closed and replaced (L{None} or 0: never, as with the
+        command line's C{--flatline 0}).
     @param on_open: called when a WebSocket opens.
     @param on_failed: called with the reason when a connection closes
         without ever opening (TLS or WebSocket handshake failed).
@@ -376,8 +377,8 @@ class PingClientFactory(WebSocketClientFactory):
     ) -> None:
         if interval <= 0:
             raise ValueError("the ping interval must be positive")
-        if flatline is not None and flatline <= 0:
-            raise ValueError("the flatline time must be positive")
+        if flatline is not None and not flatline >= 0:  # also refuses NaN
+            raise ValueError("the flatline time must be 0 (never) or more")
         if clock is None:
             from twisted.internet import reactor as clock  # type: ignore[assignment]
         super().__init__(url, reactor=clock)
@@ -388,7 +389,7 @@ class PingClientFactory(WebSocketClientFactory):
         # True while the owner is stopping: what fails then was asked for.
         self.stopping = False
         self.interval = interval
-        self.flatline = flatline
+        self.flatline = flatline or None
         self.clock = clock
         self.monotonic = monotonic
         self.wall_ms = wall_ms

@@ -11,6 +11,7 @@ open) shaded red, and flatlines as orange lines.
 from __future__ import annotations
 
 import datetime
+import importlib.util
 import json
 import math
 import sys
@@ -203,6 +204,8 @@ class ReportOptions(InterspersedOptions):
         output = self["output"]
         if output is not None and not output.lower().endswith((".png", ".svg")):
             raise usage.UsageError(f"-o {output!r}: the plot is written as .png or .svg")
+        if output is not None and importlib.util.find_spec("matplotlib") is None:
+            raise usage.UsageError("-o needs matplotlib: pip install 'pingproto[plot]'")
         if self["since"] is not None and self["until"] is not None and self["since"] >= self["until"]:
             raise usage.UsageError("--since must be before --until")
 
@@ -251,9 +254,14 @@ class ReportOptions(InterspersedOptions):
             window = _window(folder.first, folder.last)
             loss = f"{summary.loss_percent:.1f}% lost" if summary.sent else "no pings"
             median = f", median {summary.rtt.median * 1000:.3f} ms" if summary.rtt else ""
-            plot(timeline(records, start, open_=open_, down=down), self["output"], f"pingproto: {target}  {window}",
-                 f"{summary.sent} pings, {loss}{median}, {_count(summary.disconnects, 'disconnect')}, "
-                 f"{_count(summary.flatlines, 'flatline')}")
+            try:
+                plot(timeline(records, start, open_=open_, down=down), self["output"],
+                     f"pingproto: {target}  {window}",
+                     f"{summary.sent} pings, {loss}{median}, {_count(summary.disconnects, 'disconnect')}, "
+                     f"{_count(summary.flatlines, 'flatline')}")
+            except OSError as e:
+                err.write(f"pingproto report: cannot write {self['output']}: {e.strerror or e}\n")
+                return 2
             out.write(f"wrote {self['output']}\n")
         return 0 if summary.received else 1
 

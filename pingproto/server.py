@@ -46,6 +46,10 @@ _PLAIN_HEADERS = (
     ("Content-Security-Policy", "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
 )
 
+# Mounted in another program's site, the page at /app is not ours to
+# point to.
+_MOUNTED_HEADERS = tuple(header for header in _PLAIN_HEADERS if header[0] not in ("Link", "Vary"))
+
 # "/sock/websocket" is the raw WebSocket path of the original SockJS server,
 # which the classic page opens.
 WEBSOCKET_PATHS = frozenset({"/", "/sock/websocket"})
@@ -296,7 +300,10 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         except ValueError:
             self._answer(400, b"malformed request target\n")
             return
-        if method in ("GET", "HEAD") and path == APP_PATH:
+        if factory.paths is None:
+            # Mounted (WebSocketResource): the site around it owns the rest.
+            self._answer(200, PLAIN_ANSWER, body, headers=_MOUNTED_HEADERS)
+        elif method in ("GET", "HEAD") and path == APP_PATH:
             self._answer(200, factory.app_page, body, "text/html", factory.app_headers)
         elif "text/html" in headers.get("accept", ""):
             self._answer(200, _PLAIN_HTML, body, "text/html", _PLAIN_HEADERS)

@@ -100,12 +100,15 @@ def make_server_service(
     tls: TLSMaterial | ServerTLS | None = None,
     limits: ServerLimits = ServerLimits(),
     reactor: object = None,
+    *,
+    handle_sighup: bool = True,
 ) -> MultiService:
     """
     A service listening on each endpoint (or endpoint string) in C{listen}, serving the
     echo over TLS when C{tls} is given.  Given L{TLSMaterial} (as loaded
-    from a directory), the service also reloads that directory on SIGHUP
-    and when its files change.
+    from a directory), the service also reloads that directory when its
+    files change, and on SIGHUP unless C{handle_sighup} is false (for a
+    program that owns its signals; it can call C{service.reloader.reload()}).
 
     The returned service has C{factory} (the L{EchoServerFactory}), C{tls}
     (the L{ServerTLS} or L{None}) and C{reloader} (the
@@ -114,11 +117,14 @@ def make_server_service(
     """
     if reactor is None:
         from twisted.internet import reactor  # type: ignore[no-redef]
+    if isinstance(listen, str):
+        # One endpoint string, not a sequence of one-letter ones.
+        listen = [listen]
     reloader = None
     if isinstance(tls, TLSMaterial):
         directory = os.path.dirname(tls.files.key)
         tls = ServerTLS(tls)
-        reloader = CertificateReloader(tls, directory, clock=reactor)  # type: ignore[arg-type]
+        reloader = CertificateReloader(tls, directory, clock=reactor, handle_sighup=handle_sighup)  # type: ignore[arg-type]
     factory = EchoServerFactory(limits, reactor=reactor)
     wrapped: IProtocolFactory = factory
     if tls is not None:

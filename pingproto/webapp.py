@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 
 from twisted.python import usage
 
+from pingproto.cli import CommandOptions
+
 __all__ = [
     "AppOptions",
     "check_server",
@@ -121,7 +123,7 @@ def content_security_policy(document: bytes) -> str:
     )
 
 
-class AppOptions(usage.Options):
+class AppOptions(CommandOptions):
     synopsis = "[--server HOST:PORT | --server ws[s]://HOST:PORT/PATH] [-o FILE]"
     longdesc = (
         "Hand out the live ping page: printed as a data: URL to paste into a "

@@ -5,6 +5,8 @@ memory reactor whose clock the tests move.
 
 from __future__ import annotations
 
+import math
+
 from twisted.application.internet import backoffPolicy
 from twisted.internet.defer import CancelledError
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
@@ -195,6 +197,21 @@ class MonitorTests(SynchronousTestCase):
         self.assertEqual(self.recorder.result.flatlines, [])
         self.assertEqual(self.states(), [ConnectionState.CONNECTING, ConnectionState.OPEN])
         self.assertEqual([s.seq for s in self.recorder.result.samples], [1, 2, 3, 4, 5, 6])
+
+    def test_flatlineZeroIsNever(self) -> None:
+        """
+        C{flatline=0} means never, as C{--flatline 0} does on the command
+        line; a negative or NaN time is refused.
+        """
+        self.monitor(interval=1.0, timeout=5.0, flatline=0)
+        pump = self.connect()
+        pump.server.onMessage = lambda payload, isBinary: None
+        self.advance(pump, 30.0)
+        self.assertEqual(self.recorder.result.flatlines, [])
+        self.assertEqual(self.states(), [ConnectionState.CONNECTING, ConnectionState.OPEN])
+        for bad in (-1.0, math.nan):
+            with self.assertRaises(ValueError):
+                PingMonitor("ws://127.0.0.1:1/", PingRecorder(), flatline=bad, reactor=self.reactor)
 
     def test_flatlineTimedFromAfterTheLatestAnswer(self) -> None:
         """

@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
+from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import serverFromString
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, readBody
+from twisted.web.http_headers import Headers
 
 import pingproto
 from pingproto import ping
+
+from .tlsdir import write_ca_file, write_tls_dir
 
 _EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 
@@ -61,3 +66,47 @@ class MountInSiteTests(TestCase):
         response = yield Agent(reactor).request(b"GET", f"http://{base}/".encode())
         body = yield readBody(response)
         self.assertEqual(body, b"my existing site\n")
+
+    @inlineCallbacks
+    def test_hintNamesNoPageOfTheSite(self):  # type: ignore[no-untyped-def]
+        """
+        Mounted, the echo answers a plain request, a browser's too, with
+        the hint alone: no link to an /app page, which is the site's
+        namespace, not pingproto's.
+        """
+        site = load_example("mount_in_site").make_site()
+        port = yield serverFromString(reactor, "tcp:0:interface=127.0.0.1").listen(site)
+        self.addCleanup(port.stopListening)
+        url = f"http://127.0.0.1:{port.getHost().port}/ping".encode()
+        response = yield Agent(reactor).request(b"GET", url, Headers({b"Accept": [b"text/html"]}))
+        body = yield readBody(response)
+        self.assertEqual(body, b"connect a WebSocket please")
+        self.assertFalse(response.headers.hasHeader(b"Link"))
+
+
+class MakeServerServiceTests(TestCase):
+    @inlineCallbacks
+    def test_oneStringWithoutSignals(self):  # type: ignore[no-untyped-def]
+        """
+        C{make_server_service} takes one endpoint string as well as a list,
+        and with C{handle_sighup=False} serves and reloads without taking
+        SIGHUP from the program around it.
+        """
+        tlsdir = self.mktemp()
+        ca = write_tls_dir(tlsdir)
+        before = signal.getsignal(signal.SIGHUP)
+        service = pingproto.make_server_service(
+            "tcp:0:interface=127.0.0.1", pingproto.load_tls_dir(tlsdir), handle_sighup=False
+        )
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertIs(signal.getsignal(signal.SIGHUP), before)
+        [listener] = service.listeners
+        # Passed on, not taken: stopService needs the port the Deferred holds.
+        bound: Deferred[Any] = Deferred()
+        listener._waitingForPort.addCallback(lambda port: bound.callback(port) or port)
+        port = yield bound
+        url = f"wss://localhost:{port.getHost().port}/"
+        result = yield ping(url, 1, ca_file=write_ca_file(self.mktemp(), ca))
+        self.assertEqual(len(result.samples), 1)
+        self.assertFalse(service.reloader.reload("asked"))

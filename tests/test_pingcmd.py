@@ -9,6 +9,7 @@ import importlib.metadata
 import io
 import json
 import os
+import subprocess
 import sys
 
 from OpenSSL.SSL import Error as SSLError
@@ -114,6 +115,41 @@ class VersionTests(SynchronousTestCase):
             main(["--version"])
         self.assertEqual(caught.exception.code, 0)
         self.assertEqual(stdout.getvalue(), f"pingproto {importlib.metadata.version('pingproto')}\n")
+
+
+    def test_everyCommand(self) -> None:
+        """
+        Each command's C{--version} is pingproto's too, and its help begins
+        with how to call it.
+        """
+        for command in ("ping", "report", "app"):
+            stdout = io.StringIO()
+            self.patch(sys, "stdout", stdout)
+            with self.assertRaises(SystemExit):
+                main([command, "--version"])
+            self.assertEqual(stdout.getvalue(), f"pingproto {importlib.metadata.version('pingproto')}\n")
+            stdout = io.StringIO()
+            self.patch(sys, "stdout", stdout)
+            with self.assertRaises(SystemExit):
+                main([command, "--help"])
+            self.assertTrue(stdout.getvalue().startswith(f"pingproto {command} ["), stdout.getvalue()[:60])
+
+    def test_readerGone(self) -> None:
+        """
+        Output into a pipe nobody reads any more (C{pingproto ... | head})
+        ends the command quietly, without a traceback.
+        """
+        read, write = os.pipe()
+        os.close(read)
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "pingproto", "ping", "--help"],
+                stdout=write, stderr=subprocess.PIPE, env=environment(), timeout=60,
+            )
+        finally:
+            os.close(write)
+        self.assertEqual(done.stderr, b"")
+        self.assertEqual(done.returncode, 1)
 
 
 class DescribeFailureTests(SynchronousTestCase):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import sys
 import xml.etree.ElementTree as ElementTree
 from typing import Any
 
@@ -324,6 +325,32 @@ class ReportCommandTests(SynchronousTestCase):
             text = f.read()
         for words in ("wss://example.com:1234/", "median", "lost ping", "flatline", "disconnected"):
             self.assertIn(words.replace(" ", ""), text.replace(" ", ""), words)
+
+    def test_unwritableOutput(self) -> None:
+        """
+        A plot that cannot be written is one line and status 2, after the
+        summary.
+        """
+        path = self.mktemp() + "/missing/plot.png"
+        code, out, err = self.run_report("-o", path)
+        self.assertEqual(code, 2)
+        self.assertIn("pingproto statistics", out)
+        self.assertEqual(err, f"pingproto report: cannot write {path}: No such file or directory\n")
+
+    def test_plotWithoutMatplotlib(self) -> None:
+        """
+        Without matplotlib (an install without the [plot] extra), -o is a
+        usage error naming the extra, before the log is read.
+        """
+        saved = sys.modules.get("matplotlib")
+        sys.modules["matplotlib"] = None  # type: ignore[assignment]
+        if saved is None:
+            self.addCleanup(sys.modules.pop, "matplotlib")
+        else:
+            self.addCleanup(sys.modules.__setitem__, "matplotlib", saved)
+        with self.assertRaises(UsageError) as caught:
+            ReportOptions().parseOptions([self.log, "-o", "plot.png"])
+        self.assertIn("pip install 'pingproto[plot]'", str(caught.exception))
 
     def test_badInput(self) -> None:
         """
