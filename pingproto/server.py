@@ -71,6 +71,11 @@ _GOING_AWAY = 1001
 # at most about this much of a message, whatever the message size limit.
 ECHO_BUFFER = 64 * 1024
 
+# What a data frame costs of the data rate at least, whatever its length:
+# about what a frame costs to take apart, in bytes of a large frame's time.
+# 16 MiB sent in 256-byte fragments costs no more than its bytes.
+FRAME_COST = 256
+
 
 _NO_REASONS: frozenset[str] = frozenset()
 
@@ -189,16 +194,34 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
     _gate: _ReadGate | None = None
     _throttle: IDelayedCall | None = None
     _linger: IDelayedCall | None = None
+    _answering_bad_close = False
+    _over_cap = False
     _pieces: bytearray
     _streaming = False
 
     def connectionMade(self) -> None:
-        self.factory.sockets += 1
+        factory = self.factory
+        factory.sockets += 1
         super().connectionMade()
+        if not factory.limits.trusted_proxies:
+            # Counted by address from the start: sockets that never send a
+            # request would otherwise escape their address's cap and could
+            # fill --max-connections for everyone.  (Behind a proxy the
+            # client's address comes with the request.)  One over the cap
+            # does not count against --max-connections either, and gets
+            # 503 when its request comes.
+            host = getattr(self.transport.getPeer(), "host", "unix")
+            if factory.per_address.acquire(host):
+                self._counted = host
+            else:
+                self._over_cap = True
+                factory.over_cap += 1
 
     def connectionLost(self, reason: object) -> None:  # type: ignore[override]
         factory = self.factory
         factory.sockets -= 1
+        if self._over_cap:
+            factory.over_cap -= 1
         factory.open_protocols.discard(self)
         factory.notify_if_idle()
         if self._counted is not None:
@@ -237,6 +260,8 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         at once cancels it, and goes through Autobahn's C{_closeConnection},
         which copes with a transport that cannot abort.
         """
+        if abort and self._answering_bad_close and self.failedByMe:
+            abort = False
         if abort or self.state == self.STATE_CLOSED:
             super().dropConnection(abort)
             return
@@ -274,8 +299,12 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         """
         factory = self.factory
         limits = factory.limits
-        if limits.max_connections and factory.sockets > limits.max_connections:
+        if self._over_cap:
             return False
+        if limits.max_connections and factory.sockets - factory.over_cap > limits.max_connections:
+            return False
+        if self._counted is not None:
+            return True
         host = getattr(self.transport.getPeer(), "host", "unix")
         address = client_address(host, headers.get("x-forwarded-for"), limits.trusted_proxies)
         if address != host:
@@ -375,15 +404,25 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
             transport.registerProducer(self._gate, True)
 
     def dataReceived(self, data: bytes) -> None:
+        if self.state == self.STATE_CLOSED:
+            # Closed by this side and waiting for the peer to let go (over
+            # TLS, for its close_notify): Autobahn would keep appending
+            # whatever still comes to a buffer nothing reads again.
+            return
+        self._spend_data(len(data))
+        super().dataReceived(data)
+
+    def _spend_data(self, cost: int) -> None:
+        """
+        Count C{cost} bytes against the data rate; over it, read no more
+        from this client until it is back within, then go on.
+        """
         bucket = self._data_bucket
         if bucket is not None and self._gate is not None:
-            wait = bucket.spend(len(data), self.factory.reactor.seconds())
+            wait = bucket.spend(cost, self.factory.reactor.seconds())
             if wait > 0 and "rate" not in self._gate.holding:
-                # Over its data rate: read no more from it until it is
-                # back within, then go on.
                 self._gate.hold("rate")
                 self._throttle = self.factory.reactor.callLater(wait, self._rate_regained)
-        super().dataReceived(data)
 
     def _rate_regained(self) -> None:
         # One read of the transport can be several dataReceived calls (TLS
@@ -417,6 +456,53 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
     # Autobahn's message hooks, replaced so that nothing collects a large
     # message whole.  Its size checks (1009) stay: they are in the
     # onMessageBegin and onMessageFrameBegin called here.
+
+    def processControlFrame(self) -> bool:
+        """
+        Count a ping or a pong as a message against the rate limit, and
+        take an unsolicited pong in silence.
+
+        Each costs a frame's work (and a ping a pong back) for a few bytes:
+        a flood of empty pings held other clients' echoes at 100 ms while
+        well within the data rate.  RFC 6455 allows a pong nobody asked
+        for (a one-way heartbeat), for which Autobahn logs a warning every
+        time: a log line per frame a client sends.
+        """
+        opcode = self.current_frame.opcode
+        if opcode == 9 or opcode == 10:
+            if not self._within_rate():
+                self.control_frame_data = None
+                return False
+            if opcode == 10:
+                payload = b"".join(self.control_frame_data)
+                if payload != self.autoPingPending:
+                    self.control_frame_data = None
+                    self._onPong(payload)
+                    return True
+        return super().processControlFrame()
+
+    def onCloseFrame(self, code: int | None, reasonRaw: bytes | None) -> bool | None:
+        """
+        As Autobahn, except that a close this server answers with 1002 or
+        1007 (a reserved close code, a reason that is not UTF-8) reaches
+        the client: Autobahn queues that close and then aborts the
+        connection in the same call, which throws it away.
+        """
+        failed = self.failedByMe
+        try:
+            self._answering_bad_close = True
+            return super().onCloseFrame(code, reasonRaw)
+        finally:
+            self._answering_bad_close = False
+            if not failed and self.failedByMe:
+                self.wasClean = False
+
+    def onMessageFrameBegin(self, length: int) -> None:
+        # A frame costs at least FRAME_COST bytes of the data rate: a flood
+        # of tiny fragments costs CPU out of all proportion to its bytes.
+        if length < FRAME_COST:
+            self._spend_data(FRAME_COST - length)
+        super().onMessageFrameBegin(length)
 
     def onMessageBegin(self, isBinary: bool) -> None:
         super().onMessageBegin(isBinary)
@@ -514,9 +600,12 @@ class EchoServerFactory(OptionsOnClass, WebSocketServerFactory):
         self._batched_timer = ReactorTimer(self.reactor)
         self.limits = limits
         self.paths = None if paths is None else frozenset(paths)
-        # Every socket, whatever its stage; per address, those whose request
-        # has been read; and the open WebSockets, to say goodbye on stop.
+        # Every socket, whatever its stage, and those of them over their
+        # address's cap; per address, every socket (behind a trusted proxy,
+        # those whose request has been read); and the open WebSockets, to
+        # say goodbye on stop.
         self.sockets = 0
+        self.over_cap = 0
         self.per_address = AddressCounter(limits.max_per_address)
         self.open_protocols: set[EchoServerProtocol] = set()
         self._idle_waiters: list[Deferred[None]] = []

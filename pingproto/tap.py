@@ -82,17 +82,18 @@ class Options(usage.Options):
             "max-message-rate",
             None,
             _defaults.max_message_rate,
-            "Messages a second one client may send (bursts of ten seconds' worth); "
-            "past it the connection is closed with 1008.",
+            "Messages a second one client may send, pings and pongs included "
+            "(bursts of ten seconds' worth); past it the connection is closed "
+            "with 1008.",
             positive_rate,
         ],
         [
             "max-data-rate",
             None,
             _defaults.max_data_rate,
-            "Bytes a second one client may send (bursts of two of the largest "
-            "messages, or of a second's worth if more); past it the client is "
-            "read more slowly.",
+            "Bytes a second one client may send, a frame counting as 256 at "
+            "least (bursts of two of the largest messages, or of a second's "
+            "worth if more); past it the client is read more slowly.",
             positive_int,
         ],
         [

@@ -545,6 +545,151 @@ class AsksThenFallsSilent(Protocol):
         self.transport.transport.silent = True
 
 
+class _RecordsAbort(LenientTransport):
+    """
+    Says whether the connection was aborted (its queued bytes thrown away)
+    or closed after them.
+    """
+
+    aborted = False
+
+    def abortConnection(self) -> None:
+        self.aborted = True
+        super().abortConnection()
+
+
+class FloodTests(SynchronousTestCase, TimerHygiene):
+    """
+    What a hostile client sends a lot of costs it, not the server: frames
+    that are not messages, fragments of one byte, bytes after the end.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.limits = ServerLimits(max_message_size=1024, max_data_rate=1000, handshake_timeout=5, ping_interval=0)
+        self.factory = EchoServerFactory(self.limits, reactor=self.clock)
+        self.transport = _RecordsAbort()
+        self.protocol = self.factory.buildProtocol(_ADDRESS)
+        self.protocol.makeConnection(self.transport)
+
+    def tearDown(self) -> None:
+        self.protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertGlobalReactorUntouched()
+
+    def open(self) -> None:
+        self.protocol.dataReceived(upgrade_request())
+        self.assertTrue(self.transport.value().startswith(b"HTTP/1.1 101 "))
+        self.transport.clear()
+
+    def test_pingsAreMessages(self) -> None:
+        """
+        Pings count against the message rate as messages do: past the
+        burst, the connection is closed with 1008.
+        """
+        self.open()
+        burst = int(self.limits.message_burst)
+        self.protocol.dataReceived(b"".join(client_frame(b"", opcode=9) for _ in range(burst + 1)))
+        frames = parse_server_frames(self.transport.value())
+        self.assertEqual([opcode for opcode, _ in frames[:-1]], [10] * burst)
+        self.assertEqual(frames[-1][0], 8)
+        self.assertEqual(int.from_bytes(frames[-1][1][:2], "big"), 1008)
+
+    def test_unsolicitedPongsQuiet(self) -> None:
+        """
+        Pongs nobody asked for (a one-way heartbeat, RFC 6455 5.5.3) are
+        taken without a log line each, and count as messages too.
+        """
+        self.open()
+        burst = int(self.limits.message_burst)
+        with capturedLogs() as events:
+            self.protocol.dataReceived(b"".join(client_frame(b"beat", opcode=10) for _ in range(burst)))
+        self.assertEqual([formatEvent(e) for e in events if e["log_level"] >= LogLevel.warn], [])
+        self.assertEqual((self.protocol.state, self.transport.value()), (self.protocol.STATE_OPEN, b""))
+        self.protocol.dataReceived(client_frame(b"beat", opcode=10))
+        [(opcode, answer)] = parse_server_frames(self.transport.value())
+        self.assertEqual((opcode, int.from_bytes(answer[:2], "big")), (8, 1008))
+
+    def test_tinyFragmentsCostTheirFrames(self) -> None:
+        """
+        Each frame of a fragmented message costs at least FRAME_COST bytes
+        of the data rate: 20 one-byte fragments (140 bytes on the wire)
+        are over this client's 2,048-byte burst, and reading stops.
+        """
+        self.open()
+        self.assertEqual(self.limits.data_burst, 2048)
+        frames = [client_frame(b"x", opcode=1, fin=False)]
+        frames += [client_frame(b"x", opcode=0, fin=False) for _ in range(18)]
+        frames += [client_frame(b"x", opcode=0, fin=True)]
+        self.protocol.dataReceived(b"".join(frames))
+        self.assertEqual(parse_server_frames(self.transport.value()), [(1, b"x" * 20)])
+        self.assertIn("rate", self.protocol._gate.holding)
+
+    def test_nothingKeptAfterTheEnd(self) -> None:
+        """
+        Bytes a client sends once the server has closed (here after a
+        plain answer, while it waits for the client to let go) are not
+        kept.
+        """
+        self.protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(self.protocol.state, self.protocol.STATE_CLOSED)
+        held = len(self.protocol.data)
+        for _ in range(100):
+            self.protocol.dataReceived(b"x" * 10_000)
+        self.assertEqual(len(self.protocol.data), held)
+
+    def test_badCloseAnswered(self) -> None:
+        """
+        A close with a reserved code, or a reason that is not UTF-8, is
+        answered with 1002 or 1007 and the connection is closed after the
+        answer, not aborted with it still queued.
+        """
+        for payload, code in ((struct.pack(">H", 1004), 1002), (struct.pack(">H", 1000) + b"\xff", 1007)):
+            self.setUp()
+            self.open()
+            self.protocol.dataReceived(client_frame(payload, opcode=8))
+            [(opcode, answer)] = parse_server_frames(self.transport.value())
+            self.assertEqual((opcode, int.from_bytes(answer[:2], "big")), (8, code))
+            self.assertTrue(self.transport.disconnecting)
+            self.assertFalse(self.transport.aborted)
+            self.assertFalse(self.protocol.wasClean)
+            self.tearDown()
+
+
+class SilentSocketTests(SynchronousTestCase):
+    def test_silentSocketsKeepToTheirCap(self) -> None:
+        """
+        Sockets that never send their request count against their
+        address's cap from the start, and those over it not against
+        --max-connections: five silent sockets from one address (cap 2)
+        leave room under a cap of 3 for another address, and one more
+        from the first address gets 503 when it asks.
+        """
+        clock = Clock()
+        factory = EchoServerFactory(
+            ServerLimits(max_connections=3, max_per_address=2, ping_interval=0), reactor=clock
+        )
+
+        def connect(host: str) -> tuple[EchoServerProtocol, LenientTransport]:
+            protocol = factory.buildProtocol(IPv4Address("TCP", host, 40000))
+            transport = LenientTransport(peerAddress=IPv4Address("TCP", host, 40000))
+            protocol.makeConnection(transport)
+            return protocol, transport
+
+        silent = [connect("10.0.0.1") for _ in range(5)]
+        self.assertEqual((factory.sockets, factory.over_cap, factory.per_address.count("10.0.0.1")), (5, 3, 2))
+        other, transport = connect("10.0.0.2")
+        other.dataReceived(upgrade_request())
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 101 "), transport.value()[:100])
+        again, transport = connect("10.0.0.1")
+        again.dataReceived(upgrade_request())
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 503 "), transport.value()[:100])
+        for protocol, _ in [*silent, (other, None), (again, None)]:
+            protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual((factory.sockets, factory.over_cap, len(factory.per_address)), (0, 0, 0))
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+
 class _CannotAbort(LenientTransport):
     """
     A transport without C{abortConnection}, as Autobahn's own
