@@ -9,10 +9,11 @@ import importlib.metadata
 import json
 import os
 import re
+import resource
 
 import trustme
 from twisted.application.service import IServiceMaker
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.plugin import getPlugins
 from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.usage import UsageError
@@ -211,6 +212,23 @@ class MakeServiceTests(SynchronousTestCase):
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
         return events
+
+    def test_openFileLimitRaised(self) -> None:
+        """
+        Built under a soft open-file limit of 1024 (systemd's), the server
+        raises it as far as --max-connections needs and the hard limit
+        allows, and says so in one line when that is not far enough.
+        """
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, soft), hard))
+        events = self.events()
+        build_service(parse("--port", "0", "--max-connections", "5000"))
+        needed = 5000 + 256
+        reached = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        self.assertEqual(reached, needed if hard == resource.RLIM_INFINITY else min(needed, hard))
+        warnings = [formatEvent(e) for e in events if "open-file limit" in e.get("log_format", "")]
+        self.assertEqual(len(warnings), 0 if reached >= needed else 1, warnings)
 
     def test_plainService(self) -> None:
         """
