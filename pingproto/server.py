@@ -275,6 +275,11 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         head_end = self.data.find(b"\r\n\r\n")
         limit = self.factory.limits.max_request_head
         if head_end < 0 and len(self.data) <= limit:
+            # Not HTTP from its first line on (another protocol, bytes at
+            # random): say so now, not after the handshake timeout.
+            line_end = self.data.find(b"\n")
+            if line_end >= 0 and not _looks_like_http(self.data[:line_end].rstrip(b"\r").decode("latin-1")):
+                self._answer(400, b"malformed HTTP request\n")
             return
         if head_end < 0 or head_end + 4 > limit:
             self._answer(431, b"request head too large\n")

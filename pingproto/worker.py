@@ -16,7 +16,14 @@ from typing import Sequence
 from twisted.internet import stdio
 from twisted.internet.endpoints import AdoptedStreamServerEndpoint
 from twisted.internet.protocol import Protocol
-from twisted.logger import FileLogObserver, formatEvent, globalLogBeginner
+from twisted.logger import (
+    FileLogObserver,
+    FilteringLogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    formatEvent,
+    globalLogBeginner,
+)
 from twisted.python import usage
 
 from pingproto import tap
@@ -65,11 +72,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         options.parseOptions(list(sys.argv[1:] if argv is None else argv))
     except usage.UsageError as e:
         raise SystemExit(f"pingproto worker: {e}")
-    # The supervisor stamps the time on each line it relays.
+    # The supervisor stamps the time on each line it relays, and logs it at
+    # the level named in its tag; below info, as under twistd, nothing.
     observer = FileLogObserver(
-        sys.stdout, lambda event: f"[{event.get('log_namespace', '-')}] {formatEvent(event)}\n"
+        sys.stdout,
+        lambda event: f"[{event.get('log_namespace', '-')}#{event['log_level'].name}] {formatEvent(event)}\n",
     )
-    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    at_info = FilteringLogObserver(observer, [LogLevelFilterPredicate(LogLevel.info)])
+    globalLogBeginner.beginLoggingTo([at_info], redirectStandardIO=False)
     options["endpoints"] = [AdoptedStreamServerEndpoint(reactor, fd, family) for fd, family in options["inherit"]]
     service = tap.build_service(options, quiet=True)
     # SIGHUP is blocked until here (WorkerPool._spawn).  Without a TLS

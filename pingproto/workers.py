@@ -15,6 +15,7 @@ to its clients with 1001) and waited for.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import sys
@@ -26,7 +27,7 @@ from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint, serverFromString
 from twisted.internet.error import CannotListenError, ProcessDone
 from twisted.internet.protocol import Factory, ProcessProtocol
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from pingproto.config import read_number
@@ -158,6 +159,9 @@ def reuse_port_group(reactor: Any, description: str) -> ReusePortGroup | None:
     return ReusePortGroup(family, host, endpoint._port, endpoint._backlog)  # noqa: SLF001
 
 
+_LEVEL_TAG = re.compile(r"\[[^\]#\s]*#(debug|info|warn|error|critical)\] ")
+
+
 class _Worker(ProcessProtocol):
     """
     Relays a worker's log lines into the supervisor's log and reports its
@@ -180,7 +184,13 @@ class _Worker(ProcessProtocol):
             self._relay(line)
 
     def _relay(self, line: bytes) -> None:
-        _log.info("worker {number}: {line}", number=self.number, line=line.decode("utf-8", "replace"))
+        text = line.decode("utf-8", "replace")
+        # A worker tags its lines [namespace#level] (pingproto.worker): a
+        # warning or an error there is one here, for whoever filters the
+        # log by level.  Anything else (a traceback's lines) is info.
+        tag = _LEVEL_TAG.match(text)
+        level = LogLevel.levelWithName(tag.group(1)) if tag else LogLevel.info
+        _log.emit(level, "worker {number}: {line}", number=self.number, line=text)
 
     def processEnded(self, reason: Failure) -> None:
         # A last line without its newline, a traceback's often.

@@ -251,6 +251,23 @@ class ServerOverStringTransportTests(SynchronousTestCase, TimerHygiene):
         self.protocol.dataReceived(b"\x16\x03\x01garbage\r\n\r\n")
         self.assertTrue(self.transport.value().startswith(b"HTTP/1.1 400 "), self.transport.value())
 
+    def test_notHttpFromTheFirstLine(self) -> None:
+        """
+        A first line that is not an HTTP request line gets 400 as soon as
+        it ends, without waiting for the rest of a head that will not come;
+        an HTTP one arriving a piece at a time waits for the rest.
+        """
+        self.protocol.dataReceived(b"SSH-2.0-OpenSSH_9.2\r\n")
+        self.assertTrue(self.transport.value().startswith(b"HTTP/1.1 400 "), self.transport.value())
+        other = self.factory.buildProtocol(_ADDRESS)
+        transport = LenientTransport()
+        other.makeConnection(transport)
+        for piece in (b"GET / HT", b"TP/1.1\r\n", b"Host: x\r\n"):
+            other.dataReceived(piece)
+        self.assertEqual(transport.value(), b"")
+        other.dataReceived(b"\r\n")
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 "))
+
     def test_upgradeAtBothPaths(self) -> None:
         """
         The WebSocket opens at / and at the classic /sock/websocket.

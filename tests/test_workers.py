@@ -229,6 +229,27 @@ class WorkerOutputTests(SynchronousTestCase):
         )
 
 
+    def test_levelsKept(self) -> None:
+        """
+        A line the worker tagged with its level is logged at that level
+        (a failed reload is an error in the supervisor's log too); one
+        without a tag, a traceback's, at info.
+        """
+        worker = _Worker(WorkerPool([], ["--no-tls"], 1, reactor=Clock()), 1)
+        with capturedLogs() as events:
+            worker.childDataReceived(
+                1,
+                b"[pingproto.reload#error] TLS reload (SIGHUP) failed\n"
+                b"[pingproto.service#warn] expires soon\n"
+                b"[pingproto.service#info] pingproto listening on ws://127.0.0.1:1/\n"
+                b"Traceback (most recent call last):\n",
+            )
+        self.assertEqual(
+            [e["log_level"] for e in events], [LogLevel.error, LogLevel.warn, LogLevel.info, LogLevel.info]
+        )
+        self.assertEqual(formatEvent(events[0]), "worker 1: [pingproto.reload#error] TLS reload (SIGHUP) failed")
+
+
 class WorkerPoolListenTests(SynchronousTestCase):
     def test_boundBeforeStart(self) -> None:
         """
