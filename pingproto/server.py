@@ -275,10 +275,14 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         head_end = self.data.find(b"\r\n\r\n")
         limit = self.factory.limits.max_request_head
         if head_end < 0 and len(self.data) <= limit:
-            # Not HTTP from its first line on (another protocol, bytes at
-            # random): say so now, not after the handshake timeout.
+            # Not HTTP from its first byte (a TLS hello: wss:// to a ws://
+            # port) or its first line (another protocol): say so now, not
+            # after the handshake timeout.
+            first = self.data[:1]
             line_end = self.data.find(b"\n")
-            if line_end >= 0 and not _looks_like_http(self.data[:line_end].rstrip(b"\r").decode("latin-1")):
+            if not b"A" <= first <= b"Z" or (
+                line_end >= 0 and not _looks_like_http(self.data[:line_end].rstrip(b"\r").decode("latin-1"))
+            ):
                 self._answer(400, b"malformed HTTP request\n")
             return
         if head_end < 0 or head_end + 4 > limit:

@@ -25,6 +25,7 @@ from pingproto.client import (
     TLSHandshakeIncomplete,
     ping,
 )
+from pingproto.pingcmd import describe_failure
 from pingproto.server import EchoServerFactory
 from pingproto.session import LossReason
 from pingproto.stats import RttSummary
@@ -382,10 +383,34 @@ class MonitorTests(SynchronousTestCase):
 
     def test_wssToPlainServer(self) -> None:
         """
-        A wss:// connection to a server that does not speak TLS, which
-        waits for an HTTP request and never answers the TLS hello, fails
-        with L{TLSHandshakeIncomplete} once the handshake times out, not
-        with a bare "peer dropped the connection".
+        A wss:// connection to a server that does not speak TLS and never
+        answers the TLS hello fails with L{TLSHandshakeIncomplete} once the
+        handshake times out, not with a bare "peer dropped the
+        connection".
+        """
+        TCP4ServerEndpoint(self.reactor, 4322).listen(Factory.forProtocol(Protocol))
+        monitor = PingMonitor(
+            "wss://localhost:4322/",
+            self.recorder,
+            reactor=self.reactor,
+            endpoint=wrap_client_tls(client_tls_options("localhost"), TCP4ClientEndpoint(self.reactor, "127.0.0.1", 4322)),
+            give_up_after=1,
+        )
+        monitor.startService()
+        failures: list[Failure] = []
+        monitor.done.addErrback(failures.append)
+        pump = self.connect()
+        self.advance(pump, 15.0)
+        self.assertEqual(len(failures), 1)
+        failures[0].trap(TLSHandshakeIncomplete)
+        self.assertIs(self.recorder.result.states[-1].reason, failures[0])
+
+
+    def test_wssToPingprotoPlain(self) -> None:
+        """
+        pingproto's own plain server answers a TLS hello at once (400),
+        which the client's TLS takes for what it is: a server that does
+        not speak TLS on that port.
         """
         monitor = PingMonitor(
             "wss://localhost:4321/",
@@ -398,10 +423,9 @@ class MonitorTests(SynchronousTestCase):
         failures: list[Failure] = []
         monitor.done.addErrback(failures.append)
         pump = self.connect()
-        self.advance(pump, 15.0)
+        self.advance(pump, 1.0)
         self.assertEqual(len(failures), 1)
-        failures[0].trap(TLSHandshakeIncomplete)
-        self.assertIs(self.recorder.result.states[-1].reason, failures[0])
+        self.assertEqual(describe_failure(failures[0]), "TLS: the server does not speak TLS here (try ws://)")
 
 
 class PublicAPITests(SynchronousTestCase):
