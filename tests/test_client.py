@@ -389,22 +389,28 @@ class MonitorTests(SynchronousTestCase):
         connection".
         """
         TCP4ServerEndpoint(self.reactor, 4322).listen(Factory.forProtocol(Protocol))
+        failure = self.wss_failure(4322, 15.0)
+        failure.trap(TLSHandshakeIncomplete)
+        self.assertIs(self.recorder.result.states[-1].reason, failure)
+
+    def wss_failure(self, port: int, seconds: float) -> Failure:
+        """
+        How a wss:// monitor of the plain server on C{port}, giving up at
+        the first failure, failed within C{seconds}.
+        """
         monitor = PingMonitor(
-            "wss://localhost:4322/",
+            f"wss://localhost:{port}/",
             self.recorder,
             reactor=self.reactor,
-            endpoint=wrap_client_tls(client_tls_options("localhost"), TCP4ClientEndpoint(self.reactor, "127.0.0.1", 4322)),
+            endpoint=wrap_client_tls(client_tls_options("localhost"), TCP4ClientEndpoint(self.reactor, "127.0.0.1", port)),
             give_up_after=1,
         )
         monitor.startService()
         failures: list[Failure] = []
         monitor.done.addErrback(failures.append)
-        pump = self.connect()
-        self.advance(pump, 15.0)
+        self.advance(self.connect(), seconds)
         self.assertEqual(len(failures), 1)
-        failures[0].trap(TLSHandshakeIncomplete)
-        self.assertIs(self.recorder.result.states[-1].reason, failures[0])
-
+        return failures[0]
 
     def test_wssToPingprotoPlain(self) -> None:
         """
@@ -412,20 +418,8 @@ class MonitorTests(SynchronousTestCase):
         which the client's TLS takes for what it is: a server that does
         not speak TLS on that port.
         """
-        monitor = PingMonitor(
-            "wss://localhost:4321/",
-            self.recorder,
-            reactor=self.reactor,
-            endpoint=wrap_client_tls(client_tls_options("localhost"), TCP4ClientEndpoint(self.reactor, "127.0.0.1", 4321)),
-            give_up_after=1,
-        )
-        monitor.startService()
-        failures: list[Failure] = []
-        monitor.done.addErrback(failures.append)
-        pump = self.connect()
-        self.advance(pump, 1.0)
-        self.assertEqual(len(failures), 1)
-        self.assertEqual(describe_failure(failures[0]), "TLS: the server does not speak TLS here (try ws://)")
+        failure = self.wss_failure(4321, 1.0)
+        self.assertEqual(describe_failure(failure), "TLS: the server does not speak TLS here (try ws://)")
 
 
 class PublicAPITests(SynchronousTestCase):

@@ -10,6 +10,7 @@ import os
 import signal
 
 from cryptography.hazmat.primitives.asymmetric import rsa
+import trustme
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, wrapClientTLS
@@ -130,10 +131,9 @@ class RenewalTests(ServerTestCase):
 
 
 class PeriodicCheckTests(SynchronousTestCase):
-    def test_checksOncePerInterval(self) -> None:
+    def reloading(self) -> tuple[str, trustme.CA, ServerTLS, Clock]:
         """
-        The files are looked at once a minute on the clock, and a change
-        found then is loaded.
+        A TLS directory served and checked once a minute on a clock.
         """
         tlsdir = self.mktemp()
         ca = write_tls_dir(tlsdir)
@@ -142,6 +142,14 @@ class PeriodicCheckTests(SynchronousTestCase):
         reloader = CertificateReloader(tls, tlsdir, clock=clock, handle_sighup=False)
         reloader.startService()
         self.addCleanup(reloader.stopService)
+        return tlsdir, ca, tls, clock
+
+    def test_checksOncePerInterval(self) -> None:
+        """
+        The files are looked at once a minute on the clock, and a change
+        found then is loaded.
+        """
+        tlsdir, ca, tls, clock = self.reloading()
         old = tls.material.certificate
         write_tls_dir(tlsdir, ca)
         clock.advance(59.9)
@@ -157,13 +165,7 @@ class PeriodicCheckTests(SynchronousTestCase):
         current certificate stays, and the periodic check goes on: the
         next good renewal is loaded a minute later.
         """
-        tlsdir = self.mktemp()
-        ca = write_tls_dir(tlsdir)
-        tls = ServerTLS(load_tls_dir(tlsdir))
-        clock = Clock()
-        reloader = CertificateReloader(tls, tlsdir, clock=clock, handle_sighup=False)
-        reloader.startService()
-        self.addCleanup(reloader.stopService)
+        tlsdir, ca, tls, clock = self.reloading()
         old = tls.material.certificate
         os.remove(os.path.join(tlsdir, "ca.pem"))
         self_signed_dir(tlsdir, rsa.generate_private_key(65537, 1024))

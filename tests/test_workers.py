@@ -122,15 +122,13 @@ class ReusePortGroupTests(SynchronousTestCase):
 
 
 class RespawnTests(SynchronousTestCase):
-    def test_noSocketTriedAgainLater(self) -> None:
+    def pool_on_taken_port(self, clock: Clock) -> WorkerPool:
         """
-        A worker whose listening socket cannot be made is not started; the
-        log says why and when it will be tried again, and it is.
+        A pool of two whose one listener points at a port another program
+        holds: making a worker's socket there fails.
         """
-        clock = Clock()
         group = ReusePortGroup(socket.AF_INET, "127.0.0.1", 0, 128)
         self.addCleanup(group.close)
-        # Point the group at a port another program holds: binding fails.
         taken = socket.socket()
         self.addCleanup(taken.close)
         taken.bind(("127.0.0.1", 0))
@@ -138,6 +136,15 @@ class RespawnTests(SynchronousTestCase):
         group.address = taken.getsockname()
         pool = WorkerPool([], ["--no-tls"], 2, reactor=clock)
         pool.listeners = [group]
+        return pool
+
+    def test_noSocketTriedAgainLater(self) -> None:
+        """
+        A worker whose listening socket cannot be made is not started; the
+        log says why and when it will be tried again, and it is.
+        """
+        clock = Clock()
+        pool = self.pool_on_taken_port(clock)
         pool.running = True
         with capturedLogs() as events:
             pool._respawn(1)
@@ -153,15 +160,8 @@ class RespawnTests(SynchronousTestCase):
         1024 after C{-u}, say) stops start-up with the address in the
         error, as any listener that cannot listen does.
         """
-        group = ReusePortGroup(socket.AF_INET, "127.0.0.1", 0, 128)
-        self.addCleanup(group.close)
-        taken = socket.socket()
-        self.addCleanup(taken.close)
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        group.address = taken.getsockname()
-        pool = WorkerPool([], ["--no-tls"], 2, reactor=Clock())
-        pool.listeners = [group]
+        pool = self.pool_on_taken_port(Clock())
+        [group] = pool.listeners
         pool._listeners_bound = True
         previous = signal.getsignal(signal.SIGHUP)
         self.addCleanup(signal.signal, signal.SIGHUP, previous)
