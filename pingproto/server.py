@@ -280,7 +280,7 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
             # after the handshake timeout.
             first = self.data[:1]
             line_end = self.data.find(b"\n")
-            if not b"A" <= first <= b"Z" or (
+            if first and not b"A" <= first <= b"Z" or (
                 line_end >= 0 and not _looks_like_http(self.data[:line_end].rstrip(b"\r").decode("latin-1"))
             ):
                 self._answer(400, b"malformed HTTP request\n")
