@@ -278,10 +278,14 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
             # Not HTTP from its first byte (a TLS hello: wss:// to a ws://
             # port) or its first line (another protocol): say so now, not
             # after the handshake timeout.
+            # A head ended with bare LFs will never end as HTTP wants
+            # (CRLF): the same.
             first = self.data[:1]
             line_end = self.data.find(b"\n")
-            if first and not b"A" <= first <= b"Z" or (
-                line_end >= 0 and not _looks_like_http(self.data[:line_end].rstrip(b"\r").decode("latin-1"))
+            if (
+                first and not b"A" <= first <= b"Z"
+                or line_end >= 0 and not _looks_like_http(self.data[:line_end].rstrip(b"\r").decode("latin-1"))
+                or b"\n\n" in self.data
             ):
                 self._answer(400, b"malformed HTTP request\n")
             return

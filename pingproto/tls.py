@@ -193,6 +193,18 @@ def release_bio_buffers(connection: SSL.Connection) -> bool:
     return True
 
 
+# What a plain HTTP request begins with; no TLS record does (0x14-0x17).
+_HTTP_METHODS = (b"GET ", b"HEAD ", b"POST ", b"PUT ", b"DELETE ", b"OPTIONS ", b"PATCH ", b"CONNECT ", b"TRACE ")
+_PLAIN_HTTP_BODY = b"This server speaks TLS: use https:// (or wss:// for a WebSocket).\n"
+_PLAIN_HTTP_ANSWER = (
+    # The reason phrase says it too: clients that show only the status
+    # line (pingproto ping, Autobahn) pass it on.
+    b"HTTP/1.1 400 Plain HTTP to a TLS port: use https:// or wss://\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(_PLAIN_HTTP_BODY), _PLAIN_HTTP_BODY)
+)
+
+
 class TLSProtocol(TLSMemoryBIOProtocol):
     """
     Twisted's TLS layer, without write buffering, without holding on to
@@ -233,6 +245,8 @@ class TLSProtocol(TLSMemoryBIOProtocol):
 
     def dataReceived(self, data: bytes) -> None:
         handshaking = not self._handshakeDone
+        if handshaking and data.startswith(_HTTP_METHODS) and self._plainHttp():
+            return
         super().dataReceived(data)
         if self._biosGrown or len(data) > RELEASE_OVER or (handshaking and self._handshakeDone):
             self._releaseBuffers()
@@ -241,6 +255,22 @@ class TLSProtocol(TLSMemoryBIOProtocol):
         super().write(data)
         if self._biosGrown or len(data) > RELEASE_OVER:
             self._releaseBuffers()
+
+    def _plainHttp(self) -> bool:
+        """
+        Answer a plain HTTP request sent to this TLS server, in plain HTTP,
+        as nginx does, if nothing of the TLS handshake has come yet.
+
+        The usual mistake (http:// or ws:// for https:// or wss://): it
+        would get no answer at all, and the log an error line from
+        Autobahn for each one ("SSL error: http request").
+        """
+        # A client is past it from the start: it sends the first message.
+        if self._tlsConnection.get_state_string() != b"before SSL initialization":
+            return False
+        self.transport.write(_PLAIN_HTTP_ANSWER)
+        self.transport.loseConnection()
+        return True
 
     def _releaseBuffers(self) -> None:
         connection = self._tlsConnection

@@ -28,7 +28,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol, wrapClientTLS
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import LoopingCall
-from twisted.logger import formatEvent, globalLogPublisher
+from twisted.logger import LogLevel, capturedLogs, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
@@ -387,6 +387,22 @@ class RequestHeadTests(HardeningTestCase):
         yield client.until_lost()
         self.assertLess(client.lost_at - client.made_at, 1.0)
         self.assertFalse(client.received.startswith(b"HTTP/"))
+        yield self.assertWitnessUnharmed(since)
+
+    @inlineCallbacks
+    def test_plainHttpToTlsPort(self):  # type: ignore[no-untyped-def]
+        """
+        Plain HTTP sent to the TLS port (http:// for https://) is answered
+        in plain HTTP, 400 with what to use instead, as nginx does, and
+        logs no error.
+        """
+        since = reactor.seconds()
+        with capturedLogs() as events:
+            client = yield self.request(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n", tls=False)
+            yield client.until_lost()
+        self.assertEqual(client.status, 400, client.received[:200])
+        self.assertTrue(client.received.endswith(b"use https:// (or wss:// for a WebSocket).\n"))
+        self.assertEqual([formatEvent(e) for e in events if e["log_level"] >= LogLevel.warn], [])
         yield self.assertWitnessUnharmed(since)
 
     @inlineCallbacks

@@ -254,8 +254,9 @@ class ServerOverStringTransportTests(SynchronousTestCase, TimerHygiene):
     def test_notHttpFromTheFirstLine(self) -> None:
         """
         A first line that is not an HTTP request line gets 400 as soon as
-        it ends, without waiting for the rest of a head that will not come;
-        an HTTP one arriving a piece at a time waits for the rest.
+        it ends, without waiting for the rest of a head that will not come,
+        and so does a head ended with bare LFs; an HTTP one arriving a
+        piece at a time waits for the rest.
         """
         self.protocol.dataReceived(b"SSH-2.0-OpenSSH_9.2\r\n")
         self.assertTrue(self.transport.value().startswith(b"HTTP/1.1 400 "), self.transport.value())
@@ -267,6 +268,11 @@ class ServerOverStringTransportTests(SynchronousTestCase, TimerHygiene):
         self.assertEqual(transport.value(), b"")
         other.dataReceived(b"\r\n")
         self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 "))
+        bare = self.factory.buildProtocol(_ADDRESS)
+        transport = LenientTransport()
+        bare.makeConnection(transport)
+        bare.dataReceived(b"GET / HTTP/1.1\nHost: x\n\n")
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 400 "), transport.value())
 
     def test_upgradeAtBothPaths(self) -> None:
         """
