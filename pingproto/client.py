@@ -529,7 +529,10 @@ class PingMonitor(Service):
         self._stopping = None
         self.factory.stopping = False
         super().startService()
-        self._client.startService()
+        # Started again before a stop has finished, the client service is
+        # still running: it reconnects once the old connection has closed.
+        if not self._client.running:
+            self._client.startService()
 
     def drop_connection(self) -> None:
         """
@@ -589,8 +592,12 @@ class PingMonitor(Service):
             elif protocol.state == protocol.STATE_CONNECTING:
                 protocol.abandon()
             closed = protocol.is_closed
-        self._stopping = closed.addBoth(lambda _: self._client.stopService())
+        self._stopping = closed.addBoth(self._stop_client)
         return self._stopping
+
+    def _stop_client(self, _: object) -> Deferred[None] | None:
+        # Not if the monitor was started again meanwhile: that run goes on.
+        return None if self.running else self._client.stopService()
 
 
 @dataclass

@@ -342,6 +342,28 @@ class MonitorTests(SynchronousTestCase):
         self.assertEqual(self.states()[-2:], [ConnectionState.CLOSING, ConnectionState.CLOSED])
         self.assertEqual(self.attempts(), 0)
 
+    def test_restartWhileStopping(self) -> None:
+        """
+        Started again before its stop has finished (the closing handshake
+        under way), the monitor stays running: the earlier stop fires
+        without stopping the new run, which connects again once the old
+        connection has closed, and pings.
+        """
+        monitor = self.monitor(interval=0.5)
+        pump = self.connect()
+        self.advance(pump, 1.0)
+        first = monitor.stopService()
+        self.assertFalse(first.called)
+        monitor.startService()
+        self.advance(pump, 2.0)
+        self.assertTrue(first.called)
+        self.assertTrue(monitor.running)
+        sent = monitor.session.sent
+        pump = self.connect()
+        self.advance(pump, 1.0)
+        self.assertEqual(self.states()[-1], ConnectionState.OPEN)
+        self.assertGreater(monitor.session.sent, sent)
+
     def test_giveUpAnyTime(self) -> None:
         """
         With C{give_up_any_time}, C{done} fails with the connection error
