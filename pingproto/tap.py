@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import resource
+import signal
 from contextlib import contextmanager
-from typing import Iterator
+from functools import partial
+from typing import Any, Iterator
 
 from twisted.application.service import IService, MultiService
 from twisted.internet.endpoints import serverFromString
@@ -300,6 +302,33 @@ def build_service(options: Options, quiet: bool = False) -> IService:
     return make_server_service(options["endpoints"], tls, options["limits"])
 
 
+def take_stop_signals_once(reactor: Any) -> None:
+    """
+    Once the reactor runs, pass only the first SIGTERM or SIGINT on to its
+    handler, and take any more quietly.
+
+    Twisted's handler stops the reactor for every one, and one that comes
+    while it is stopping raises C{ReactorNotRunning}, logged as CRITICAL
+    with a traceback.  Two are common: Ctrl-C in a terminal and C{timeout}
+    signal the whole process group, and a worker also gets the one its
+    supervisor passes on.
+    """
+    taken: list[int] = []
+
+    def install() -> None:
+        for number in (signal.SIGTERM, signal.SIGINT):
+            handler = signal.getsignal(number)
+            if callable(handler):
+                signal.signal(number, partial(once, handler))
+
+    def once(handler: Any, number: int, frame: Any) -> None:
+        if not taken:
+            taken.append(number)
+            handler(number, frame)
+
+    reactor.callWhenRunning(install)
+
+
 class _ExitIfCannotListen(MultiService):
     """
     Under twistd, a listener that cannot listen (the port in use, a port
@@ -313,6 +342,9 @@ class _ExitIfCannotListen(MultiService):
             super().privilegedStartService()
 
     def startService(self) -> None:
+        from twisted.internet import reactor
+
+        take_stop_signals_once(reactor)
         # Whatever binds only once started.
         with _exit_if_cannot_listen():
             super().startService()

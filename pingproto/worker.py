@@ -90,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     service.startService()
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    tap.take_stop_signals_once(reactor)
     # The supervisor alone decides when workers stop: a Ctrl-C in its
     # terminal reaches it, not us, and it passes on a SIGTERM.  If it dies
     # without doing so, our stdin (its pipe) closes, and we stop too.

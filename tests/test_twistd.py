@@ -14,7 +14,8 @@ import trustme
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.error import ProcessTerminated
-from twisted.internet.protocol import Factory, ProcessProtocol
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
@@ -22,6 +23,7 @@ from twisted.trial.unittest import TestCase
 from pingproto import PingMonitor, ping
 
 from .commands import environment, twistd
+from .test_protocols import upgrade_request
 from .tlsdir import write_ca_file, write_tls_dir
 from .waiting import Conditions, Watcher
 
@@ -67,6 +69,20 @@ class Server(ProcessProtocol):
         self.ended.callback(None)
         self._conditions.check()
         self._conditions.fail(self._ended_first())
+
+
+class _Deaf(Protocol):
+    """
+    Opens a WebSocket, then reads nothing it is sent: it never answers a
+    close.
+    """
+
+    def __init__(self) -> None:
+        self.answered: Deferred[None] = Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        if not self.answered.called:
+            self.answered.callback(None)
 
 
 class TwistdCase(TestCase):
@@ -211,6 +227,36 @@ class TwistdTests(TwistdCase):
         served = [len(re.findall(rb"worker %d: .* closed: code 1000" % n, plain.output)) for n in (1, 2)]
         self.assertGreaterEqual(min(served), 5, served)
         self.assertNotIn(b" exited", plain.output)
+
+    @inlineCallbacks
+    def test_secondSigtermTakenQuietly(self):  # type: ignore[no-untyped-def]
+        """
+        A second SIGTERM while shutting down (Ctrl-C and C{timeout} signal
+        the whole process group) is taken quietly by the supervisor and by
+        its workers: no CRITICAL line, no traceback, and the shutdown ends.
+        A client that never answers the goodbye keeps its worker, and so
+        the supervisor, shutting down long enough for it to arrive.
+        """
+        server = self.start("--port", "0", "--workers", "2")
+        url = yield server.listening
+        yield server.until(lambda out: out.count(b"listening on ws://127.0.0.1:") >= 3)
+        pids = [int(p) for p in re.findall(rb"worker \d started, pid (\d+)", server.output)]
+        port = int(url.rstrip("/").rsplit(":", 1)[1])
+        deaf = yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), _Deaf())
+        self.addCleanup(deaf.transport.abortConnection)
+        deaf.transport.write(upgrade_request())
+        yield deaf.answered
+        server.process.signalProcess("TERM")
+        yield server.until(lambda out: b"Received SIGTERM" in out)
+        for pid in [server.process.pid, *pids]:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        yield server.ended
+        self.assertNotIn(b"#critical]", server.output)
+        self.assertNotIn(b"Traceback", server.output)
+        self.assertIn(b"Server Shut Down.", server.output)
 
     @inlineCallbacks
     def test_workersShareConnections(self):  # type: ignore[no-untyped-def]
