@@ -331,10 +331,13 @@ def take_stop_signals_once(reactor: Any) -> None:
 
 class _ExitIfCannotListen(MultiService):
     """
-    Under twistd, a listener that cannot listen (the port in use, a port
-    below 1024 without the right) ends the process with one line saying
-    so, as a bad option does, not with a traceback.  An embedding program
-    calling L{make_server_service} gets Twisted's L{CannotListenError}.
+    twistd's root service.  Under twistd, a listener that cannot listen
+    (the port in use, a port below 1024 without the right) ends the
+    process with one line saying so, as a bad option does, not with a
+    traceback, and a second stop signal is taken quietly
+    (L{take_stop_signals_once}).  An embedding program calling
+    L{make_server_service} gets Twisted's L{CannotListenError}, and keeps
+    its own signal handling.
     """
 
     def privilegedStartService(self) -> None:
