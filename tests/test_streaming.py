@@ -17,7 +17,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.error import ConnectionDone
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol, serverFromString, wrapClientTLS
 from twisted.internet.protocol import Protocol
-from twisted.internet.task import Clock, LoopingCall
+from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
@@ -477,19 +477,21 @@ def assert_waits_for_reader(  # type: ignore[no-untyped-def]
         client.transport.write(frame(payload))
     read = lambda: server.trafficStats.incomingOctetsWireLevel  # noqa: E731
     conditions = Conditions()
-    watch = LoopingCall(conditions.check)
-    watch.start(0.01)
-    try:
-        yield conditions.until(lambda: read() > 2 * _MiB)
-        # The server has stopped reading once pings keep coming back and it
-        # reads no more during ten of them.
-        before = -1
-        while read() != before:
-            before = read()
-            result = yield ping(url, 10, interval=0.02, ca_file=ca_file)
-            test.assertEqual(len(result.samples), 10)
-    finally:
-        watch.stop()
+    received = server.dataReceived
+
+    def counted(data: bytes) -> None:
+        received(data)
+        conditions.check()
+
+    test.patch(server, "dataReceived", counted)
+    yield conditions.until(lambda: read() > 2 * _MiB)
+    # The server has stopped reading once pings keep coming back and it
+    # reads no more during ten of them.
+    before = -1
+    while read() != before:
+        before = read()
+        result = yield ping(url, 10, interval=0.02, ca_file=ca_file)
+        test.assertEqual(len(result.samples), 10)
     test.assertLess(before, 12 * _MiB)
     client.transport.resumeProducing()
     yield client.until(lambda: len(client.messages) == 32 or client.lost)
