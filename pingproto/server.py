@@ -11,7 +11,8 @@ requests itself before Autobahn sees them: C{GET /app} with the live page
 
 from __future__ import annotations
 
-from typing import Collection, Sequence
+from http import HTTPStatus
+from typing import Any, Collection, Sequence
 from urllib.parse import urlsplit
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -19,7 +20,7 @@ from autobahn.websocket.protocol import parseHttpHeader
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from zope.interface import implementer
 
 from pingproto._autobahn import OptionsOnClass, ReactorTimer, ServerOverrides, release_is_closed
@@ -54,13 +55,6 @@ _MOUNTED_HEADERS = tuple(header for header in _PLAIN_HEADERS if header[0] not in
 # which the classic page opens.
 WEBSOCKET_PATHS = frozenset({"/", "/sock/websocket"})
 
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    431: "Request Header Fields Too Large",
-    503: "Service Unavailable",
-}
-
 # A private-use code would do, but 1008 (policy violation) is what RFC 6455
 # has for "you broke a rule of this server".
 _POLICY_VIOLATION = 1008
@@ -78,6 +72,63 @@ FRAME_COST = 256
 
 
 _NO_REASONS: frozenset[str] = frozenset()
+
+
+class _PeerFaultsAsInfo:
+    """
+    Autobahn's logger for the echo's connections, with its warnings about
+    what a peer did brought down to what they are: a client that breaks the
+    protocol, stalls or is refused is an event in an access log, not
+    something for the operator to act on, and on a server open to the
+    internet warnings about peers would bury the ones about the server.
+
+    Autobahn's "failing WebSocket connection" goes to debug, because the
+    line C{onClose} logs for every WebSocket repeats its code and reason;
+    its "dropping connection to peer" to info, because for a peer that
+    never finished its opening handshake it is the only line.  Every other
+    message keeps its level.
+    """
+
+    __slots__ = ("_log",)
+
+    def __init__(self, log: Any) -> None:
+        self._log = log
+
+    def warn(self, format: str, **kwargs: object) -> None:
+        if format.startswith("failing WebSocket connection"):
+            self._log.debug(format, **kwargs)
+        elif format.startswith("dropping connection to peer"):
+            self._log.info(format, **kwargs)
+        else:
+            self._log.warn(format, **kwargs)
+
+    # Looked up on each call: txaio replaces a logger's methods when its
+    # level changes.
+    critical = property(lambda self: self._log.critical)
+    error = property(lambda self: self._log.error)
+    failure = property(lambda self: self._log.failure)
+    info = property(lambda self: self._log.info)
+    debug = property(lambda self: self._log.debug)
+    trace = property(lambda self: self._log.trace)
+
+
+def _phrase(code: int) -> str:
+    """
+    The reason phrase for C{code}; an embedding program's C{onConnect} may
+    refuse with any code.
+    """
+    try:
+        return HTTPStatus(code).phrase
+    except ValueError:
+        return "Refused"
+
+
+def _printable(text: str) -> str:
+    """
+    C{text}, from a request, safe for a log line: control characters are
+    escaped, so that a header cannot write to an operator's terminal.
+    """
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 @implementer(IPushProducer)
@@ -185,6 +236,7 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
     """
 
     factory: EchoServerFactory
+    log = _PeerFaultsAsInfo(WebSocketServerProtocol.log)
     _log = Logger()
     _opened = False
     _opened_at = 0.0
@@ -361,25 +413,46 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         headers: Sequence[tuple[str, str]] = (),
     ) -> None:
         """
-        Send a complete HTTP response and close.
+        Send a complete HTTP response and close, with one line in the log:
+        at debug for an answered request, at info for a refused one (the
+        client's mistake: an access-log line, not a warning), and at warn
+        for a 5xx (the server at its connection cap, or failing).
         """
+        phrase = _phrase(code)
         head = (
-            f"HTTP/1.1 {code} {_REASONS[code]}\r\n"
+            f"HTTP/1.1 {code} {phrase}\r\n"
             f"Content-Type: {media_type}; charset=utf-8\r\n"
             f"Content-Length: {len(text)}\r\n"
             + "".join(f"{name}: {value}\r\n" for name, value in headers)
             + "Connection: close\r\n\r\n"
         ).encode("ascii")
-        self._log.debug("{peer}: plain HTTP answer {code}", peer=self.peer, code=code)
-        if code == 200:
-            # The exchange ended as HTTP means it to.  Left unclean, it
-            # would have Autobahn log a warning for every page load
-            # ("dropping connection ... : None").
-            self.wasClean = True
+        if code < 400:
+            self._log.debug("{peer}: answered {code} {phrase}", peer=self.peer, code=code, phrase=phrase)
         else:
-            self.wasNotCleanReason = f"answered {code} {_REASONS[code]}"
+            self._log.emit(
+                LogLevel.warn if code >= 500 else LogLevel.info,
+                "{peer}: answered {code} {phrase}: {why}",
+                peer=self.peer,
+                code=code,
+                phrase=phrase,
+                why=_printable(text.decode("utf-8", "replace").strip()),
+            )
+        # The exchange ended as HTTP means it to: an answer, then the close.
+        self.wasClean = True
         self.sendData(head + text if body else head)
         self.dropConnection(abort=False)
+
+    def failHandshake(
+        self, reason: str, code: int = 400, responseHeaders: Sequence[tuple[str, str]] | None = None
+    ) -> None:
+        """
+        Refuse an upgrade as any other request is refused (L{_answer}): a
+        standard status line with the reason as the body, and one line in
+        the log.  Autobahn's own puts the reason, with whatever of the
+        request it quotes, in the status line, sends no body, and logs the
+        refusal twice, once as a warning.
+        """
+        self._answer(code, f"{reason}\n".encode("utf-8"), headers=responseHeaders or ())
 
     def onConnect(self, request: ConnectionRequest) -> None:
         paths = self.factory.paths

@@ -13,6 +13,7 @@ import struct
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -21,6 +22,7 @@ from twisted.python.failure import Failure
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.test.iosim import FakeTransport, connect, connectedServerAndClient
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from pingproto.client import ConnectionState, PingClientFactory, PingRecorder
 from pingproto.config import ServerLimits
@@ -148,26 +150,101 @@ class ServerOverStringTransportTests(SynchronousTestCase, TimerHygiene):
         self.assertNotIn(b"Location", response)
         self.assertTrue(self.transport.disconnecting)
 
-    def test_plainAnswerNoWarning(self) -> None:
+    def logged(self, data: bytes, protocol: EchoServerProtocol | None = None) -> list[tuple[LogLevel, str]]:
         """
-        A page load or a hint is no cause for a warning in the server's
-        log; a refused request is, and the warning says which answer it
-        got.
+        What C{protocol} (the test's own by default) logs at info or above,
+        as (level, text), for C{data} and then the loss of its connection.
         """
+        protocol = protocol or self.protocol
         with capturedLogs() as events:
-            self.protocol.dataReceived(b"GET /app HTTP/1.1\r\nHost: x\r\n\r\n")
-            self.protocol.connectionLost(Failure(ConnectionDone()))
+            protocol.dataReceived(data)
+            protocol.connectionLost(Failure(ConnectionDone()))
+        return [(e["log_level"], formatEvent(e)) for e in events if e["log_level"] >= LogLevel.info]
+
+    def test_pageLoadNotLogged(self) -> None:
+        """
+        A page load is no cause for a line in the server's log (above
+        debug): the page's WebSocket gets one.
+        """
+        self.assertEqual(self.logged(b"GET /app HTTP/1.1\r\nHost: x\r\n\r\n"), [])
         self.assertTrue(self.transport.value().startswith(b"HTTP/1.1 200 OK\r\n"))
-        self.assertEqual([formatEvent(e) for e in events if e["log_level"] >= LogLevel.warn], [])
-        refused = LenientTransport()
-        protocol = self.factory.buildProtocol(_ADDRESS)
-        protocol.makeConnection(refused)
-        with capturedLogs() as events:
-            protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\nX-Junk: " + b"a" * 17000)
-        self.assertTrue(refused.value().startswith(b"HTTP/1.1 431 "))
-        warnings = [formatEvent(e) for e in events if e["log_level"] >= LogLevel.warn]
-        self.assertEqual(len(warnings), 1)
-        self.assertIn("answered 431 Request Header Fields Too Large", warnings[0])
+
+    def test_refusedRequestOneInfoLine(self) -> None:
+        """
+        A refused request is the client's mistake: one line at info, in
+        pingproto's log, naming the client, the answer and why; no warning.
+        """
+        logged = self.logged(b"GET / HTTP/1.1\r\nHost: x\r\nX-Junk: " + b"a" * 17000)
+        self.assertTrue(self.transport.value().startswith(b"HTTP/1.1 431 "))
+        self.assertEqual(
+            logged,
+            [(LogLevel.info, f"{self.protocol.peer}: answered 431 Request Header Fields Too Large: request head too large")],
+        )
+
+    def test_refusedUpgrade(self) -> None:
+        """
+        An upgrade that Autobahn refuses gets a standard status line with
+        Autobahn's reason as the body (not as the status line's text), and
+        one line at info, not Autobahn's two, one of them a warning.
+        """
+        request = upgrade_request().replace(b"Connection: Upgrade\r\n", b"")
+        logged = self.logged(request)
+        response = self.transport.value()
+        self.assertTrue(response.startswith(b"HTTP/1.1 400 Bad Request\r\n"), response)
+        self.assertTrue(response.endswith(b"\r\n\r\nHTTP Connection header missing\n"), response)
+        self.assertEqual(
+            logged, [(LogLevel.info, f"{self.protocol.peer}: answered 400 Bad Request: HTTP Connection header missing")]
+        )
+
+    def test_refusedUpgradeKeepsHeaders(self) -> None:
+        """
+        A refusal with headers keeps them: an unsupported WebSocket version
+        is answered with the versions this server speaks (RFC 6455, 4.4).
+        """
+        self.protocol.dataReceived(upgrade_request().replace(b"Sec-WebSocket-Version: 13", b"Sec-WebSocket-Version: 99"))
+        response = self.transport.value()
+        self.assertTrue(response.startswith(b"HTTP/1.1 400 Bad Request\r\n"), response)
+        self.assertIn(b"\r\nSec-WebSocket-Version: 13", response)
+
+    def test_refusalLogEscapesControlCharacters(self) -> None:
+        """
+        What a refusal quotes of the request cannot write control
+        characters (a terminal's escape sequences) into the log.
+        """
+        # Autobahn refuses C0 controls in a header, not C1 ones: a CSI
+        # (U+009B, as UTF-8) starts an escape sequence in many terminals.
+        request = upgrade_request().replace(b"Connection: Upgrade", b"Connection: \xc2\x9b2Jkeep-alive")
+        [(level, line)] = self.logged(request)
+        self.assertNotIn("\x9b", line)
+        self.assertIn("\\x9b2Jkeep-alive", line)
+
+    def test_overCapWarns(self) -> None:
+        """
+        A request refused because the server is at its connection cap is a
+        warning: the operator may want to raise the cap.
+        """
+        factory = EchoServerFactory(ServerLimits(max_connections=1), reactor=self.clock)
+        first, second = factory.buildProtocol(_ADDRESS), factory.buildProtocol(_ADDRESS)
+        first.makeConnection(LenientTransport())
+        transport = LenientTransport()
+        second.makeConnection(transport)
+        logged = self.logged(upgrade_request(), second)
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 503 Service Unavailable\r\n"))
+        self.assertEqual(
+            logged,
+            [(LogLevel.warn, f"{second.peer}: answered 503 Service Unavailable: too many connections, try again later")],
+        )
+
+    def test_protocolErrorNoWarning(self) -> None:
+        """
+        A client that breaks the protocol is logged once, by the line its
+        WebSocket gets at its end, with the code it was closed with; no
+        warning.
+        """
+        self.handshake()
+        logged = self.logged(client_frame(b"hi", mask=b""))
+        self.assertEqual([level for level, _ in logged], [LogLevel.info])
+        self.assertIn("closed: code 1002 (unmasked client-to-server frame)", logged[0][1])
 
     def test_plainHttp10RequestWithoutHost(self) -> None:
         """
@@ -861,6 +938,7 @@ class LingeringPeerTests(SynchronousTestCase, TimerHygiene):
         protocol = self.factory.buildProtocol(_ADDRESS)
         protocol.makeConnection(transport)
         protocol.dataReceived(upgrade_request())
+        verifyObject(IPushProducer, transport.producer)
         transport.producer.pauseProducing()
         self.assertEqual(transport.producerState, "paused")
         protocol.dataReceived(client_frame(struct.pack(">H", 1000), opcode=8))
