@@ -1,5 +1,5 @@
 """
-Server settings and the checks on them, free of any reactor.
+Settings and the checks on them, free of any reactor.
 
 The command line (L{pingproto.tap}) and programs that embed pingproto both
 describe a server with L{ServerLimits} and a list of endpoint strings; the
@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from typing import Callable, Sequence, TypeVar
+from urllib.parse import SplitResult, urlsplit
 
 from twisted.internet.endpoints import _parse as _parseEndpoint
 
@@ -20,6 +21,7 @@ __all__ = [
     "DEFAULT_INTERFACE",
     "DEFAULT_PORT",
     "ServerLimits",
+    "check_ws_url",
     "is_loopback_endpoint",
     "listen_descriptions",
     "port_number",
@@ -185,6 +187,37 @@ def port_number(text: str) -> int:
 
 
 port_number.coerceDoc = "A TCP port, 0 to 65535."  # type: ignore[attr-defined]
+
+
+def check_ws_url(text: str) -> str:
+    """
+    Return C{text} if a client can open it: a C{ws://} or C{wss://} URL
+    with a host, a valid port if any, and no fragment; raise L{ValueError}
+    saying why not otherwise.  One rule for C{pingproto ping} and the page
+    (L{pingproto.webapp.check_server}), so that what one takes the other
+    does.
+    """
+    parts = urlsplit(text)
+    if parts.scheme not in ("ws", "wss") or any(c.isspace() for c in text):
+        raise ValueError(f"{text!r} is not a ws:// or wss:// URL")
+    check_authority(parts, text)
+    return text
+
+
+def check_authority(parts: SplitResult, text: str) -> None:
+    """
+    Raise L{ValueError} unless C{parts} (of C{text}) name a host, with a
+    valid port if any, and no fragment, which a WebSocket URL cannot have
+    (RFC 6455, 3): a C{#} alone counts, though C{urlsplit} drops it.
+    """
+    if parts.fragment or "#" in text:
+        raise ValueError(f"{text!r}: a WebSocket URL has no #fragment")
+    if not parts.hostname:
+        raise ValueError(f"{text!r} names no host")
+    try:
+        parts.port
+    except ValueError as e:
+        raise ValueError(f"{text!r}: {e}") from None
 
 
 def is_loopback_endpoint(description: str) -> bool:

@@ -33,7 +33,7 @@ from pingproto.client import (
     StateChange,
     TLSHandshakeIncomplete,
 )
-from pingproto.config import positive_int, read_number
+from pingproto.config import check_ws_url, positive_int, read_number
 from pingproto.records import Record, RecordFolder, format_summary, summary_record
 from pingproto.session import Loss, LossReason, Sample
 from pingproto.tlsfiles import TLSConfigError
@@ -81,16 +81,10 @@ class PingOptions(InterspersedOptions):
     ]
 
     def parseArgs(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("ws", "wss") or not parts.hostname:
-            raise usage.UsageError(f"{url!r} is not a ws:// or wss:// URL")
         try:
-            parts.port
+            self["url"] = check_ws_url(url)
         except ValueError as e:
-            raise usage.UsageError(f"{url!r}: {e}") from None
-        if parts.fragment:
-            raise usage.UsageError(f"{url!r}: a WebSocket URL has no #fragment")
-        self["url"] = url
+            raise usage.UsageError(str(e)) from None
 
     def postOptions(self) -> None:
         if self["ca"] is not None and urlsplit(self["url"]).scheme != "wss":

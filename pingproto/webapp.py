@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from twisted.python import usage
 
 from pingproto.cli import CommandOptions
+from pingproto.config import check_authority
 
 __all__ = [
     "AppOptions",
@@ -67,14 +68,7 @@ def check_server(text: str) -> str:
             raise ValueError(f"{text!r}: the page speaks ws:// or wss://, not {parts.scheme}://")
     else:
         parts = urlsplit("//" + value)
-    if parts.fragment or "#" in value:
-        raise ValueError(f"{text!r}: a WebSocket URL has no #fragment")
-    if not parts.hostname:
-        raise ValueError(f"{text!r} names no host")
-    try:
-        parts.port
-    except ValueError as e:
-        raise ValueError(f"{text!r}: {e}") from None
+    check_authority(parts, text)
     return value
 
 
