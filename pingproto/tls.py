@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from cryptography import x509
 from cryptography.hazmat.bindings.openssl.binding import Binding
 from OpenSSL import SSL, crypto
 from twisted.internet.defer import Deferred
@@ -39,7 +38,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from pingproto.tlsfiles import TLSConfigError, TLSMaterial
+from pingproto.tlsfiles import TLSConfigError, TLSMaterial, load_certificates
 
 __all__ = [
     "CIPHERS",
@@ -317,15 +316,8 @@ def client_tls_options(
     if ca_file is None:
         trust = platformTrust()
     else:
-        try:
-            with open(ca_file, "rb") as f:
-                certs = x509.load_pem_x509_certificates(f.read())
-        except OSError as e:
-            raise TLSConfigError(f"cannot read CA file {ca_file}: {e.strerror}") from None
-        except ValueError:
-            raise TLSConfigError(f"{ca_file} holds no PEM certificate") from None
         trust = trustRootFromCertificates(
-            [Certificate(crypto.X509.from_cryptography(c)) for c in certs]
+            [Certificate(crypto.X509.from_cryptography(c)) for c in load_certificates(ca_file)]
         )
     return optionsForClientTLS(
         hostname,

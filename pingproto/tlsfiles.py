@@ -27,6 +27,7 @@ __all__ = [
     "TLSConfigError",
     "TLSMaterial",
     "find_tls_files",
+    "load_certificates",
     "load_tls_dir",
 ]
 
@@ -113,9 +114,9 @@ def load_tls_dir(directory: str, now: datetime.datetime | None = None) -> TLSMat
         now = datetime.datetime.now(datetime.timezone.utc)
     key = _load_key(files.key)
     _check_key(files.key, key)
-    certs = _load_certificates(files.cert)
+    certs = load_certificates(files.cert)
     if files.chain is not None:
-        certs += _load_certificates(files.chain)
+        certs += load_certificates(files.chain)
     leaf, chain = certs[0], tuple(certs[1:])
     if not _same_public_key(key, leaf):
         raise TLSConfigError(
@@ -201,7 +202,11 @@ def _check_key(path: str, key: PrivateKeyTypes) -> None:
         raise TLSConfigError(f"{path} holds {what}, which the TLS policy does not serve: {_KEYS_SERVED}")
 
 
-def _load_certificates(path: str) -> list[x509.Certificate]:
+def load_certificates(path: str) -> list[x509.Certificate]:
+    """
+    The certificates in the PEM file at C{path}, in order; raise
+    L{TLSConfigError} saying what is wrong with the file otherwise.
+    """
     data = _read(path)
     if b"-----BEGIN CERTIFICATE-----" not in data:
         raise TLSConfigError(f"{path} is not PEM: expected '-----BEGIN CERTIFICATE-----' blocks")

@@ -6,6 +6,7 @@ clients configured to try what the profile forbids.
 from __future__ import annotations
 
 import dataclasses
+import os
 import datetime
 
 from cryptography import x509
@@ -15,7 +16,7 @@ from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 from twisted.trial.unittest import SynchronousTestCase
 
-from pingproto.tls import GROUPS, ServerTLS, _set_groups, release_bio_buffers, server_context
+from pingproto.tls import GROUPS, ServerTLS, _set_groups, client_tls_options, release_bio_buffers, server_context
 from pingproto.tlsfiles import TLSConfigError, load_tls_dir
 
 from .tlsdir import write_tls_dir
@@ -261,3 +262,30 @@ class ReleaseBioBuffersTests(SynchronousTestCase):
         relay(s, c)
         self.assertEqual(c.recv(100), b"pong")
         self.assertTrue(release_bio_buffers(s))
+
+
+class ClientCAFileTests(SynchronousTestCase):
+    """
+    C{pingproto ping --ca FILE} reads its CA file as the server reads its
+    certificates, and says the same of a bad one.
+    """
+
+    def test_badCAFile(self) -> None:
+        directory = self.mktemp()
+        os.makedirs(directory)
+        not_pem = os.path.join(directory, "ca.der")
+        with open(not_pem, "wb") as f:
+            f.write(b"\x30\x82\x01\x0a")
+        damaged = os.path.join(directory, "damaged.pem")
+        with open(damaged, "wb") as f:
+            f.write(b"-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n")
+        cases = [
+            (os.path.join(directory, "missing.pem"), "cannot read"),
+            (not_pem, "is not PEM"),
+            (damaged, "holds a damaged PEM certificate"),
+        ]
+        for path, words in cases:
+            with self.assertRaises(TLSConfigError, msg=path) as caught:
+                client_tls_options("localhost", path)
+            self.assertIn(path, str(caught.exception))
+            self.assertIn(words, str(caught.exception))
