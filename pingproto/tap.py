@@ -370,7 +370,9 @@ def _exit_if_cannot_listen() -> Iterator[None]:
 
 def worker_args(options: Options) -> list[str]:
     """
-    The options a worker needs to serve as this process would have.
+    The options a worker needs to serve as this process would have: the
+    TLS directory, and every limit, read back from the L{ServerLimits} it
+    will rebuild (tests/test_tap.py checks each field makes the trip).
     """
     limits = options["limits"]
     args = ["--tls-dir", options["tls-dir"]] if options["tls-dir"] else ["--no-tls"]
@@ -385,8 +387,9 @@ def worker_args(options: Options) -> list[str]:
         "--max-per-address", str(limits.max_per_address),
         "--trust-proxy", str(limits.trusted_proxies),
     ]
-    for origin in options["allow-origin"]:
-        args += ["--allow-origin", origin]
-    if options["no-null-origin"]:
+    if limits.allowed_origins != ServerLimits.allowed_origins:
+        for origin in limits.allowed_origins:
+            args += ["--allow-origin", origin]
+    if not limits.allow_null_origin:
         args.append("--no-null-origin")
     return args

@@ -4,6 +4,7 @@ C{twistd pingproto}'s options and the service they build, and the dropin.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import importlib.metadata
 import json
@@ -23,7 +24,7 @@ from pingproto.config import ServerLimits
 from pingproto.pingcmd import PingOptions
 from pingproto.report import ReportOptions
 from pingproto.server import EchoServerFactory
-from pingproto.tap import Options, build_service, makeService
+from pingproto.tap import Options, build_service, makeService, worker_args
 from pingproto.tls import TLSProtocol
 from pingproto.webapp import AppOptions
 from pingproto.worker import WorkerOptions
@@ -139,6 +140,36 @@ class OptionsTests(SynchronousTestCase):
                 "--max-data-rate", "4096",
             )["limits"],
         )
+
+    def test_workersGetEveryLimit(self) -> None:
+        """
+        Every limit a twistd option sets reaches the workers: each field of
+        L{ServerLimits} set away from its default makes the trip through
+        L{worker_args} and the worker's own options unchanged.  (A new
+        limit left out of L{worker_args} would leave the workers on its
+        default while the supervisor believed otherwise.)
+        """
+        # The limits no twistd option sets.
+        no_option = {"max_request_head"}
+        changed = {}
+        for field in dataclasses.fields(ServerLimits):
+            if field.name in no_option:
+                continue
+            default = field.default
+            if isinstance(default, bool):
+                changed[field.name] = not default
+            elif isinstance(default, tuple):
+                changed[field.name] = ("https://a.example", "https://b.example")
+            else:
+                changed[field.name] = default + 7 if default else 7
+        limits = ServerLimits(**changed)
+        for name, value in changed.items():
+            self.assertNotEqual(getattr(limits, name), getattr(ServerLimits(), name), name)
+        options = parse("--no-tls")
+        options["limits"] = limits
+        worker = WorkerOptions()
+        worker.parseOptions(["--inherit", "3:INET", *worker_args(options)])
+        self.assertEqual(worker["limits"], limits)
 
     def test_tlsEndpointsRefused(self) -> None:
         """
