@@ -137,7 +137,7 @@ class Reporter:
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.out = out
-        self.json = json_output
+        self.json_output = json_output
         self.quiet = quiet
         self.log = log
         self.wall = wall
@@ -145,7 +145,7 @@ class Reporter:
         self.stopping = False
         self._was_open = False
         self._ever_open = False
-        self._setup = "TCP + TLS + WebSocket upgrade"
+        self._setup = ""
 
     def emit(self, record: Record, text: str | None) -> None:
         self.folder.feed(record)
@@ -155,7 +155,7 @@ class Reporter:
             self.log.flush()
         if self.quiet and record["event"] != "summary":
             return
-        if self.json:
+        if self.json_output:
             self.out.write(line + "\n")
         elif text is not None:
             self.out.write(text + "\n")

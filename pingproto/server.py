@@ -37,8 +37,9 @@ APP_PATH = "/app"
 # ends with is the plain answer's, word for word.
 _PLAIN_HTML = (
     b'<!DOCTYPE html><meta charset="utf-8"><title>pingproto</title>'
-    b'<p><a href="/app">Live ping graph of this server</a>'
-    b"<p>" + PLAIN_ANSWER
+    + f'<p><a href="{APP_PATH}">Live ping graph of this server</a>'.encode()
+    + b"<p>"
+    + PLAIN_ANSWER
 )
 _PLAIN_HEADERS = (
     ("Link", f'<{APP_PATH}>; rel="alternate"; type="text/html"'),
@@ -664,7 +665,8 @@ class EchoServerFactory(OptionsOnClass, WebSocketServerFactory):
     """
     Build echo connections with pingproto's safe limits.
 
-    @param limits: message size, handshake and keepalive limits.
+    @param limits: everything a connection may cost the server (see
+        L{ServerLimits}).
     @param paths: request paths that may open a WebSocket; L{None} allows
         any, for mounting with L{autobahn.twisted.resource.WebSocketResource}
         where the site already chose the path.

@@ -77,15 +77,14 @@ class _Goodbye(Service):
     never hangs.
     """
 
-    def __init__(self, factory: EchoServerFactory, reactor: Any, grace: float = GOODBYE_GRACE) -> None:
+    def __init__(self, factory: EchoServerFactory, reactor: Any) -> None:
         self.factory = factory
         self.reactor = reactor
-        self.grace = grace
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
         idle = self.factory.going_away()
-        idle.addTimeout(self.grace, self.reactor)
+        idle.addTimeout(GOODBYE_GRACE, self.reactor)
 
         def cut_off(reason: Failure) -> None:
             reason.trap(TimeoutError)

@@ -184,7 +184,9 @@ class LinkSummary:
 class LinkStats:
     """
     Folds a run's events into a L{LinkSummary}; every method takes the
-    monotonic time of the event where time matters.
+    time of the event where time matters, all on one clock (pingproto feeds
+    it the records' wall-clock C{t}, so a live run and a report over its log
+    agree).
 
     @param down: the link was already lost at C{now} (a window of a log that
         begins in an outage): the time until it opens counts as

@@ -18,6 +18,8 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from pingproto.config import (
+    DEFAULT_INTERFACE,
+    DEFAULT_PORT,
     ServerLimits,
     listen_descriptions,
     port_number,
@@ -27,6 +29,7 @@ from pingproto.config import (
     tls_endpoint_kind,
     whole_number,
 )
+from pingproto.server import FRAME_COST
 from pingproto.service import make_server_service
 from pingproto.tls import server_context
 from pingproto.tlsfiles import TLSConfigError, load_tls_dir
@@ -40,12 +43,12 @@ class Options(usage.Options):
     synopsis = "[--port N] [--interface ADDR] [--listen ENDPOINT ...] [--tls-dir DIR | --no-tls]"
     longdesc = (
         "Serve a WebSocket echo for latency probes. With no options it serves "
-        "plain ws:// on 127.0.0.1:1234; give --tls-dir to serve wss://."
+        f"plain ws:// on {DEFAULT_INTERFACE}:{DEFAULT_PORT}; give --tls-dir to serve wss://."
     )
 
     optParameters = [
-        ["port", "p", None, "TCP port to listen on [default: 1234]", port_number],
-        ["interface", "i", None, "Address to listen on [default: 127.0.0.1]."],
+        ["port", "p", None, f"TCP port to listen on [default: {DEFAULT_PORT}]", port_number],
+        ["interface", "i", None, f"Address to listen on [default: {DEFAULT_INTERFACE}]."],
         [
             "tls-dir",
             "t",
@@ -94,7 +97,7 @@ class Options(usage.Options):
             "max-data-rate",
             None,
             _defaults.max_data_rate,
-            "Bytes a second one client may send, a frame counting as 256 at "
+            f"Bytes a second one client may send, a frame counting as {FRAME_COST} at "
             "least (bursts of two of the largest messages, or of a second's "
             "worth if more); past it the client is read more slowly.",
             positive_int,

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import resource
+import socket
 
 import trustme
 from twisted.application.service import IServiceMaker
@@ -300,13 +301,16 @@ class MakeServiceTests(SynchronousTestCase):
         listener could not listen on; the service it wraps, for programs,
         raises Twisted's error.
         """
-        from twisted.internet import reactor
         from twisted.internet.error import CannotListenError
-        from twisted.internet.protocol import Factory
 
-        taken = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
-        self.addCleanup(taken.stopListening)
-        port = taken.getHost().port
+        # A plain socket: a port of the global reactor would leave its
+        # stopListening's callLater pending in this synchronous test, and
+        # other tests that check the reactor is untouched would fail.
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
         command = makeService(parse("--port", str(port)))
         with self.assertRaises(SystemExit) as caught:
             command.privilegedStartService()
