@@ -2,10 +2,11 @@
 pingproto: measure how reliable the WebSocket link to your server is.
 
 The public API, for programs that mount pingproto's protocols in their own
-Twisted services: the names in C{__all__}, and the public names of
-L{pingproto.tls} (C{TLSProtocol}, C{wrap_client_tls}) and
-L{pingproto.testing} (C{FaultProxy}), which the README shows in use.
-Everything else may change.
+Twisted services: the names in C{__all__} here, and in the C{__all__} of
+L{pingproto.tls} (the TLS policy and layer, C{TLSProtocol} and
+C{wrap_client_tls} among them) and of L{pingproto.testing}
+(C{FaultProxy}), which the README shows in use.  Everything else may
+change.
 """
 
 from pingproto.client import (
@@ -24,7 +25,7 @@ from pingproto.client import (
 from pingproto.config import ServerLimits
 from pingproto.server import EchoServerFactory, EchoServerProtocol
 from pingproto.service import make_server_service
-from pingproto.session import Loss, LossReason, Sample
+from pingproto.session import Loss, LossReason, PingSession, Sample
 from pingproto.stats import RttSummary
 from pingproto.tls import ServerTLS, client_tls_options
 from pingproto.tlsfiles import TLSConfigError, TLSMaterial, load_tls_dir
@@ -44,6 +45,7 @@ __all__ = [
     "PingMonitor",
     "PingRecorder",
     "PingResult",
+    "PingSession",
     "RttSummary",
     "Sample",
     "ServerLimits",

@@ -46,7 +46,6 @@ __all__ = [
     "ServerTLS",
     "TLSProtocol",
     "client_tls_options",
-    "release_bio_buffers",
     "server_context",
     "wrap_client_tls",
 ]

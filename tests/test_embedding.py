@@ -35,13 +35,22 @@ def load_example(name: str):  # type: ignore[no-untyped-def]
 class PublicAPITests(SynchronousTestCase):
     def test_allNamesExist(self) -> None:
         """
-        Every name in C{pingproto.__all__} is importable, and the four
-        pieces an embedding program needs are among them.
+        Every name in the public API (C{pingproto.__all__}, and the
+        C{__all__} of L{pingproto.tls} and L{pingproto.testing}) is
+        importable, and the pieces an embedding program needs are among
+        them: what C{PingClientFactory} takes too.
         """
-        for name in pingproto.__all__:
-            self.assertTrue(hasattr(pingproto, name), name)
-        for name in ("EchoServerFactory", "PingClientFactory", "load_tls_dir", "make_server_service"):
+        import pingproto.testing
+        import pingproto.tls
+
+        for module in (pingproto, pingproto.tls, pingproto.testing):
+            for name in module.__all__:
+                self.assertTrue(hasattr(module, name), (module.__name__, name))
+        for name in ("EchoServerFactory", "PingClientFactory", "PingSession", "load_tls_dir", "make_server_service"):
             self.assertIn(name, pingproto.__all__)
+        self.assertIn("TLSProtocol", pingproto.tls.__all__)
+        self.assertIn("wrap_client_tls", pingproto.tls.__all__)
+        self.assertEqual(pingproto.testing.__all__, ["FaultProxy"])
 
     def test_examplesImport(self) -> None:
         """
