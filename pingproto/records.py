@@ -142,12 +142,6 @@ class RecordFolder:
         self.first: float | None = None
         self.last: float | None = None
         self._open = False
-        # Closed without being asked to, and not open again since.
-        self.down = False
-
-    @property
-    def connected(self) -> bool:
-        return self._open
 
     def start_window(self, t: float) -> None:
         """
@@ -155,7 +149,7 @@ class RecordFolder:
         """
         if self.stats is None:
             return
-        self.stats = LinkStats(t, down=self.down)
+        self.stats = LinkStats(t, down=self.stats.down)
         self.first = self.last = t
 
     def feed(self, record: Record) -> None:
@@ -178,12 +172,18 @@ class RecordFolder:
             state = record["state"]
             if state == "OPEN":
                 self._open = True
-                self.down = False
                 stats.opened(t, record["setup_ms"] / 1000)
             elif state == "CLOSED" and self._open:
                 self._open = False
-                self.down = not record.get("deliberate")
                 stats.closed(t, bool(record.get("deliberate")))
+
+    def outages(self) -> list[tuple[float, float]]:
+        """
+        The outages so far, as (from, to), the last to the latest record.
+        """
+        if self.stats is None or self.last is None:
+            return []
+        return self.stats.outages_until(self.last)
 
     def summary(self, now: float | None = None) -> LinkSummary:
         if self.stats is None:

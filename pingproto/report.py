@@ -64,16 +64,20 @@ class Timeline:
     end: float | None = None
 
 
-def timeline(records: Iterable[Record], start: float | None = None, *, open_: bool = False,
-             down: bool = False) -> Timeline:
+def timeline(records: Iterable[Record], folder: RecordFolder | None = None) -> Timeline:
     """
-    The timeline of C{records}.  A window of a log starts at C{start} in
-    the state the records before it left the link: C{open_}, or C{down}
-    (lost and not open again), which makes an outage from C{start}.
+    The timeline of C{records}, which C{folder} (a new one by default)
+    folds as they go by: its outages are the ones the summary counts.  A
+    window of a log passes the folder that has read the records before it
+    and started the window (L{RecordFolder.start_window}), so that the
+    window begins in the state they left the link, down from its first
+    moment if they ended in an outage.
     """
-    line = Timeline(start=start)
-    down_since: float | None = start if down and start is not None else None
+    if folder is None:
+        folder = RecordFolder()
+    line = Timeline(start=folder.first)
     for record in records:
+        folder.feed(record)
         t = float(record["t"])
         line.start = t if line.start is None else line.start
         line.end = t
@@ -84,17 +88,8 @@ def timeline(records: Iterable[Record], start: float | None = None, *, open_: bo
             line.losses.append(t)
         elif event == "flatline":
             line.flatlines.append(t)
-        elif event == "state" and record["state"] == "OPEN":
-            open_ = True
-            if down_since is not None:
-                line.outages.append((down_since, t))
-                down_since = None
-        elif event == "state" and record["state"] == "CLOSED" and open_:
-            open_ = False
-            if not record.get("deliberate"):
-                down_since = t
-    if down_since is not None and line.end is not None:
-        line.outages.append((down_since, line.end))
+    if line.end is not None:
+        line.outages = folder.outages()
     return line
 
 
@@ -237,25 +232,26 @@ class ReportOptions(InterspersedOptions):
         records = [r for r in records if (since is None or r["t"] >= since) and (until is None or r["t"] < until)]
         for record in before:
             folder.feed(record)
-        start = None
         if before:
-            start = since
             folder.start_window(since)
-        open_, down = folder.connected, folder.down
-        for record in records:
-            folder.feed(record)
+        line = None
+        if self["output"] is not None:
+            line = timeline(records, folder)
+        else:
+            for record in records:
+                folder.feed(record)
         target = folder.target or self["path"]
         summary = folder.summary()
         if self["json"]:
             out.write(json.dumps(summary_record(target, summary, folder.last or 0.0)) + "\n")
         else:
             out.write("\n".join(format_summary(target, summary)) + "\n")
-        if self["output"] is not None:
+        if line is not None:
             window = _window(folder.first, folder.last)
             loss = f"{summary.loss_percent:.1f}% lost" if summary.sent else "no pings"
             median = f", median {summary.rtt.median * 1000:.3f} ms" if summary.rtt else ""
             try:
-                plot(timeline(records, start, open_=open_, down=down), self["output"],
+                plot(line, self["output"],
                      f"pingproto: {target}  {window}",
                      f"{summary.sent} pings, {loss}{median}, {_count(summary.disconnects, 'disconnect')}, "
                      f"{_count(summary.flatlines, 'flatline')}")

@@ -188,6 +188,10 @@ class LinkStats:
     it the records' wall-clock C{t}, so a live run and a report over its log
     agree).
 
+    The link is down, in an outage, from a close it did not ask for until
+    it opens again: the one rule for the summary's time disconnected and
+    for the outages a report plots (L{outages_until}).
+
     @param down: the link was already lost at C{now} (a window of a log that
         begins in an outage): the time until it opens counts as
         disconnected.
@@ -199,7 +203,8 @@ class LinkStats:
         self.lost = 0
         self.disconnects = 0
         self.flatlines = 0
-        self._disconnected = 0.0
+        # The outages that have ended, as (from, to).
+        self._outages: list[tuple[float, float]] = []
         self._down_since: float | None = now if down else None
         self._open = RttStats()
 
@@ -212,7 +217,7 @@ class LinkStats:
     def opened(self, now: float, setup_time: float) -> None:
         self._open.add(setup_time)
         if self._down_since is not None:
-            self._disconnected += now - self._down_since
+            self._outages.append((self._down_since, now))
             self._down_since = None
 
     def closed(self, now: float, deliberate: bool) -> None:
@@ -227,10 +232,24 @@ class LinkStats:
     def flatline(self) -> None:
         self.flatlines += 1
 
+    @property
+    def down(self) -> bool:
+        """
+        Whether the link is in an outage: closed without being asked to,
+        and not open again since.
+        """
+        return self._down_since is not None
+
+    def outages_until(self, now: float) -> list[tuple[float, float]]:
+        """
+        Each outage as (from, to), the one still going on, if any, to C{now}.
+        """
+        if self._down_since is None:
+            return list(self._outages)
+        return [*self._outages, (self._down_since, now)]
+
     def summary(self, now: float) -> LinkSummary:
-        down = self._disconnected
-        if self._down_since is not None:
-            down += now - self._down_since
+        down = sum(to - since for since, to in self.outages_until(now))
         opens = self._open.summary()
         return LinkSummary(
             sent=self.rtt.count + self.lost,

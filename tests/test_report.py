@@ -15,8 +15,8 @@ from typing import Any
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
-from pingproto.records import RecordError, read_records
-from pingproto.report import ReportOptions, draw, parse_time, timeline
+from pingproto.records import RecordError, RecordFolder, read_records
+from pingproto.report import ReportOptions, Timeline, draw, parse_time, timeline
 
 T0 = 1_764_000_000.0
 
@@ -152,10 +152,26 @@ class TimelineTests(SynchronousTestCase):
         before it left the link: a drop while it was up is an outage, and a
         window that begins in an outage is down from its first moment.
         """
-        up = timeline([r for r in sample_log() if r["t"] >= T0 + 400], T0 + 400, open_=True)
+        def window(since: float) -> Timeline:
+            folder = RecordFolder()
+            for record in sample_log():
+                if record["t"] < since:
+                    folder.feed(record)
+            folder.start_window(since)
+            return timeline([r for r in sample_log() if r["t"] >= since], folder)
+
+        up = window(T0 + 400)
         self.assertEqual((up.start, up.outages), (T0 + 400, [(T0 + 420.5, T0 + 450.5)]))
-        down = timeline([r for r in sample_log() if r["t"] >= T0 + 430], T0 + 430, down=True)
-        self.assertEqual(down.outages, [(T0 + 430, T0 + 450.5)])
+        down = window(T0 + 430)
+        self.assertEqual((down.start, down.outages), (T0 + 430, [(T0 + 430, T0 + 450.5)]))
+
+    def test_outagesAsSummarised(self) -> None:
+        """
+        The outages plotted are the time the summary counts disconnected.
+        """
+        folder = RecordFolder()
+        line = timeline(sample_log(), folder)
+        self.assertEqual(sum(to - since for since, to in line.outages), folder.summary().disconnected)
 
 
 class DrawTests(SynchronousTestCase):
