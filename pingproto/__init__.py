@@ -24,7 +24,7 @@ from pingproto.client import (
 )
 from pingproto.config import ServerLimits
 from pingproto.server import EchoServerFactory, EchoServerProtocol
-from pingproto.service import make_server_service
+from pingproto.service import ServerService, make_server_service
 from pingproto.session import Loss, LossReason, PingSession, Sample
 from pingproto.stats import RttSummary
 from pingproto.tls import ServerTLS, client_tls_options
@@ -49,6 +49,7 @@ __all__ = [
     "RttSummary",
     "Sample",
     "ServerLimits",
+    "ServerService",
     "ServerTLS",
     "StateChange",
     "TLSConfigError",

@@ -27,7 +27,7 @@ from pingproto.server import EchoServerFactory
 from pingproto.tls import ServerTLS, TLSProtocol
 from pingproto.tlsfiles import TLSMaterial
 
-__all__ = ["GOODBYE_GRACE", "ListeningService", "make_server_service"]
+__all__ = ["GOODBYE_GRACE", "ListeningService", "ServerService", "make_server_service"]
 
 # Seconds open WebSockets get to finish their closing handshake on stop.
 GOODBYE_GRACE = 3.0
@@ -41,7 +41,7 @@ class ListeningService(StreamServerEndpointService):
     at start-up (not later, in a log) when it cannot.
     """
 
-    def __init__(self, endpoint: object, factory: IProtocolFactory, scheme: str) -> None:
+    def __init__(self, endpoint: IStreamServerEndpoint, factory: IProtocolFactory, scheme: str) -> None:
         super().__init__(endpoint, factory)
         self._raiseSynchronously = True
         self.scheme = scheme
@@ -94,14 +94,35 @@ class _Goodbye(Service):
         return idle.addErrback(cut_off)
 
 
+class ServerService(MultiService):
+    """
+    What L{make_server_service} builds: a L{MultiService} of the
+    listeners, the certificate reloader and the goodbye on stop, with the
+    parts an embedding program may need to reach.
+
+    @ivar factory: the L{EchoServerFactory} every listener serves.
+    @ivar tls: the L{ServerTLS}, or L{None} for plain ws://.
+    @ivar reloader: the L{CertificateReloader}, or L{None} when the TLS
+        material did not come from a directory.
+    @ivar listeners: the L{ListeningService}s, in the order given.
+    """
+
+    def __init__(self, factory: EchoServerFactory, tls: ServerTLS | None, reloader: CertificateReloader | None) -> None:
+        super().__init__()
+        self.factory = factory
+        self.tls = tls
+        self.reloader = reloader
+        self.listeners: list[ListeningService] = []
+
+
 def make_server_service(
     listen: Sequence[str | IStreamServerEndpoint],
     tls: TLSMaterial | ServerTLS | None = None,
     limits: ServerLimits = ServerLimits(),
-    reactor: object = None,
+    reactor: Any = None,
     *,
     handle_sighup: bool = True,
-) -> MultiService:
+) -> ServerService:
     """
     A service listening on each endpoint (or endpoint string) in C{listen}, serving the
     echo over TLS when C{tls} is given.  Given L{TLSMaterial} (as loaded
@@ -109,10 +130,9 @@ def make_server_service(
     files change, and on SIGHUP unless C{handle_sighup} is false (for a
     program that owns its signals; it can call C{service.reloader.reload()}).
 
-    The returned service has C{factory} (the L{EchoServerFactory}), C{tls}
-    (the L{ServerTLS} or L{None}) and C{reloader} (the
-    L{CertificateReloader} or L{None}) and C{listeners} (the
-    L{ListeningService}s, in order) attributes for embedding programs.
+    C{reactor} (the global one by default) is the clock of every timer and
+    the reactor of endpoint strings, which need what their kind needs
+    (C{IReactorTCP} for C{tcp:}, C{IReactorUNIX} for C{unix:}).
     """
     if reactor is None:
         from twisted.internet import reactor  # type: ignore[no-redef]
@@ -123,24 +143,20 @@ def make_server_service(
     if isinstance(tls, TLSMaterial):
         directory = os.path.dirname(tls.files.key)
         tls = ServerTLS(tls)
-        reloader = CertificateReloader(tls, directory, clock=reactor, handle_sighup=handle_sighup)  # type: ignore[arg-type]
+        reloader = CertificateReloader(tls, directory, clock=reactor, handle_sighup=handle_sighup)
     factory = EchoServerFactory(limits, reactor=reactor)
     wrapped: IProtocolFactory = factory
     if tls is not None:
         wrapped = TLSMemoryBIOFactory(tls, False, factory)
         wrapped.protocol = TLSProtocol
-    service = MultiService()
+    service = ServerService(factory, tls, reloader)
     # Added first, so stopped last: the listeners close before the goodbyes.
     _Goodbye(factory, reactor).setServiceParent(service)
-    service.factory = factory  # type: ignore[attr-defined]
-    service.tls = tls  # type: ignore[attr-defined]
-    service.reloader = reloader  # type: ignore[attr-defined]
-    service.listeners = []  # type: ignore[attr-defined]
     for description in listen:
         endpoint = serverFromString(reactor, description) if isinstance(description, str) else description
         listener = ListeningService(endpoint, wrapped, "wss" if tls else "ws")
         listener.setServiceParent(service)
-        service.listeners.append(listener)  # type: ignore[attr-defined]
+        service.listeners.append(listener)
     if reloader is not None:
         reloader.setServiceParent(service)
     return service
