@@ -17,9 +17,14 @@ from typing import Callable, Sequence
 
 from twisted.python import usage
 
-__all__ = ["CommandOptions", "InterspersedOptions", "Options", "main"]
+__all__ = ["EXIT_ERROR", "EXIT_NO_REPLY", "EXIT_OK", "CommandOptions", "InterspersedOptions", "Options", "main"]
 
-EXIT_USAGE = 2
+# Every command's exit statuses, as ping(8)'s: 0 when replies came, 1 when
+# none did, 2 for anything else (a usage error, a connection or TLS set-up
+# that failed, a file that could not be read or written).
+EXIT_OK = 0
+EXIT_NO_REPLY = 1
+EXIT_ERROR = 2
 
 
 class CommandOptions(usage.Options):
@@ -110,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except usage.UsageError as e:
         command = f"pingproto {options.subCommand}" if options.subCommand else "pingproto"
         sys.stderr.write(f"{command}: {e}\nTry '{command} --help'.\n")
-        return EXIT_USAGE
+        return EXIT_ERROR
     return int(options.subOptions.run())
 
 

@@ -21,14 +21,15 @@ __all__ = [
     "DEFAULT_INTERFACE",
     "DEFAULT_PORT",
     "ServerLimits",
+    "check_authority",
     "check_ws_url",
     "is_loopback_endpoint",
     "listen_descriptions",
     "port_number",
     "positive_int",
     "positive_rate",
-    "positive_seconds",
     "read_number",
+    "seconds_or_off",
     "tls_endpoint_kind",
     "whole_number",
 ]
@@ -140,7 +141,7 @@ def positive_int(text: str) -> int:
 positive_int.coerceDoc = "A whole number, 1 or more."  # type: ignore[attr-defined]
 
 
-def positive_seconds(text: str) -> float:
+def seconds_or_off(text: str) -> float:
     """
     Read a duration in seconds; 0 switches the timer off.
     """
@@ -150,7 +151,7 @@ def positive_seconds(text: str) -> float:
     return value
 
 
-positive_seconds.coerceDoc = "Seconds; fractions allowed, 0 turns it off."  # type: ignore[attr-defined]
+seconds_or_off.coerceDoc = "Seconds; fractions allowed, 0 turns it off."  # type: ignore[attr-defined]
 
 
 def whole_number(text: str) -> int:
@@ -174,6 +175,9 @@ def positive_rate(text: str) -> float:
     if not 0 < value < 1e9:
         raise ValueError(f"{text!r} must be a positive number of events a second")
     return value
+
+
+positive_rate.coerceDoc = "A number above 0; fractions allowed."  # type: ignore[attr-defined]
 
 
 def port_number(text: str) -> int:

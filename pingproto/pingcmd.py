@@ -21,10 +21,10 @@ from OpenSSL.SSL import Error as SSLError
 from twisted.internet.error import ConnectionRefusedError, DNSLookupError, TimeoutError
 from twisted.python import usage
 
-from pingproto.cli import InterspersedOptions
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from pingproto.cli import EXIT_ERROR, EXIT_NO_REPLY, EXIT_OK, InterspersedOptions
 from pingproto.client import (
     ConnectionState,
     HandshakeError,
@@ -38,9 +38,7 @@ from pingproto.records import Record, RecordFolder, format_summary, summary_reco
 from pingproto.session import Loss, LossReason, Sample
 from pingproto.tlsfiles import TLSConfigError
 
-__all__ = ["EXIT_NO_REPLY", "EXIT_OK", "EXIT_SETUP", "PingOptions", "Reporter", "describe_failure"]
-
-EXIT_OK, EXIT_NO_REPLY, EXIT_SETUP = 0, 1, 2
+__all__ = ["PingOptions", "Reporter", "describe_failure"]
 
 
 def _seconds(name: str, minimum: float) -> Callable[[str], float]:
@@ -250,7 +248,7 @@ class _PingRun:
         self.reactor = reactor
         self.stdout = stdout
         self.stderr = stderr
-        self.status = EXIT_SETUP
+        self.status = EXIT_ERROR
         self.target = options["url"]
         self._stopping = False
 
@@ -262,7 +260,7 @@ class _PingRun:
                 log = _open_log(options["log"])
             except OSError as e:
                 self.stderr.write(f"pingproto ping: cannot open log file {options['log']}: {e.strerror or e}\n")
-                return EXIT_SETUP
+                return EXIT_ERROR
         try:
             return self._run(log)
         finally:
@@ -286,7 +284,7 @@ class _PingRun:
             )
         except TLSConfigError as e:
             self.stderr.write(f"pingproto ping: {e}\n")
-            return EXIT_SETUP
+            return EXIT_ERROR
         self.monitor = monitor
         self.reporter.start(self.target, options["interval"], options["timeout"])
         monitor.done.addCallbacks(self._finished, self._failed)
@@ -332,7 +330,7 @@ class _PingRun:
     def _failed(self, reason: Failure) -> None:
         self.reporter.stopping = True
         self.stderr.write(f"pingproto ping: cannot connect to {self.target}: {describe_failure(reason)}\n")
-        self.status = EXIT_SETUP
+        self.status = EXIT_ERROR
         self._stop()
 
     def _interrupted(self) -> Any:

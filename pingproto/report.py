@@ -20,7 +20,7 @@ from typing import IO, Any, Iterable, Sequence
 
 from twisted.python import usage
 
-from pingproto.cli import InterspersedOptions
+from pingproto.cli import EXIT_ERROR, EXIT_NO_REPLY, EXIT_OK, InterspersedOptions
 
 from pingproto.records import Record, RecordError, RecordFolder, format_summary, read_records, summary_record
 from pingproto.stats import percentile
@@ -213,13 +213,13 @@ class ReportOptions(InterspersedOptions):
                 records = [r for r in read_records(f, self["path"], skipped) if r["event"] != "summary"]
         except OSError as e:
             err.write(f"pingproto report: cannot read {self['path']}: {e.strerror}\n")
-            return 2
+            return EXIT_ERROR
         except UnicodeDecodeError:
             err.write(f"pingproto report: {self['path']} is not a pingproto log (not UTF-8 text)\n")
-            return 2
+            return EXIT_ERROR
         except RecordError as e:
             err.write(f"pingproto report: {e}\n")
-            return 2
+            return EXIT_ERROR
         if skipped:
             lines = ", ".join(map(str, skipped[:5])) + (", ..." if len(skipped) > 5 else "")
             err.write(f"pingproto report: {self['path']}: skipped {_count(len(skipped), 'line')} cut short "
@@ -257,9 +257,9 @@ class ReportOptions(InterspersedOptions):
                      f"{_count(summary.flatlines, 'flatline')}")
             except OSError as e:
                 err.write(f"pingproto report: cannot write {self['output']}: {e.strerror or e}\n")
-                return 2
+                return EXIT_ERROR
             out.write(f"wrote {self['output']}\n")
-        return 0 if summary.received else 1
+        return EXIT_OK if summary.received else EXIT_NO_REPLY
 
 
 def _count(n: int, noun: str) -> str:

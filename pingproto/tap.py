@@ -25,7 +25,7 @@ from pingproto.config import (
     port_number,
     positive_int,
     positive_rate,
-    positive_seconds,
+    seconds_or_off,
     tls_endpoint_kind,
     whole_number,
 )
@@ -68,21 +68,21 @@ class Options(usage.Options):
             None,
             _defaults.handshake_timeout,
             "Seconds a client has to finish the WebSocket opening handshake.",
-            positive_seconds,
+            seconds_or_off,
         ],
         [
             "ping-interval",
             None,
             _defaults.ping_interval,
             "Seconds between keepalive pings to each client (0: none).",
-            positive_seconds,
+            seconds_or_off,
         ],
         [
             "ping-timeout",
             None,
             _defaults.ping_timeout,
             "Seconds to wait for a keepalive pong before closing (0: forever).",
-            positive_seconds,
+            seconds_or_off,
         ],
         [
             "max-message-rate",

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from twisted.python import usage
 
-from pingproto.cli import CommandOptions
+from pingproto.cli import EXIT_ERROR, EXIT_OK, CommandOptions
 from pingproto.config import check_authority
 
 __all__ = [
@@ -39,7 +39,6 @@ __all__ = [
 # it from where the page was served from, else example.com:1234".
 _EMPTY_PRESET = b'<meta name="pingproto-server" content="">'
 _INLINE = re.compile(rb"<(script|style)>(.*?)</\1>", re.DOTALL)
-EXIT_OK, EXIT_IO = 0, 2
 
 
 def page() -> bytes:
@@ -174,7 +173,7 @@ class AppOptions(CommandOptions):
             Path(target).write_bytes(document)
         except OSError as e:
             err.write(f"pingproto app: cannot write {target}: {e.strerror}\n")
-            return EXIT_IO
+            return EXIT_ERROR
         # Printed so that `chromium "$(pingproto app -o page.html)"` works.
         out.write(Path(target).resolve().as_uri() + "\n")
         return EXIT_OK

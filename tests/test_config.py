@@ -26,7 +26,7 @@ from pingproto.config import (
     listen_descriptions,
     port_number,
     positive_int,
-    positive_seconds,
+    seconds_or_off,
     tls_endpoint_kind,
 )
 
@@ -170,46 +170,46 @@ class PositiveIntTests(SynchronousTestCase):
 
 class PositiveSecondsTests(SynchronousTestCase):
     """
-    L{positive_seconds} reads durations from 0 up to, not including, a year.
+    L{seconds_or_off} reads durations from 0 up to, not including, a year.
     """
 
     def test_good(self) -> None:
         """
         "0" (off), "2.5" and "20" read as the same number of seconds.
         """
-        self.assertEqual(positive_seconds("0"), 0.0)
-        self.assertEqual(positive_seconds("2.5"), 2.5)
-        self.assertEqual(positive_seconds("20"), 20.0)
+        self.assertEqual(seconds_or_off("0"), 0.0)
+        self.assertEqual(seconds_or_off("2.5"), 2.5)
+        self.assertEqual(seconds_or_off("20"), 20.0)
 
     def test_negative(self) -> None:
         """
         "-1" is out of range.
         """
-        e = self.assertRaises(ValueError, positive_seconds, "-1")
+        e = self.assertRaises(ValueError, seconds_or_off, "-1")
         self.assertEqual(str(e), "'-1' seconds is out of range")
 
     def test_a_year(self) -> None:
         """
         A year of seconds is out of range, one second less is accepted.
         """
-        e = self.assertRaises(ValueError, positive_seconds, str(YEAR))
+        e = self.assertRaises(ValueError, seconds_or_off, str(YEAR))
         self.assertEqual(str(e), f"'{YEAR}' seconds is out of range")
-        self.assertEqual(positive_seconds(str(YEAR - 1)), YEAR - 1)
+        self.assertEqual(seconds_or_off(str(YEAR - 1)), YEAR - 1)
 
     def test_not_finite(self) -> None:
         """
         "nan" and "inf" are refused as out of range.
         """
-        e = self.assertRaises(ValueError, positive_seconds, "nan")
+        e = self.assertRaises(ValueError, seconds_or_off, "nan")
         self.assertEqual(str(e), "'nan' seconds is out of range")
-        e = self.assertRaises(ValueError, positive_seconds, "inf")
+        e = self.assertRaises(ValueError, seconds_or_off, "inf")
         self.assertEqual(str(e), "'inf' seconds is out of range")
 
     def test_not_a_number(self) -> None:
         """
         "soon" is refused as not a number of seconds.
         """
-        e = self.assertRaises(ValueError, positive_seconds, "soon")
+        e = self.assertRaises(ValueError, seconds_or_off, "soon")
         self.assertEqual(str(e), "'soon' is not a number of seconds")
 
     @settings(deadline=None)
@@ -219,7 +219,7 @@ class PositiveSecondsTests(SynchronousTestCase):
         Any duration in [0, one year) written with repr() reads back as
         exactly the same float.
         """
-        self.assertEqual(positive_seconds(repr(seconds)), seconds)
+        self.assertEqual(seconds_or_off(repr(seconds)), seconds)
 
 
 class PortNumberTests(SynchronousTestCase):
