@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 from OpenSSL.SSL import Error as SSLError
 from twisted.internet.error import ConnectionRefusedError, DNSLookupError, TimeoutError
 from twisted.python import usage
-
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
