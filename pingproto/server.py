@@ -56,6 +56,8 @@ _MOUNTED_HEADERS = tuple(header for header in _PLAIN_HEADERS if header[0] not in
 # which the classic page opens.
 WEBSOCKET_PATHS = frozenset({"/", "/sock/websocket"})
 
+_MALFORMED = b"malformed HTTP request\n"
+
 # A private-use code would do, but 1008 (policy violation) is what RFC 6455
 # has for "you broke a rule of this server".
 _POLICY_VIOLATION = 1008
@@ -222,6 +224,23 @@ def _looks_like_http(request_line: str) -> bool:
     return len(parts) == 3 and parts[0].isalpha() and parts[2].startswith("HTTP/")
 
 
+def _never_http(start: bytes) -> bool:
+    """
+    Whether the start of a request head, not yet ended, can never become an
+    HTTP request: its first byte is not a method's (a TLS hello, wss://
+    sent to a ws:// port), its first line is not a request line (another
+    protocol), or it has ended its head with a bare LF, so the head will
+    never end as HTTP wants (CRLF CRLF).
+    """
+    first = start[:1]
+    if first and not b"A" <= first <= b"Z":
+        return True
+    line_end = start.find(b"\n")
+    if line_end >= 0 and not _looks_like_http(start[:line_end].rstrip(b"\r").decode("latin-1")):
+        return True
+    return b"\n\n" in start
+
+
 class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
     """
     Echo each message, text as text and binary as binary, byte for byte.
@@ -328,19 +347,9 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         head_end = self.data.find(b"\r\n\r\n")
         limit = self.factory.limits.max_request_head
         if head_end < 0 and len(self.data) <= limit:
-            # Not HTTP from its first byte (a TLS hello: wss:// to a ws://
-            # port) or its first line (another protocol): say so now, not
-            # after the handshake timeout.
-            # A head ended with bare LFs will never end as HTTP wants
-            # (CRLF): the same.
-            first = self.data[:1]
-            line_end = self.data.find(b"\n")
-            if (
-                first and not b"A" <= first <= b"Z"
-                or line_end >= 0 and not _looks_like_http(self.data[:line_end].rstrip(b"\r").decode("latin-1"))
-                or b"\n\n" in self.data
-            ):
-                self._answer(400, b"malformed HTTP request\n")
+            # Said now, not after the handshake timeout.
+            if _never_http(self.data):
+                self._answer(400, _MALFORMED)
             return
         if head_end < 0 or head_end + 4 > limit:
             self._answer(431, b"request head too large\n")
@@ -348,10 +357,10 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         try:
             status_line, headers, _ = parseHttpHeader(self.data[: head_end + 4])
         except Exception:
-            self._answer(400, b"malformed HTTP request\n")
+            self._answer(400, _MALFORMED)
             return
         if not _looks_like_http(status_line):
-            self._answer(400, b"malformed HTTP request\n")
+            self._answer(400, _MALFORMED)
         elif not self._admit(headers):
             self._answer(503, b"too many connections, try again later\n", headers=(("Retry-After", "10"),))
         elif "upgrade" in headers:

@@ -28,7 +28,7 @@ from pingproto.limits import AddressCounter, TokenBucket, client_address, origin
 from pingproto.pingcmd import PingOptions
 from pingproto.records import RecordError, read_records
 from pingproto.report import parse_time
-from pingproto.server import EchoServerFactory, _looks_like_http
+from pingproto.server import EchoServerFactory, _looks_like_http, _never_http
 
 from .test_protocols import LenientTransport, client_frame, parse_server_frames, upgrade_request
 
@@ -737,3 +737,28 @@ class RequestHeadTests(SynchronousTestCase):
         protocol.connectionLost(Failure(ConnectionDone()))
         self.assertEqual((factory.sockets, len(factory.open_protocols), len(factory.per_address)), (0, 0, 0))
         clock.advance(60)
+
+
+class NeverHttpTests(SynchronousTestCase):
+    """
+    L{_never_http}: the start of a request head that can never become HTTP
+    is known before the head ends.
+    """
+
+    def test_mayStillBeHttp(self) -> None:
+        """
+        Nothing yet, a method being typed, a whole request line and headers
+        so far, in any pieces, may still become HTTP.
+        """
+        for start in (b"", b"G", b"GET /pi", b"GET / HTTP/1.1\r", b"GET / HTTP/1.1\r\nHost: x\r\n",
+                      b"GET / HTTP/1.1\nHost: x\n"):
+            self.assertFalse(_never_http(start), start)
+
+    def test_neverHttp(self) -> None:
+        """
+        A TLS hello, a first line of another protocol and a head ended with
+        bare LFs never will.
+        """
+        for start in (b"\x16\x03\x01\x02\x00", b"get / HTTP/1.1", b"SSH-2.0-OpenSSH_9.2\r\n",
+                      b"GET / HTTP/1.1\r\nHost: x\n\n", b"GET / HTTP/1.1\n\n"):
+            self.assertTrue(_never_http(start), start)
