@@ -28,6 +28,7 @@ __all__ = [
     "RecordError",
     "RecordFolder",
     "format_summary",
+    "plural",
     "read_records",
     "summary_record",
 ]
@@ -250,13 +251,19 @@ def format_summary(target: str, summary: LinkSummary) -> list[str]:
     opens = "no connection opened"
     if summary.opens:
         opens = (
-            f"{summary.opens} open{'s' if summary.opens != 1 else ''}, setup "
+            f"{plural(summary.opens, 'open')}, setup "
             f"min/avg/max = {summary.open_min * 1000:.3f}/{summary.open_avg * 1000:.3f}/"  # type: ignore[operator]
             f"{summary.open_max * 1000:.3f} ms"  # type: ignore[operator]
         )
     lines.append(
-        f"{opens}; {summary.disconnects} disconnect{'s' if summary.disconnects != 1 else ''} "
-        f"({summary.disconnected:.1f} s disconnected), "
-        f"{summary.flatlines} flatline{'s' if summary.flatlines != 1 else ''}"
+        f"{opens}; {plural(summary.disconnects, 'disconnect')} "
+        f"({summary.disconnected:.1f} s disconnected), {plural(summary.flatlines, 'flatline')}"
     )
     return lines
+
+
+def plural(n: int, noun: str) -> str:
+    """
+    C{n} and C{noun}, plural unless C{n} is 1.
+    """
+    return f"{n} {noun}{'' if n == 1 else 's'}"

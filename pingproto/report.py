@@ -22,7 +22,7 @@ from twisted.python import usage
 
 from pingproto.cli import EXIT_ERROR, EXIT_NO_REPLY, EXIT_OK, InterspersedOptions
 
-from pingproto.records import Record, RecordError, RecordFolder, format_summary, read_records, summary_record
+from pingproto.records import Record, RecordError, RecordFolder, format_summary, plural, read_records, summary_record
 from pingproto.stats import percentile
 
 __all__ = ["ReportOptions", "Timeline", "draw", "parse_time", "timeline", "plot"]
@@ -222,7 +222,7 @@ class ReportOptions(InterspersedOptions):
             return EXIT_ERROR
         if skipped:
             lines = ", ".join(map(str, skipped[:5])) + (", ..." if len(skipped) > 5 else "")
-            err.write(f"pingproto report: {self['path']}: skipped {_count(len(skipped), 'line')} cut short "
+            err.write(f"pingproto report: {self['path']}: skipped {plural(len(skipped), 'line')} cut short "
                       f"by an interrupted run (line{'s' if len(skipped) > 1 else ''} {lines})\n")
         # The records before the window still say what the link was doing
         # when it began, and to what: fold them first, count only the window.
@@ -253,17 +253,13 @@ class ReportOptions(InterspersedOptions):
             try:
                 plot(line, self["output"],
                      f"pingproto: {target}  {window}",
-                     f"{summary.sent} pings, {loss}{median}, {_count(summary.disconnects, 'disconnect')}, "
-                     f"{_count(summary.flatlines, 'flatline')}")
+                     f"{summary.sent} pings, {loss}{median}, {plural(summary.disconnects, 'disconnect')}, "
+                     f"{plural(summary.flatlines, 'flatline')}")
             except OSError as e:
                 err.write(f"pingproto report: cannot write {self['output']}: {e.strerror or e}\n")
                 return EXIT_ERROR
             out.write(f"wrote {self['output']}\n")
         return EXIT_OK if summary.received else EXIT_NO_REPLY
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _window(first: float | None, last: float | None) -> str:
