@@ -23,6 +23,7 @@ from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IDelayedCall, IHandshakeListener, IReactorTime, IStreamClientEndpoint
+from twisted.internet.protocol import connectionDone
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
@@ -164,7 +165,7 @@ class PingClientProtocol(WebSocketClientProtocol):
         """
         self._tls_done = True
 
-    def connectionLost(self, reason: Failure) -> None:  # type: ignore[override]
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         factory = self.factory
         if factory.current is self:
             factory.current = None
@@ -306,7 +307,7 @@ class PingClientProtocol(WebSocketClientProtocol):
             )
         self.sendClose(code, reason or None)
 
-    def onCloseFrame(self, code, reasonRaw):  # type: ignore[no-untyped-def]
+    def onCloseFrame(self, code: int | None, reasonRaw: bytes | None) -> bool | None:
         if self.state == self.STATE_OPEN:
             self.factory.observer.state_changed(StateChange(ConnectionState.CLOSING, "server closing"))
             # No more pings on a closing connection; and a server that said

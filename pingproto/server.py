@@ -20,7 +20,9 @@ from autobahn.websocket.protocol import parseHttpHeader
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from pingproto._autobahn import OptionsOnClass, ReactorTimer, ServerOverrides, release_is_closed
@@ -289,7 +291,7 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
                 self._over_cap = True
                 factory.over_cap += 1
 
-    def connectionLost(self, reason: object) -> None:  # type: ignore[override]
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         factory = self.factory
         factory.sockets -= 1
         if self._over_cap:
