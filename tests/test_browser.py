@@ -411,6 +411,56 @@ class WireFormatTests(BrowserTestCase):
         return self.browse(scenario).addCallback(check)
 
 
+class RoundTripTests(BrowserTestCase):
+    # Every label the page writes on its canvas takes 10 ms, as drawing may
+    # on a slow machine: the axes' labels, redrawn each second, make some
+    # 80 ms of drawing a second.  window.slowDrawing says how much so far.
+    SLOW_DRAWING = """
+        (() => {
+          const fillText = CanvasRenderingContext2D.prototype.fillText;
+          window.slowDrawing = { ms: 0 };
+          CanvasRenderingContext2D.prototype.fillText = function (...args) {
+            const start = performance.now();
+            while (performance.now() < start + 10) {}
+            window.slowDrawing.ms += performance.now() - start;
+            return fillText.apply(this, args);
+          };
+        })();
+    """
+
+    def test_drawingNotTimed(self):  # type: ignore[no-untyped-def]
+        """
+        A round trip is the link's, not the page's own drawing: with the
+        page slow to draw, pings on loopback still come back in a small
+        part of the time it draws each second.  (An echo that arrives while
+        the page draws waits for it: the page sends each ping, then draws
+        once the echo is back.)
+        """
+
+        def scenario(browser: Browser) -> dict[str, Any]:
+            browser.page.add_init_script(self.SLOW_DRAWING)
+            browser.page.goto(self.https("/app"))
+            browser.wait("() => pingproto.state === 'open' && pingproto.samples >= 2")
+            before = browser.js("[window.slowDrawing.ms, performance.now()]")
+            browser.wait("() => pingproto.samples >= 7")
+            after = browser.js("[window.slowDrawing.ms, performance.now()]")
+            return {
+                "drawing_ms_per_s": (after[0] - before[0]) / ((after[1] - before[1]) / 1000),
+                "pings": browser.js("pingproto.history.pings"),
+                "errors": list(browser.errors),
+            }
+
+        def check(found: dict[str, Any]) -> None:
+            drawing = found["drawing_ms_per_s"]
+            self.assertGreater(drawing, 40, "the page draws slowly")
+            rtts = sorted(p["rtt"] for p in found["pings"] if p["fate"] == "reply")
+            median = rtts[len(rtts) // 2]
+            self.assertLess(median, drawing / 4, f"round trips {rtts} ms, drawing {drawing:.0f} ms a second")
+            self.assertEqual(found["errors"], [])
+
+        return self.browse(scenario).addCallback(check)
+
+
 class ControlsTests(BrowserTestCase):
     def test_keyboardAndPhone(self):  # type: ignore[no-untyped-def]
         """
@@ -664,6 +714,9 @@ class ReplyTimeoutTests(BrowserTestCase):
             page = browser.page
             page.goto(address)
             browser.wait("() => pingproto.stats.lost >= 3")
+            # The panel is drawn once the second's echo is back, or given
+            # up on: a moment after the ping.
+            browser.wait("() => document.getElementById('s-echoes').textContent === `3 / ${pingproto.stats.sent}`")
             found = {
                 "state": browser.js("pingproto.state"),
                 "status": browser.js("document.getElementById('status').textContent"),
