@@ -77,7 +77,7 @@ def version() -> str:
 
 def _lazy(module: str, name: str) -> Callable[[], usage.Options]:
     def make() -> usage.Options:
-        return getattr(importlib.import_module(module), name)()  # type: ignore[no-any-return]
+        return getattr(importlib.import_module(module), name)()
 
     return make
 

@@ -22,7 +22,14 @@ from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.error import ConnectionDone, ConnectionLost
-from twisted.internet.interfaces import IDelayedCall, IHandshakeListener, IReactorTime, IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IHandshakeListener,
+    IProtocol,
+    IProtocolFactory,
+    IReactorTime,
+    IStreamClientEndpoint,
+)
 from twisted.internet.protocol import connectionDone
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
@@ -441,7 +448,7 @@ class _AnnouncingEndpoint:
         self._endpoint = endpoint
         self._factory = factory
 
-    def connect(self, factory):  # type: ignore[no-untyped-def]
+    def connect(self, factory: IProtocolFactory) -> Deferred[IProtocol]:
         self._factory.attempting()
 
         def failed(reason: Failure) -> Failure:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Iterator
+from typing import Callable, Iterator
 
 __all__ = ["Loss", "LossReason", "PingSession", "Sample"]
 
@@ -149,7 +149,7 @@ class PingSession:
         """
         return list(self._drop(lambda p: True, LossReason.DISCONNECT))
 
-    def _drop(self, due, reason: LossReason) -> Iterator[Loss]:  # type: ignore[no-untyped-def]
+    def _drop(self, due: Callable[[_Pending], bool], reason: LossReason) -> Iterator[Loss]:
         # Pings are kept in the order sent, so the due ones are a prefix.
         for payload, pending in list(self._pending.items()):
             if not due(pending):

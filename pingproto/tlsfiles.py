@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
 __all__ = [
     "EXPIRY_WARNING",
@@ -217,8 +217,8 @@ def load_certificates(path: str) -> list[x509.Certificate]:
 
 
 def _same_public_key(key: PrivateKeyTypes, cert: x509.Certificate) -> bool:
-    def der(public: object) -> bytes:
-        return public.public_bytes(  # type: ignore[attr-defined, no-any-return]
+    def der(public: PublicKeyTypes) -> bytes:
+        return public.public_bytes(
             serialization.Encoding.DER,
             serialization.PublicFormat.SubjectPublicKeyInfo,
         )
