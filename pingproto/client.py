@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Callable
+from typing import Any, Callable
 
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from autobahn.websocket.util import parse_url
@@ -36,6 +36,7 @@ from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
 from pingproto._autobahn import ReactorTimer, release_is_closed
+from pingproto._reactor import TimeTCPReactor, or_global_reactor
 from pingproto.session import Loss, PingSession, Sample
 from pingproto.stats import RttSummary, summarize
 from pingproto.tls import client_tls_options, wrap_client_tls
@@ -387,8 +388,7 @@ class PingClientFactory(WebSocketClientFactory):
             raise ValueError("the ping interval must be positive")
         if flatline is not None and not flatline >= 0:  # also refuses NaN
             raise ValueError("the flatline time must be 0 (never) or more")
-        if clock is None:
-            from twisted.internet import reactor as clock  # type: ignore[assignment]
+        clock = or_global_reactor(clock)
         super().__init__(url, reactor=clock)
         self._batched_timer = ReactorTimer(clock)
         self.session = session
@@ -424,11 +424,13 @@ class PingClientFactory(WebSocketClientFactory):
 
 
 def client_endpoint(
-    reactor: object, url: str, ca_file: str | None = None, timeout: float = 10.0
+    reactor: TimeTCPReactor, url: str, ca_file: str | None = None, timeout: float = 10.0
 ) -> IStreamClientEndpoint:
     """
     The endpoint for a C{ws://} or C{wss://} URL, verifying the server's
-    certificate against C{ca_file} or the system's trust store.
+    certificate against C{ca_file} or the system's trust store.  The
+    C{reactor} connects it: L{IReactorTCP
+    <twisted.internet.interfaces.IReactorTCP>} and L{IReactorTime}.
     """
     secure, host, port = parse_url(url)[:3]
     endpoint: IStreamClientEndpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
@@ -476,6 +478,11 @@ class PingMonitor(Service):
     or fails with the reason when C{give_up_after} attempts in a row fail
     before any WebSocket ever opened (with C{give_up_any_time}, at any
     time).  Cancelling C{done} stops the service.
+
+    C{reactor} (the global one by default) times everything: it provides
+    L{IReactorTime}, and L{IReactorTCP
+    <twisted.internet.interfaces.IReactorTCP>} too unless C{endpoint} is
+    given, for the endpoint made from C{url} then.
     """
 
     def __init__(
@@ -488,7 +495,7 @@ class PingMonitor(Service):
         count: int | None = None,
         flatline: float | None = None,
         ca_file: str | None = None,
-        reactor: IReactorTime | None = None,
+        reactor: Any = None,
         endpoint: IStreamClientEndpoint | None = None,
         retry_policy: Callable[[int], float] | None = None,
         give_up_after: int | None = None,
@@ -496,9 +503,8 @@ class PingMonitor(Service):
         monotonic: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], int] = _wall_ms,
     ) -> None:
-        if reactor is None:
-            from twisted.internet import reactor  # type: ignore[no-redef]
-        self._reactor = reactor
+        reactor = or_global_reactor(reactor)
+        self._reactor: IReactorTime = reactor
         self.session = PingSession(timeout, count)
         self.factory = PingClientFactory(
             url,
@@ -653,7 +659,7 @@ def ping(
     interval: float = 1.0,
     timeout: float = 5.0,
     ca_file: str | None = None,
-    reactor: IReactorTime | None = None,
+    reactor: TimeTCPReactor | None = None,
     give_up_after: int = 3,
 ) -> Deferred[PingResult]:
     """
@@ -664,7 +670,9 @@ def ping(
     If the server goes away later, the connection is retried as often, then
     the result fires with what came back until then (fewer pings than
     C{count}; C{states} ends with why).  Cancelling the result stops
-    pinging.
+    pinging.  C{reactor} (the global one by default) times the pings and
+    makes the connections: L{IReactorTime} and L{IReactorTCP
+    <twisted.internet.interfaces.IReactorTCP>}.
     """
     recorder = PingRecorder()
     monitor = PingMonitor(

@@ -23,6 +23,7 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from pingproto._reactor import or_global_reactor
 from pingproto.cli import EXIT_ERROR, EXIT_NO_REPLY, EXIT_OK, InterspersedOptions
 from pingproto.client import (
     ConnectionState,
@@ -88,8 +89,7 @@ class PingOptions(InterspersedOptions):
             raise usage.UsageError("--ca only applies to wss:// URLs")
 
     def run(self, reactor: Any = None, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
-        if reactor is None:
-            from twisted.internet import reactor
+        reactor = or_global_reactor(reactor)
         return _PingRun(self, reactor, stdout or sys.stdout, stderr or sys.stderr).run()
 
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Any
+from typing import Any, cast
 
 from twisted.application.service import Service
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from pingproto._reactor import or_global_reactor
 from pingproto.tls import ServerTLS
 from pingproto.tlsfiles import TLSConfigError, TLSFiles, load_tls_dir
 
@@ -52,6 +53,9 @@ class CertificateReloader(Service):
     change.
 
     @param directory: the TLS directory given at start-up.
+    @param clock: the reactor (the global one by default); a clock
+        (L{IReactorTime}) will do without C{handle_sighup}, which needs one
+        that also provides L{IReactorFromThreads}, as every reactor does.
     @param handle_sighup: install a SIGHUP handler while running (off for
         embedding programs that own their signals).
     """
@@ -65,8 +69,7 @@ class CertificateReloader(Service):
         interval: float = CHECK_INTERVAL,
         handle_sighup: bool = True,
     ) -> None:
-        if clock is None:
-            from twisted.internet import reactor as clock  # type: ignore[assignment]
+        clock = or_global_reactor(clock)
         self.tls = tls
         self.directory = directory
         self.clock = clock
@@ -91,8 +94,9 @@ class CertificateReloader(Service):
             signal.signal(signal.SIGHUP, self._previous_handler or signal.SIG_DFL)
 
     def _sighup(self, signum: int, frame: object) -> None:
-        # Signal handlers run between bytecodes; do the work in the reactor.
-        self.clock.callFromThread(self.reload, "SIGHUP")  # type: ignore[attr-defined]
+        # Signal handlers run between bytecodes; do the work in the reactor,
+        # which the clock is when SIGHUP is handled (see the class).
+        cast(IReactorFromThreads, self.clock).callFromThread(self.reload, "SIGHUP")
 
     def check(self) -> bool:
         """

@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 
+from pingproto._reactor import or_global_reactor
 from pingproto.config import ServerLimits
 from pingproto.reload import CertificateReloader
 from pingproto.server import EchoServerFactory
@@ -134,8 +135,7 @@ def make_server_service(
     the reactor of endpoint strings, which need what their kind needs
     (C{IReactorTCP} for C{tcp:}, C{IReactorUNIX} for C{unix:}).
     """
-    if reactor is None:
-        from twisted.internet import reactor  # type: ignore[no-redef]
+    reactor = or_global_reactor(reactor)
     if isinstance(listen, str):
         # One endpoint string, not a sequence of one-letter ones.
         listen = [listen]

@@ -56,13 +56,14 @@ from twisted.internet.interfaces import (
     IHalfCloseableProtocol,
     IListeningPort,
     IPushProducer,
-    IReactorTime,
     IStreamClientEndpoint,
 )
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
+
+from pingproto._reactor import TimeTCPReactor
 
 __all__ = ["FaultProxy"]
 
@@ -142,7 +143,7 @@ class _Direction:
         self._dead = False
 
     @property
-    def _clock(self) -> IReactorTime:
+    def _clock(self) -> TimeTCPReactor:
         return self._proxy._reactor
 
     def _ready(self) -> bool:
@@ -394,7 +395,7 @@ class _ProxyFactory(Factory):
         return _Pair(self._proxy).client
 
 
-def _target_endpoint(reactor: IReactorTime, host: str, port: int) -> IStreamClientEndpoint:
+def _target_endpoint(reactor: TimeTCPReactor, host: str, port: int) -> IStreamClientEndpoint:
     # An address needs no name resolution, which on a memory reactor would
     # fall back to a thread.
     if isIPAddress(host):
@@ -433,7 +434,7 @@ class FaultProxy:
     @ivar delay_down: the same, from target to client.
     """
 
-    def __init__(self, reactor: IReactorTime, target_host: str, target_port: int) -> None:
+    def __init__(self, reactor: TimeTCPReactor, target_host: str, target_port: int) -> None:
         if not 0 < target_port < 65536:
             raise ValueError(f"not a TCP port: {target_port!r}")
         self._reactor = reactor

@@ -30,6 +30,7 @@ from twisted.internet.protocol import Factory, ProcessProtocol
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
+from pingproto._reactor import or_global_reactor
 from pingproto.config import read_number
 from pingproto.service import address_text
 
@@ -218,8 +219,7 @@ class WorkerPool(Service):
         reactor: Any = None,
         scheme: str = "ws",
     ) -> None:
-        if reactor is None:
-            from twisted.internet import reactor
+        reactor = or_global_reactor(reactor)
         self.scheme = scheme
         self.listen = list(listen)
         self.worker_args = list(worker_args)
