@@ -52,11 +52,13 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.interfaces import (
     IAddress,
+    IConsumer,
     IDelayedCall,
     IHalfCloseableProtocol,
     IListeningPort,
     IPushProducer,
     IStreamClientEndpoint,
+    ITCPTransport,
 )
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
@@ -90,6 +92,13 @@ _CLOSE = _Marker("CLOSE")
 _Item = Union[bytes, _Marker]
 
 
+class _IConnection(ITCPTransport, IConsumer, IPushProducer):
+    """
+    For type annotations only: a side's transport, a TCP connection, which
+    takes a producer and can be paused.
+    """
+
+
 @implementer(IPushProducer)
 class _Throttle:
     """
@@ -108,12 +117,14 @@ class _Throttle:
     def pauseProducing(self) -> None:
         if not self._paused and not self._source.gone:
             self._paused = True
+            assert self._source.transport is not None
             self._source.transport.pauseProducing()
 
     def resumeProducing(self) -> None:
         if self._paused:
             self._paused = False
             if not self._source.gone:
+                assert self._source.transport is not None
                 self._source.transport.resumeProducing()
 
     def stopProducing(self) -> None:
@@ -213,7 +224,7 @@ class _Direction:
         elif item is _CLOSE:
             self.sink.close()
         else:
-            assert isinstance(item, bytes)
+            assert isinstance(item, bytes) and self.sink.transport is not None
             self.sink.transport.write(item)
 
 
@@ -223,6 +234,10 @@ class _Side(Protocol):
     One of the two TCP connections of a pair: the accepted one (the
     client's) or the one the proxy made (to the target).
     """
+
+    # No transport until connected: only close() and abort() may find none
+    # (the side to the target, still connecting); the rest run connected.
+    transport: _IConnection | None
 
     def __init__(self, pair: _Pair, outbound: _Direction) -> None:
         self.pair = pair
@@ -247,6 +262,7 @@ class _Side(Protocol):
         self.read_closed = True
         self._outbound.push(_EOF)
         if self.write_closed:
+            assert self.transport is not None
             self.transport.loseConnection()
 
     def writeConnectionLost(self) -> None:
@@ -265,6 +281,7 @@ class _Side(Protocol):
         Pause reading from C{source} while this side cannot keep up.
         """
         self._throttle = _Throttle(source)
+        assert self.transport is not None
         self.transport.registerProducer(self._throttle, True)
 
     def _release(self) -> None:
@@ -272,6 +289,7 @@ class _Side(Protocol):
         # is unregistered.
         if self._throttle is not None:
             throttle, self._throttle = self._throttle, None
+            assert self.transport is not None
             self.transport.unregisterProducer()
             throttle.stopProducing()
 
@@ -282,6 +300,7 @@ class _Side(Protocol):
         self._release()
         shut_down = getattr(self.transport, "loseWriteConnection", None)
         if self.read_closed or shut_down is None:
+            assert self.transport is not None
             self.transport.loseConnection()
         else:
             shut_down()
@@ -317,6 +336,7 @@ class _Pair:
         if side is not self.client:
             return
         # Nothing is read from the client until there is somewhere to send it.
+        assert side.transport is not None
         side.transport.pauseProducing()
         side.ready = True
         self._proxy._pairs.add(self)
@@ -333,6 +353,7 @@ class _Pair:
         server.ready = True
         server.hold(client)
         client.hold(server)
+        assert client.transport is not None
         client.transport.resumeProducing()
         self.up.pump()
 
@@ -389,7 +410,7 @@ class _ProxyFactory(Factory):
     def __init__(self, proxy: FaultProxy) -> None:
         self._proxy = proxy
 
-    def buildProtocol(self, addr: IAddress) -> Protocol | None:
+    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:
         if self._proxy._stopping:
             return None
         return _Pair(self._proxy).client

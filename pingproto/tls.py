@@ -13,7 +13,7 @@ its connections in, and the client too (L{wrap_client_tls}).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from cryptography.hazmat.bindings.openssl.binding import Binding
 from OpenSSL import SSL, crypto
@@ -266,8 +266,10 @@ class TLSProtocol(TLSMemoryBIOProtocol):
         # A client is past it from the start: it sends the first message.
         if self._tlsConnection.get_state_string() != b"before SSL initialization":
             return False
-        self.transport.write(_PLAIN_HTTP_ANSWER)
-        self.transport.loseConnection()
+        transport = self.transport
+        assert transport is not None  # data came from it
+        transport.write(_PLAIN_HTTP_ANSWER)
+        transport.loseConnection()
         return True
 
     def _releaseBuffers(self) -> None:
@@ -293,7 +295,12 @@ class _TLSClientEndpoint:
     def connect(self, factory: IProtocolFactory) -> Deferred[IProtocol]:
         tls = TLSMemoryBIOFactory(self._creator, True, factory)
         tls.protocol = TLSProtocol
-        return self._endpoint.connect(tls).addCallback(lambda protocol: protocol.wrappedProtocol)
+
+        def wrapped(protocol: IProtocol) -> IProtocol:
+            # What the endpoint made with the TLS factory: a TLSProtocol.
+            return cast(TLSProtocol, protocol).wrappedProtocol
+
+        return self._endpoint.connect(tls).addCallback(wrapped)
 
 
 def wrap_client_tls(

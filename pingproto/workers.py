@@ -125,7 +125,8 @@ class ReusePortGroup:
         try:
             sock = self._bound(self.address)
         except OSError as e:
-            raise CannotListenError(*self.address[:2], e) from None
+            host, port = self.address[:2]
+            raise CannotListenError(host, port, e) from None
         try:
             sock.listen(self.backlog)
         except BaseException:
@@ -304,7 +305,9 @@ class WorkerPool(Service):
     def _signal_all(self, name: str) -> None:
         for worker in self.workers.values():
             try:
-                worker.transport.signalProcess(name)
+                # None if its spawnProcess failed.
+                if worker.transport is not None:
+                    worker.transport.signalProcess(name)
             except Exception:
                 pass
 
@@ -338,6 +341,7 @@ class WorkerPool(Service):
             # The worker has its copy; with ours closed, its socket ends with it.
             for sock in own:
                 sock.close()
+        assert worker.transport is not None  # spawnProcess connected it
         _log.info("worker {number} started, pid {pid}", number=number, pid=worker.transport.pid)
 
     def _ended(self, worker: _Worker, reason: Failure) -> None:
