@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from functools import cached_property
 from operator import attrgetter
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from autobahn.twisted.util import create_transport_details
 from autobahn.util import _is_tls_error, _maybe_tls_reason
@@ -20,6 +20,63 @@ from autobahn.websocket.utf8validator import Utf8Validator
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
+
+if TYPE_CHECKING:
+    from autobahn.twisted.websocket import WebSocketServerProtocol
+    from autobahn.websocket.protocol import Timings
+    from twisted.internet.interfaces import IConsumer, IPushProducer, ITransport
+
+    class _IConnectionTransport(ITransport, IConsumer, IPushProducer):
+        """
+        A server connection's transport (TCP, TLS, or the transport of the
+        web site the echo is mounted in): it takes a producer, and can be
+        paused.
+        """
+
+    class _Connection(WebSocketServerProtocol):
+        """
+        What the overrides below are mixed into, for the type checker: an
+        Autobahn server protocol, with what Autobahn sets on each
+        connection without declaring it.  At run time they derive from
+        C{object}, as mixins do.
+        """
+
+        # Connected before any of the overrides runs.
+        transport: _IConnectionTransport
+        _transport_details: TransportDetails
+
+        # What Autobahn sets these to, which its own types for them leave
+        # out: mypy infers each from one assignment in Autobahn's code (the
+        # None alone, for the timers and the close code and reason), and
+        # its Twisted adapter and its protocol disagree on peer.
+        peer: str | None  # type: ignore[assignment]
+        trackedTimings: Timings | None  # type: ignore[assignment]
+        wasNotCleanReason: str | None  # type: ignore[assignment]
+        current_frame: FrameHeader | None  # type: ignore[assignment]
+        localCloseCode: int | None  # type: ignore[assignment]
+        localCloseReason: bytes | None  # type: ignore[assignment]
+        openHandshakeTimeoutCall: _Call | None  # type: ignore[assignment]
+        closeHandshakeTimeoutCall: _Call | None  # type: ignore[assignment]
+        autoPingTimeoutCall: _Call | None  # type: ignore[assignment]
+
+        # The protocol options that _connectionMade copies from the factory
+        # (CONFIG_ATTRS), those used here.
+        logOctets: bool
+        logFrames: bool
+        trackTimings: bool
+        utf8validateIncoming: bool
+        applyMask: bool
+        maskServerFrames: bool
+        maxFramePayloadSize: int
+        maxMessagePayloadSize: int
+        autoFragmentSize: int
+        openHandshakeTimeout: float
+        closeHandshakeTimeout: float
+        tcpNoDelay: bool
+        autoPingRestartOnAnyTraffic: bool
+
+else:
+    _Connection = object
 
 _OPEN = WebSocketProtocol.STATE_OPEN
 _GROUND = WebSocketProtocol.SEND_STATE_GROUND
@@ -80,7 +137,7 @@ class ReactorTimer:
         return _Call(self._reactor.callLater(delay, func, *args, **kwargs))
 
 
-class QuietDataPath:
+class QuietDataPath(_Connection):
     """
     Autobahn's C{dataReceived} and C{sendData} with their debug log lines
     left out.
@@ -96,23 +153,23 @@ class QuietDataPath:
     # Autobahn gives every connection a deque (760 bytes) for the chopped
     # and synchronous sends that only its own sendData queues; here it is
     # an empty tuple, which reads as an empty queue, until such a send.
-    send_queue: deque[Any] | tuple[()] = ()
+    send_queue: deque[Any] | tuple[()] = ()  # type: ignore[assignment]
 
     def dataReceived(self, data: bytes) -> None:
-        self._dataReceived(data)  # type: ignore[attr-defined]
+        self._dataReceived(data)
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
-        if sync or chopsize or self.send_queue or self.logOctets:  # type: ignore[attr-defined]
+        if sync or chopsize or self.send_queue or self.logOctets:
             if not isinstance(self.send_queue, deque):
                 self.send_queue = deque()
-            super().sendData(data, sync, chopsize)  # type: ignore[misc]
+            super().sendData(data, sync, chopsize)
             return
-        self.transport.write(data)  # type: ignore[attr-defined]
-        if self.state == self.STATE_OPEN:  # type: ignore[attr-defined]
-            self.trafficStats.outgoingOctetsWireLevel += len(data)  # type: ignore[attr-defined]
-        elif self.state in _BEFORE_OPEN:  # type: ignore[attr-defined]
+        self.transport.write(data)
+        if self.state == self.STATE_OPEN:
+            self.trafficStats.outgoingOctetsWireLevel += len(data)
+        elif self.state in _BEFORE_OPEN:
             # As Autobahn: what is sent once closing is counted nowhere.
-            self.trafficStats.preopenOutgoingOctetsWireLevel += len(data)  # type: ignore[attr-defined]
+            self.trafficStats.preopenOutgoingOctetsWireLevel += len(data)
 
 
 def unmask(mask: bytes, masked: bytes) -> bytes:
@@ -133,7 +190,7 @@ def unmask(mask: bytes, masked: bytes) -> bytes:
 FAST_PAYLOAD_MAX = 0xFFFF
 
 
-class FastReceive:
+class FastReceive(_Connection):
     """
     Deliver whole small messages straight from the received bytes to
     C{onMessage}, without Autobahn's per-frame machinery.
@@ -190,24 +247,24 @@ class FastReceive:
 
     def _dataReceived(self, data: bytes) -> None:
         if (
-            self.state != _OPEN  # type: ignore[attr-defined]
-            or self.current_frame is not None  # type: ignore[has-type]
-            or self.data  # type: ignore[has-type]
-            or self.inside_message  # type: ignore[attr-defined]
-            or self.logOctets  # type: ignore[attr-defined]
-            or self.logFrames  # type: ignore[attr-defined]
-            or self.trackedTimings  # type: ignore[attr-defined]
-            or self._perMessageCompress is not None  # type: ignore[attr-defined]
-            or self._listeners is not None  # type: ignore[attr-defined]
-            or not self.applyMask  # type: ignore[attr-defined]
+            self.state != _OPEN
+            or self.current_frame is not None
+            or self.data
+            or self.inside_message
+            or self.logOctets
+            or self.logFrames
+            or self.trackedTimings
+            or self._perMessageCompress is not None
+            or self._listeners is not None
+            or not self.applyMask
         ):
-            super()._dataReceived(data)  # type: ignore[misc]
+            super()._dataReceived(data)
             return
-        stats = self.trafficStats  # type: ignore[attr-defined]
+        stats = self.trafficStats
         stats.incomingOctetsWireLevel += len(data)
-        max_frame = self.maxFramePayloadSize  # type: ignore[attr-defined]
-        max_message = self.maxMessagePayloadSize  # type: ignore[attr-defined]
-        validate = self.utf8validateIncoming  # type: ignore[attr-defined]
+        max_frame = self.maxFramePayloadSize
+        max_message = self.maxMessagePayloadSize
+        validate = self.utf8validateIncoming
         end = len(data)
         i = 0
         while end - i >= 6:
@@ -236,11 +293,12 @@ class FastReceive:
                 break
             mask = data[start - 4 : start]
             if control:
+                # Autobahn's FrameHeader says str for the mask: it holds bytes.
                 self.current_frame = FrameHeader(b0 & 0x0F, True, 0, length, mask)  # type: ignore[arg-type]
                 self.control_frame_data = [unmask(mask, data[start:stop])]
                 i = stop
-                self.onFrameEnd()  # type: ignore[attr-defined]
-                if self.state != _OPEN:  # type: ignore[attr-defined]
+                self.onFrameEnd()
+                if self.state != _OPEN:
                     break
                 continue
             if 0 < max_frame < length or 0 < max_message < length:
@@ -253,10 +311,10 @@ class FastReceive:
                 except UnicodeDecodeError:
                     break
             i = stop
-            if self.autoPingTimeoutCall and self.autoPingRestartOnAnyTraffic:  # type: ignore[attr-defined]
-                self._cancelAutoPingTimeoutCall()  # type: ignore[attr-defined]
-            self.onMessage(payload, binary)  # type: ignore[attr-defined]
-            if self.state != _OPEN:  # type: ignore[attr-defined]
+            if self.autoPingTimeoutCall and self.autoPingRestartOnAnyTraffic:
+                self._cancelAutoPingTimeoutCall()
+            self.onMessage(payload, binary)
+            if self.state != _OPEN:
                 break
             stats.incomingOctetsWebSocketLevel += length
             stats.incomingOctetsAppLevel += length
@@ -264,7 +322,7 @@ class FastReceive:
             stats.incomingWebSocketMessages += 1
         if i < end:
             self.data = data[i:] if i else data
-            self.consumeData()  # type: ignore[attr-defined]
+            self.consumeData()
 
 
 # The first two bytes of an unmasked, unfragmented text or binary frame
@@ -273,7 +331,7 @@ _TEXT_HEADS = tuple(bytes((0x81, n)) for n in range(126))
 _BINARY_HEADS = tuple(bytes((0x82, n)) for n in range(126))
 
 
-class FastSend:
+class FastSend(_Connection):
     """
     Send a small message as one frame in one C{transport.write}.
 
@@ -304,16 +362,16 @@ class FastSend:
             and (isBinary is False or isBinary is True)
             and fragmentSize is None
             and sync is False
-            and self.state == _OPEN  # type: ignore[attr-defined]
-            and self._perMessageCompress is None  # type: ignore[attr-defined]
-            and not self.logOctets  # type: ignore[attr-defined]
-            and not self.logFrames  # type: ignore[attr-defined]
-            and not self.trackedTimings  # type: ignore[attr-defined]
+            and self.state == _OPEN
+            and self._perMessageCompress is None
+            and not self.logOctets
+            and not self.logFrames
+            and not self.trackedTimings
             and len(payload) <= FAST_PAYLOAD_MAX
-            and not 0 < self.maxMessagePayloadSize < len(payload)  # type: ignore[attr-defined]
+            and not 0 < self.maxMessagePayloadSize < len(payload)
             and self._write_message(payload, isBinary)
         ):
-            super().sendMessage(payload, isBinary, fragmentSize, sync, doNotCompress)  # type: ignore[misc]
+            super().sendMessage(payload, isBinary, fragmentSize, sync, doNotCompress)
 
     def send_back(self, payload: bytes, isBinary: bool) -> None:
         """
@@ -328,7 +386,7 @@ class FastSend:
         the send (0.55 us through C{sendMessage}, 0.38 here).
         """
         if not self._write_message(payload, isBinary):
-            super().sendMessage(payload, isBinary)  # type: ignore[misc]
+            super().sendMessage(payload, isBinary)
 
     def _write_message(self, payload: bytes, isBinary: bool) -> bool:
         """
@@ -339,17 +397,17 @@ class FastSend:
         """
         n = len(payload)
         if (
-            self.send_queue  # type: ignore[attr-defined]
-            or self.maskServerFrames  # type: ignore[attr-defined]
-            or 0 < self.autoFragmentSize < n  # type: ignore[attr-defined]
+            self.send_queue
+            or self.maskServerFrames
+            or 0 < self.autoFragmentSize < n
         ):
             return False
         if n < 126:
             frame = (_BINARY_HEADS if isBinary else _TEXT_HEADS)[n] + payload
         else:
             frame = bytes((0x82 if isBinary else 0x81, 126, n >> 8, n & 0xFF)) + payload
-        self.transport.write(frame)  # type: ignore[attr-defined]
-        stats = self.trafficStats  # type: ignore[attr-defined]
+        self.transport.write(frame)
+        stats = self.trafficStats
         stats.outgoingWebSocketMessages += 1
         stats.outgoingOctetsAppLevel += n
         stats.outgoingOctetsWebSocketLevel += n
@@ -358,7 +416,7 @@ class FastSend:
         return True
 
 
-class QuietSetup:
+class QuietSetup(_Connection):
     """
     Autobahn's connection set-up and tear-down without the debug lines
     whose arguments it formats even with debug logging off.
@@ -382,15 +440,17 @@ class QuietSetup:
     adds or changes one fails there.
     """
 
+    # Writable, as Autobahn's attribute is, but mypy takes a cached_property
+    # for a read-only property.
     @cached_property
-    def utf8validator(self) -> Utf8Validator:
+    def utf8validator(self) -> Utf8Validator:  # type: ignore[override]
         # Made at first use, not in set-up as Autobahn makes it: only a text
         # message on Autobahn's own frame path needs one, and a validator
         # costs 4 us and some 300 bytes per connection.
         return Utf8Validator()
 
     def connectionMade(self) -> None:
-        details = create_transport_details(self.transport, self.is_server)  # type: ignore[attr-defined]
+        details = create_transport_details(self.transport, self.is_server)
         details.channel_framing = TransportDetails.CHANNEL_FRAMING_WEBSOCKET
         self._transport_details = details
         self.peer = details.peer
@@ -402,17 +462,17 @@ class QuietSetup:
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if _is_tls_error(reason.value):
-            self.log.error(_maybe_tls_reason(reason.value))  # type: ignore[attr-defined]
+            self.log.error(_maybe_tls_reason(reason.value))
         self._connectionLost(reason)
 
     def _connectionMade(self) -> None:
-        factory = self.factory  # type: ignore[attr-defined]
-        for name in self.CONFIG_ATTRS:  # type: ignore[attr-defined]
+        factory = self.factory
+        for name in self.CONFIG_ATTRS:
             if not hasattr(self, name):
                 setattr(self, name, getattr(factory, name))
         self._perMessageCompress = None
         self.trackedTimings = None
-        self.setTrackTimings(self.trackTimings)  # type: ignore[attr-defined]
+        self.setTrackTimings(self.trackTimings)
         self.trafficStats = TrafficStats()
         self.state = WebSocketProtocol.STATE_CONNECTING
         self.send_state = _GROUND
@@ -440,16 +500,16 @@ class QuietSetup:
         self.autoPingPendingCall = None
         self.autoPingPendingSeq = 0
         self.autoPingPendingSent = None
-        if self.openHandshakeTimeout > 0:  # type: ignore[attr-defined]
+        if self.openHandshakeTimeout > 0:
             self.openHandshakeTimeoutCall = factory._batched_timer.call_later(
-                self.openHandshakeTimeout,  # type: ignore[attr-defined]
-                self.onOpenHandshakeTimeout,  # type: ignore[attr-defined]
+                self.openHandshakeTimeout,
+                self.onOpenHandshakeTimeout,
             )
         factory.countConnections += 1
 
     def _connectionLost(self, reason: Any) -> None:
-        WebSocketProtocol._connectionLost(self, reason)  # type: ignore[arg-type]
-        self.factory.countConnections -= 1  # type: ignore[attr-defined]
+        WebSocketProtocol._connectionLost(self, reason)
+        self.factory.countConnections -= 1
 
 
 class OptionsOnClass:

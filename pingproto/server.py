@@ -566,15 +566,17 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         for (a one-way heartbeat), for which Autobahn logs a warning every
         time: a log line per frame a client sends.
         """
-        opcode = self.current_frame.opcode
+        frame = self.current_frame
+        assert frame is not None  # the one being processed
+        opcode = frame.opcode
         if opcode == 9 or opcode == 10:
             if not self._within_rate():
-                self.control_frame_data = None
+                self.control_frame_data = None  # type: ignore[assignment]  # as Autobahn does
                 return False
             if opcode == 10:
                 payload = b"".join(self.control_frame_data)
                 if payload != self.autoPingPending:
-                    self.control_frame_data = None
+                    self.control_frame_data = None  # type: ignore[assignment]  # as Autobahn does
                     self._onPong(payload)
                     return True
         return super().processControlFrame()
@@ -589,7 +591,9 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         failed = self.failedByMe
         try:
             self._answering_bad_close = True
-            return super().onCloseFrame(code, reasonRaw)
+            # Autobahn's types say int and bytes; it passes None for a close
+            # without a code, as here.
+            return super().onCloseFrame(code, reasonRaw)  # type: ignore[arg-type]
         finally:
             self._answering_bad_close = False
             if not failed and self.failedByMe:
@@ -656,9 +660,8 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         if self._opened:
             # The code that ended it: ours if we closed first, else theirs.
             if self.closedByMe and self.localCloseCode is not None:
-                code, reason = self.localCloseCode, self.localCloseReason
-                if isinstance(reason, bytes):
-                    reason = reason.decode("utf-8", "replace")
+                code, local_reason = self.localCloseCode, self.localCloseReason
+                reason = local_reason.decode("utf-8", "replace") if isinstance(local_reason, bytes) else local_reason
             seconds = self.factory.reactor.seconds() - self._opened_at
             self._log.info(
                 "{peer} at {path}, open {open_for}, closed: code {code}{reason}{unclean}",
@@ -683,10 +686,15 @@ class EchoServerFactory(OptionsOnClass, WebSocketServerFactory):
         where the site already chose the path.
     """
 
-    protocol = EchoServerProtocol
+    # Autobahn's factories derive from Twisted's generic Factory without
+    # naming their protocol type, which no protocol whose factory attribute
+    # is its own factory class then fits.
+    protocol = EchoServerProtocol  # type: ignore[assignment]
     # Twisted's "Starting factory <... object at 0x...>" and "Stopping
     # factory" lines: the service's "pingproto listening on ..." says it.
     noisy = False
+    # Autobahn's factory sets it: the reactor given, or the global one.
+    reactor: IReactorTime
 
     def __init__(
         self,
