@@ -295,7 +295,9 @@ class PingClientProtocol(WebSocketClientProtocol):
         reconnect.
         """
         self._silence = None
-        self.factory.observer.flatline(self.factory.flatline)
+        flatline = self.factory.flatline
+        assert flatline is not None  # armed only with a flatline time
+        self.factory.observer.flatline(flatline)
         self.close(FLATLINE_CLOSE_CODE, "flatline", requested=False)
 
     def _stop_ticker(self) -> None:
@@ -323,7 +325,9 @@ class PingClientProtocol(WebSocketClientProtocol):
             # ever when answering a close) is cut off after a second.
             self._stop_ticker()
             self._linger = self.factory.clock.callLater(CLOSE_LINGER, self.dropConnection, True)
-        return super().onCloseFrame(code, reasonRaw)
+        # Autobahn's types say int and bytes; it passes None for a close
+        # without a code, as here.
+        return super().onCloseFrame(code, reasonRaw)  # type: ignore[arg-type]
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         if not self._was_open and not self._requested_close and self._lost_reason is not None:
@@ -365,7 +369,10 @@ class PingClientFactory(WebSocketClientFactory):
     @param on_finished: called once every ping asked for is accounted for.
     """
 
-    protocol = PingClientProtocol
+    # Autobahn's factories derive from Twisted's generic Factory without
+    # naming their protocol type, which no protocol whose factory attribute
+    # is its own factory class then fits.
+    protocol = PingClientProtocol  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -534,8 +541,11 @@ class PingMonitor(Service):
             retryPolicy=lambda attempt: self._policy(self._failures),
             clock=reactor,
         )
-        self.done: Deferred[None] = Deferred(lambda _: self.stopService())
+        self.done: Deferred[None] = Deferred(self._cancel_done)
         self._stopping: Deferred[None] | None = None
+
+    def _cancel_done(self, done: Deferred[None]) -> None:
+        self.stopService()
 
     def startService(self) -> None:
         # A service may be started again after a stop: the next stop must
@@ -582,11 +592,21 @@ class PingMonitor(Service):
 
     def _give_up(self, reason: Failure) -> None:
         if not self.done.called and self.running:
-            self.stopService().addCallback(lambda _: self.done.called or self.done.errback(reason))
+
+            def fail_done(_: object) -> None:
+                if not self.done.called:
+                    self.done.errback(reason)
+
+            self.stopService().addCallback(fail_done)
 
     def _finished(self) -> None:
         if self.running:
-            self.stopService().addCallback(lambda _: self.done.called or self.done.callback(None))
+
+            def fire_done(_: object) -> None:
+                if not self.done.called:
+                    self.done.callback(None)
+
+            self.stopService().addCallback(fire_done)
 
     def stopService(self) -> Deferred[None]:
         """
