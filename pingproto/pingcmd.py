@@ -78,7 +78,9 @@ class PingOptions(InterspersedOptions):
         ["log", None, None, "Append every event to FILE as JSON lines, flushed as it goes."],
     ]
 
-    def parseArgs(self, url: str) -> None:
+    # Twisted's Options declares parseArgs() without arguments; it calls a
+    # subclass's with the positional arguments, as many as it takes.
+    def parseArgs(self, url: str) -> None:  # type: ignore[override]
         try:
             self["url"] = check_ws_url(url)
         except ValueError as e:

@@ -187,7 +187,7 @@ class RecordFolder:
         return self.stats.outages_until(self.last)
 
     def summary(self, now: float | None = None) -> LinkSummary:
-        if self.stats is None:
+        if self.stats is None or self.last is None:
             return LinkStats(0.0).summary(0.0)
         return self.stats.summary(self.last if now is None else now)
 
@@ -209,14 +209,14 @@ def summary_record(target: str, summary: LinkSummary, t: float) -> Record:
         "received": summary.received,
         "lost": summary.lost,
         "loss_percent": round(summary.loss_percent, 3),
-        "rtt_min_ms": ms(rtt and rtt.min),
-        "rtt_avg_ms": ms(rtt and rtt.avg),
-        "rtt_max_ms": ms(rtt and rtt.max),
-        "rtt_mdev_ms": ms(rtt and rtt.mdev),
-        "rtt_median_ms": ms(rtt and rtt.median),
-        "rtt_p95_ms": ms(rtt and rtt.p95),
-        "rtt_p99_ms": ms(rtt and rtt.p99),
-        "jitter_ms": ms(rtt and rtt.jitter),
+        "rtt_min_ms": ms(rtt.min if rtt else None),
+        "rtt_avg_ms": ms(rtt.avg if rtt else None),
+        "rtt_max_ms": ms(rtt.max if rtt else None),
+        "rtt_mdev_ms": ms(rtt.mdev if rtt else None),
+        "rtt_median_ms": ms(rtt.median if rtt else None),
+        "rtt_p95_ms": ms(rtt.p95 if rtt else None),
+        "rtt_p99_ms": ms(rtt.p99 if rtt else None),
+        "jitter_ms": ms(rtt.jitter if rtt else None),
         "disconnects": summary.disconnects,
         "disconnected_s": round(summary.disconnected, 3),
         "flatlines": summary.flatlines,

@@ -132,7 +132,9 @@ def draw(line: Timeline, title: str, subtitle: str) -> Any:
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
-    def when(t: float) -> datetime.datetime:
+    # A datetime, which matplotlib plots through its date converter; Any,
+    # because its type hints take only numbers for the x values.
+    def when(t: float) -> Any:
         return datetime.datetime.fromtimestamp(t, datetime.timezone.utc)
 
     figure, axes = plt.subplots(figsize=(11, 4.8), dpi=100)
@@ -192,7 +194,9 @@ class ReportOptions(InterspersedOptions):
         ["output", "o", None, "Write a plot to this .png or .svg file."],
     ]
 
-    def parseArgs(self, path: str) -> None:
+    # Twisted's Options declares parseArgs() without arguments; it calls a
+    # subclass's with the positional arguments, as many as it takes.
+    def parseArgs(self, path: str) -> None:  # type: ignore[override]
         self["path"] = path
 
     def postOptions(self) -> None:

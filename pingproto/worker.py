@@ -15,6 +15,7 @@ from typing import Sequence
 
 from twisted.internet import stdio
 from twisted.internet.endpoints import AdoptedStreamServerEndpoint
+from twisted.internet.interfaces import IReactorCore
 from twisted.internet.protocol import Protocol
 from twisted.logger import (
     FileLogObserver,
@@ -52,12 +53,12 @@ class WorkerOptions(tap.Options):
 
 
 class _SupervisorGone(Protocol):
-    def __init__(self, reactor: object) -> None:
+    def __init__(self, reactor: IReactorCore) -> None:
         self.reactor = reactor
 
     def connectionLost(self, reason: object = None) -> None:
-        if self.reactor.running:  # type: ignore[attr-defined]
-            self.reactor.stop()  # type: ignore[attr-defined]
+        if self.reactor.running:
+            self.reactor.stop()
 
 
 def _nothing_to_reload(signum: int, frame: object) -> None:
@@ -95,8 +96,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     # terminal reaches it, not us, and it passes on a SIGTERM.  If it dies
     # without doing so, our stdin (its pipe) closes, and we stop too.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    stdio.StandardIO(_SupervisorGone(reactor), stdin=0, stdout=os.open(os.devnull, os.O_WRONLY))
-    reactor.run(installSignalHandlers=True)
+    # mypy reads twisted.internet.stdio's Windows branch, whose StandardIO
+    # takes no descriptors.
+    stdio.StandardIO(  # type: ignore[call-arg]
+        _SupervisorGone(reactor), stdin=0, stdout=os.open(os.devnull, os.O_WRONLY)
+    )
+    reactor.run()  # installing its signal handlers, as it does by default
 
 
 if __name__ == "__main__":
