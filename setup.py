@@ -46,6 +46,10 @@ setup(
             "matplotlib>=3.7",
             # Drives Debian's chromium; never downloads a browser.
             "playwright>=1.40",
+            # The type check (mypy.ini); the plugin reads zope.interface's
+            # declarations.  The versions the package was first checked with.
+            "mypy>=2.4.1",
+            "mypy-zope>=1.0.17",
         ],
     },
     classifiers=[
