@@ -46,7 +46,7 @@ def page() -> bytes:
     The page as shipped, read from the installed package (a wheel, an
     egg or a source tree alike).
     """
-    return files("pingproto").joinpath("web", "app.html").read_bytes()
+    return files("pingproto").joinpath("web").joinpath("app.html").read_bytes()
 
 
 def check_server(text: str) -> str:
