@@ -126,6 +126,28 @@ class MonitorTests(SynchronousTestCase):
         self.assertEqual(self.states()[-1], ConnectionState.OPEN)
         self.assertEqual([s.seq for s in self.recorder.result.samples], [1, 2, 4])
 
+    def test_dropAfterFailuresRetriedAtInitialDelay(self) -> None:
+        """
+        Failed attempts are forgotten once a WebSocket opens: after two
+        refusals (waits of 1 and 2 s) and an open, a drop is retried after
+        the initial 0.5 s, not the 4 s a third failure in a row would wait.
+        """
+        self.monitor()
+        self.completer.failOnce(Failure(ConnectionRefusedError()))
+        self.reactor.advance(1.0)
+        self.completer.failOnce(Failure(ConnectionRefusedError()))
+        self.reactor.advance(2.0)
+        pump = self.connect()
+        self.advance(pump, 0.125)
+        self.assertEqual(self.states()[-1], ConnectionState.OPEN)
+        pump.server.transport.abortConnection()
+        pump.flush()
+        self.assertEqual(self.states()[-1], ConnectionState.CLOSED)
+        self.reactor.advance(0.499)
+        self.assertEqual(self.attempts(), 0)
+        self.reactor.advance(0.001)
+        self.assertEqual(self.attempts(), 1)
+
     def test_countFinishesAndCloses(self) -> None:
         """
         With a count, C{done} fires after the last echo and the connection

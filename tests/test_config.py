@@ -26,8 +26,10 @@ from pingproto.config import (
     listen_descriptions,
     port_number,
     positive_int,
+    positive_rate,
     seconds_or_off,
     tls_endpoint_kind,
+    whole_number,
 )
 
 YEAR = 86400 * 365
@@ -58,6 +60,28 @@ class ServerLimitsTests(SynchronousTestCase):
         """
         self.assertEqual(ServerLimits(max_message_size=1000, max_data_rate=500).data_burst, 2000)
         self.assertEqual(ServerLimits(max_message_size=1000, max_data_rate=5000).data_burst, 5000)
+
+    def test_message_burst(self) -> None:
+        """
+        The message burst is ten seconds' worth of the message rate (400
+        at 40 a second, 1000 by default), but never less than one message,
+        or a slow rate would refuse every message: 0.05 a second still
+        lets one through.
+        """
+        self.assertEqual(ServerLimits().message_burst, 1000)
+        self.assertEqual(ServerLimits(max_message_rate=40).message_burst, 400)
+        self.assertEqual(ServerLimits(max_message_rate=0.05).message_burst, 1)
+
+    def test_negative_caps(self) -> None:
+        """
+        A negative connection cap, per-address cap or proxy count is
+        refused; 0 lifts the caps and trusts no proxy.
+        """
+        for name in ("max_connections", "max_per_address", "trusted_proxies"):
+            e = self.assertRaises(ValueError, ServerLimits, **{name: -1})
+            self.assertEqual(str(e), "connection caps and the proxy count must not be negative", name)
+        limits = ServerLimits(max_connections=0, max_per_address=0, trusted_proxies=0)
+        self.assertEqual((limits.max_connections, limits.max_per_address, limits.trusted_proxies), (0, 0, 0))
 
     def test_data_rate_below_one(self) -> None:
         """
@@ -166,6 +190,62 @@ class PositiveIntTests(SynchronousTestCase):
         self.assertEqual(str(e), "'1.5' is not a whole number")
         e = self.assertRaises(ValueError, positive_int, "ten")
         self.assertEqual(str(e), "'ten' is not a whole number")
+
+
+class WholeNumberTests(SynchronousTestCase):
+    """
+    L{whole_number} reads counts where 0 means no limit.
+    """
+
+    def test_good(self) -> None:
+        """
+        "0" (no limit) and "256" read as 0 and 256.
+        """
+        self.assertEqual(whole_number("0"), 0)
+        self.assertEqual(whole_number("256"), 256)
+
+    def test_negative(self) -> None:
+        """
+        "-1" is refused because it is less than 0.
+        """
+        e = self.assertRaises(ValueError, whole_number, "-1")
+        self.assertEqual(str(e), "'-1' must be 0 or more")
+
+    def test_not_whole(self) -> None:
+        """
+        "2.5" is refused as not a whole number.
+        """
+        e = self.assertRaises(ValueError, whole_number, "2.5")
+        self.assertEqual(str(e), "'2.5' is not a whole number")
+
+
+class PositiveRateTests(SynchronousTestCase):
+    """
+    L{positive_rate} reads rates per second above 0 and below a billion.
+    """
+
+    def test_good(self) -> None:
+        """
+        "0.05" (one every 20 s) and "100" read as those rates.
+        """
+        self.assertEqual(positive_rate("0.05"), 0.05)
+        self.assertEqual(positive_rate("100"), 100.0)
+
+    def test_out_of_range(self) -> None:
+        """
+        0, a negative rate, a billion and NaN are refused: none is a rate
+        a bucket can be made from.
+        """
+        for text in ("0", "-1", "1e9", "nan"):
+            e = self.assertRaises(ValueError, positive_rate, text)
+            self.assertEqual(str(e), f"{text!r} must be a positive number of events a second")
+
+    def test_not_a_number(self) -> None:
+        """
+        "fast" is refused as not a number.
+        """
+        e = self.assertRaises(ValueError, positive_rate, "fast")
+        self.assertEqual(str(e), "'fast' is not a number")
 
 
 class PositiveSecondsTests(SynchronousTestCase):
@@ -326,9 +406,13 @@ class IsLoopbackEndpointTests(SynchronousTestCase):
 
     def test_host_name(self) -> None:
         """
-        A host name other than localhost is treated as public.
+        A host name other than localhost is treated as public, even one
+        that begins with "localhost" (a public name anyone may register
+        under a domain of theirs).
         """
         self.assertFalse(is_loopback_endpoint("tcp:1234:interface=example.com"))
+        self.assertFalse(is_loopback_endpoint("tcp:1234:interface=localhost.example.com"))
+        self.assertFalse(is_loopback_endpoint("tcp:1234:interface=localhostile"))
 
     def test_unix(self) -> None:
         """

@@ -359,6 +359,15 @@ class OriginAllowedTests(SynchronousTestCase):
         self.assertTrue(origin_allowed(origin, (origin,), allow_null=False))
         self.assertFalse(origin_allowed(origin + "x", (origin,), allow_null=False))
 
+    def test_no_origin(self) -> None:
+        """
+        A request without an Origin header, or with an empty one, is not
+        from a browser page, and passes whatever the patterns: only a
+        browser's page needs its origin allowed.
+        """
+        for origin in (None, ""):
+            self.assertTrue(origin_allowed(origin, ("https://a.example",), allow_null=False), origin)
+
     def test_ipv6_literal(self) -> None:
         """
         A page served from an IPv6 literal can be allowed; its brackets are
@@ -440,18 +449,58 @@ class AddressCounterTests(SynchronousTestCase):
         self.assertEqual([counter.acquire(address) for _ in range(limit + 1)], [True] * limit + [False])
 
 
-# JSON values, as a record's other fields may hold.
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=10),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
-    max_leaves=4,
+def _json_values(keys: st.SearchStrategy[str]) -> st.SearchStrategy[object]:
+    """
+    JSON values whose objects have C{keys}.
+    """
+    return st.recursive(
+        st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(max_size=10),
+        lambda children: st.lists(children, max_size=3) | st.dictionaries(keys, children, max_size=3),
+        max_leaves=4,
+    )
+
+
+# JSON values.
+_json = _json_values(st.text(max_size=5))
+# As a record's other fields may hold: no object among them has an "event",
+# for a record cut short just after such an object would end in something
+# read_records rightly takes for a record another run appended.
+_field_values = _json_values(st.text(max_size=5).filter(lambda key: key != "event"))
+_ms = st.one_of(st.integers(0, 10**6), st.floats(min_value=0, max_value=1e6))
+# The events read_records checks, with what each needs, drawn valid: a
+# record without them is refused (test_report's test_fieldsChecked), not
+# read back.  Any other event is read as it is.
+_checked = {
+    "start": st.one_of(st.just({}), st.fixed_dictionaries({"target": st.text(max_size=10)})),
+    "reply": st.fixed_dictionaries({"rtt_ms": _ms}),
+    "state": st.one_of(
+        st.fixed_dictionaries({"state": st.text(max_size=8).filter(lambda state: state != "OPEN")}),
+        st.fixed_dictionaries({"state": st.just("OPEN"), "setup_ms": _ms}),
+    ),
+}
+_events = st.one_of(
+    st.tuples(st.text(max_size=10).filter(lambda event: event not in _checked), st.just({})),
+    *(st.tuples(st.just(event), fields) for event, fields in _checked.items()),
 )
+
+
+def _record(event: tuple[str, dict], t: float, rest: dict) -> dict:
+    """
+    A record of C{event} (its name and the fields it needs) at C{t} with
+    the other fields C{rest}, less any a checked event reads.
+    """
+    name, fields = event
+    if name in _checked:
+        rest = {k: v for k, v in rest.items() if k not in ("target", "rtt_ms", "state", "setup_ms")}
+    return {**rest, **fields, "event": name, "t": t}
+
+
 _records = st.builds(
-    lambda event, t, rest: {**rest, "event": event, "t": t},
-    st.text(max_size=10),
+    _record,
+    _events,
     st.one_of(st.integers(-(2**53), 2**53), st.floats(allow_nan=False, allow_infinity=False)),
-    st.dictionaries(st.text(max_size=6), _json, max_size=4),
+    st.dictionaries(st.text(max_size=6), _field_values, max_size=4),
 )
 
 
@@ -474,6 +523,8 @@ class ReadRecordsTests(SynchronousTestCase):
 
     @settings(deadline=None, max_examples=50)
     @given(records=st.lists(_records, max_size=8), blanks=st.lists(st.booleans(), max_size=8))
+    @example(records=[{"event": "reply", "t": 0, "rtt_ms": 0}, {"event": "state", "t": 0, "state": "CLOSED"}],
+             blanks=[True])
     def test_round_trip(self, records: list[dict], blanks: list[bool]) -> None:
         """
         Any records written one JSON object a line, blank lines between
@@ -486,6 +537,7 @@ class ReadRecordsTests(SynchronousTestCase):
 
     @settings(deadline=None, max_examples=50)
     @given(records=st.lists(_records, min_size=1, max_size=6), cut=st.floats(0, 1, exclude_max=True))
+    @example(records=[{"event": "state", "t": 0, "state": "OPEN", "setup_ms": 1.5}, {"event": "x", "t": 0}], cut=0.5)
     def test_truncated_last_line_skipped(self, records: list[dict], cut: float) -> None:
         """
         A last record cut short anywhere (an interrupted run) is skipped,
@@ -498,6 +550,7 @@ class ReadRecordsTests(SynchronousTestCase):
 
     @settings(deadline=None, max_examples=50)
     @given(records=st.lists(_records, min_size=2, max_size=6), where=st.integers(0), cut=st.floats(0, 1, exclude_max=True))
+    @example(records=[{"event": "x", "t": 0}, {"event": "start", "t": 0, "target": "ws://h/"}], where=0, cut=0.0)
     def test_truncated_line_in_the_middle_is_skipped(
         self, records: list[dict], where: int, cut: float
     ) -> None:

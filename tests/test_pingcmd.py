@@ -16,7 +16,7 @@ from OpenSSL.SSL import Error as SSLError
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.protocol import ProcessProtocol
-from twisted.internet.error import ConnectionRefusedError, DNSLookupError
+from twisted.internet.error import ConnectionRefusedError, DNSLookupError, TimeoutError
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python.failure import Failure
 from twisted.python.usage import UsageError
@@ -68,6 +68,9 @@ class OptionsTests(SynchronousTestCase):
             (["ws://h/#x"], "fragment"),
             (["ws://h:1234/#"], "fragment"),
             (["ws://a b:1234/"], "not a ws:// or wss:// URL"),
+            # urlsplit drops tabs and newlines without a word: not a URL.
+            (["ws://exa\tmple.com:1234/"], "not a ws:// or wss:// URL"),
+            (["ws://example.com:1234/\n"], "not a ws:// or wss:// URL"),
             (["wss://:1234/"], "names no host"),
             (["-c", "0", "ws://h/"], "1 or more"),
             (["-i", "0", "ws://h/"], "interval must be at least"),
@@ -167,12 +170,21 @@ class DescribeFailureTests(SynchronousTestCase):
 
     def test_causes(self) -> None:
         """
-        Each setup failure is named by its cause.
+        Each setup failure is named by its cause: a port that never
+        answers (a firewall dropping the SYN) times out; a server that
+        answers a TLS hello in plain text shows as OpenSSL's "wrong version
+        number" or "packet length too long", either way the hint to try
+        ws://; any other TLS failure is named as one, with OpenSSL's words.
         """
         cases = [
             (DNSLookupError("nope.invalid"), "unknown host"),
             (ConnectionRefusedError(), "connection refused"),
+            (TimeoutError(), "connection timed out"),
             (SSLError([("SSL routines", "", "certificate verify failed")]), "certificate does not verify"),
+            (SSLError([("SSL routines", "", "wrong version number")]), "does not speak TLS here (try ws://)"),
+            (SSLError([("SSL routines", "", "packet length too long")]), "does not speak TLS here (try ws://)"),
+            (SSLError([("SSL routines", "", "sslv3 alert handshake failure")]),
+             "TLS handshake failed: [('SSL routines', '', 'sslv3 alert handshake failure')]"),
             (HandshakeError("HTTP 404"), "WebSocket handshake failed: HTTP 404"),
         ]
         for error, words in cases:
@@ -292,6 +304,34 @@ class ReporterTests(SynchronousTestCase):
         self.assertEqual(
             self.out.getvalue().splitlines()[-1],
             "cannot connect: connection refused (is the server running on that port?)",
+        )
+
+    def test_summaryRunsToTheEnd(self) -> None:
+        """
+        The summary covers the run to the moment it ends, though nothing
+        was recorded since the last failed reconnect (a Ctrl-C while
+        waiting to try again): dropped at 5 s, refused again at 6 s and
+        stopped at 30 s is a 30 s run with one disconnect (the refusal is
+        no second one) and 25 s disconnected.
+        """
+        reporter = self.reporter(json_output=True)
+        reporter.start("wss://h:1/", 1.0, 5.0)
+        reporter.state_changed(StateChange(ConnectionState.CONNECTING))
+        reporter.state_changed(StateChange(ConnectionState.OPEN, setup_time=0.001))
+        reporter.ping_replied(Sample(1, 0, 0.0010))
+        self.now += 5
+        reporter.state_changed(StateChange(ConnectionState.CLOSED, "code 1006"))
+        self.now += 1
+        reporter.state_changed(StateChange(ConnectionState.CONNECTING))
+        refused = Failure(ConnectionRefusedError())
+        reporter.state_changed(StateChange(ConnectionState.CLOSED, refused.getErrorMessage(), reason=refused))
+        self.now += 24
+        reporter.stopping = True
+        self.assertEqual(reporter.finish("wss://h:1/"), 0)
+        summary = json.loads(self.out.getvalue().splitlines()[-1])
+        self.assertEqual(
+            (summary["t"], summary["duration_s"], summary["disconnects"], summary["disconnected_s"]),
+            (1_764_000_030.0, 30.0, 1, 25.0),
         )
 
     def test_noReplyExitsOne(self) -> None:

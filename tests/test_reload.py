@@ -133,13 +133,14 @@ class RenewalTests(ServerTestCase):
 class PeriodicCheckTests(SynchronousTestCase):
     def reloading(self) -> tuple[str, trustme.CA, ServerTLS, Clock]:
         """
-        A TLS directory served and checked once a minute on a clock.
+        A TLS directory served and checked once a minute on a clock, by
+        C{self.reloader}.
         """
         tlsdir = self.mktemp()
         ca = write_tls_dir(tlsdir)
         tls = ServerTLS(load_tls_dir(tlsdir))
         clock = Clock()
-        reloader = CertificateReloader(tls, tlsdir, clock=clock, handle_sighup=False)
+        self.reloader = reloader = CertificateReloader(tls, tlsdir, clock=clock, handle_sighup=False)
         reloader.startService()
         self.addCleanup(reloader.stopService)
         return tlsdir, ca, tls, clock
@@ -183,3 +184,58 @@ class PeriodicCheckTests(SynchronousTestCase):
         clock.advance(CHECK_INTERVAL)
         self.assertEqual(tls.material.certificate, load_tls_dir(tlsdir).certificate)
         self.assertNotEqual(tls.material.certificate, old)
+
+    def test_badRenewalReportedOnce(self) -> None:
+        """
+        Half-written files are reported once, when they are found, not
+        again at every later check while they stay as they are: one error
+        line over five minutes, and the current certificate still served.
+        """
+        tlsdir, ca, tls, clock = self.reloading()
+        old = tls.material.certificate
+        with open(os.path.join(tlsdir, "tls.cert"), "r+b") as f:
+            data = f.read()
+            f.seek(0)
+            f.truncate()
+            f.write(data[: len(data) // 2])
+        with capturedLogs() as events:
+            for _ in range(5):
+                clock.advance(CHECK_INTERVAL)
+        errors = [formatEvent(e) for e in events if e["log_level"] == LogLevel.error]
+        self.assertEqual(len(errors), 1, errors)
+        self.assertIs(tls.material.certificate, old)
+
+    def test_unchangedCertificateKept(self) -> None:
+        """
+        A reload that finds the certificate served already (a SIGHUP with
+        nothing renewed) says so and leaves it in place: nothing is
+        replaced, and no "now serving" line suggests a renewal.
+        """
+        tlsdir, ca, tls, clock = self.reloading()
+        material = tls.material
+        with capturedLogs() as events:
+            self.assertFalse(self.reloader.reload("SIGHUP"))
+        self.assertIs(tls.material, material)
+        self.assertEqual([formatEvent(e) for e in events], ["TLS reload (SIGHUP): the certificate is unchanged"])
+
+
+class SighupHandlerTests(SynchronousTestCase):
+    def test_previousHandlerRestored(self) -> None:
+        """
+        A program that embeds the server with a SIGHUP handler of its own
+        gets that handler back when the reloader stops (SIG_DFL instead
+        would let the next SIGHUP kill it); while running, the reloader's
+        handler is the one installed.
+        """
+        def mine(signum: int, frame: object) -> None:
+            pass
+
+        previous = signal.signal(signal.SIGHUP, mine)
+        self.addCleanup(signal.signal, signal.SIGHUP, previous)
+        tlsdir = self.mktemp()
+        write_tls_dir(tlsdir)
+        reloader = CertificateReloader(ServerTLS(load_tls_dir(tlsdir)), tlsdir, clock=Clock())
+        reloader.startService()
+        self.assertIsNot(signal.getsignal(signal.SIGHUP), mine)
+        reloader.stopService()
+        self.assertIs(signal.getsignal(signal.SIGHUP), mine)

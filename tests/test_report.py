@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import math
 import sys
 import xml.etree.ElementTree as ElementTree
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
-from pingproto.records import RecordError, RecordFolder, read_records
+from pingproto.records import RecordError, RecordFolder, read_records, summary_record
 from pingproto.report import ReportOptions, Timeline, draw, parse_time, timeline
 
 T0 = 1_764_000_000.0
@@ -121,6 +122,125 @@ class ReadRecordsTests(SynchronousTestCase):
             self.assertIn(words, str(caught.exception))
 
 
+    def test_zeroAccepted(self) -> None:
+        """
+        A round trip or a setup time of 0 ms is read: pingproto writes
+        one itself when the clock did not move (a round trip is clamped to
+        0, never negative), so its own log must read back.
+        """
+        lines = ['{"event":"state","t":1,"state":"OPEN","setup_ms":0}',
+                 '{"event":"reply","t":2,"seq":1,"rtt_ms":0.0}']
+        self.assertEqual([r["event"] for r in read_records(lines)], ["state", "reply"])
+
+
+class RecordFolderTests(SynchronousTestCase):
+    """
+    L{RecordFolder}: records folded into the run's statistics.
+    """
+
+    def fold(self, records: list[dict]) -> RecordFolder:
+        folder = RecordFolder()
+        for record in records:
+            folder.feed(record)
+        return folder
+
+    def test_failedReconnectIsNoSecondDisconnect(self) -> None:
+        """
+        A reconnect attempt that fails before opening is reported as a
+        CLOSED record too; it is not a second disconnect and does not
+        restart the outage, which runs from the drop at 10 s to the open
+        at 15 s: 1 disconnect, 5 s disconnected.
+        """
+        folder = self.fold([
+            {"event": "state", "t": 0.0, "state": "OPEN", "setup_ms": 1.0},
+            {"event": "state", "t": 10.0, "state": "CLOSED", "detail": "code 1006"},
+            {"event": "state", "t": 10.5, "state": "CONNECTING"},
+            {"event": "state", "t": 11.0, "state": "CLOSED", "detail": "connection refused"},
+            {"event": "state", "t": 15.0, "state": "OPEN", "setup_ms": 1.0},
+            {"event": "state", "t": 20.0, "state": "CLOSED", "detail": "code 1000", "deliberate": True},
+        ])
+        self.assertEqual(folder.outages(), [(10.0, 15.0)])
+        summary = folder.summary()
+        self.assertEqual((summary.disconnects, summary.disconnected, summary.opens), (1, 5.0, 2))
+
+    def test_summaryRunsToNow(self) -> None:
+        """
+        The summary asked for at a moment after the last record (a run
+        stopped while waiting to reconnect writes nothing more) lasts until
+        that moment, and so does an outage still going on: a drop at 10 s
+        summarised at 30 s is 30 s long with 20 s disconnected.  Without a
+        moment it ends at the last record.
+        """
+        folder = self.fold([
+            {"event": "start", "t": 0.0, "target": "ws://h/"},
+            {"event": "state", "t": 0.0, "state": "OPEN", "setup_ms": 1.0},
+            {"event": "state", "t": 10.0, "state": "CLOSED", "detail": "code 1006"},
+        ])
+        summary = folder.summary(30.0)
+        self.assertEqual((summary.duration, summary.disconnected), (30.0, 20.0))
+        summary = folder.summary()
+        self.assertEqual((summary.duration, summary.disconnected), (10.0, 0.0))
+
+
+class SummaryRecordTests(SynchronousTestCase):
+    def test_everyField(self) -> None:
+        """
+        The summary record carries each figure under its own name, times
+        in ms.  Replies of 1..200 ms (in that order) give min 1, avg 100.5,
+        median 100 (rank 100), p95 190 (rank 190), p99 198 (rank 198), max
+        200, mdev sqrt((200^2 - 1) / 12) and jitter 1 - (15/16)^199 after
+        199 steps of 1 ms, all different, so that no figure can stand in
+        for another; with 50 losses, 250 sent and 20 % lost; setups of 2
+        and 4 ms give 2/3/4; a drop at 4 s and an open at 6.5 s are 2.5 s
+        disconnected; the run lasts from 0 to 10 s.
+        """
+        records: list[dict] = [
+            {"event": "start", "t": 0.0, "target": "wss://h:1/"},
+            {"event": "state", "t": 0.0, "state": "OPEN", "setup_ms": 2.0},
+        ]
+        records += [{"event": "reply", "t": i / 100, "seq": i, "rtt_ms": float(i)} for i in range(1, 201)]
+        records += [{"event": "loss", "t": 2.5, "seq": 200 + i, "reason": "timeout"} for i in range(1, 51)]
+        records += [
+            {"event": "flatline", "t": 3.0, "silence_s": 10.0},
+            {"event": "state", "t": 4.0, "state": "CLOSED", "detail": "code 4000: flatline"},
+            {"event": "state", "t": 6.0, "state": "CONNECTING"},
+            {"event": "state", "t": 6.5, "state": "OPEN", "setup_ms": 4.0},
+            {"event": "state", "t": 10.0, "state": "CLOSED", "detail": "code 1000", "deliberate": True},
+        ]
+        folder = RecordFolder()
+        for record in records:
+            folder.feed(record)
+        record = summary_record(folder.target, folder.summary(), 10.0)
+        mdev, jitter = record.pop("rtt_mdev_ms"), record.pop("jitter_ms")
+        self.assertAlmostEqual(mdev, math.sqrt((200**2 - 1) / 12), places=5)
+        self.assertAlmostEqual(jitter, 1 - (15 / 16) ** 199, places=5)
+        self.assertEqual(
+            record,
+            {
+                "event": "summary", "t": 10.0, "target": "wss://h:1/",
+                "sent": 250, "received": 200, "lost": 50, "loss_percent": 20.0,
+                "rtt_min_ms": 1.0, "rtt_avg_ms": 100.5, "rtt_max_ms": 200.0,
+                "rtt_median_ms": 100.0, "rtt_p95_ms": 190.0, "rtt_p99_ms": 198.0,
+                "disconnects": 1, "disconnected_s": 2.5, "flatlines": 1,
+                "opens": 2, "open_min_ms": 2.0, "open_avg_ms": 3.0, "open_max_ms": 4.0,
+                "duration_s": 10.0,
+            },
+        )
+
+    def test_noReplies(self) -> None:
+        """
+        Without replies or opens the round-trip and setup figures are
+        null, not 0, which would read as a measurement.
+        """
+        folder = RecordFolder()
+        folder.feed({"event": "loss", "t": 1.0, "seq": 1, "reason": "timeout"})
+        record = summary_record("ws://h/", folder.summary(), 1.0)
+        for name in ("rtt_min_ms", "rtt_avg_ms", "rtt_max_ms", "rtt_mdev_ms", "rtt_median_ms", "rtt_p95_ms",
+                     "rtt_p99_ms", "jitter_ms", "open_min_ms", "open_avg_ms", "open_max_ms"):
+            self.assertIsNone(record[name], name)
+        self.assertEqual((record["sent"], record["loss_percent"]), (1, 100.0))
+
+
 class ParseTimeTests(SynchronousTestCase):
     def test_forms(self) -> None:
         """
@@ -167,11 +287,15 @@ class TimelineTests(SynchronousTestCase):
 
     def test_outagesAsSummarised(self) -> None:
         """
-        The outages plotted are the time the summary counts disconnected.
+        The outages plotted are the time the summary counts disconnected:
+        the sample's one drop at T0+420.5, open again at T0+450.5, is one
+        outage of 30 s on the plot and in the summary of the same folding.
         """
         folder = RecordFolder()
         line = timeline(sample_log(), folder)
-        self.assertEqual(sum(to - since for since, to in line.outages), folder.summary().disconnected)
+        self.assertEqual(line.outages, [(T0 + 420.5, T0 + 450.5)])
+        summary = folder.summary()
+        self.assertEqual((summary.disconnects, summary.disconnected), (1, 30.0))
 
 
 class DrawTests(SynchronousTestCase):
@@ -255,6 +379,35 @@ class ReportCommandTests(SynchronousTestCase):
         self.assertEqual((summary["sent"], summary["lost"]), (60, 0))
         self.assertGreaterEqual(summary["rtt_min_ms"], 60.0)
         self.assertLessEqual(summary["rtt_max_ms"], 66.0)
+
+    def test_windowBounds(self) -> None:
+        """
+        --since counts the records at its own moment and --until does not:
+        the sample's losses of the seventh minute are written at T0+366,
+        T0+367, ... (5 s after pings 361, 362, ...), so a window from
+        T0+366 to T0+370 holds the four at T0+366 to T0+369.
+        """
+        code, out, _ = self.run_report("--since", str(T0 + 366), "--until", str(T0 + 370), "--json")
+        summary = json.loads(out)
+        self.assertEqual((summary["sent"], summary["received"], summary["lost"]), (4, 0, 4))
+
+    def test_noReplyExitsOne(self) -> None:
+        """
+        A window in which no reply came back exits 1, as C{pingproto ping}
+        does for a run without one, after printing its summary.
+        """
+        code, out, _ = self.run_report("--since", str(T0 + 366), "--until", str(T0 + 370))
+        self.assertEqual(code, 1)
+        self.assertEqual(out.splitlines()[1], "4 sent, 0 received, 100.0% lost, time 3.0 s")
+
+    def test_sinceAtTheMomentOfADrop(self) -> None:
+        """
+        A window that starts at the very moment of a drop counts that drop
+        as its own: one disconnect and the outage's 30 s.
+        """
+        code, out, _ = self.run_report("--since", str(T0 + 420.5), "--json")
+        summary = json.loads(out)
+        self.assertEqual((summary["disconnects"], summary["disconnected_s"]), (1, 30.0))
 
     def test_sinceWhileConnected(self) -> None:
         """
@@ -370,13 +523,15 @@ class ReportCommandTests(SynchronousTestCase):
 
     def test_badInput(self) -> None:
         """
-        A missing file or a bad option is a clear error with status 2.
+        A missing file or a bad option is a clear error with status 2; so
+        is a window that holds no moment (--until at or before --since).
         """
         options = ReportOptions()
         options.parseOptions([self.mktemp()])
         err = io.StringIO()
         self.assertEqual(options.run(io.StringIO(), err), 2)
         self.assertIn("cannot read", err.getvalue())
-        for args in (["-o", "x.gif", self.log], ["--since", "soon", self.log], ["--since", "5", "--until", "4", self.log]):
+        for args in (["-o", "x.gif", self.log], ["--since", "soon", self.log],
+                     ["--since", "5", "--until", "4", self.log], ["--since", "5", "--until", "5", self.log]):
             with self.assertRaises(UsageError, msg=args):
                 ReportOptions().parseOptions(args)

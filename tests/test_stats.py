@@ -12,7 +12,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from pingproto.stats import RttSummary, percentile, summarize
+from pingproto.stats import EXACT_LIMIT, LinkStats, RttStats, RttSummary, percentile, summarize
 
 # Round-trip times in seconds, as a monotonic clock with microsecond
 # resolution measures them: from nothing up to a minute.  Either spread
@@ -244,8 +244,6 @@ class StreamingTests(SynchronousTestCase):
         Percentiles are exact up to EXACT_LIMIT samples and within 0.5 %
         after, where the exact list is dropped.
         """
-        from pingproto.stats import EXACT_LIMIT, RttStats
-
         values = [0.001 * (1 + (i * 7919) % 1000) for i in range(EXACT_LIMIT * 3)]
         stats = RttStats.of(values[:EXACT_LIMIT])
         self.assertEqual(stats.percentile(0.5), percentile(sorted(values[:EXACT_LIMIT]), 0.5))
@@ -258,6 +256,19 @@ class StreamingTests(SynchronousTestCase):
                 fraction,
             )
 
+    def test_histogramRankAtTheEndOfABucket(self) -> None:
+        """
+        Past EXACT_LIMIT, a percentile whose rank is the last sample of a
+        bucket is that bucket's value, not the next one's: of 2050 round
+        trips of 1 ms and 2050 of 100 ms, the median (rank 2050 of 4100)
+        is 1 ms, within the histogram's 0.5 %.  On a link with two modes,
+        one bucket too far would report the other mode.
+        """
+        self.assertGreater(2 * 2050, EXACT_LIMIT)
+        stats = RttStats.of([0.001] * 2050 + [0.1] * 2050)
+        self.assertTrue(math.isclose(stats.percentile(0.5), 0.001, rel_tol=0.005), stats.percentile(0.5))
+        self.assertTrue(math.isclose(stats.percentile(0.51), 0.1, rel_tol=0.005), stats.percentile(0.51))
+
     def test_memoryFlatOverADay(self) -> None:
         """
         A day of pings at one a second, with a spread of round trips from
@@ -266,8 +277,6 @@ class StreamingTests(SynchronousTestCase):
         """
         import random
         import tracemalloc
-
-        from pingproto.stats import LinkStats
 
         rng = random.Random(7)
         stats = LinkStats(0.0)
@@ -280,3 +289,109 @@ class StreamingTests(SynchronousTestCase):
         at_end = tracemalloc.get_traced_memory()[0]
         self.assertLess(at_end - after_three_hours, 16 * 1024)
         self.assertEqual(stats.summary(86400.0).received, 86400)
+
+
+class LinkStatsTests(SynchronousTestCase):
+    """
+    L{LinkStats}: what a run saw of the connection, on times the test
+    gives.
+    """
+
+    def test_counts(self) -> None:
+        """
+        Replies and losses make the sent, received and lost counts and the
+        loss percentage; flatlines are counted; the duration runs from the
+        start to the moment asked about.
+        """
+        stats = LinkStats(100.0)
+        for rtt in (0.001, 0.002, 0.003):
+            stats.replied(rtt)
+        stats.lost_one()
+        stats.flatline()
+        summary = stats.summary(160.0)
+        self.assertEqual(
+            (summary.sent, summary.received, summary.lost, summary.loss_percent, summary.flatlines, summary.duration),
+            (4, 3, 1, 25.0, 1, 60.0),
+        )
+        assert summary.rtt is not None
+        self.assertEqual((summary.rtt.count, summary.rtt.min, summary.rtt.max), (3, 0.001, 0.003))
+
+    def test_nothing(self) -> None:
+        """
+        A run that saw nothing has no round trips, no setup times, 0 %
+        lost (not a division by zero) and no time disconnected.
+        """
+        summary = LinkStats(5.0).summary(5.0)
+        self.assertEqual(
+            (summary.sent, summary.loss_percent, summary.rtt, summary.opens, summary.open_min,
+             summary.open_avg, summary.open_max, summary.disconnects, summary.disconnected),
+            (0, 0.0, None, 0, None, None, None, 0, 0.0),
+        )
+
+    def test_setupTimes(self) -> None:
+        """
+        Each open's setup time goes into the smallest, average and largest:
+        2, 3 and 7 ms give 2, 4 and 7 ms.
+        """
+        stats = LinkStats(0.0)
+        for setup in (0.003, 0.002, 0.007):
+            stats.opened(0.0, setup)
+        summary = stats.summary(1.0)
+        self.assertEqual(summary.opens, 3)
+        self.assertEqual((summary.open_min, summary.open_max), (0.002, 0.007))
+        self.assertAlmostEqual(summary.open_avg, 0.004, places=15)
+
+    def test_outagesAddUp(self) -> None:
+        """
+        The link is down from each close it did not ask for to the next
+        open: closes at 10 s and 20 s and opens at 12 s and 25 s are two
+        disconnects and 2 + 5 = 7 s disconnected.
+        """
+        stats = LinkStats(0.0)
+        stats.opened(0.0, 0.01)
+        stats.closed(10.0, deliberate=False)
+        stats.opened(12.0, 0.01)
+        stats.closed(20.0, deliberate=False)
+        stats.opened(25.0, 0.01)
+        self.assertEqual(stats.outages_until(30.0), [(10.0, 12.0), (20.0, 25.0)])
+        summary = stats.summary(30.0)
+        self.assertEqual((summary.disconnects, summary.disconnected), (2, 7.0))
+        self.assertFalse(stats.down)
+
+    def test_outageToTheEnd(self) -> None:
+        """
+        An outage still going on counts to the end of the run: a close at
+        10 s never followed by an open is 20 s disconnected at 30 s.
+        """
+        stats = LinkStats(0.0)
+        stats.opened(0.0, 0.01)
+        stats.closed(10.0, deliberate=False)
+        self.assertTrue(stats.down)
+        self.assertEqual(stats.outages_until(30.0), [(10.0, 30.0)])
+        summary = stats.summary(30.0)
+        self.assertEqual((summary.disconnects, summary.disconnected), (1, 20.0))
+
+    def test_deliberateCloseIsNoOutage(self) -> None:
+        """
+        A close this side asked for at the end of the run is neither a
+        disconnect nor time disconnected.
+        """
+        stats = LinkStats(0.0)
+        stats.opened(0.0, 0.01)
+        stats.closed(10.0, deliberate=True)
+        self.assertFalse(stats.down)
+        self.assertEqual(stats.outages_until(30.0), [])
+        summary = stats.summary(30.0)
+        self.assertEqual((summary.disconnects, summary.disconnected), (0, 0.0))
+
+    def test_downFromTheStart(self) -> None:
+        """
+        Statistics begun in an outage (a window of a log that starts while
+        the link is lost) count the time until the next open as
+        disconnected, but no disconnect: that happened before.
+        """
+        stats = LinkStats(100.0, down=True)
+        self.assertTrue(stats.down)
+        stats.opened(130.0, 0.01)
+        summary = stats.summary(200.0)
+        self.assertEqual((summary.disconnects, summary.disconnected), (0, 30.0))

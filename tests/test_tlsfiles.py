@@ -366,6 +366,52 @@ class ValidityTests(_Helpers):
             "is not valid until 2031-03-16 12:00 UTC",
         )
 
+    def test_valid_from_now(self) -> None:
+        """
+        A leaf whose validity starts exactly now is valid: it is loaded
+        without a word.
+        """
+        directory = self.tls_dir(not_before=NOW, not_after=NOW + 90 * DAY)
+        self.assertEqual(load_tls_dir(directory, now=NOW).warnings, ())
+
+    def test_expired_ca(self) -> None:
+        """
+        A CA in the chain that has expired is refused like a leaf, naming
+        the file it is in: tls.cert + ca.pem, or tls.cert alone where the
+        chain is bundled after the leaf.  (trustme's CAs are valid from
+        2000-01-01 to 3000-01-01; the leaf here until 3001.)
+        """
+        now = datetime.datetime(3000, 6, 1, tzinfo=UTC)
+        leaf = {"not_before": datetime.datetime(2999, 1, 1, tzinfo=UTC),
+                "not_after": datetime.datetime(3001, 1, 1, tzinfo=UTC)}
+        for layout, files in (("pingproto", ("tls.cert", "ca.pem")), ("bundled", ("tls.cert",))):
+            directory = self.tls_dir(layout=layout, **leaf)
+            where = " + ".join(os.path.join(directory, name) for name in files)
+            e = self.assertRaises(TLSConfigError, load_tls_dir, directory, now=now)
+            self.assertIn(f" in {where} expired on 3000-01-01 00:00 UTC", str(e))
+
+    def test_intermediate_not_yet_valid(self) -> None:
+        """
+        An intermediate CA not valid yet is refused, named, and said to be
+        in the file that holds the chain: tls.cert + ca.pem, or
+        fullchain.pem alone for certbot's layout.  (trustme's CAs are valid
+        from 2000-01-01; the leaf here from 1999.)
+        """
+        now = datetime.datetime(1999, 6, 1, tzinfo=UTC)
+        leaf = {"not_before": datetime.datetime(1999, 1, 1, tzinfo=UTC),
+                "not_after": datetime.datetime(2001, 1, 1, tzinfo=UTC)}
+        for layout, files in (("pingproto", ("tls.cert", "ca.pem")), ("letsencrypt", ("fullchain.pem",))):
+            directory = self.tls_dir(layout=layout, intermediate=True, **leaf)
+            where = " + ".join(os.path.join(directory, name) for name in files)
+            # The chain file holds the intermediate, then the root.
+            intermediate = _certs(os.path.join(directory, files[-1]))[-2]
+            e = self.assertRaises(TLSConfigError, load_tls_dir, directory, now=now)
+            self.assertEqual(
+                str(e),
+                f"certificate {intermediate.subject.rfc4514_string()!r} in {where} "
+                "is not valid until 2000-01-01 00:00 UTC",
+            )
+
     def test_expiring_soon_warns(self) -> None:
         """
         A leaf with 10 days left loads, with one warning saying it expires

@@ -96,6 +96,10 @@ class CheckServerTests(SynchronousTestCase):
         cases = [
             ("", "not a host:port"),
             ("a b:1", "not a host:port"),
+            # urlsplit would drop these silently, and connect elsewhere.
+            ("exa\tmple.com:1234", "not a host:port"),
+            ("example.com:12\n34", "not a host:port"),
+            ("ws://exa\rmple.com:1234/", "not a host:port"),
             ("http://example.com/", "not http://"),
             ("wss://h:1/#x", "fragment"),
             ("h:1#x", "fragment"),
@@ -158,6 +162,13 @@ class DataUrlTests(SynchronousTestCase):
         self.assertEqual(base64.b64decode(url[len(prefix) :]), page())
 
 
+def source_hash(text: bytes) -> str:
+    """
+    A policy's source for an inline element whose text is C{text}.
+    """
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text).digest()).decode() + "'"
+
+
 class PolicyTests(SynchronousTestCase):
     def test_hashes(self) -> None:
         """
@@ -167,15 +178,23 @@ class PolicyTests(SynchronousTestCase):
         """
         document = b"<style>b{}</style><script>a()\r\n</script>"
 
-        def h(text: bytes) -> str:
-            return "'sha256-" + base64.b64encode(hashlib.sha256(text).digest()).decode() + "'"
-
         self.assertEqual(
             content_security_policy(document),
-            f"default-src 'none'; script-src {h(b'a()' + bytes([10]))}; style-src {h(b'b{}')}; "
+            f"default-src 'none'; script-src {source_hash(b'a()' + bytes([10]))}; "
+            f"style-src {source_hash(b'b{}')}; "
             "connect-src ws: wss:; img-src data:; base-uri 'none'; "
             "form-action 'none'; frame-ancestors 'none'",
         )
+
+    def test_bareCarriageReturns(self) -> None:
+        """
+        A page saved with bare CRs for line ends is hashed as the browser
+        parses it, each CR an LF (two CRs two LFs, not one CRLF), so that
+        its script and style are not blocked.
+        """
+        policy = content_security_policy(b"<style>b{\r}</style><script>a()\rb()\r\r</script>")
+        self.assertIn(f"script-src {source_hash(b'a()' + bytes([10]) + b'b()' + bytes([10, 10]))};", policy)
+        self.assertIn(f"style-src {source_hash(b'b{' + bytes([10]) + b'}')};", policy)
 
     def test_noInlineLoophole(self) -> None:
         """

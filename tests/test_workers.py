@@ -10,7 +10,7 @@ import os
 import signal
 import socket
 
-from twisted.internet.error import CannotListenError, ProcessTerminated
+from twisted.internet.error import CannotListenError, ProcessDone, ProcessTerminated
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.python.failure import Failure
@@ -170,29 +170,78 @@ class RespawnTests(SynchronousTestCase):
         self.assertIn("127.0.0.1:%d" % group.address[1], str(caught.exception))
         self.assertEqual(pool.workers, {})
 
+    def running_pool(self) -> tuple[WorkerPool, Clock]:
+        """
+        A running pool of one worker, on a clock, that starts no process.
+        """
+        clock = Clock()
+        pool = WorkerPool([], ["--no-tls"], 1, reactor=clock)
+        pool.running = True
+        return pool, clock
+
+    def ends_after(self, pool: WorkerPool, clock: Clock, seconds: float, reason: Failure | None = None) -> float:
+        """
+        The delay before a worker that ends after C{seconds} (by default
+        exiting with status 1) is started again.
+        """
+        worker = _Worker(pool, 1)
+        clock.advance(seconds)
+        pool._ended(worker, reason or Failure(ProcessTerminated(exitCode=1)))
+        [restart] = clock.getDelayedCalls()
+        delay = restart.getTime() - clock.seconds()
+        restart.cancel()
+        pool._respawns.clear()
+        return delay
+
     def test_delayBackToShortestAfterStableWorker(self) -> None:
         """
         The restart delay doubles while workers die soon after starting,
         and is back to the shortest once a worker that had served for
         STABLE_AFTER seconds dies: one crash a day is not a crash loop.
         """
-        clock = Clock()
-        pool = WorkerPool([], ["--no-tls"], 1, reactor=clock)
-        pool.running = True
+        pool, clock = self.running_pool()
+        self.assertEqual([self.ends_after(pool, clock, 1.0) for _ in range(4)], [1.0, 2.0, 4.0, 8.0])
+        self.assertEqual(self.ends_after(pool, clock, STABLE_AFTER), 0.5)
+        self.assertEqual(self.ends_after(pool, clock, 1.0), 1.0)
 
-        def dies_after(seconds: float) -> float:
-            worker = _Worker(pool, 1)
-            clock.advance(seconds)
-            pool._ended(worker, Failure(ProcessTerminated(exitCode=1)))
-            [restart] = clock.getDelayedCalls()
-            delay = restart.getTime() - clock.seconds()
-            restart.cancel()
-            pool._respawns.clear()
-            return delay
+    def test_delayAtMostThirtySeconds(self) -> None:
+        """
+        However long the crash loop, a worker is started again within
+        30 s: 1, 2, 4, 8, 16, then 30 (not 32), and 30 after that, even
+        after a night of crashes (1100 of them: 2 ** 1100 would not even
+        fit in a float).
+        """
+        pool, clock = self.running_pool()
+        delays = [self.ends_after(pool, clock, 1.0) for _ in range(1100)]
+        self.assertEqual(delays[:8], [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0])
+        self.assertEqual(set(delays[5:]), {30.0})
 
-        self.assertEqual([dies_after(1.0) for _ in range(4)], [1.0, 2.0, 4.0, 8.0])
-        self.assertEqual(dies_after(STABLE_AFTER), 0.5)
-        self.assertEqual(dies_after(1.0), 1.0)
+    def test_delayBackToShortestAfterCleanExit(self) -> None:
+        """
+        A worker that exits cleanly (status 0), however soon, ends a crash
+        loop: it is started again after the shortest delay.
+        """
+        pool, clock = self.running_pool()
+        self.assertEqual([self.ends_after(pool, clock, 1.0) for _ in range(3)], [1.0, 2.0, 4.0])
+        self.assertEqual(self.ends_after(pool, clock, 1.0, Failure(ProcessDone(0))), 0.5)
+        self.assertEqual(self.ends_after(pool, clock, 1.0), 1.0)
+
+    def test_previousSighupHandlerRestored(self) -> None:
+        """
+        Stopping the pool gives SIGHUP back to the handler it had before
+        the pool started (a program's own); SIG_DFL instead would let a
+        later SIGHUP end the program.
+        """
+        def mine(signum: int, frame: object) -> None:
+            pass
+
+        previous = signal.signal(signal.SIGHUP, mine)
+        self.addCleanup(signal.signal, signal.SIGHUP, previous)
+        pool = WorkerPool([], ["--no-tls"], 0, reactor=Clock())
+        pool.startService()
+        self.assertEqual(signal.getsignal(signal.SIGHUP), pool._sighup)
+        self.successResultOf(pool.stopService())
+        self.assertIs(signal.getsignal(signal.SIGHUP), mine)
 
     def test_stopCancelsRestarts(self) -> None:
         """
