@@ -467,8 +467,8 @@ class ControlsTests(BrowserTestCase):
         Every control has a label and works from the keyboard: arrow keys
         switch the scale to log (redrawing the graph, remembered across a
         reload), and a server typed into the field is connected to on
-        Enter and kept in the address.  On a phone-sized screen nothing
-        sticks out sideways.
+        Enter and kept in the address.  On a phone-sized screen, down to
+        320 px wide, nothing sticks out sideways.
         """
         other = f"wss://localhost:{self.port}/"
 
@@ -499,9 +499,10 @@ class ControlsTests(BrowserTestCase):
             self.assertIn("host=", browser.js("location.hash"))
             self.assertEqual(page.get_by_role("button", name="Reconnect").count(), 1)
 
-            page.set_viewport_size({"width": 390, "height": 844})
-            browser.wait("() => document.getElementById('plot').clientWidth < 390")
-            self.assertLessEqual(browser.js("document.documentElement.scrollWidth"), 390)
+            for width, height in ((390, 844), (320, 640)):
+                page.set_viewport_size({"width": width, "height": height})
+                browser.wait(f"() => document.getElementById('plot').clientWidth < {width}")
+                self.assertLessEqual(browser.js("document.documentElement.scrollWidth"), width)
             browser.screenshot("app-phone.png")
 
         return self.browse(scenario)
@@ -544,7 +545,8 @@ class ReconnectTests(BrowserTestCase):
     def test_serverGoneAndBack(self):  # type: ignore[no-untyped-def]
         """
         When the server goes away the page shows the closed state, in red
-        on the graph, keeps trying on its own, and is open and drawing
+        on the graph, and the code and reason the server closed with, keeps
+        trying on its own, and is open and drawing
         replies again soon after the server is back on the same port,
         counting one disconnect.
         """
@@ -559,6 +561,11 @@ class ReconnectTests(BrowserTestCase):
             self.assertTrue(closed["lost"])
             self.assertEqual(browser.column(closed["x"])[0], browser.colour("closed"))
             self.assertIn("Closed", browser.js("document.getElementById('status').textContent"))
+            # The page says the server ended it, and how.
+            self.assertEqual(
+                browser.js("document.getElementById('notice').textContent"),
+                "The server closed the connection (1001: server shutting down).",
+            )
             # It retries while the server is down...
             browser.wait("() => pingproto.failedAttempts >= 1")
             before = browser.js("pingproto.samples")
@@ -570,6 +577,115 @@ class ReconnectTests(BrowserTestCase):
             browser.screenshot("app-reconnect.png")
 
         return self.browse(scenario)
+
+
+class PageRobustnessTests(BrowserTestCase):
+    def test_retryKeepsServer(self):  # type: ignore[no-untyped-def]
+        """
+        The page's own reconnects go back to the server it was pinging: not
+        to what is half typed in the field (nothing submitted), and not
+        nowhere when the field is empty.
+        """
+
+        def drop_connections() -> None:
+            for connection in list(self.listener.factory.protocols):
+                connection.transport.abortConnection()
+
+        def scenario(browser: Browser) -> dict[str, Any]:
+            page = browser.page
+            page.goto(self.https("/app"))
+            browser.wait("() => pingproto.state === 'open' && pingproto.samples >= 2")
+            url = browser.js("pingproto.url")
+            for typed in ("exa", ""):
+                page.get_by_label("Server").fill(typed)
+                before = browser.js("pingproto.disconnects")
+                self.on_reactor(drop_connections)
+                browser.wait(f"() => pingproto.disconnects > {before}")
+                browser.wait("() => pingproto.state === 'open'")
+                self.assertEqual(browser.js("pingproto.url"), url, typed)
+            # Saved every few seconds: only the server pinged is kept.
+            browser.wait("() => localStorage.getItem('pingproto:v1:servers') !== null")
+            return {
+                "servers": browser.js("JSON.parse(localStorage.getItem('pingproto:v1:servers'))"),
+                "errors": list(browser.errors),
+            }
+
+        def check(found: dict[str, Any]) -> None:
+            self.assertEqual(found["servers"], [f"wss://127.0.0.1:{self.port}/sock/websocket"])
+            self.assertEqual(found["errors"], [])
+
+        return self.browse(scenario).addCallback(check)
+
+    def test_corruptStoredServers(self):  # type: ignore[no-untyped-def]
+        """
+        A stored server list that is not a list (another page's, a hand
+        edit) is ignored: no error, and switching servers still works.
+        """
+        other = f"wss://127.0.0.1:{self.port}/"
+
+        def scenario(browser: Browser) -> list[str]:
+            page = browser.page
+            page.add_init_script("localStorage.setItem('pingproto:v1:servers', '{\"a\": 1}')")
+            page.goto(self.https("/app"))
+            browser.wait("() => pingproto.state === 'open' && pingproto.samples >= 1")
+            field = page.get_by_label("Server")
+            field.fill(other)
+            field.press("Enter")
+            browser.wait(f"() => pingproto.url === {other!r} && pingproto.state === 'open' && pingproto.samples >= 1")
+            return list(browser.errors)
+
+        return self.browse(scenario).addCallback(self.assertEqual, [])
+
+    def test_parametersEditedInPlace(self):  # type: ignore[no-untyped-def]
+        """
+        Parameters edited after the C{#} of an open page (no reload: the
+        same document) take effect.
+        """
+
+        def scenario(browser: Browser) -> None:
+            browser.page.goto(self.https("/app") + "#flatline=0")
+            browser.wait("() => pingproto.state === 'open' && pingproto.flatlineSeconds === 0")
+            browser.js("location.hash = '#flatline=3'")
+            browser.wait("() => window.pingproto && pingproto.flatlineSeconds === 3 && pingproto.state === 'open'")
+
+        return self.browse(scenario)
+
+    # The page's clock, settable from the test: window.skewClock(ms).
+    SKEWABLE_CLOCK = """
+        (() => {
+          const realNow = Date.now.bind(Date);
+          let skew = 0;
+          Date.now = () => realNow() + skew;
+          window.skewClock = (ms) => { skew = ms; };
+        })();
+    """
+
+    def test_clockSetBack(self):  # type: ignore[no-untyped-def]
+        """
+        A clock set back two minutes starts the graph and the figures
+        afresh: nothing from the clock's future is counted or stays drawn.
+        """
+
+        def scenario(browser: Browser) -> dict[str, Any]:
+            page = browser.page
+            page.add_init_script(self.SKEWABLE_CLOCK)
+            page.goto(self.https("/app"))
+            browser.wait("() => pingproto.state === 'open' && pingproto.samples >= 3")
+            old = browser.last("pings", "fate", "reply")
+            browser.js("window.skewClock(-120000)")
+            browser.wait("() => pingproto.samples >= 2 && pingproto.history.pings.every((p) => p.t <= Date.now())")
+            return {
+                "oldColumn": browser.column(old["x"])[-1],
+                "reply": browser.colour("reply"),
+                "count": browser.js("pingproto.stats.count"),
+                "samples": browser.js("pingproto.samples"),
+            }
+
+        def check(found: dict[str, Any]) -> None:
+            self.assertNotEqual(found["oldColumn"], found["reply"], "the old bar is erased")
+            self.assertEqual(found["count"], found["samples"])
+
+        return self.browse(scenario).addCallback(check)
 
 
 class FlatlineTests(BrowserTestCase):
@@ -657,6 +773,28 @@ def echo_only(service: Any, answered: Callable[[int], bool]) -> None:
 
 
 class ReplyTimeoutTests(BrowserTestCase):
+    @inlineCallbacks
+    def test_lateEchoLost(self):  # type: ignore[no-untyped-def]
+        """
+        An echo later than the reply timeout is a lost ping when it comes,
+        as with C{pingproto ping}, not a reply: on a link of 1.5 s round
+        trips with C{#timeout=1.2} every ping is lost.
+        """
+        proxy = FaultProxy(reactor, "127.0.0.1", self.port)
+        yield proxy.listen()
+        self.addCleanup(proxy.stop)
+        proxy.delay_down = 1.5
+        address = self.https("/app") + f"#host=127.0.0.1:{proxy.port}&timeout=1.2&flatline=0"
+
+        def scenario(browser: Browser) -> dict[str, Any]:
+            browser.page.goto(address)
+            browser.wait("() => pingproto.state === 'open' && pingproto.stats.lost >= 3")
+            return browser.js("pingproto.stats")
+
+        stats = yield self.browse(scenario)
+        self.assertEqual(stats["count"], 0)
+        self.assertGreaterEqual(stats["lost"], 3)
+
     def test_oneEchoDropped(self):  # type: ignore[no-untyped-def]
         """
         A ping whose echo never comes is lost after the reply timeout
@@ -680,7 +818,7 @@ class ReplyTimeoutTests(BrowserTestCase):
                 "stats": browser.js("pingproto.stats"),
                 "fates": [p["fate"] for p in browser.js("pingproto.history.pings")],
                 "drawn": [column[0], column[500], column[-1]],
-                "colours": [browser.colour("open"), browser.colour("lost"), browser.colour("lost")],
+                "colours": [browser.colour("open"), browser.colour("lost"), browser.colour("lostCap")],
                 "loss": browser.js("document.getElementById('s-loss').textContent"),
                 "errors": list(browser.errors),
             }
@@ -693,7 +831,7 @@ class ReplyTimeoutTests(BrowserTestCase):
             stats = found["stats"]
             self.assertEqual((stats["lost"], stats["flatlines"], stats["disconnects"]), (1, 0, 0))
             self.assertEqual(found["fates"][:4], ["reply", "reply", "lost", "reply"])
-            self.assertEqual(found["drawn"], found["colours"], "the lost ping's column: open strip, lost bar")
+            self.assertEqual(found["drawn"], found["colours"], "the lost ping's column: open strip, lost bar, its solid foot")
             self.assertNotEqual(found["loss"], "0 %")
             self.assertEqual(found["errors"], [])
 
@@ -724,10 +862,12 @@ class ReplyTimeoutTests(BrowserTestCase):
                 "outstanding": browser.js("pingproto.outstanding"),
                 "echoes": browser.js("document.getElementById('s-echoes').textContent"),
                 "loss": browser.js("document.getElementById('s-loss').textContent"),
+                "last": browser.js("document.getElementById('s-last').textContent"),
+                "detail": browser.js("document.getElementById('detail').textContent"),
             }
             browser.screenshot("app-no-echo.png")
+            page.goto("about:blank")
             page.goto(self.https("/app") + "#timeout=1&flatline=3")
-            page.reload()
             browser.wait("() => pingproto.state === 'open'")
             opened = time.monotonic()
             browser.wait("() => pingproto.flatlines === 1")
@@ -744,6 +884,8 @@ class ReplyTimeoutTests(BrowserTestCase):
             self.assertLessEqual(found["outstanding"], 3)
             self.assertEqual(found["echoes"], f"3 / {stats['sent']}")
             self.assertNotEqual(found["loss"], "0 %")
+            # Not the last echo's round trip, long ago: the last ping's fate.
+            self.assertEqual((found["last"], found["detail"]), ("no echo", "last ping: no echo"))
             self.assertGreaterEqual(found["flatlineAfter"], 2.0)
             self.assertLess(found["flatlineAfter"], 6.0)
 
