@@ -650,6 +650,59 @@ class PageRobustnessTests(BrowserTestCase):
 
         return self.browse(scenario)
 
+    # Fills the page's localStorage for real (once per tab), leaving room
+    # for the page's one-byte probe but not for a history.
+    FULL_STORAGE = """
+        (() => {
+          if (sessionStorage.getItem('filled')) return;
+          sessionStorage.setItem('filled', '1');
+          let i = 0;
+          for (const size of [1 << 20, 1 << 14, 1 << 10, 64, 8]) {
+            const chunk = 'x'.repeat(size);
+            try { for (;;) localStorage.setItem('junk' + i++, chunk); } catch (e) {}
+          }
+          for (let k = 0; k < 3; k++) localStorage.removeItem('junk' + (--i - 1));
+        })();
+    """
+
+    def test_storageFull(self):  # type: ignore[no-untyped-def]
+        """
+        With the browser's storage for the page full, the page keeps
+        pinging and says that history is not being kept, not that it is.
+        """
+
+        def scenario(browser: Browser) -> str:
+            browser.page.add_init_script(self.FULL_STORAGE)
+            browser.page.goto(self.https("/app"))
+            browser.wait("() => pingproto.state === 'open' && pingproto.samples >= 1")
+            browser.wait("() => document.getElementById('storage').textContent.includes('not being kept')")
+            return str(browser.js("document.getElementById('storage').textContent"))
+
+        return self.browse(scenario).addCallback(
+            self.assertEqual, "History is not being kept: this browser's storage for this page is full."
+        )
+
+    def test_nearlyAllLost(self):  # type: ignore[no-untyped-def]
+        """
+        Loss that is nearly all is not shown as all: one echo among 978
+        pings (99.898 % lost) reads 99.9 %, not 100 %.
+        """
+        echo_only(self.service, lambda n: False)
+        key = f"pingproto:v1:history:wss://127.0.0.1:{self.port}/sock/websocket"
+        history = (
+            "(() => { const now = Date.now(), p = [];"
+            " for (let i = 978; i >= 1; i--) p.push(i === 900 ? [now - i * 1000, 1, 2.0] : [now - i * 1000, 0, 0]);"
+            f" localStorage.setItem({key!r}, JSON.stringify({{v: 1, p, m: []}})); }})()"
+        )
+
+        def scenario(browser: Browser) -> str:
+            browser.page.add_init_script(history)
+            browser.page.goto(self.https("/app") + "#flatline=0")
+            browser.wait("() => pingproto.state === 'open' && pingproto.stats.sent === 978")
+            return str(browser.js("document.getElementById('s-loss').textContent"))
+
+        return self.browse(scenario).addCallback(self.assertEqual, "99.9 %")
+
     # The page's clock, settable from the test: window.skewClock(ms).
     SKEWABLE_CLOCK = """
         (() => {
