@@ -225,6 +225,18 @@ class BrowserTestCase(TestCase):
             connection.transport.abortConnection()
         yield gone
 
+    @inlineCallbacks
+    def proxy(self, delay_down: float = 0.0):  # type: ignore[no-untyped-def]
+        """
+        A L{FaultProxy} in front of the server, its echoes C{delay_down}
+        seconds late, stopped after the test.
+        """
+        proxy = FaultProxy(reactor, "127.0.0.1", self.port)
+        yield proxy.listen()
+        self.addCleanup(proxy.stop)
+        proxy.delay_down = delay_down
+        return proxy
+
     def https(self, path: str = "/app", port: int | None = None) -> str:
         return f"https://127.0.0.1:{port or self.port}{path}"
 
@@ -750,11 +762,8 @@ class FlatlineTests(BrowserTestCase):
         after the set time, closes the connection and reconnects by
         itself once the link works again.
         """
-        proxy = FaultProxy(reactor, "127.0.0.1", self.port)
-        yield proxy.listen()
-        self.addCleanup(proxy.stop)
         # A link slow enough for its replies to stand out in the picture.
-        proxy.delay_down = 0.12
+        proxy = yield self.proxy(delay_down=0.12)
         address = self.https("/app") + f"#host=127.0.0.1:{proxy.port}&flatline=2"
 
         def scenario(browser: Browser) -> dict[str, Any]:
@@ -833,10 +842,7 @@ class ReplyTimeoutTests(BrowserTestCase):
         as with C{pingproto ping}, not a reply: on a link of 1.5 s round
         trips with C{#timeout=1.2} every ping is lost.
         """
-        proxy = FaultProxy(reactor, "127.0.0.1", self.port)
-        yield proxy.listen()
-        self.addCleanup(proxy.stop)
-        proxy.delay_down = 1.5
+        proxy = yield self.proxy(delay_down=1.5)
         address = self.https("/app") + f"#host=127.0.0.1:{proxy.port}&timeout=1.2&flatline=0"
 
         def scenario(browser: Browser) -> dict[str, Any]:
