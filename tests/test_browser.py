@@ -662,6 +662,24 @@ class PageRobustnessTests(BrowserTestCase):
 
         return self.browse(scenario)
 
+    @inlineCallbacks
+    def test_slowHandshakeShortFlatline(self):  # type: ignore[no-untyped-def]
+        """
+        A short flatline time does not cut connection attempts short: over
+        a link whose answers come 1.5 s late (a TLS handshake and an
+        upgrade of 3 s or more), the page with C{#flatline=2} still opens.
+        """
+        proxy = yield self.proxy(delay_down=1.5)
+        address = self.https("/app") + f"#host=127.0.0.1:{proxy.port}&flatline=2"
+
+        def scenario(browser: Browser) -> list[str]:
+            browser.page.goto(address)
+            browser.wait("() => pingproto.history.marks.some((m) => m.k === 'open')")
+            return list(browser.errors)
+
+        errors = yield self.browse(scenario)
+        self.assertEqual(errors, [])
+
     # Fills the page's localStorage for real (once per tab), leaving room
     # for the page's one-byte probe but not for a history.
     FULL_STORAGE = """
