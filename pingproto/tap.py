@@ -336,8 +336,9 @@ class _ExitIfCannotListen(MultiService):
     """
     twistd's root service.  Under twistd, a listener that cannot listen
     (the port in use, a port below 1024 without the right) ends the
-    process with one line saying so, as a bad option does, not with a
-    traceback, and a second stop signal is taken quietly
+    process with one line saying so (L{CannotStart}; daemonized, the
+    twistd command prints it and exits 1), not with a traceback, and a
+    second stop signal is taken quietly
     (L{take_stop_signals_once}).  An embedding program calling
     L{make_server_service} gets Twisted's L{CannotListenError}, and keeps
     its own signal handling.
@@ -356,19 +357,43 @@ class _ExitIfCannotListen(MultiService):
             super().startService()
 
 
+class CannotStart(SystemExit, Exception):
+    """
+    A start-up failure, said in one line, that twistd handles as it does
+    its own.
+
+    twistd catches an L{Exception} from starting the service, removes its
+    pidfile and, daemonized, writes it to the status pipe that its
+    parent, still attached to the terminal, waits on and prints; then it
+    raises it again, and as a L{SystemExit} it ends the process with
+    its message and status 1 instead of a traceback.  A bare
+    L{SystemExit} escapes that handler: the pidfile stayed, and the
+    daemon's parent waited on the pipe for ever.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"pingproto: {reason}")
+        self.reason = reason
+
+    def __str__(self) -> str:
+        # The status pipe carries 100 bytes, this class's name included:
+        # no room for a second "pingproto".
+        return self.reason
+
+
 @contextmanager
 def _exit_if_cannot_listen() -> Iterator[None]:
     try:
         yield
     except CannotListenError as e:
-        raise SystemExit(f"pingproto: {e}") from None
+        raise CannotStart(str(e)) from None
     except OSError as e:
         # Not every listener wraps its errors: a UNIX socket's lock file
         # in a directory that does not exist, say (a symlink, whose
         # second file name is the one that failed).
         path = e.filename2 if e.filename2 is not None else e.filename
         where = f" on {os.fsdecode(path)}" if path is not None else ""
-        raise SystemExit(f"pingproto: Couldn't listen{where}: {e.strerror or e}") from None
+        raise CannotStart(f"Couldn't listen{where}: {e.strerror or e}") from None
 
 
 def worker_args(options: Options) -> list[str]:

@@ -16,6 +16,7 @@ from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.error import ProcessTerminated
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
+from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
@@ -349,6 +350,137 @@ class TwistdTests(TwistdCase):
         out, err, code = yield self.run_twistd("--interface", "0.0.0.0")
         self.assertEqual(code, 1)
         self.assertIn(b"--no-tls", (out + err).strip().splitlines()[-1])
+
+
+class _Exits(ProcessProtocol):
+    """
+    Collects a process's output, and its exit status once it exits
+    (L{None} if it had to be killed).
+    """
+
+    def __init__(self) -> None:
+        self.out = b""
+        self.err = b""
+        self.ended: Deferred[tuple[bytes, bytes, int | None]] = Deferred()
+
+    def outReceived(self, data: bytes) -> None:
+        self.out += data
+
+    def errReceived(self, data: bytes) -> None:
+        self.err += data
+
+    def processEnded(self, reason: Failure) -> None:
+        code = reason.value.exitCode if reason.value.signal is None else None
+        self.ended.callback((self.out, self.err, code))
+
+
+class DaemonTests(TwistdCase):
+    """
+    C{twistd pingproto} without C{-n}: daemonized, with a pidfile and a
+    log file.
+    """
+
+    # Seconds twistd's command may take: twistd web, failing, takes 0.4.
+    LIMIT = 15.0
+
+    def run_daemon(self, directory: str, *args: str) -> Deferred[tuple[bytes, bytes, int | None]]:
+        """
+        Run C{twistd --pidfile=... --logfile=... pingproto ARGS} in
+        C{directory}; kill it if it has not exited within L{LIMIT}, and on
+        cleanup stop any daemon its pidfile names.
+        """
+        pidfile = os.path.join(directory, "d.pid")
+        exits = _Exits()
+        argv = [twistd(), f"--pidfile={pidfile}", f"--logfile={os.path.join(directory, 'd.log')}", "pingproto", *args]
+        process = reactor.spawnProcess(exits, twistd(), argv, env=environment(), path=directory)  # type: ignore[attr-defined]
+        killer = reactor.callLater(self.LIMIT, process.signalProcess, "KILL")  # type: ignore[attr-defined]
+
+        def ended(result: tuple[bytes, bytes, int | None]) -> tuple[bytes, bytes, int | None]:
+            if killer.active():
+                killer.cancel()
+            return result
+
+        self.addCleanup(self.stop_daemon, pidfile)
+        return exits.ended.addCallback(ended)
+
+    @inlineCallbacks
+    def stop_daemon(self, pidfile: str):  # type: ignore[no-untyped-def]
+        try:
+            with open(pidfile) as f:
+                pid = int(f.read())
+        except (OSError, ValueError):
+            return
+        for name, waits in (("SIGTERM", 100), ("SIGKILL", 100)):
+            try:
+                os.kill(pid, getattr(signal, name))
+            except ProcessLookupError:
+                return
+            for _ in range(waits):
+                yield deferLater(reactor, 0.05, lambda: None)
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    return
+
+    @inlineCallbacks
+    def log_when(self, path: str, condition: Callable[[str], bool]):  # type: ignore[no-untyped-def]
+        """
+        The log file's text once C{condition} holds of it, or as it is
+        after L{LIMIT}: a daemon's log is written by a process the test
+        cannot wait on.
+        """
+        started = reactor.seconds()
+        while True:
+            with open(path) as f:
+                log = f.read()
+            if condition(log) or reactor.seconds() - started > self.LIMIT:
+                return log
+            yield deferLater(reactor, 0.05, lambda: None)
+
+    @inlineCallbacks
+    def test_portInUse(self):  # type: ignore[no-untyped-def]
+        """
+        Daemonized, with or without workers, a port in use ends the twistd
+        command at once, as twistd reports its own start-up errors: a line
+        on stderr naming the address and the reason, status 1, the
+        pidfile removed, and the pingproto line in the log file.
+        """
+        taken = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
+        self.addCleanup(taken.stopListening)
+        port = str(taken.getHost().port)
+        reason = f"Couldn't listen on 127.0.0.1:{port}: [Errno 98] Address already in use."
+        for extra in ([], ["--workers", "2"]):
+            directory = self.mktemp_dir()
+            started = reactor.seconds()
+            out, err, code = yield self.run_daemon(directory, "--port", port, *extra)
+            self.assertLess(reactor.seconds() - started, self.LIMIT, f"twistd {extra} hung until killed")
+            self.assertEqual(code, 1, (extra, out + err))
+            self.assertIn(b"An error has occurred: ", err)
+            self.assertIn(reason.encode(), err)
+            self.assertNotIn(b"Traceback", out + err)
+            self.assertEqual(os.listdir(directory), ["d.log"])
+            # The daemon writes it as it exits, after the status pipe.
+            log = yield self.log_when(os.path.join(directory, "d.log"), lambda log: "Couldn't listen" in log)
+            [line] = [line for line in log.splitlines() if "Couldn't listen" in line]
+            self.assertTrue(line.endswith(f"pingproto: {reason}"), line)
+            self.assertNotIn("Traceback", log)
+
+    @inlineCallbacks
+    def test_portInUseRemovesPidfile(self):  # type: ignore[no-untyped-def]
+        """
+        Not daemonized either (C{-n}), a port in use leaves no pidfile
+        behind, as any other start-up error does.
+        """
+        taken = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
+        self.addCleanup(taken.stopListening)
+        directory = self.mktemp_dir()
+        out, err, code = yield getProcessOutputAndValue(
+            twistd(), ["-n", "--pidfile=d.pid", "pingproto", "--port", str(taken.getHost().port)],
+            env=environment(), path=directory,
+        )
+        self.assertEqual(code, 1)
+        self.assertIn(b"pingproto: Couldn't listen on 127.0.0.1:", out + err)
+        self.assertEqual(os.listdir(directory), [])
 
 
 # OpenSSL's security level 3 (the system policy of, say, RHEL's FUTURE
