@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Callable, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 from urllib.parse import SplitResult, urlsplit
 
 from twisted.internet.endpoints import _parse as _parseEndpoint
+from twisted.python.usage import UsageError
 
 __all__ = [
     "DEFAULT_INTERFACE",
@@ -25,6 +26,7 @@ __all__ = [
     "check_ws_url",
     "is_loopback_endpoint",
     "listen_descriptions",
+    "naming_options",
     "port_number",
     "positive_int",
     "positive_rate",
@@ -35,6 +37,7 @@ __all__ = [
 ]
 
 N = TypeVar("N", int, float)
+T = TypeVar("T")
 
 DEFAULT_PORT = 1234
 DEFAULT_INTERFACE = "127.0.0.1"
@@ -126,6 +129,33 @@ def read_number(text: str, kind: Callable[[str], N], what: str, prefix: str = ""
         return kind(text)
     except ValueError:
         raise ValueError(f"{prefix}{text!r} is not {what}") from None
+
+
+def naming_options(parameters: list[list[Any]]) -> list[list[Any]]:
+    """
+    L{usage.Options.optParameters} whose checkers' errors name their
+    option: C{--ping-interval: '-1' ...}.  Twisted words every checker's
+    error alike, C{Parameter type enforcement failed: '-1' ...}, which
+    leaves the reader to guess which of several options was wrong.
+    """
+    return [
+        [*parameter[:4], _naming(f"--{parameter[0]}", parameter[4]), *parameter[5:]]
+        if len(parameter) > 4 and parameter[4] is not None
+        else parameter
+        for parameter in parameters
+    ]
+
+
+def _naming(option: str, check: Callable[[str], T]) -> Callable[[str], T]:
+    def coerce(text: str) -> T:
+        try:
+            return check(text)
+        except ValueError as e:
+            # Not a ValueError, which usage.Options would word as above.
+            raise UsageError(f"{option}: {e}") from None
+
+    coerce.coerceDoc = getattr(check, "coerceDoc", "")  # type: ignore[attr-defined]
+    return coerce
 
 
 def positive_int(text: str) -> int:

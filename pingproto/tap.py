@@ -22,6 +22,7 @@ from pingproto.config import (
     DEFAULT_PORT,
     ServerLimits,
     listen_descriptions,
+    naming_options,
     port_number,
     positive_int,
     positive_rate,
@@ -46,7 +47,7 @@ class Options(usage.Options):
         f"plain ws:// on {DEFAULT_INTERFACE}:{DEFAULT_PORT}; give --tls-dir to serve wss://."
     )
 
-    optParameters = [
+    optParameters = naming_options([
         ["port", "p", None, f"TCP port to listen on [default: {DEFAULT_PORT}]", port_number],
         ["interface", "i", None, f"Address to listen on [default: {DEFAULT_INTERFACE}]."],
         [
@@ -134,7 +135,7 @@ class Options(usage.Options):
             "names the real client (for logs and per-address caps).",
             whole_number,
         ],
-    ]
+    ])
     optFlags = [
         [
             "no-tls",

@@ -53,9 +53,9 @@ def worker_count(text: str) -> int:
     if text == "auto":
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         return min(cores, MAX_WORKERS)
-    value = read_number(text, int, "a number or 'auto'", prefix="--workers ")
+    value = read_number(text, int, "a number or 'auto'")
     if not 1 <= value <= MAX_WORKERS:
-        raise ValueError(f"--workers {value}: give 1 to {MAX_WORKERS}")
+        raise ValueError(f"{text!r} must be 1 to {MAX_WORKERS}, or 'auto'")
     return value
 
 

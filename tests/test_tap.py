@@ -98,7 +98,7 @@ class OptionsTests(SynchronousTestCase):
             (["--max-message-size", "0"], "1 or more"),
             (["--handshake-timeout", "soon"], "not a number of seconds"),
             (["--listen", "nonsense:1"], "not a valid endpoint"),
-            (["--workers", "0"], "give 1 to 256"),
+            (["--workers", "0"], "must be 1 to 256"),
             (["--workers", "many"], "a number or 'auto'"),
             (["--allow-origin", "example.com"], "give a scheme"),
             (["--max-per-address", "-1"], "0 or more"),
@@ -109,6 +109,24 @@ class OptionsTests(SynchronousTestCase):
             with self.assertRaises(UsageError, msg=args) as caught:
                 parse(*args)
             self.assertIn(message, str(caught.exception), args)
+
+    def test_errorsNameTheirOption(self) -> None:
+        """
+        A value an option's checker refuses, not a number or out of range,
+        is refused in a message that begins with the option's name and
+        holds the value, not with Twisted's "Parameter type enforcement
+        failed", which names no option.
+        """
+        checked = [p[0] for p in Options.optParameters if len(p) > 4 and p[4] is not None]
+        self.assertIn("ping-interval", checked)
+        for name in checked:
+            for value in ("x", "-1"):
+                with self.assertRaises(UsageError, msg=(name, value)) as caught:
+                    parse(f"--{name}", value)
+                message = str(caught.exception)
+                self.assertTrue(message.startswith(f"--{name}: "), message)
+                self.assertIn(value, message[len(name) + 4 :])
+                self.assertNotIn("enforcement", message)
 
     def test_workers(self) -> None:
         """
