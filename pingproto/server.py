@@ -558,27 +558,35 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
     def processControlFrame(self) -> bool:
         """
         Count a ping or a pong as a message against the rate limit, and
-        take an unsolicited pong in silence.
+        take an unsolicited pong in silence; the pong that answers this
+        server's own keepalive ping is free.
 
         Each costs a frame's work (and a ping a pong back) for a few bytes:
         a flood of empty pings held other clients' echoes at 100 ms while
         well within the data rate.  RFC 6455 allows a pong nobody asked
         for (a one-way heartbeat), for which Autobahn logs a warning every
-        time: a log line per frame a client sends.
+        time: a log line per frame a client sends.  But how often the
+        answers to keepalives come is the server's choice (one at a time,
+        one per C{--ping-interval}): counted, they closed every client with
+        1008 once the interval was under a message's share of the rate.
         """
         frame = self.current_frame
         assert frame is not None  # the one being processed
         opcode = frame.opcode
-        if opcode == 9 or opcode == 10:
+        if opcode == 10:
+            payload = b"".join(self.control_frame_data)
+            # Autobahn's own type for it is None, its first value.
+            pending: bytes | None = self.autoPingPending
+            if payload == pending:
+                return super().processControlFrame()
+            self.control_frame_data = None  # type: ignore[assignment]  # as Autobahn does
             if not self._within_rate():
-                self.control_frame_data = None  # type: ignore[assignment]  # as Autobahn does
                 return False
-            if opcode == 10:
-                payload = b"".join(self.control_frame_data)
-                if payload != self.autoPingPending:
-                    self.control_frame_data = None  # type: ignore[assignment]  # as Autobahn does
-                    self._onPong(payload)
-                    return True
+            self._onPong(payload)
+            return True
+        if opcode == 9 and not self._within_rate():
+            self.control_frame_data = None  # type: ignore[assignment]  # as Autobahn does
+            return False
         return super().processControlFrame()
 
     def onCloseFrame(self, code: int | None, reasonRaw: bytes | None) -> bool | None:

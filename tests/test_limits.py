@@ -249,6 +249,38 @@ class ServerRateTests(SynchronousTestCase):
         protocol.connectionLost(Failure(ConnectionDone()))
         clock.advance(60)
 
+    def test_keepalive_answers_are_free(self) -> None:
+        """
+        The pongs that answer the server's own keepalive pings do not count
+        against the message rate, however often the server pings: at one
+        message a second (bursts of 10), a client answering a ping every
+        0.1 s for a minute stays open.  A pong nobody asked for still
+        counts: burst plus one of them at once are closed with 1008.
+        """
+        limits = ServerLimits(max_message_rate=1, ping_interval=0.1, ping_timeout=0.1)
+        clock = Clock()
+        factory = EchoServerFactory(limits, reactor=clock)
+        protocol = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        transport = LenientTransport()
+        protocol.makeConnection(transport)
+        protocol.dataReceived(upgrade_request())
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 101 "))
+        transport.clear()
+        for _ in range(600):
+            clock.advance(0.1)
+            frames = parse_server_frames(transport.value())
+            transport.clear()
+            self.assertEqual([opcode for opcode, _ in frames], [9], frames)
+            protocol.dataReceived(client_frame(frames[0][1], opcode=10))
+        self.assertEqual(transport.value(), b"")
+        protocol.dataReceived(b"".join(client_frame(b"unasked", opcode=10) for _ in range(11)))
+        frames = parse_server_frames(transport.value())
+        self.assertEqual(frames[-1][0], 8, frames)
+        self.assertEqual(int.from_bytes(frames[-1][1][:2], "big"), 1008)
+        protocol.dropConnection(abort=True)
+        protocol.connectionLost(Failure(ConnectionDone()))
+        clock.advance(60)
+
     def test_nan_rate_refused_by_limits(self) -> None:
         """
         L{ServerLimits} refuses a NaN message rate, as it refuses zero:
