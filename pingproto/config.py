@@ -26,10 +26,10 @@ __all__ = [
     "check_ws_url",
     "is_loopback_endpoint",
     "listen_descriptions",
+    "message_rate",
     "naming_options",
     "port_number",
     "positive_int",
-    "positive_rate",
     "read_number",
     "seconds_or_off",
     "tls_endpoint_kind",
@@ -171,17 +171,27 @@ def positive_int(text: str) -> int:
 positive_int.coerceDoc = "A whole number, 1 or more."  # type: ignore[attr-defined]
 
 
+# The shortest timer an option may set, and the lowest message rate.
+# Near zero a server closes every client (no handshake or pong comes
+# back in a microsecond; at 1e-300 messages a second a client's second
+# message is its last) or floods them (a keepalive ping a microsecond).
+# These refuse such slips and are far from any useful setting (the
+# defaults are 10 s, 20 s and 100 a second).
+MIN_SECONDS = 0.1
+MIN_MESSAGE_RATE = 0.1
+
+
 def seconds_or_off(text: str) -> float:
     """
     Read a duration in seconds; 0 switches the timer off.
     """
     value = read_number(text, float, "a number of seconds")
-    if not (0 <= value < 86400 * 365):
-        raise ValueError(f"{text!r} seconds is out of range")
+    if not (value == 0 or MIN_SECONDS <= value < 86400 * 365):
+        raise ValueError(f"{text!r} seconds is out of range: 0 (off), or from {MIN_SECONDS} up to a year")
     return value
 
 
-seconds_or_off.coerceDoc = "Seconds; fractions allowed, 0 turns it off."  # type: ignore[attr-defined]
+seconds_or_off.coerceDoc = f"Seconds, at least {MIN_SECONDS}; 0 turns it off."  # type: ignore[attr-defined]
 
 
 def whole_number(text: str) -> int:
@@ -197,17 +207,17 @@ def whole_number(text: str) -> int:
 whole_number.coerceDoc = "A whole number, 0 or more."  # type: ignore[attr-defined]
 
 
-def positive_rate(text: str) -> float:
+def message_rate(text: str) -> float:
     """
-    Read a rate per second greater than zero.
+    Read a rate of messages per second.
     """
     value = read_number(text, float, "a number")
-    if not 0 < value < 1e9:
-        raise ValueError(f"{text!r} must be a positive number of events a second")
+    if not MIN_MESSAGE_RATE <= value < 1e9:
+        raise ValueError(f"{text!r} is out of range: from {MIN_MESSAGE_RATE} up to a billion a second")
     return value
 
 
-positive_rate.coerceDoc = "A number above 0; fractions allowed."  # type: ignore[attr-defined]
+message_rate.coerceDoc = f"A number, at least {MIN_MESSAGE_RATE}; fractions allowed."  # type: ignore[attr-defined]
 
 
 def port_number(text: str) -> int:

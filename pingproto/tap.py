@@ -22,10 +22,10 @@ from pingproto.config import (
     DEFAULT_PORT,
     ServerLimits,
     listen_descriptions,
+    message_rate,
     naming_options,
     port_number,
     positive_int,
-    positive_rate,
     seconds_or_off,
     tls_endpoint_kind,
     whole_number,
@@ -90,9 +90,9 @@ class Options(usage.Options):
             None,
             _defaults.max_message_rate,
             "Messages a second one client may send, pings and pongs included "
-            "(bursts of ten seconds' worth); past it the connection is closed "
-            "with 1008.",
-            positive_rate,
+            "(not those answering the server's keepalive pings; bursts of ten "
+            "seconds' worth); past it the connection is closed with 1008.",
+            message_rate,
         ],
         [
             "max-data-rate",

@@ -24,9 +24,9 @@ from pingproto.config import (
     ServerLimits,
     is_loopback_endpoint,
     listen_descriptions,
+    message_rate,
     port_number,
     positive_int,
-    positive_rate,
     seconds_or_off,
     tls_endpoint_kind,
     whole_number,
@@ -219,45 +219,53 @@ class WholeNumberTests(SynchronousTestCase):
         self.assertEqual(str(e), "'2.5' is not a whole number")
 
 
-class PositiveRateTests(SynchronousTestCase):
+class MessageRateTests(SynchronousTestCase):
     """
-    L{positive_rate} reads rates per second above 0 and below a billion.
+    L{message_rate} reads rates per second from 0.1 up to a billion.
     """
 
     def test_good(self) -> None:
         """
-        "0.05" (one every 20 s) and "100" read as those rates.
+        "0.1" (one every 10 s), "0.4" and "100" read as those rates.
         """
-        self.assertEqual(positive_rate("0.05"), 0.05)
-        self.assertEqual(positive_rate("100"), 100.0)
+        self.assertEqual(message_rate("0.1"), 0.1)
+        self.assertEqual(message_rate("0.4"), 0.4)
+        self.assertEqual(message_rate("100"), 100.0)
 
     def test_out_of_range(self) -> None:
         """
         0, a negative rate, a billion and NaN are refused: none is a rate
-        a bucket can be made from.
+        a bucket can be made from; nor is a rate under 0.1, at which a
+        client's second message closes it.
         """
-        for text in ("0", "-1", "1e9", "nan"):
-            e = self.assertRaises(ValueError, positive_rate, text)
-            self.assertEqual(str(e), f"{text!r} must be a positive number of events a second")
+        for text in ("0", "-1", "1e9", "nan", "0.05", "1e-300"):
+            e = self.assertRaises(ValueError, message_rate, text)
+            self.assertEqual(str(e), f"{text!r} is out of range: from 0.1 up to a billion a second")
 
     def test_not_a_number(self) -> None:
         """
         "fast" is refused as not a number.
         """
-        e = self.assertRaises(ValueError, positive_rate, "fast")
+        e = self.assertRaises(ValueError, message_rate, "fast")
         self.assertEqual(str(e), "'fast' is not a number")
 
 
 class PositiveSecondsTests(SynchronousTestCase):
     """
-    L{seconds_or_off} reads durations from 0 up to, not including, a year.
+    L{seconds_or_off} reads 0 (off), or durations from 0.1 s up to, not
+    including, a year.
     """
+
+    def out_of_range(self, text: str) -> None:
+        e = self.assertRaises(ValueError, seconds_or_off, text)
+        self.assertEqual(str(e), f"{text!r} seconds is out of range: 0 (off), or from 0.1 up to a year")
 
     def test_good(self) -> None:
         """
-        "0" (off), "2.5" and "20" read as the same number of seconds.
+        "0" (off), "0.1", "2.5" and "20" read as the same number of seconds.
         """
         self.assertEqual(seconds_or_off("0"), 0.0)
+        self.assertEqual(seconds_or_off("0.1"), 0.1)
         self.assertEqual(seconds_or_off("2.5"), 2.5)
         self.assertEqual(seconds_or_off("20"), 20.0)
 
@@ -265,25 +273,29 @@ class PositiveSecondsTests(SynchronousTestCase):
         """
         "-1" is out of range.
         """
-        e = self.assertRaises(ValueError, seconds_or_off, "-1")
-        self.assertEqual(str(e), "'-1' seconds is out of range")
+        self.out_of_range("-1")
+
+    def test_too_short(self) -> None:
+        """
+        Under 0.1 s, other than 0, is out of range: no handshake or pong
+        comes back in 1e-300 s, and pings every 5 ms are a flood.
+        """
+        for text in ("1e-300", "0.000001", "0.005", "0.0999"):
+            self.out_of_range(text)
 
     def test_a_year(self) -> None:
         """
         A year of seconds is out of range, one second less is accepted.
         """
-        e = self.assertRaises(ValueError, seconds_or_off, str(YEAR))
-        self.assertEqual(str(e), f"'{YEAR}' seconds is out of range")
+        self.out_of_range(str(YEAR))
         self.assertEqual(seconds_or_off(str(YEAR - 1)), YEAR - 1)
 
     def test_not_finite(self) -> None:
         """
         "nan" and "inf" are refused as out of range.
         """
-        e = self.assertRaises(ValueError, seconds_or_off, "nan")
-        self.assertEqual(str(e), "'nan' seconds is out of range")
-        e = self.assertRaises(ValueError, seconds_or_off, "inf")
-        self.assertEqual(str(e), "'inf' seconds is out of range")
+        self.out_of_range("nan")
+        self.out_of_range("inf")
 
     def test_not_a_number(self) -> None:
         """
@@ -293,11 +305,11 @@ class PositiveSecondsTests(SynchronousTestCase):
         self.assertEqual(str(e), "'soon' is not a number of seconds")
 
     @settings(deadline=None)
-    @given(st.floats(min_value=0, max_value=YEAR, exclude_max=True))
+    @given(st.one_of(st.just(0.0), st.floats(min_value=0.1, max_value=YEAR, exclude_max=True)))
     def test_round_trip(self, seconds: float) -> None:
         """
-        Any duration in [0, one year) written with repr() reads back as
-        exactly the same float.
+        0, and any duration in [0.1, one year), written with repr() reads
+        back as exactly the same float.
         """
         self.assertEqual(seconds_or_off(repr(seconds)), seconds)
 

@@ -102,7 +102,11 @@ class OptionsTests(SynchronousTestCase):
             (["--workers", "many"], "a number or 'auto'"),
             (["--allow-origin", "example.com"], "give a scheme"),
             (["--max-per-address", "-1"], "0 or more"),
-            (["--max-message-rate", "0"], "positive number"),
+            (["--max-message-rate", "0"], "--max-message-rate: '0' is out of range: from 0.1"),
+            (["--max-message-rate", "1e-300"], "--max-message-rate: '1e-300' is out of range: from 0.1"),
+            (["--ping-interval", "0.005"], "--ping-interval: '0.005' seconds is out of range: 0 (off), or from 0.1"),
+            (["--ping-timeout", "0.000001"], "--ping-timeout: '0.000001' seconds is out of range"),
+            (["--handshake-timeout", "1e-300"], "--handshake-timeout: '1e-300' seconds is out of range"),
             (["--bogus"], "bogus"),
         ]
         for args, message in cases:
