@@ -11,6 +11,7 @@ tested directly and are the same whichever way the server is built.
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence, TypeVar
 from urllib.parse import SplitResult, urlsplit
@@ -23,16 +24,20 @@ __all__ = [
     "DEFAULT_PORT",
     "ServerLimits",
     "check_authority",
+    "check_endpoint",
     "check_ws_url",
+    "interface_address",
     "is_loopback_endpoint",
     "listen_descriptions",
     "message_rate",
     "naming_options",
+    "parse_endpoint",
     "port_number",
     "positive_int",
     "read_number",
     "seconds_or_off",
     "tls_endpoint_kind",
+    "unix_socket_path",
     "whole_number",
 ]
 
@@ -264,6 +269,107 @@ def check_authority(parts: SplitResult, text: str) -> None:
         raise ValueError(f"{text!r}: {e}") from None
 
 
+_HOST_NAME = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*\.?", re.IGNORECASE)
+
+
+def interface_address(text: str) -> str:
+    """
+    Read an address to listen on: an IP address or a host name.
+
+    IPv4 is taken as four numbers only: C{inet_aton}'s other forms
+    (C{127.1}, C{0x7f.1}, C{2130706433}) are read as addresses by some
+    tools and not by others (L{ipaddress}, which the loopback check
+    uses), so a value that could be one of them is refused, not guessed
+    at.
+    """
+    try:
+        ipaddress.ip_address(text)
+        return text
+    except ValueError:
+        pass
+    if _HOST_NAME.fullmatch(text) and not text.rstrip(".").rsplit(".", 1)[-1].isdigit():
+        return text
+    if not text:
+        hint = ": give 0.0.0.0 or :: for every interface"
+    elif "[" in text or "]" in text:
+        hint = ": write an IPv6 address without brackets, e.g. ::1"
+    elif text.count(":") == 1:
+        hint = ": an address has no port"
+    elif re.fullmatch(r"[0-9a-fA-FxX.]+", text):
+        hint = ": write an IPv4 address as four numbers from 0 to 255, e.g. 127.0.0.1"
+    else:
+        hint = ""
+    raise ValueError(f"{text!r} is not an IP address or host name{hint}")
+
+
+interface_address.coerceDoc = "An IP address or a host name."  # type: ignore[attr-defined]
+
+
+def parse_endpoint(description: str) -> tuple[list[str], dict[str, str]]:
+    """
+    An endpoint string's positional and named fields, as Twisted reads
+    them; L{ValueError} for the one string it cannot read, which ends in
+    a lone backslash (it raises C{RuntimeError: generator raised
+    StopIteration}).
+    """
+    try:
+        return _parseEndpoint(description)
+    except RuntimeError:
+        raise ValueError("it ends in a backslash that escapes nothing (write \\\\ for a backslash)") from None
+
+
+# The positional fields of Twisted's tcp: and tcp6: server endpoints, in
+# their order, which differs.
+_TCP_FIELDS = {"tcp": ("port", "interface", "backlog"), "tcp6": ("port", "backlog", "interface")}
+
+
+def _tcp_fields(kind: str, args: Sequence[str], kwargs: dict[str, str]) -> dict[str, str]:
+    """
+    A tcp: or tcp6: endpoint's fields by name, or L{ValueError} if there
+    are too many: an IPv6 address whose colons were not escaped splits
+    into several (Twisted says C{got multiple values for argument
+    'interface'}).
+    """
+    names = _TCP_FIELDS[kind]
+    fields = dict(zip(names, args[1:]))
+    if len(args) - 1 > len(names) or any(name in fields for name in kwargs):
+        raise ValueError("too many fields: escape the colons in a value, e.g. interface=\\:\\:1")
+    return {**fields, **kwargs}
+
+
+def check_endpoint(description: str) -> None:
+    """
+    Raise L{ValueError} saying what is wrong with a C{tcp:}, C{tcp6:} or
+    C{unix:} server endpoint string (also behind C{haproxy:}) that
+    Twisted would take and then fail on puzzlingly or with a traceback:
+    a port out of range (only when it listens: C{OverflowError}), too
+    many fields, no port, an interface that is not an address, no path.
+    """
+    args, kwargs = parse_endpoint(description)
+    kind = args[0].lower() if args else ""
+    if kind == "haproxy" and len(args) > 1:
+        check_endpoint(_unparse(args[1:], kwargs))
+    elif kind == "unix" and not unix_socket_path(description):
+        raise ValueError("unix: needs the path of the socket, e.g. unix:/run/pingproto/ws.sock")
+    elif kind in _TCP_FIELDS:
+        fields = _tcp_fields(kind, args, kwargs)
+        if "port" not in fields:
+            raise ValueError(f"{kind}: needs a port, e.g. {kind}:1234")
+        port_number(fields["port"])
+        if fields.get("interface"):
+            interface_address(fields["interface"])
+
+
+def unix_socket_path(description: str) -> str | None:
+    """
+    The path of a C{unix:} endpoint string; L{None} for another kind.
+    """
+    args, kwargs = parse_endpoint(description)
+    if not args or args[0].lower() != "unix":
+        return None
+    return args[1] if len(args) > 1 else kwargs.get("address", "")
+
+
 def is_loopback_endpoint(description: str) -> bool:
     """
     Whether a server endpoint string can only be reached from this machine.
@@ -272,13 +378,16 @@ def is_loopback_endpoint(description: str) -> bool:
     sockets qualify; anything else (no interface means every interface, an
     inherited systemd socket could be anything) is treated as public.
     """
-    args, kwargs = _parseEndpoint(description)
+    args, kwargs = parse_endpoint(description)
     kind = args[0].lower() if args else ""
     if kind == "unix":
         return True
-    if kind not in ("tcp", "tcp6"):
+    if kind not in _TCP_FIELDS:
         return False
-    interface = kwargs.get("interface", args[3] if len(args) > 3 else "")
+    try:
+        interface = _tcp_fields(kind, args, kwargs).get("interface", "")
+    except ValueError:
+        return False
     if interface == "localhost":
         return True
     try:
@@ -300,7 +409,7 @@ def tls_endpoint_kind(description: str) -> str | None:
     its certificate reload; such an endpoint would bypass the policy (with
     C{--no-tls}) or add TLS inside TLS (with C{--tls-dir}).
     """
-    args, kwargs = _parseEndpoint(description)
+    args, kwargs = parse_endpoint(description)
     kind = args[0].lower() if args else ""
     if kind in _TLS_KINDS:
         return kind

@@ -21,6 +21,8 @@ from pingproto.config import (
     DEFAULT_INTERFACE,
     DEFAULT_PORT,
     ServerLimits,
+    check_endpoint,
+    interface_address,
     listen_descriptions,
     message_rate,
     naming_options,
@@ -28,6 +30,7 @@ from pingproto.config import (
     positive_int,
     seconds_or_off,
     tls_endpoint_kind,
+    unix_socket_path,
     whole_number,
 )
 from pingproto.server import FRAME_COST
@@ -49,7 +52,7 @@ class Options(usage.Options):
 
     optParameters = naming_options([
         ["port", "p", None, f"TCP port to listen on [default: {DEFAULT_PORT}]", port_number],
-        ["interface", "i", None, f"Address to listen on [default: {DEFAULT_INTERFACE}]."],
+        ["interface", "i", None, f"Address to listen on [default: {DEFAULT_INTERFACE}]", interface_address],
         [
             "tls-dir",
             "t",
@@ -178,14 +181,24 @@ class Options(usage.Options):
 
         try:
             kind = tls_endpoint_kind(description)
-        except (ValueError, TypeError, KeyError) as e:
-            raise usage.UsageError(f"--listen {description!r} is not a valid endpoint: {e}")
+            if kind is None:
+                # What Twisted would take here and fail on only as it
+                # listens, or say puzzlingly.
+                check_endpoint(description)
+        except ValueError as e:
+            raise usage.UsageError(f"--listen {description!r}: {e}")
         if kind is not None:
             # Its own TLS, outside pingproto's policy and its reload, or
             # TLS inside pingproto's with --tls-dir.
             raise usage.UsageError(
                 f"--listen {description!r}: {kind}: endpoints bring TLS of their own; "
                 "listen on tcp:, unix: or systemd: and give --tls-dir DIR to serve wss://"
+            )
+        path = unix_socket_path(description)
+        if path and os.path.isdir(path):
+            # The socket could not be made there: "Address already in use".
+            raise usage.UsageError(
+                f"--listen {description!r}: {path} is a directory; give the path of the socket to make in it"
             )
         try:
             serverFromString(reactor, description)
@@ -195,11 +208,14 @@ class Options(usage.Options):
                 f"--listen {description!r}: no such socket was inherited "
                 "(is this run from a systemd socket unit?)"
             )
-        except (ValueError, TypeError, KeyError) as e:
-            raise usage.UsageError(f"--listen {description!r} is not a valid endpoint: {e}")
         except OSError as e:
             # A file an endpoint plugin reads at once.
             raise usage.UsageError(f"--listen {description!r}: {e}")
+        except Exception as e:
+            # Whatever an endpoint's parser raises for fields it cannot
+            # take: ValueError, TypeError, even a bare Exception
+            # (autobahn:'s "URL needed").
+            raise usage.UsageError(f"--listen {description!r} is not a valid endpoint: {e}")
         self["listen"].append(description)
 
     def postOptions(self) -> None:

@@ -22,6 +22,8 @@ from pingproto.config import (
     DEFAULT_INTERFACE,
     DEFAULT_PORT,
     ServerLimits,
+    check_endpoint,
+    interface_address,
     is_loopback_endpoint,
     listen_descriptions,
     message_rate,
@@ -362,6 +364,97 @@ class PortNumberTests(SynchronousTestCase):
             self.assertEqual(str(e), f"port {n} is not between 0 and 65535")
 
 
+class InterfaceAddressTests(SynchronousTestCase):
+    """
+    L{interface_address} reads IP addresses and host names, and nothing
+    else that could be mistaken for one.
+    """
+
+    @settings(deadline=None)
+    @given(st.ip_addresses())
+    def test_every_address(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+        """
+        Every IPv4 and IPv6 address, as Python writes it, is read as itself.
+        """
+        self.assertEqual(interface_address(str(address)), str(address))
+
+    def test_host_names(self) -> None:
+        """
+        Host names, "localhost" among them, are read as themselves.
+        """
+        for name in ("localhost", "example.com", "pp-1.example.com.", "ip6-localhost"):
+            self.assertEqual(interface_address(name), name)
+
+    def test_not_addresses(self) -> None:
+        """
+        An address with a port, in brackets, or in one of inet_aton's other
+        forms (127.1 and the like, which ipaddress does not read), and
+        text no host name can be, are refused, each saying so.
+        """
+        for text in ("127.0.0.1:80", "[::1]", "127.1", "0x7f.0.0.1", "2130706433", "0177.0.0.1", "1.2.3.256",
+                     "", "my_host", "-x.example", "a b"):
+            e = self.assertRaises(ValueError, interface_address, text)
+            self.assertTrue(str(e).startswith(f"{text!r} is not an IP address or host name"), str(e))
+
+
+class CheckEndpointTests(SynchronousTestCase):
+    """
+    L{check_endpoint} refuses the endpoint strings Twisted would take and
+    then fail on, and passes those it would serve.
+    """
+
+    @settings(deadline=None)
+    @given(st.integers(min_value=-(10**6), max_value=10**6), st.sampled_from(["tcp", "tcp6", "haproxy:tcp"]))
+    def test_exactly_the_port_range(self, port: int, kind: str) -> None:
+        """
+        A tcp:, tcp6: (or haproxy:tcp:) port is accepted exactly when it
+        lies in 0..65535; Twisted takes the others and fails only as it
+        listens.
+        """
+        if 0 <= port <= 65535:
+            check_endpoint(f"{kind}:{port}")
+        else:
+            e = self.assertRaises(ValueError, check_endpoint, f"{kind}:{port}")
+            self.assertEqual(str(e), f"port {port} is not between 0 and 65535")
+
+    def test_accepted_are_served(self) -> None:
+        """
+        What it accepts, Twisted makes an endpoint of.
+        """
+        for description in (
+            "tcp:0:interface=127.0.0.1",
+            "tcp:0:127.0.0.1:50",
+            r"tcp6:0:interface=\:\:1:backlog=10",
+            r"tcp6:0:50:\:\:1",
+            "tcp:port=0",
+            "unix:/tmp/x.sock",
+            "systemd:domain=INET:index=0",
+        ):
+            check_endpoint(description)
+            if not description.startswith("systemd"):
+                serverFromString(MemoryReactor(), description)
+
+    def test_refused(self) -> None:
+        """
+        Too many fields (an IPv6 address's colons not escaped), no port, an
+        interface that is not an address, no socket path, a trailing
+        backslash: each refused saying which.
+        """
+        cases = [
+            ("tcp:5102:interface=::1", "too many fields: escape the colons in a value, e.g. interface=\\:\\:1"),
+            ("tcp:1:2:3:4", "too many fields"),
+            ("tcp:port=1:2", "too many fields"),
+            ("tcp", "tcp: needs a port, e.g. tcp:1234"),
+            ("tcp6:backlog=5", "tcp6: needs a port, e.g. tcp6:1234"),
+            ("tcp:1:interface=127.1", "'127.1' is not an IP address or host name"),
+            ("unix:", "unix: needs the path of the socket"),
+            ("tcp:1\\", "it ends in a backslash that escapes nothing"),
+        ]
+        for description, message in cases:
+            e = self.assertRaises(ValueError, check_endpoint, description)
+            self.assertIn(message, str(e), description)
+
+
 class IsLoopbackEndpointTests(SynchronousTestCase):
     """
     L{is_loopback_endpoint} says whether an endpoint string is reachable
@@ -377,11 +470,16 @@ class IsLoopbackEndpointTests(SynchronousTestCase):
 
     def test_tcp_positional_interface(self) -> None:
         """
-        The interface given positionally (tcp:port:backlog:interface) counts
-        like the keyword form.
+        The interface given positionally counts like the keyword form, in
+        the order Twisted reads each kind's fields: tcp:port:interface and
+        tcp6:port:backlog:interface (tcp:1234:50:127.0.0.1 is interface
+        50, backlog 127.0.0.1, which Twisted refuses).
         """
-        self.assertTrue(is_loopback_endpoint("tcp:1234:50:127.0.0.1"))
-        self.assertFalse(is_loopback_endpoint("tcp:1234:50:0.0.0.0"))
+        self.assertTrue(is_loopback_endpoint("tcp:1234:127.0.0.1"))
+        self.assertFalse(is_loopback_endpoint("tcp:1234:0.0.0.0"))
+        self.assertTrue(is_loopback_endpoint(r"tcp6:1234:50:\:\:1"))
+        self.assertFalse(is_loopback_endpoint(r"tcp6:1234:50:\:\:"))
+        self.assertFalse(is_loopback_endpoint("tcp:1234:50:127.0.0.1"))
 
     def test_tcp6_ipv6_loopback(self) -> None:
         """

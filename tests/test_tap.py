@@ -14,6 +14,8 @@ import resource
 import socket
 
 import trustme
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.application.service import IServiceMaker
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.plugin import getPlugins
@@ -124,13 +126,96 @@ class OptionsTests(SynchronousTestCase):
         checked = [p[0] for p in Options.optParameters if len(p) > 4 and p[4] is not None]
         self.assertIn("ping-interval", checked)
         for name in checked:
-            for value in ("x", "-1"):
+            for value in ("x y", "-1"):
                 with self.assertRaises(UsageError, msg=(name, value)) as caught:
                     parse(f"--{name}", value)
                 message = str(caught.exception)
                 self.assertTrue(message.startswith(f"--{name}: "), message)
                 self.assertIn(value, message[len(name) + 4 :])
                 self.assertNotIn("enforcement", message)
+
+    def test_listenUnusable(self) -> None:
+        """
+        An endpoint Twisted would parse and then fail on, with a traceback
+        as it listens (a port out of range) or a puzzle (an unescaped
+        IPv6 address, no port, a lone backslash, a directory for a UNIX
+        socket), is refused at once in one line naming --listen, the
+        value and what is wrong.
+        """
+        directory = self.mktemp()
+        os.makedirs(directory)
+        cases = [
+            ("tcp:99999:interface=127.0.0.1", "port 99999 is not between 0 and 65535"),
+            ("tcp:-5", "port -5 is not between 0 and 65535"),
+            ("haproxy:tcp:70000:interface=127.0.0.1", "port 70000 is not between 0 and 65535"),
+            ("tcp:5102:interface=127.0.0.1\\", "ends in a backslash that escapes nothing"),
+            ("tcp:5102:interface=::1", "escape the colons in a value, e.g. interface=\\:\\:1"),
+            ("tcp6:5102:50:::1", "escape the colons"),
+            ("tcp", "tcp: needs a port"),
+            ("tcp:5102:interface=127.1", "'127.1' is not an IP address or host name"),
+            ("unix:", "unix: needs the path of the socket"),
+            ("unix:" + directory, f"{directory} is a directory"),
+        ]
+        for description, problem in cases:
+            with self.assertRaises(UsageError, msg=description) as caught:
+                parse("--no-tls", "--listen", description)
+            message = str(caught.exception)
+            self.assertTrue(message.startswith(f"--listen {description!r}: "), message)
+            self.assertIn(problem, message)
+            self.assertNotIn("\n", message)
+
+    @settings(max_examples=500, deadline=None)
+    @given(
+        st.lists(
+            st.sampled_from(
+                [":", "=", "\\", "tcp", "tcp6", "unix", "haproxy", "systemd", "autobahn", "interface", "backlog",
+                 "port", "url", "1", "-5", "99999", "::1", "127.0.0.1", "127.1", "/tmp/p.sock", "x", "domain=INET",
+                 "index=0"]
+            ),
+            max_size=8,
+        ).map("".join),
+        st.booleans(),
+    )
+    def test_listenNeverTraceback(self, description: str, no_tls: bool) -> None:
+        """
+        Any --listen value, pieced from the words of endpoint strings, is
+        taken or refused with a usage error: never another exception, a
+        traceback at the user.
+        """
+        try:
+            parse(*(["--no-tls"] if no_tls else []), "--listen", description)
+        except UsageError:
+            pass
+
+    def test_listenPositionalInterface(self) -> None:
+        """
+        A loopback interface given as a positional field (tcp:PORT:ADDR,
+        tcp6:PORT:BACKLOG:ADDR, Twisted's orders) is loopback: plain ws://
+        is served there without --no-tls.
+        """
+        for description in ("tcp:1234:127.0.0.1", "tcp6:1234:50:\\:\\:1"):
+            self.assertEqual(parse("--listen", description)["endpoints"], [description])
+
+    def test_interfaceNotAnAddress(self) -> None:
+        """
+        An --interface that is not an address is refused as such, with a
+        hint at what was meant, not as a public address needing TLS; so
+        is 127.1, which only some tools read as 127.0.0.1.
+        """
+        cases = [
+            ("127.0.0.1:80", "an address has no port"),
+            ("[::1]", "without brackets, e.g. ::1"),
+            ("127.1", "four numbers from 0 to 255"),
+            ("", "0.0.0.0 or :: for every interface"),
+        ]
+        for value, hint in cases:
+            with self.assertRaises(UsageError, msg=value) as caught:
+                parse("--interface", value)
+            message = str(caught.exception)
+            self.assertTrue(message.startswith(f"--interface: {value!r} is not an IP address or host name: "), message)
+            self.assertIn(hint, message)
+        for value in ("127.0.0.1", "::1", "localhost"):
+            parse("--interface", value)
 
     def test_workers(self) -> None:
         """
