@@ -18,8 +18,9 @@ the epoch); the rest depends on the event:
 
 from __future__ import annotations
 
+import datetime
 import json
-import math
+import re
 from typing import Any, Iterable, Iterator
 
 from pingproto.stats import LinkStats, LinkSummary
@@ -28,6 +29,7 @@ __all__ = [
     "RecordError",
     "RecordFolder",
     "format_summary",
+    "is_moment",
     "plural",
     "read_records",
     "summary_record",
@@ -53,8 +55,8 @@ def read_records(
     last (a run may be writing it still), and with its number added to
     C{skipped} when more records follow, as when another run appended to
     the log.  Such a run may have written its first record on the end of
-    the cut-off line, which is read.  A line that does not begin as a
-    record does is not a cut-off one: that is not a log, and an error.
+    the cut-off line, which is read.  A line that is not the beginning of
+    a JSON object is not a cut-off one: that is not a log, and an error.
     """
     pending: tuple[int, str] | None = None
     for number, line in enumerate(lines, 1):
@@ -66,11 +68,13 @@ def read_records(
                 skipped.append(pending[0])
             pending = None
         try:
-            record = json.loads(line)
+            record, cut = _parse(line)
+        except RecursionError:
+            # Python's JSON decoder recurses for each level of nesting.
+            raise RecordError(f"{source}:{number}: not a pingproto record: nested too deeply") from None
         except ValueError:
-            if not line.startswith("{"):
-                raise RecordError(f"{source}:{number}: not a JSON record: {line[:60]!r}") from None
-            record = _appended(line)
+            raise RecordError(f"{source}:{number}: not a JSON record: {line[:60]!r}") from None
+        if cut:
             if record is None:
                 pending = (number, line)
                 continue
@@ -80,42 +84,130 @@ def read_records(
         yield record
 
 
-def _appended(line: str) -> Any:
+def _parse(line: str) -> tuple[Any, bool]:
     """
-    The record another run appended after a cut-off one on the same line,
-    or L{None}.
+    The JSON value on a line, and whether a record cut short comes first
+    on it, in which case the value is the record another run appended
+    after it, or L{None} if none did.  L{ValueError} if the line is
+    neither.
     """
-    start = line.find("{", 1)
-    while start != -1:
-        try:
-            record = json.loads(line[start:])
-        except ValueError:
-            pass
-        else:
-            if isinstance(record, dict) and "event" in record:
-                return record
-        start = line.find("{", start + 1)
-    return None
+    try:
+        return json.loads(line), False
+    except ValueError:
+        if not line.startswith("{"):
+            raise
+    found = _appended(line)
+    if not _cut_short(line if found is None else line[: found[0]]):
+        raise ValueError("not JSON")
+    return (None if found is None else found[1]), True
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def _appended(line: str) -> tuple[int, Any] | None:
+    """
+    Where the record another run appended after a cut-off one on the
+    same line begins, and that record; or L{None}.
+
+    pingproto writes its records compact, each beginning with its event,
+    and no string in one holds an unescaped quote: the appended record is
+    the last C{{"event":} on the line.  One place to try keeps a hostile
+    line of a million C{{} from costing a parse at each.
+    """
+    start = line.rfind('{"event":', 1)
+    if start == -1:
+        return None
+    try:
+        record = json.loads(line[start:])
+    except ValueError:
+        return None
+    return (start, record) if isinstance(record, dict) else None
+
+
+# The words JSON has, which a cut can end inside.
+_WORDS = ("true", "false", "null", "NaN", "Infinity", "-Infinity")
+# The end of a number cut after its point or its exponent's "e".
+_NUMBER_CUT = re.compile(r"\.|[eE][-+]?")
+# A \uXXXX escape cut short, perhaps the second of a surrogate pair.
+_ESCAPE_CUT = re.compile(r"u[0-9a-fA-F]{0,4}(\\(u[0-9a-fA-F]{0,3})?)?")
+
+
+def _cut_short(text: str) -> bool:
+    """
+    Whether C{text} is the beginning of a JSON object cut off at its end,
+    as a killed run leaves its last record, rather than something no
+    ending would make JSON of, such as C{{garbage}.
+
+    The decoder stops at the first thing wrong.  In a text cut short that
+    is its end, or a token the cut went through: a string (the decoder
+    says where it began), or a word, a number or an escape, which it
+    reports from where it could not read them on.
+    """
+    if not text.startswith("{"):
+        return False
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as e:
+        rest = text[e.pos:]
+        if not rest or e.msg.startswith("Unterminated string"):
+            return True
+        if e.msg == "Expecting value":
+            return any(word.startswith(rest) for word in _WORDS)
+        if e.msg.startswith("Invalid \\uXXXX escape"):
+            return _ESCAPE_CUT.fullmatch(rest) is not None
+        if e.msg == "Expecting ',' delimiter":
+            return text[e.pos - 1].isdigit() and _NUMBER_CUT.fullmatch(rest) is not None
+    return False
+
+
+# The range a record's numbers must lie in, beyond which they are no
+# measurement but a damaged or hostile log (1e308 ms, a time in the year
+# -29719), and would break the arithmetic or the dates of the report.
+#
+# A record's time is the wall clock of the run that wrote it: never before
+# the epoch (a negative time is also one Windows cannot turn into a date),
+# and taken to be before the year 3000, which leaves the plot's dates far
+# inside what a datetime holds (the year 9999).
+EARLIEST = 0.0
+LATEST = datetime.datetime(3000, 1, 1, tzinfo=datetime.timezone.utc).timestamp()
+# A round trip or a connection's setup takes less than a day: ping's
+# --timeout is under a day, and a reply later than that is a loss.
+LONGEST_MS = 86_400_000
+_MOMENTS = "seconds since 1970 before the year 3000"
+
+
+def is_moment(value: Any) -> bool:
+    """
+    Whether C{value} is a time a record may be at, in epoch seconds.
+    """
+    return _within(value, EARLIEST, LATEST)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _within(value: Any, low: float, high: float) -> bool:
+    # Compared as they are: an int too large for a float still compares
+    # (math.isfinite would raise), and NaN and the infinities fail.
+    return _is_number(value) and low <= value < high
 
 
 # What the folder and the plot read of each event, beyond 'event' and 't':
 # field -> (required, check, what it must be).  Other events pass unchecked,
 # so a newer pingproto's records do not stop an older report.
+_MS = (lambda v: _within(v, 0, LONGEST_MS), f"a number of ms from 0 to under {LONGEST_MS} (a day)")
 _FIELDS: dict[str, dict[str, tuple[bool, Any, str]]] = {
     "start": {"target": (False, lambda v: isinstance(v, str), "a string")},
-    "reply": {"rtt_ms": (True, lambda v: _number(v) and v >= 0, "a number of ms, 0 or more")},
+    "reply": {"rtt_ms": (True, *_MS)},
     "state": {"state": (True, lambda v: isinstance(v, str), "a string")},
 }
-_OPEN_FIELDS = {"setup_ms": (True, lambda v: _number(v) and v >= 0, "a number of ms, 0 or more")}
+_OPEN_FIELDS = {"setup_ms": (True, *_MS)}
 
 
 def _check(record: Any, source: str, number: int) -> None:
-    if not isinstance(record, dict) or "event" not in record or not _number(record.get("t")):
+    if not isinstance(record, dict) or "event" not in record or not _is_number(record.get("t")):
         raise RecordError(f"{source}:{number}: not a pingproto record (needs 'event' and a numeric 't')")
+    if not is_moment(record["t"]):
+        raise RecordError(f"{source}:{number}: 't' must be {_MOMENTS}, not {json.dumps(record['t'])[:40]}")
     event = record["event"]
     fields = _FIELDS.get(event, {}) if isinstance(event, str) else {}
     if event == "state" and record.get("state") == "OPEN":

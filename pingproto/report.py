@@ -22,7 +22,16 @@ from twisted.python import usage
 
 from pingproto.cli import EXIT_ERROR, EXIT_NO_REPLY, EXIT_OK, InterspersedOptions
 
-from pingproto.records import Record, RecordError, RecordFolder, format_summary, plural, read_records, summary_record
+from pingproto.records import (
+    Record,
+    RecordError,
+    RecordFolder,
+    format_summary,
+    is_moment,
+    plural,
+    read_records,
+    summary_record,
+)
 from pingproto.stats import percentile
 
 __all__ = ["ReportOptions", "Timeline", "draw", "parse_time", "timeline", "plot"]
@@ -34,16 +43,20 @@ def parse_time(text: str) -> float:
     or from a plain number of epoch seconds.
     """
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        pass
-    try:
-        moment = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is neither ISO 8601 (2026-11-25T10:00) nor epoch seconds") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
-    return moment.timestamp()
+        try:
+            moment = datetime.datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is neither ISO 8601 (2026-11-25T10:00) nor epoch seconds") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.timezone.utc)
+        value = moment.timestamp()
+    # The records' own range, outside which a window would start at a
+    # moment the report cannot show as a date; NaN and inf fail it too.
+    if not is_moment(value):
+        raise ValueError(f"{text!r} is not a time from 1970 to before the year 3000")
+    return value
 
 
 parse_time.coerceDoc = "ISO 8601 (UTC unless given) or epoch seconds."  # type: ignore[attr-defined]
@@ -213,7 +226,8 @@ class ReportOptions(InterspersedOptions):
         err = stderr or sys.stderr
         skipped: list[int] = []
         try:
-            with open(self["path"], encoding="utf-8") as f:
+            # utf-8-sig: a log saved by a Windows editor begins with a BOM.
+            with open(self["path"], encoding="utf-8-sig") as f:
                 records = [r for r in read_records(f, self["path"], skipped) if r["event"] != "summary"]
         except OSError as e:
             err.write(f"pingproto report: cannot read {self['path']}: {e.strerror}\n")
@@ -262,7 +276,8 @@ class ReportOptions(InterspersedOptions):
             except OSError as e:
                 err.write(f"pingproto report: cannot write {self['output']}: {e.strerror or e}\n")
                 return EXIT_ERROR
-            out.write(f"wrote {self['output']}\n")
+            # With --json, stdout holds the JSON alone.
+            (err if self["json"] else out).write(f"wrote {self['output']}\n")
         return EXIT_OK if summary.received else EXIT_NO_REPLY
 
 

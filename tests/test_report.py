@@ -114,13 +114,85 @@ class ReadRecordsTests(SynchronousTestCase):
             ('{"event":"state","t":2,"state":"OPEN"}', "needs 'setup_ms'"),
             ('{"event":"state","t":2}', "needs 'state'"),
             ('{"event":"start","t":2,"target":7}', "'target' must be a string"),
-            ('{"event":"loss","t":Infinity}', "numeric 't'"),
+            ('{"event":"loss","t":"5"}', "numeric 't'"),
         ]:
             with self.assertRaises(RecordError, msg=bad) as caught:
                 list(read_records(['{"event":"start","t":1}', bad], "f.jsonl"))
             self.assertIn("f.jsonl:2: ", str(caught.exception))
             self.assertIn(words, str(caught.exception))
 
+
+    def test_outOfRange(self) -> None:
+        """
+        A number beyond any a run writes is refused like any bad field,
+        naming the line: a time before 1970 or from the year 3000 on
+        (even one too large for a float, or NaN or Infinity, which Python
+        reads), a round trip or setup time of a day or more; the bounds
+        themselves are read.
+        """
+        for bad, words in [
+            ('{"event":"reply","t":2,"rtt_ms":1e308}', "'rtt_ms' must be a number of ms from 0 to under 86400000"),
+            ('{"event":"reply","t":2,"rtt_ms":86400000}', "'rtt_ms' must be"),
+            ('{"event":"reply","t":2,"rtt_ms":NaN}', "'rtt_ms' must be"),
+            ('{"event":"state","t":2,"state":"OPEN","setup_ms":1e308}', "'setup_ms' must be"),
+            ('{"event":"reply","t":1e300,"rtt_ms":1}', "'t' must be seconds since 1970 before the year 3000, "
+                                                       "not 1e+300"),
+            ('{"event":"reply","t":-1e12,"rtt_ms":1}', "'t' must be"),
+            ('{"event":"loss","t":-1}', "'t' must be"),
+            ('{"event":"loss","t":32503680000}', "'t' must be"),
+            ('{"event":"loss","t":1' + "0" * 400 + "}", "'t' must be"),
+            ('{"event":"loss","t":Infinity}', "'t' must be"),
+            ('{"event":"loss","t":NaN}', "'t' must be"),
+        ]:
+            with self.assertRaises(RecordError, msg=bad) as caught:
+                list(read_records(['{"event":"start","t":1}', bad], "f.jsonl"))
+            self.assertIn("f.jsonl:2: ", str(caught.exception))
+            self.assertIn(words, str(caught.exception))
+        lines = ['{"event":"loss","t":0}', '{"event":"reply","t":32503679999.999996,"rtt_ms":86399999.99999999}']
+        self.assertEqual([r["event"] for r in read_records(lines)], ["loss", "reply"])
+
+    def test_nestedTooDeeply(self) -> None:
+        """
+        A line nested deeper than Python's JSON decoder recurses, a
+        record's field or a bare array, is refused naming the line, as any
+        other line that is no record (it raised RecursionError).
+        """
+        deep = "[" * 100_000 + "]" * 100_000
+        for bad in ("[" * 100_000, '{"event":"reply","t":2,"rtt_ms":1,"x":' + deep + "}",
+                    '{"event":' * 100_000):
+            with self.assertRaises(RecordError) as caught:
+                list(read_records(['{"event":"start","t":1}', bad, '{"event":"loss","t":3}'], "f.jsonl"))
+            self.assertEqual(str(caught.exception), "f.jsonl:2: not a pingproto record: nested too deeply")
+
+    def test_garbageBeginningAsAnObject(self) -> None:
+        """
+        A line that begins with "{" but that no ending would make JSON of
+        is not a record cut short: it is refused naming the line, last in
+        the file or not (it was skipped, the only line of a log quietly,
+        leaving an empty summary), and so is such a line with a record
+        after it.
+        """
+        for lines, number in [
+            (["{garbage"], 1),
+            (['{"event":"start","t":1}', "{garbage"], 2),
+            (['{"event":"start","t":1}', "{garbage", '{"event":"loss","t":3}'], 2),
+            (['{"event":"start","t":1}', '{garbage{"event":"loss","t":3}'], 2),
+            (['{"event":"start","t":1}', '{"event":"loss","t":01'], 2),
+        ]:
+            with self.assertRaises(RecordError, msg=lines) as caught:
+                list(read_records(lines, "f.jsonl"))
+            self.assertIn(f"f.jsonl:{number}: not a JSON record: ", str(caught.exception))
+
+    def test_cutInsideAToken(self) -> None:
+        """
+        A last record cut inside a string, an escape (of a surrogate pair
+        too), a word or a number is still taken for a record cut short,
+        and skipped.
+        """
+        for cut in ('{"event":"sta', '{"event":"start","target":"ws://\\u00', '{"event":"x","s":"\\ud83d\\ude',
+                    '{"event":"x","a":tr', '{"event":"x","a":-Inf', '{"event":"x","t":1.', '{"event":"x","t":1e-',
+                    '{"event":"x","t":-'):
+            self.assertEqual(list(read_records(['{"event":"start","t":1}', cut])), [{"event": "start", "t": 1}], cut)
 
     def test_zeroAccepted(self) -> None:
         """
@@ -252,6 +324,20 @@ class ParseTimeTests(SynchronousTestCase):
         self.assertEqual(parse_time("1764000000"), 1764000000.0)
         with self.assertRaises(ValueError):
             parse_time("yesterday")
+
+    def test_outOfRange(self) -> None:
+        """
+        NaN, the infinities and moments outside the range of a record's
+        time (1970 to before the year 3000) are refused, quoting the text;
+        float() had taken NaN and inf, and the report printed "time nan s".
+        """
+        for text in ("nan", "inf", "-inf", "Infinity", "1e300", "-1", "32503680000", "1969-12-31T23:59:59",
+                     "3000-01-01T00:00"):
+            with self.assertRaises(ValueError, msg=text) as caught:
+                parse_time(text)
+            self.assertEqual(str(caught.exception), f"{text!r} is not a time from 1970 to before the year 3000")
+        self.assertEqual(parse_time("0"), 0.0)
+        self.assertEqual(parse_time("2999-12-31T23:59:59"), 32503679999.0)
 
 
 class TimelineTests(SynchronousTestCase):
@@ -471,6 +557,60 @@ class ReportCommandTests(SynchronousTestCase):
             self.assertIn(f"{self.log}:{len(sample_log()) + 1}: ", err)
             self.setUp()
 
+    def test_hostileLines(self) -> None:
+        """
+        Lines that raised a traceback (RecursionError, OverflowError,
+        ValueError), with a plot asked for or not, are one line naming
+        the line and status 2: nesting deeper than the JSON decoder
+        recurses, a round trip of 1e308 ms, and times the plot's dates
+        cannot hold.
+        """
+        number = len(sample_log()) + 1
+        for bad in ("[" * 100_000, '{"event":"reply","t":5,"rtt_ms":1e308}',
+                    '{"event":"reply","t":1e300,"rtt_ms":1}', '{"event":"reply","t":-1e12,"rtt_ms":1}'):
+            for plot in ([], ["-o", self.mktemp() + ".svg"]):
+                self.setUp()
+                with open(self.log, "a") as f:
+                    f.write(bad + "\n")
+                code, out, err = self.run_report(*plot)
+                self.assertEqual((code, out), (2, ""), bad)
+                self.assertEqual(len(err.splitlines()), 1, err)
+                self.assertTrue(err.startswith(f"pingproto report: {self.log}:{number}: "), err)
+
+    def test_garbageLastLine(self) -> None:
+        """
+        A log whose only line is garbage beginning with "{" is refused,
+        naming the line, not summarised as empty.
+        """
+        with open(self.log, "w") as f:
+            f.write("{garbage\n")
+        code, out, err = self.run_report()
+        self.assertEqual((code, out), (2, ""))
+        self.assertEqual(err, f"pingproto report: {self.log}:1: not a JSON record: '{{garbage'\n")
+
+    def test_byteOrderMark(self) -> None:
+        """
+        A log that begins with a UTF-8 byte order mark, as Windows editors
+        save one, is read as without it.
+        """
+        code, expected, _ = self.run_report("--json")
+        with open(self.log, "rb") as f:
+            data = f.read()
+        with open(self.log, "wb") as f:
+            f.write(b"\xef\xbb\xbf" + data)
+        self.assertEqual(self.run_report("--json"), (code, expected, ""))
+
+    def test_jsonWithPlot(self) -> None:
+        """
+        With --json and -o, stdout holds the JSON summary alone; the line
+        saying the plot was written goes to stderr.
+        """
+        path = self.mktemp() + ".svg"
+        code, out, err = self.run_report("--json", "-o", path)
+        self.assertEqual(code, 0)
+        self.assertEqual(json.loads(out)["sent"], 570)
+        self.assertEqual(err, f"wrote {path}\n")
+
     def test_png(self) -> None:
         """
         -o OUT.png writes a PNG image.
@@ -524,7 +664,9 @@ class ReportCommandTests(SynchronousTestCase):
     def test_badInput(self) -> None:
         """
         A missing file or a bad option is a clear error with status 2; so
-        is a window that holds no moment (--until at or before --since).
+        is a window that holds no moment (--until at or before --since),
+        and a --since or --until that is NaN, infinite, or out of the
+        records' range (NaN and inf were taken, and printed "time nan s").
         """
         options = ReportOptions()
         options.parseOptions([self.mktemp()])
@@ -532,6 +674,9 @@ class ReportCommandTests(SynchronousTestCase):
         self.assertEqual(options.run(io.StringIO(), err), 2)
         self.assertIn("cannot read", err.getvalue())
         for args in (["-o", "x.gif", self.log], ["--since", "soon", self.log],
+                     ["--since", "nan", self.log], ["--since", "inf", self.log], ["--until", "-inf", self.log],
+                     ["--until", "NaN", self.log], ["--since", "1e300", self.log], ["--since", "-1", self.log],
+                     ["--until", "3000-01-01", self.log],
                      ["--since", "5", "--until", "4", self.log], ["--since", "5", "--until", "5", self.log]):
             with self.assertRaises(UsageError, msg=args):
                 ReportOptions().parseOptions(args)
