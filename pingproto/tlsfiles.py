@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import stat
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -24,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, Pub
 
 __all__ = [
     "EXPIRY_WARNING",
+    "MAX_PEM_SIZE",
     "TLSConfigError",
     "TLSMaterial",
     "find_tls_files",
@@ -87,7 +89,7 @@ def find_tls_files(directory: str) -> TLSFiles:
     for key, cert, chain in _LAYOUTS:
         keyPath = os.path.join(directory, key)
         certPath = os.path.join(directory, cert)
-        present = [p for p in (keyPath, certPath) if os.path.exists(p)]
+        present = [p for p in (keyPath, certPath) if _present(p)]
         if len(present) == 1:
             missing = certPath if present[0] == keyPath else keyPath
             raise TLSConfigError(
@@ -95,7 +97,7 @@ def find_tls_files(directory: str) -> TLSFiles:
             )
         if present:
             chainPath = os.path.join(directory, chain) if chain else None
-            if chainPath is not None and not os.path.exists(chainPath):
+            if chainPath is not None and not _present(chainPath):
                 chainPath = None
             return TLSFiles(keyPath, certPath, chainPath)
     raise TLSConfigError(
@@ -123,6 +125,7 @@ def load_tls_dir(directory: str, now: datetime.datetime | None = None) -> TLSMat
             f"{files.key} does not match the certificate in {files.cert} "
             "(their public keys differ)"
         )
+    _check_rsa_pss(files, leaf)
     _check_chain(files, certs)
     warnings = []
     for cert in certs:
@@ -145,12 +148,79 @@ def load_tls_dir(directory: str, now: datetime.datetime | None = None) -> TLSMat
     return TLSMaterial(files, key, leaf, chain, tuple(warnings))
 
 
-def _read(path: str) -> bytes:
+def _present(path: str) -> bool:
+    """
+    Whether there is a file at C{path}.  A symbolic link that leads nowhere
+    (to nothing, or round in a loop) is no absence but a mistake, which
+    would otherwise pass for one: an optional ca.pem left out, and the
+    server started without its chain.
+    """
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        os.stat(path)
+    except OSError as e:
+        try:
+            target = os.readlink(path)
+        except OSError:
+            return False  # not a link
+        raise TLSConfigError(f"{path} is a broken symbolic link (to {target}): {e.strerror}") from None
+    return True
+
+
+# The most read of a key, certificate or CA file.  A certificate is one or
+# two KiB of PEM, a 16384-bit RSA key about 12 KiB, and even the system's
+# whole CA bundle (about 200 KiB) fits: a larger file is none of these,
+# and reading it whole could take the server's memory (a link to
+# /dev/zero has no end at all).
+MAX_PEM_SIZE = 1024 * 1024
+
+# What stat says a file is, for the one line refusing it.
+_KINDS = (
+    (stat.S_ISDIR, "Is a directory"),
+    (stat.S_ISFIFO, "it is a FIFO, not a regular file"),
+    (stat.S_ISCHR, "it is a character device, not a regular file"),
+    (stat.S_ISBLK, "it is a block device, not a regular file"),
+    (stat.S_ISSOCK, "it is a socket, not a regular file"),
+)
+
+
+# Windows has no O_NONBLOCK (nor FIFOs), and needs O_BINARY for bytes as
+# they are.
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+
+
+def _read(path: str) -> bytes:
+    """
+    The contents of the regular file at C{path} (symbolic links followed),
+    of at most L{MAX_PEM_SIZE} bytes.
+
+    Anything else is refused before it is read, and without blocking: a
+    FIFO would hang start-up or the reactor until something wrote to it,
+    a device would be read forever.  O_NONBLOCK keeps opening a FIFO from
+    waiting for a writer, and the file's kind is taken from what was
+    opened (fstat), not from a look at the path beforehand: the file
+    could be replaced in between.
+    """
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
     except OSError as e:
         raise TLSConfigError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((what for test, what in _KINDS if test(mode)), "it is not a regular file")
+            raise TLSConfigError(f"cannot read {path}: {kind}")
+        with open(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_PEM_SIZE + 1)
+    except OSError as e:
+        raise TLSConfigError(f"cannot read {path}: {e.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_PEM_SIZE:
+        raise TLSConfigError(
+            f"{path} is larger than {MAX_PEM_SIZE // (1024 * 1024)} MiB, too large for a PEM key, "
+            "certificate or CA bundle"
+        )
+    return data
 
 
 def _load_key(path: str) -> PrivateKeyTypes:
@@ -164,6 +234,10 @@ def _load_key(path: str) -> PrivateKeyTypes:
             f"{path} is encrypted with a passphrase; pingproto needs an unencrypted key"
         ) from None
     except Exception:
+        if b"-----BEGIN CERTIFICATE-----" in data and b"PRIVATE KEY-----" not in data:
+            raise TLSConfigError(
+                f"{path} holds a certificate, not a private key: are the key and the certificate swapped?"
+            ) from None
         raise TLSConfigError(f"{path} does not hold a PEM private key") from None
 
 
@@ -202,6 +276,27 @@ def _check_key(path: str, key: PrivateKeyTypes) -> None:
         raise TLSConfigError(f"{path} holds {what}, which the TLS policy does not serve: {_KEYS_SERVED}")
 
 
+def _check_rsa_pss(files: TLSFiles, leaf: x509.Certificate) -> None:
+    """
+    Refuse a certificate for an RSA-PSS key (id-RSASSA-PSS), which
+    OpenSSL refused with no more than "no certificate assigned".
+
+    cryptography reads an RSA-PSS key as a plain RSA key, and OpenSSL
+    keeps a context's key and certificate by their type: given the plain
+    RSA key and the RSA-PSS certificate, it finds no certificate beside
+    the key.  Serving one would take the key's PEM past cryptography; but
+    clients need not take it either: the CA/Browser Forum's Baseline
+    Requirements (7.1.3.1.1) forbid such certificates, browsers have long
+    refused them, and a plain RSA key signs with PSS in TLS 1.3 all the
+    same.
+    """
+    if leaf.public_key_algorithm_oid == x509.oid.PublicKeyAlgorithmOID.RSASSA_PSS:
+        raise TLSConfigError(
+            f"{files.key} is an RSA-PSS key (its certificate in {files.cert} says so), which the TLS policy "
+            f"does not serve: {_KEYS_SERVED} (a plain RSA key signs with PSS in TLS 1.3 all the same)"
+        )
+
+
 def load_certificates(path: str) -> list[x509.Certificate]:
     """
     The certificates in the PEM file at C{path}, in order; raise
@@ -209,6 +304,8 @@ def load_certificates(path: str) -> list[x509.Certificate]:
     """
     data = _read(path)
     if b"-----BEGIN CERTIFICATE-----" not in data:
+        if b"PRIVATE KEY-----" in data:
+            raise TLSConfigError(f"{path} holds a private key, not a certificate")
         raise TLSConfigError(f"{path} is not PEM: expected '-----BEGIN CERTIFICATE-----' blocks")
     try:
         return x509.load_pem_x509_certificates(data)

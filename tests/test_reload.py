@@ -205,6 +205,65 @@ class PeriodicCheckTests(SynchronousTestCase):
         self.assertEqual(len(errors), 1, errors)
         self.assertIs(tls.material.certificate, old)
 
+    def test_specialFilesRefused(self) -> None:
+        """
+        A FIFO, then a link to /dev/zero, put in place of ca.pem while the
+        server runs are each refused at the next check with the one-line
+        reload failure naming the file, and the current certificate stays:
+        the check froze the reactor (waiting on the FIFO, or reading
+        /dev/zero until the memory ran out).  A good renewal after them
+        is loaded.
+        """
+        tlsdir, ca, tls, clock = self.reloading()
+        old = tls.material.certificate
+        chain = os.path.join(tlsdir, "ca.pem")
+        for replace, kind in ((os.mkfifo, "a FIFO"), (lambda path: os.symlink("/dev/zero", path), "a character device")):
+            os.remove(chain)
+            replace(chain)
+            with capturedLogs() as events:
+                clock.advance(CHECK_INTERVAL)
+            errors = [formatEvent(e) for e in events if e["log_level"] == LogLevel.error]
+            self.assertEqual(
+                errors,
+                [
+                    "TLS reload (the files changed) failed, still serving the current certificate: "
+                    f"cannot read {chain}: it is {kind}, not a regular file"
+                ],
+            )
+            self.assertIs(tls.material.certificate, old)
+        os.remove(chain)
+        write_tls_dir(tlsdir, ca)
+        clock.advance(CHECK_INTERVAL)
+        self.assertEqual(tls.material.certificate, load_tls_dir(tlsdir).certificate)
+        self.assertNotEqual(tls.material.certificate, old)
+
+    def test_brokenChainLinkRefused(self) -> None:
+        """
+        A renewal whose ca.pem is a link that leads nowhere is refused
+        naming the broken link, and the current certificate, with its
+        chain, stays; it was served without a chain.  A SIGHUP's reload
+        says the same.
+        """
+        tlsdir, ca, tls, clock = self.reloading()
+        material = tls.material
+        write_tls_dir(tlsdir, ca)
+        chain = os.path.join(tlsdir, "ca.pem")
+        os.remove(chain)
+        os.symlink(os.path.join(tlsdir, "renewed-ca.pem"), chain)
+        with capturedLogs() as events:
+            clock.advance(CHECK_INTERVAL)
+            self.assertFalse(self.reloader.reload("SIGHUP"))
+        errors = [formatEvent(e) for e in events if e["log_level"] == LogLevel.error]
+        self.assertEqual(len(errors), 2, errors)
+        for error, why in zip(errors, ("the files changed", "SIGHUP")):
+            self.assertEqual(
+                error,
+                f"TLS reload ({why}) failed, still serving the current certificate: {chain} is a broken "
+                f"symbolic link (to {os.path.join(tlsdir, 'renewed-ca.pem')}): No such file or directory",
+            )
+        self.assertIs(tls.material, material)
+        self.assertEqual(len(tls.material.chain), 1)
+
     def test_unchangedCertificateKept(self) -> None:
         """
         A reload that finds the certificate served already (a SIGHUP with

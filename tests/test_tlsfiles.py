@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import datetime
 import os
+import shutil
+import subprocess
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import NameOID
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from pingproto.tlsfiles import (
     EXPIRY_WARNING,
+    MAX_PEM_SIZE,
     TLSConfigError,
     TLSMaterial,
     find_tls_files,
@@ -301,12 +304,112 @@ class BadContentTests(_Helpers):
 
     def test_key_and_cert_swapped(self) -> None:
         """
-        A certificate in tls.key is refused as not holding a private key.
+        A tls.key holding a certificate says so, and asks whether the two
+        files were swapped (it said only "does not hold a PEM private
+        key"); a tls.cert holding a key says that.
         """
         directory = self.tls_dir()
         key = os.path.join(directory, "tls.key")
-        _write(key, _read(os.path.join(directory, "tls.cert")))
-        self.assertRefused(directory, key, "does not hold a PEM private key")
+        cert = os.path.join(directory, "tls.cert")
+        keyData, certData = _read(key), _read(cert)
+        _write(key, certData)
+        _write(cert, keyData)
+        message = self.assertRefused(directory)
+        self.assertEqual(
+            message, f"{key} holds a certificate, not a private key: are the key and the certificate swapped?"
+        )
+        _write(key, keyData)
+        message = self.assertRefused(directory)
+        self.assertEqual(message, f"{cert} holds a private key, not a certificate")
+
+
+class SpecialFileTests(_Helpers):
+    """
+    Only regular files are read, and only so much of them: a FIFO hung
+    start-up, a link to /dev/zero ran out of memory, and a broken link
+    passed for an absent file.
+    """
+
+    def test_fifo(self) -> None:
+        """
+        A FIFO in place of any of the three files is refused at once,
+        naming it, without waiting for a writer (start-up hung in open()).
+        """
+        for name in ("tls.key", "tls.cert", "ca.pem"):
+            directory = self.tls_dir()
+            path = os.path.join(directory, name)
+            os.remove(path)
+            os.mkfifo(path)
+            message = self.assertRefused(directory)
+            self.assertEqual(message, f"cannot read {path}: it is a FIFO, not a regular file")
+
+    def test_device(self) -> None:
+        """
+        A symbolic link to a device, /dev/zero (read without end: a
+        MemoryError) or /dev/null, is refused naming the link.
+        """
+        for name, device in (("ca.pem", "/dev/zero"), ("tls.key", "/dev/zero"), ("tls.cert", "/dev/null")):
+            directory = self.tls_dir()
+            path = os.path.join(directory, name)
+            os.remove(path)
+            os.symlink(device, path)
+            message = self.assertRefused(directory)
+            self.assertEqual(message, f"cannot read {path}: it is a character device, not a regular file")
+
+    def test_too_large(self) -> None:
+        """
+        A file larger than 1 MiB is refused naming it and the limit; one
+        of exactly 1 MiB (a good chain and comment lines, which PEM
+        allows between blocks) loads.
+        """
+        directory = self.tls_dir()
+        chain = os.path.join(directory, "ca.pem")
+        data = _read(chain)
+        padding = b"# " + b"x" * 1021 + b"\n"
+        padded = data + padding * ((MAX_PEM_SIZE - len(data)) // len(padding))
+        padded += b"#" * (MAX_PEM_SIZE - len(padded) - 1) + b"\n"
+        self.assertEqual(len(padded), MAX_PEM_SIZE)
+        _write(chain, padded)
+        self.assertEqual(len(load_tls_dir(directory, now=NOW).chain), 1)
+        _write(chain, padded + b"\n")
+        message = self.assertRefused(directory)
+        self.assertEqual(
+            message, f"{chain} is larger than 1 MiB, too large for a PEM key, certificate or CA bundle"
+        )
+
+    def test_broken_links(self) -> None:
+        """
+        A symbolic link that leads nowhere, dangling or in a loop, is
+        refused naming it as a broken link, for any of the three files: a
+        broken ca.pem let the server start without its chain, and a broken
+        tls.key was said to be missing.
+        """
+        for name in ("tls.key", "tls.cert", "ca.pem"):
+            directory = self.tls_dir()
+            path = os.path.join(directory, name)
+            os.remove(path)
+            nowhere = os.path.join(directory, "nowhere")
+            os.symlink(nowhere, path)
+            message = self.assertRefused(directory)
+            self.assertEqual(message, f"{path} is a broken symbolic link (to {nowhere}): No such file or directory")
+            os.remove(path)
+            os.symlink(name, path)
+            message = self.assertRefused(directory)
+            self.assertEqual(message, f"{path} is a broken symbolic link (to {name}): Too many levels of symbolic links")
+
+    def test_links_followed(self) -> None:
+        """
+        Symbolic links to regular files load, as certbot's live directory
+        holds them (relative links into ../archive).
+        """
+        directory = self.tls_dir(layout="letsencrypt")
+        archive = self.mktemp()
+        os.makedirs(archive)
+        for name in ("privkey.pem", "fullchain.pem"):
+            os.rename(os.path.join(directory, name), os.path.join(archive, name))
+            os.symlink(os.path.relpath(os.path.join(archive, name), directory), os.path.join(directory, name))
+        material = load_tls_dir(directory, now=NOW)
+        self.assertEqual(len(material.chain), 1)
 
 
 class ValidityTests(_Helpers):
@@ -687,3 +790,31 @@ class KeyTypeTests(_Helpers):
         for key in served:
             material = load_tls_dir(self_signed_dir(self.mktemp(), key), now=NOW)
             self.assertEqual(_der(material.key.public_key()), _der(key.public_key()))
+
+    def test_rsa_pss(self) -> None:
+        """
+        An RSA-PSS key, with the certificate for it that OpenSSL makes
+        (id-RSASSA-PSS), is refused in one line saying so and what to give
+        instead.  It loaded, and OpenSSL then said only "no certificate
+        assigned": cryptography reads the key as a plain RSA one, which
+        OpenSSL keeps apart from the RSA-PSS certificate.
+        """
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            raise SkipTest("needs the openssl command to make an RSA-PSS key")
+        directory = self.mktemp()
+        os.makedirs(directory)
+        key = os.path.join(directory, "tls.key")
+        cert = os.path.join(directory, "tls.cert")
+        for command in (
+            ["genpkey", "-algorithm", "RSA-PSS", "-pkeyopt", "rsa_keygen_bits:2048", "-out", key],
+            ["req", "-x509", "-new", "-key", key, "-subj", "/CN=localhost", "-days", "36500", "-out", cert],
+        ):
+            subprocess.run([openssl, *command], check=True, capture_output=True)
+        message = self.assertRefused(directory)
+        self.assertEqual(
+            message,
+            f"{key} is an RSA-PSS key (its certificate in {cert} says so), which the TLS policy does not serve: "
+            "give an RSA key of 2048 bits or more, an EC key on P-256 or P-384, or an Ed25519 key "
+            "(a plain RSA key signs with PSS in TLS 1.3 all the same)",
+        )
