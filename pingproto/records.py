@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import re
 from typing import Any, Iterable, Iterator
 
 from pingproto.stats import LinkStats, LinkSummary
@@ -94,12 +93,25 @@ def _parse(line: str) -> tuple[Any, bool]:
     try:
         return json.loads(line), False
     except ValueError:
-        if not line.startswith("{"):
+        if not _begins_record(line):
             raise
     found = _appended(line)
-    if not _cut_short(line if found is None else line[: found[0]]):
+    if found is not None and not _begins_record(line[: found[0]]):
         raise ValueError("not JSON")
     return (None if found is None else found[1]), True
+
+
+# pingproto writes its records compact, each beginning with its event: a
+# record cut short begins so too, or is cut within these nine characters.
+_RECORD_START = '{"event":'
+
+
+def _begins_record(text: str) -> bool:
+    """
+    Whether C{text} could be a record of pingproto's cut short, rather
+    than something that never was one (C{{garbage}).
+    """
+    return text.startswith(_RECORD_START) or _RECORD_START.startswith(text)
 
 
 def _appended(line: str) -> tuple[int, Any] | None:
@@ -107,12 +119,11 @@ def _appended(line: str) -> tuple[int, Any] | None:
     Where the record another run appended after a cut-off one on the
     same line begins, and that record; or L{None}.
 
-    pingproto writes its records compact, each beginning with its event,
-    and no string in one holds an unescaped quote: the appended record is
-    the last C{{"event":} on the line.  One place to try keeps a hostile
-    line of a million C{{} from costing a parse at each.
+    No string in a record holds an unescaped quote, so the appended
+    record is the last C{{"event":} on the line.  One place to try keeps
+    a hostile line of a million C{{} from costing a parse at each.
     """
-    start = line.rfind('{"event":', 1)
+    start = line.rfind(_RECORD_START, 1)
     if start == -1:
         return None
     try:
@@ -120,42 +131,6 @@ def _appended(line: str) -> tuple[int, Any] | None:
     except ValueError:
         return None
     return (start, record) if isinstance(record, dict) else None
-
-
-# The words JSON has, which a cut can end inside.
-_WORDS = ("true", "false", "null", "NaN", "Infinity", "-Infinity")
-# The end of a number cut after its point or its exponent's "e".
-_NUMBER_CUT = re.compile(r"\.|[eE][-+]?")
-# A \uXXXX escape cut short, perhaps the second of a surrogate pair.
-_ESCAPE_CUT = re.compile(r"u[0-9a-fA-F]{0,4}(\\(u[0-9a-fA-F]{0,3})?)?")
-
-
-def _cut_short(text: str) -> bool:
-    """
-    Whether C{text} is the beginning of a JSON object cut off at its end,
-    as a killed run leaves its last record, rather than something no
-    ending would make JSON of, such as C{{garbage}.
-
-    The decoder stops at the first thing wrong.  In a text cut short that
-    is its end, or a token the cut went through: a string (the decoder
-    says where it began), or a word, a number or an escape, which it
-    reports from where it could not read them on.
-    """
-    if not text.startswith("{"):
-        return False
-    try:
-        json.loads(text)
-    except json.JSONDecodeError as e:
-        rest = text[e.pos:]
-        if not rest or e.msg.startswith("Unterminated string"):
-            return True
-        if e.msg == "Expecting value":
-            return any(word.startswith(rest) for word in _WORDS)
-        if e.msg.startswith("Invalid \\uXXXX escape"):
-            return _ESCAPE_CUT.fullmatch(rest) is not None
-        if e.msg == "Expecting ',' delimiter":
-            return text[e.pos - 1].isdigit() and _NUMBER_CUT.fullmatch(rest) is not None
-    return False
 
 
 # The range a record's numbers must lie in, beyond which they are no

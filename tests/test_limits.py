@@ -520,12 +520,12 @@ _events = st.one_of(
 def _record(event: tuple[str, dict], t: float, rest: dict) -> dict:
     """
     A record of C{event} (its name and the fields it needs) at C{t} with
-    the other fields C{rest}, less any a checked event reads.
+    the other fields C{rest}, less any a checked event reads; its event
+    first, as pingproto writes them.
     """
     name, fields = event
-    if name in _checked:
-        rest = {k: v for k, v in rest.items() if k not in ("target", "rtt_ms", "state", "setup_ms")}
-    return {**rest, **fields, "event": name, "t": t}
+    taken = {"event", "t", *fields, *(("target", "rtt_ms", "state", "setup_ms") if name in _checked else ())}
+    return {"event": name, "t": t, **{k: v for k, v in rest.items() if k not in taken}, **fields}
 
 
 # Times from the epoch to before the year 3000, the range read_records

@@ -166,7 +166,7 @@ class ReadRecordsTests(SynchronousTestCase):
 
     def test_garbageBeginningAsAnObject(self) -> None:
         """
-        A line that begins with "{" but that no ending would make JSON of
+        A line that begins with "{" but not as pingproto's records do
         is not a record cut short: it is refused naming the line, last in
         the file or not (it was skipped, the only line of a log quietly,
         leaving an empty summary), and so is such a line with a record
@@ -177,7 +177,7 @@ class ReadRecordsTests(SynchronousTestCase):
             (['{"event":"start","t":1}', "{garbage"], 2),
             (['{"event":"start","t":1}', "{garbage", '{"event":"loss","t":3}'], 2),
             (['{"event":"start","t":1}', '{garbage{"event":"loss","t":3}'], 2),
-            (['{"event":"start","t":1}', '{"event":"loss","t":01'], 2),
+            (['{"event":"start","t":1}', '{"t":1,"event":"lo'], 2),
         ]:
             with self.assertRaises(RecordError, msg=lines) as caught:
                 list(read_records(lines, "f.jsonl"))
