@@ -121,6 +121,12 @@ def load_tls_dir(directory: str, now: datetime.datetime | None = None) -> TLSMat
         certs += load_certificates(files.chain)
     leaf, chain = certs[0], tuple(certs[1:])
     if not _same_public_key(key, leaf):
+        if any(_same_public_key(key, cert) for cert in certs[1:]):
+            # A chain pasted together by hand, the intermediate first.
+            raise TLSConfigError(
+                f"wrong order in {files.cert}: the certificate of {files.key} "
+                "must come first, then the chain"
+            )
         raise TLSConfigError(
             f"{files.key} does not match the certificate in {files.cert} "
             "(their public keys differ)"

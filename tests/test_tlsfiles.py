@@ -621,6 +621,19 @@ class ChainTests(_Helpers):
         )
         self.assertRefused(directory, f"wrong chain in {chain}: ", "was not issued by")
 
+    def test_leaf_not_first(self) -> None:
+        """
+        A fullchain.pem (or bundled tls.cert) with the intermediate before
+        the server's certificate is said to be in the wrong order, not to
+        hold a certificate that does not match the key.
+        """
+        for layout, name in (("letsencrypt", "fullchain.pem"), ("bundled", "tls.cert")):
+            directory = self.tls_dir(layout=layout, intermediate=True)
+            cert = os.path.join(directory, name)
+            leaf, *chain = _certs(cert)
+            _write(cert, b"".join(c.public_bytes(serialization.Encoding.PEM) for c in [*chain, leaf]))
+            self.assertRefused(directory, f"wrong order in {cert}: the certificate of ", "must come first")
+
 
 class GoodLayoutTests(_Helpers):
     """
