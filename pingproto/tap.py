@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import resource
 import signal
+import socket
 from contextlib import contextmanager
 from functools import partial
 from typing import Any, Iterator
@@ -201,7 +202,7 @@ class Options(usage.Options):
                 f"--listen {description!r}: {path} is a directory; give the path of the socket to make in it"
             )
         try:
-            serverFromString(reactor, description)
+            endpoint = serverFromString(reactor, description)
         except IndexError:
             # Twisted's systemd endpoint looks its socket up at once.
             raise usage.UsageError(
@@ -216,6 +217,9 @@ class Options(usage.Options):
             # take: ValueError, TypeError, even a bare Exception
             # (autobahn:'s "URL needed").
             raise usage.UsageError(f"--listen {description!r} is not a valid endpoint: {e}")
+        problem = _inherited_family_problem(endpoint)
+        if problem is not None:
+            raise usage.UsageError(f"--listen {description!r}: {problem}")
         self["listen"].append(description)
 
     def postOptions(self) -> None:
@@ -278,6 +282,31 @@ def raise_open_file_limit(max_connections: int) -> tuple[int, int]:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         soft = target
     return soft, needed
+
+
+def _inherited_family_problem(endpoint: object) -> str | None:
+    """
+    What is wrong with the address family a C{systemd:} endpoint gives its
+    inherited socket, or L{None}.
+
+    Twisted takes the C{domain=} on trust.  Read as INET, the IPv6 socket
+    that systemd's C{ListenStream=PORT} makes gives every client a made-up
+    address: in the log, and in the per-address cap, which then holds no
+    longer.
+    """
+    fileno = getattr(endpoint, "fileno", None)
+    family = getattr(endpoint, "addressFamily", None)
+    if not isinstance(fileno, int) or not isinstance(family, int):
+        return None
+    try:
+        with socket.socket(fileno=os.dup(fileno)) as inherited:
+            actual = inherited.family
+    except OSError as e:
+        return f"the inherited file descriptor {fileno} is not a socket ({e.strerror})"
+    if actual == family:
+        return None
+    domain = actual.name.removeprefix("AF_")
+    return f"the inherited socket is {domain}, not {socket.AddressFamily(family).name.removeprefix('AF_')}: write domain={domain}"
 
 
 def build_service(options: Options, quiet: bool = False) -> IService:

@@ -8,12 +8,14 @@ import datetime
 import os
 import re
 import signal
-from typing import Callable
+import socket
+from typing import Any, Callable
 
 import trustme
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.error import ProcessTerminated
+from twisted.internet.interfaces import IProcessTransport
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
 from twisted.internet.task import deferLater
@@ -562,3 +564,65 @@ class OpenSSLRefusesTests(TwistdCase):
         write_tls_dir(tlsdir, ca)
         server.process.signalProcess("HUP")
         yield server.until(lambda out: b"now serving the certificate" in out)
+
+
+
+class InheritedSocketTests(TwistdCase):
+    """
+    C{--listen systemd:...}: a socket inherited as systemd passes it (file
+    descriptor 3, C{LISTEN_FDS}, C{LISTEN_FDNAMES}, C{LISTEN_PID}).
+    """
+
+    def spawn_inheriting(self, protocol: Server | _Exits, *args: str) -> tuple[IProcessTransport, int]:
+        """
+        Start C{twistd -n pingproto --no-tls ARGS} with a socket listening
+        on [::1] as its file descriptor 3, stopped at cleanup; the process
+        and the socket's port.
+        """
+        listening = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        self.addCleanup(listening.close)
+        listening.bind(("::1", 0))
+        listening.listen()
+        # LISTEN_PID must be the process's own: the shell's, kept by exec.
+        argv = ["sh", "-c", 'export LISTEN_PID=$$; exec "$0" "$@"', twistd(), "-n", "--pidfile=", "pingproto", "--no-tls", *args]
+        process = reactor.spawnProcess(  # type: ignore[attr-defined]
+            protocol, "/bin/sh", argv, env={**environment(), "LISTEN_FDS": "1", "LISTEN_FDNAMES": "pingproto.socket"}, path=self.mktemp_dir(),
+            childFDs={0: "w", 1: "r", 2: "r", 3: listening.fileno()},
+        )
+        killer = reactor.callLater(15, process.signalProcess, "KILL")  # type: ignore[attr-defined]
+
+        def stop() -> Deferred[Any]:
+            if process.pid is not None:
+                process.signalProcess("TERM")
+            ended: Deferred[Any] = protocol.ended
+            return ended.addBoth(lambda result: killer.active() and killer.cancel())
+
+        self.addCleanup(stop)
+        return process, listening.getsockname()[1]
+
+    @inlineCallbacks
+    def test_domainMustMatch(self):  # type: ignore[no-untyped-def]
+        """
+        An IPv6 socket (what C{ListenStream=PORT} makes) named INET is
+        refused at start-up, saying which domain it is: adopted as INET,
+        every client got a made-up address, in the log and in the
+        per-address cap.
+        """
+        exits = _Exits()
+        self.spawn_inheriting(exits, "--listen", "systemd:domain=INET:index=0")
+        out, err, code = yield exits.ended
+        self.assertEqual(code, 1)
+        self.assertIn(
+            b"--listen 'systemd:domain=INET:index=0': the inherited socket is INET6, not INET: write domain=INET6",
+            out + err,
+        )
+
+    @inlineCallbacks
+    def test_domainMatching(self):  # type: ignore[no-untyped-def]
+        """
+        Named as what it is, the inherited socket is served, at its own
+        address.
+        """
+        server = Server()
+        _, port = self.spawn_inheriting(server, "--listen", "systemd:domain=INET6:index=0")
+        yield server.until(lambda log: f"listening on ws://[::1]:{port}/".encode() in log)
