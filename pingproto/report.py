@@ -188,11 +188,14 @@ def draw(line: Timeline, title: str, subtitle: str) -> Any:
     axes.set_xlim(when(start), when(end))
     axes.set_ylabel("round-trip time (ms)")
     axes.set_xlabel("time (UTC)")
-    axes.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S" if end - start < 86400 else "%m-%d %H:%M"))
+    # Ticks and labels for any span, a second of pings to weeks of them:
+    # the day once (to the right), then only what changes between ticks.
+    locator = mdates.AutoDateLocator()
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     axes.grid(True, color="#dddddd", lw=0.6)
     axes.set_title(f"{title}\n{subtitle}", fontsize=10, loc="left")
     axes.legend(loc="upper left", fontsize=8, ncol=3, framealpha=0.9)
-    figure.autofmt_xdate()
     figure.tight_layout()
     return figure
 
@@ -264,7 +267,10 @@ class ReportOptions(InterspersedOptions):
             out.write(json.dumps(summary_record(target, summary, folder.last or 0.0)) + "\n")
         else:
             out.write("\n".join(format_summary(target, summary)) + "\n")
-        if line is not None:
+        if line is not None and line.end is None:
+            # Not a picture of nothing, dated 1970.
+            err.write(f"pingproto report: no records {_asked(since, until)}to plot; did not write {self['output']}\n")
+        elif line is not None:
             window = _window(folder.first, folder.last)
             loss = f"{summary.loss_percent:.1f}% lost" if summary.sent else "no pings"
             median = f", median {summary.rtt.median * 1000:.3f} ms" if summary.rtt else ""
@@ -279,6 +285,19 @@ class ReportOptions(InterspersedOptions):
             # With --json, stdout holds the JSON alone.
             (err if self["json"] else out).write(f"wrote {self['output']}\n")
         return EXIT_OK if summary.received else EXIT_NO_REPLY
+
+
+def _asked(since: float | None, until: float | None) -> str:
+    """
+    The window asked for, as the words after "no records".
+    """
+    fmt = "%Y-%m-%d %H:%M:%S UTC "
+    words = ""
+    if since is not None:
+        words += f"from {datetime.datetime.fromtimestamp(since, datetime.timezone.utc):{fmt}}"
+    if until is not None:
+        words += f"before {datetime.datetime.fromtimestamp(until, datetime.timezone.utc):{fmt}}"
+    return words
 
 
 def _window(first: float | None, last: float | None) -> str:

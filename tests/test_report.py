@@ -9,6 +9,7 @@ import datetime
 import io
 import json
 import math
+import os
 import sys
 import xml.etree.ElementTree as ElementTree
 from typing import Any
@@ -420,6 +421,21 @@ class DrawTests(SynchronousTestCase):
         self.assertCovers(median, bands, span)
         self.assertEqual(list(median.get_xydata()[:, 1]), [11.0, 11.0])
 
+    def test_subSecondTicks(self) -> None:
+        """
+        A log of under a second (pings every 0.1 s) gets time labels that
+        differ from tick to tick: they were all the same second.
+        """
+        import matplotlib.pyplot as plt
+
+        line = timeline([{"event": "reply", "t": T0 + i / 10, "rtt_ms": 10.0} for i in range(8)])
+        figure = draw(line, "title", "subtitle")
+        self.addCleanup(plt.close, figure)
+        figure.canvas.draw()
+        labels = [label.get_text() for label in figure.axes[0].get_xticklabels()]
+        self.assertGreater(len(labels), 2)
+        self.assertEqual(len(set(labels)), len(labels), labels)
+
     def test_edgeToEdge(self) -> None:
         """
         With many bins the median and the bands begin at the first ping
@@ -610,6 +626,23 @@ class ReportCommandTests(SynchronousTestCase):
         self.assertEqual(code, 0)
         self.assertEqual(json.loads(out)["sent"], 570)
         self.assertEqual(err, f"wrote {path}\n")
+
+    def test_emptyWindowNotPlotted(self) -> None:
+        """
+        With no records in the window there is no plot (it was an empty
+        picture dated 1970, titled with the file's name), and stderr says
+        why; the summary is still printed.
+        """
+        path = self.mktemp() + ".png"
+        code, out, err = self.run_report("--until", str(T0 - 60), "-o", path)
+        self.assertEqual(code, 1)
+        self.assertIn("0 sent", out)
+        self.assertEqual(
+            err,
+            f"pingproto report: no records before {when(T0 - 60):%Y-%m-%d %H:%M:%S} UTC to plot; "
+            f"did not write {path}\n",
+        )
+        self.assertFalse(os.path.exists(path))
 
     def test_png(self) -> None:
         """
