@@ -241,14 +241,18 @@ port_number.coerceDoc = "A TCP port, 0 to 65535."  # type: ignore[attr-defined]
 def check_ws_url(text: str) -> str:
     """
     Return C{text} if a client can open it: a C{ws://} or C{wss://} URL
-    with a host, a valid port if any, and no fragment; raise L{ValueError}
-    saying why not otherwise.  One rule for C{pingproto ping} and the page
-    (L{pingproto.webapp.check_server}), so that what one takes the other
-    does.
+    with a host, a port it can connect to if any, no fragment and nothing
+    unprintable; raise L{ValueError} saying why not otherwise.  One rule
+    for C{pingproto ping} and the page (L{pingproto.webapp.check_server}),
+    so that what one takes the other does.
     """
     parts = urlsplit(text)
     if parts.scheme not in ("ws", "wss") or any(c.isspace() for c in text):
         raise ValueError(f"{text!r} is not a ws:// or wss:// URL")
+    if not text.isprintable():
+        # It would go to the server as it is, in the request line or the
+        # Host header, to be refused there with a bare HTTP 400.
+        raise ValueError(f"{text!r}: a URL cannot have control or other unprintable characters")
     check_authority(parts, text)
     return text
 
@@ -256,17 +260,22 @@ def check_ws_url(text: str) -> str:
 def check_authority(parts: SplitResult, text: str) -> None:
     """
     Raise L{ValueError} unless C{parts} (of C{text}) name a host, with a
-    valid port if any, and no fragment, which a WebSocket URL cannot have
-    (RFC 6455, 3): a C{#} alone counts, though C{urlsplit} drops it.
+    port a client can connect to if any, and no fragment, which a
+    WebSocket URL cannot have (RFC 6455, 3): a C{#} alone counts, though
+    C{urlsplit} drops it.
+
+    Port 0 means "any free port" to a listener, and nothing to a client.
     """
     if parts.fragment or "#" in text:
         raise ValueError(f"{text!r}: a WebSocket URL has no #fragment")
     if not parts.hostname:
         raise ValueError(f"{text!r} names no host")
     try:
-        parts.port
+        port = parts.port
     except ValueError as e:
         raise ValueError(f"{text!r}: {e}") from None
+    if port == 0:
+        raise ValueError(f"{text!r}: port 0 cannot be connected to")
 
 
 _HOST_NAME = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*\.?", re.IGNORECASE)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+from urllib.parse import urlsplit
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,7 +23,9 @@ from pingproto.config import (
     DEFAULT_INTERFACE,
     DEFAULT_PORT,
     ServerLimits,
+    check_authority,
     check_endpoint,
+    check_ws_url,
     interface_address,
     is_loopback_endpoint,
     listen_descriptions,
@@ -453,6 +456,53 @@ class CheckEndpointTests(SynchronousTestCase):
         for description, message in cases:
             e = self.assertRaises(ValueError, check_endpoint, description)
             self.assertIn(message, str(e), description)
+class CheckWsUrlTests(SynchronousTestCase):
+    """
+    L{check_ws_url}: the URLs a client can open.
+    """
+
+    def test_port_zero(self) -> None:
+        """
+        Port 0 ("any free port" to a listener) is refused, however the host
+        is written, with the URL in the message.
+        """
+        for url in ("ws://127.0.0.1:0/", "wss://example.com:0/", "ws://[::1]:0/", "ws://h:00/"):
+            e = self.assertRaises(ValueError, check_ws_url, url)
+            self.assertEqual(str(e), f"{url!r}: port 0 cannot be connected to")
+
+    def test_port_zero_for_the_page(self) -> None:
+        """
+        The page's server (C{pingproto app -s}) goes by the same rule:
+        C{check_authority} refuses port 0 too.
+        """
+        e = self.assertRaises(ValueError, check_authority, urlsplit("//h:0"), "h:0")
+        self.assertEqual(str(e), "'h:0': port 0 cannot be connected to")
+
+    def test_lowest_and_highest_ports(self) -> None:
+        """
+        Ports 1 and 65535 are accepted.
+        """
+        for url in ("ws://h:1/", "wss://h:65535/"):
+            self.assertEqual(check_ws_url(url), url)
+
+    def test_control_characters(self) -> None:
+        """
+        A C0 control, DEL, a C1 control or another unprintable character
+        anywhere in the URL is refused, not sent to the server; the message
+        shows it escaped.
+        """
+        for url in ("ws://h:1/\x01", "ws://h\x1b:1/", "\x01ws://h:1/", "ws://h:1/\x7f", "ws://h:1/\x9b",
+                    "ws://h:1/a\u200bb"):
+            e = self.assertRaises(ValueError, check_ws_url, url)
+            self.assertEqual(str(e), f"{url!r}: a URL cannot have control or other unprintable characters")
+            self.assertTrue(str(e).isprintable())
+
+    def test_non_ascii_host(self) -> None:
+        """
+        Printable characters beyond ASCII are not control characters: an
+        internationalized host name is accepted.
+        """
+        self.assertEqual(check_ws_url("ws://b\u00fccher.example:1/"), "ws://b\u00fccher.example:1/")
 
 
 class IsLoopbackEndpointTests(SynchronousTestCase):

@@ -737,11 +737,11 @@ class PingUrlTests(SynchronousTestCase):
     """
 
     @given(scheme=st.sampled_from(["ws", "wss", "WS", "Wss"]), host=_hosts,
-           port=st.one_of(st.none(), st.integers(0, 65535)), path=st.one_of(st.just(""), _paths))
+           port=st.one_of(st.none(), st.integers(1, 65535)), path=st.one_of(st.just(""), _paths))
     def test_any_websocket_url(self, scheme: str, host: str, port: int | None, path: str) -> None:
         """
-        Any ws:// or wss:// URL with a host (and a port in range, if any)
-        is accepted as given.
+        Any ws:// or wss:// URL with a host (and a port from 1 to 65535, if
+        any) is accepted as given; port 0 is no port to connect to.
         """
         url = f"{scheme}://{host}{'' if port is None else f':{port}'}{path}"
         options = PingOptions()

@@ -72,6 +72,11 @@ class OptionsTests(SynchronousTestCase):
             (["ws://exa\tmple.com:1234/"], "not a ws:// or wss:// URL"),
             (["ws://example.com:1234/\n"], "not a ws:// or wss:// URL"),
             (["wss://:1234/"], "names no host"),
+            (["ws://127.0.0.1:0/"], "port 0 cannot be connected to"),
+            (["wss://h:0/"], "port 0 cannot be connected to"),
+            (["ws://[::1]:0/"], "port 0 cannot be connected to"),
+            # Sent to the server as it is, it would be refused there (400).
+            (["ws://h:1/\x01"], "'ws://h:1/\\x01': a URL cannot have control"),
             (["-c", "0", "ws://h/"], "1 or more"),
             (["-i", "0", "ws://h/"], "interval must be at least"),
             (["-W", "x", "ws://h/"], "not a number of seconds"),
@@ -91,6 +96,18 @@ class OptionsTests(SynchronousTestCase):
         self.patch(sys, "stderr", stderr)
         self.assertEqual(main(["ping", "http://x/"]), 2)
         self.assertTrue(stderr.getvalue().startswith("pingproto ping: 'http://x/' is not a ws:// or wss:// URL\n"))
+
+    def test_portZeroExitStatus(self) -> None:
+        """
+        Port 0 is a usage error (2, one line), not a traceback from the
+        WebSocket library when the connection is made.
+        """
+        stderr = io.StringIO()
+        self.patch(sys, "stderr", stderr)
+        self.assertEqual(main(["ping", "-c", "1", "ws://127.0.0.1:0/"]), 2)
+        self.assertEqual(
+            stderr.getvalue().splitlines()[0], "pingproto ping: 'ws://127.0.0.1:0/': port 0 cannot be connected to"
+        )
 
 
 class OpenLogTests(SynchronousTestCase):
