@@ -78,9 +78,18 @@ class PingOptions(InterspersedOptions):
         ["log", None, None, "Append every event to FILE as JSON lines, flushed as it goes."],
     ]
 
-    # Twisted's Options declares parseArgs() without arguments; it calls a
-    # subclass's with the positional arguments, as many as it takes.
-    def parseArgs(self, url: str) -> None:  # type: ignore[override]
+    # Twisted's Options calls parseArgs() with the positional arguments;
+    # counting them here lets the message say what went wrong.
+    def parseArgs(self, *urls: str) -> None:
+        if not urls:
+            for name in ("ca", "log"):
+                value = self[name]
+                if urlsplit(value or "").scheme.lower() in ("ws", "wss"):
+                    # "ping --ca ws://...": the option took the URL as its value.
+                    raise usage.UsageError(f"--{name} took the URL {value!r} as its FILE: give --{name} FILE, then the URL")
+        if len(urls) != 1:
+            raise usage.UsageError("give one ws:// or wss:// URL")
+        [url] = urls
         try:
             self["url"] = check_ws_url(url)
         except ValueError as e:

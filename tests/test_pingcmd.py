@@ -81,7 +81,11 @@ class OptionsTests(SynchronousTestCase):
             (["-i", "0", "ws://h/"], "interval must be at least"),
             (["-W", "x", "ws://h/"], "not a number of seconds"),
             (["--ca", "ca.pem", "ws://h/"], "--ca only applies to wss://"),
-            ([], "Wrong number of arguments"),
+            ([], "give one ws:// or wss:// URL"),
+            (["ws://a:1/", "ws://b:1/"], "give one ws:// or wss:// URL"),
+            # The option took the URL as its value: say so.
+            (["--ca", "wss://h:1/"], "--ca took the URL 'wss://h:1/' as its FILE: give --ca FILE, then the URL"),
+            (["--log", "WS://h:1/"], "--log took the URL 'WS://h:1/' as its FILE"),
         ]
         for args, message in cases:
             with self.assertRaises(UsageError, msg=args) as caught:
