@@ -228,7 +228,10 @@ class PingClientProtocol(WebSocketClientProtocol):
 
     def _send_ping(self) -> None:
         factory = self.factory
-        if factory.session.done_sending:
+        if factory.session.done_sending or self.state != self.STATE_OPEN:
+            # Autobahn fails a connection (a server that broke the
+            # protocol) before the transport is gone and onClose stops the
+            # ticker: a ping due in between has nowhere to go.
             self._stop_ticker()
             return
         payload = factory.session.send(factory.monotonic(), factory.wall_ms())

@@ -126,6 +126,29 @@ class MonitorTests(SynchronousTestCase):
         self.assertEqual(self.states()[-1], ConnectionState.OPEN)
         self.assertEqual([s.seq for s in self.recorder.result.samples], [1, 2, 4])
 
+    def test_pingDueAfterProtocolError(self) -> None:
+        """
+        A server that breaks the protocol (a frame with a reserved opcode)
+        is dropped; a ping that falls due before the connection is gone is
+        not sent, and nothing raises ("Attempt to send on a closed
+        protocol"); the monitor reconnects and the next ping carries the
+        next sequence number.
+        """
+        self.monitor(interval=1.0, timeout=5.0)
+        pump = self.connect()
+        pump.server.transport.write(b"\x8f\x05hello")
+        # The client reads the frame and fails the connection, whose
+        # transport is not gone yet when the next ping is due.
+        pump.pump()
+        self.reactor.advance(1.0)
+        self.assertEqual(self.flushLoggedErrors(), [])
+        pump.flush()
+        self.assertEqual(self.states()[-1], ConnectionState.CLOSED)
+        self.reactor.advance(0.5)
+        self.advance(self.connect(), 0.125)
+        self.assertEqual([s.seq for s in self.recorder.result.samples], [1, 2])
+        self.assertEqual(self.recorder.result.losses, [])
+
     def test_dropAfterFailuresRetriedAtInitialDelay(self) -> None:
         """
         Failed attempts are forgotten once a WebSocket opens: after two
