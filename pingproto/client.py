@@ -80,6 +80,18 @@ class TLSHandshakeIncomplete(HandshakeError):
     """
 
 
+def _may_be_http(received: bytes) -> bool:
+    """
+    Whether C{received}, the start of a server's answer, may be the start
+    of an HTTP response: it begins with C{HTTP/}, or with as much of it as
+    has come.
+    """
+    return b"HTTP/".startswith(received[:5])
+
+
+_NOT_HTTP = "the server's answer is not HTTP (is it a WebSocket server?)"
+
+
 class ConnectionState(IntEnum):
     """
     The WebSocket C{readyState} values, as the web page shows them.
@@ -202,7 +214,26 @@ class PingClientProtocol(WebSocketClientProtocol):
             return Failure(
                 HandshakeError("the server closed the connection without answering the upgrade (does it expect wss://?)")
             )
+        if received and not _may_be_http(received) and not self.droppedByMe:
+            return Failure(HandshakeError(_NOT_HTTP))
         return Failure(HandshakeError(why))
+
+    def processHandshake(self) -> None:
+        """
+        Refuse an answer whose head is not UTF-8 before Autobahn reads it:
+        Autobahn decodes the head for a debug line first, and its
+        UnicodeDecodeError would escape as an unhandled error.
+        """
+        end = self.data.find(b"\r\n\r\n")
+        if end >= 0:
+            try:
+                self.data[:end].decode("utf-8")
+            except UnicodeDecodeError:
+                self.failHandshake(
+                    "the server's HTTP answer is not UTF-8 text" if _may_be_http(self.data) else _NOT_HTTP
+                )
+                return
+        super().processHandshake()
 
     def abandon(self) -> None:
         """

@@ -15,12 +15,12 @@ import sys
 from OpenSSL.SSL import Error as SSLError
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
 from twisted.internet.error import ConnectionRefusedError, DNSLookupError, TimeoutError
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python.failure import Failure
 from twisted.python.usage import UsageError
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from pingproto.cli import main
 from pingproto.client import ConnectionState, HandshakeError, StateChange, TLSHandshakeIncomplete
@@ -459,6 +459,54 @@ class NoReplyCommandTests(ServerTestCase):
         self.assertEqual(code, 1, err)
         self.assertIn(b"2 sent, 0 received, 100.0% lost", out)
 
+
+
+class _Answer(Protocol):
+    """
+    Answers whatever comes with the factory's bytes, then, if the factory
+    says so, closes.
+    """
+
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.write(self.factory.answer)
+        if self.factory.close:
+            self.transport.loseConnection()
+
+
+class BadAnswerTests(TestCase):
+    """
+    The real command against a listener that answers the upgrade with
+    something other than HTTP.
+    """
+
+    def answering(self, answer: bytes, close: bool) -> str:
+        factory = Factory.forProtocol(_Answer)
+        factory.answer = answer  # type: ignore[attr-defined]
+        factory.close = close  # type: ignore[attr-defined]
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        return f"ws://127.0.0.1:{port.getHost().port}/"
+
+    @inlineCallbacks
+    def test_notHttp(self):  # type: ignore[no-untyped-def]
+        """
+        An answer that is not HTTP, whether or not it is UTF-8 text and
+        ends a head, is named as such in one line, exit 2, no traceback;
+        so is an HTTP answer whose head is not UTF-8.
+        """
+        not_http = "WebSocket handshake failed: the server's answer is not HTTP (is it a WebSocket server?)"
+        for answer, close, words in (
+            (b"\x00\xffgarbage\r\n\r\n", False, not_http),
+            (b"\x00\xffgarbage", True, not_http),
+            (b"HTTP/1.1 200 OK\r\nX: \xe9\r\n\r\n", False,
+             "WebSocket handshake failed: the server's HTTP answer is not UTF-8 text"),
+        ):
+            url = self.answering(answer, close)
+            out, err, code = yield getProcessOutputAndValue(
+                sys.executable, ["-m", "pingproto", "ping", "-c", "1", url], env=environment()
+            )
+            self.assertEqual(code, 2, answer)
+            self.assertEqual(err.decode().splitlines(), [f"pingproto ping: cannot connect to {url}: {words}"])
 
 
 class _Command(ProcessProtocol):
