@@ -36,6 +36,7 @@ from pingproto.client import (
 from pingproto.config import check_ws_url, positive_int, read_number
 from pingproto.records import Record, RecordFolder, format_summary, summary_record
 from pingproto.session import Loss, LossReason, Sample
+from pingproto.text import printable
 from pingproto.tlsfiles import TLSConfigError
 
 __all__ = ["PingOptions", "Reporter", "describe_failure"]
@@ -106,8 +107,13 @@ class PingOptions(InterspersedOptions):
 
 def describe_failure(reason: Failure) -> str:
     """
-    Why a connection could not be set up, in words a user can act on.
+    Why a connection could not be set up, in words a user can act on, and
+    safe to print: what the server said is escaped.
     """
+    return printable(_describe_failure(reason))
+
+
+def _describe_failure(reason: Failure) -> str:
     if reason.check(DNSLookupError):
         return "unknown host"
     if reason.check(ConnectionRefusedError):
@@ -207,10 +213,11 @@ class Reporter:
             if change.requested or self.stopping:
                 record["deliberate"] = True
             elif self._was_open:
-                text = f"disconnected: {change.detail}"
+                # The detail may carry the server's close reason.
+                text = f"disconnected: {printable(change.detail)}"
             elif self._ever_open:
                 # The first failure ends the run with its own message.
-                why = describe_failure(change.reason) if change.reason is not None else change.detail
+                why = describe_failure(change.reason) if change.reason is not None else printable(change.detail)
                 text = f"cannot connect: {why}"
             self._was_open = False
         elif change.state is ConnectionState.CONNECTING and self._ever_open:

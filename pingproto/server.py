@@ -28,6 +28,7 @@ from zope.interface import implementer
 from pingproto._autobahn import OptionsOnClass, ReactorTimer, ServerOverrides, release_is_closed
 from pingproto.config import ServerLimits
 from pingproto.limits import AddressCounter, TokenBucket, client_address, origin_allowed
+from pingproto.text import printable as _printable
 from pingproto.webapp import content_security_policy, page
 
 __all__ = ["APP_PATH", "PLAIN_ANSWER", "WEBSOCKET_PATHS", "EchoServerFactory", "EchoServerProtocol"]
@@ -126,14 +127,6 @@ def _phrase(code: int) -> str:
         return HTTPStatus(code).phrase
     except ValueError:
         return "Refused"
-
-
-def _printable(text: str) -> str:
-    """
-    C{text}, from a request, safe for a log line: control characters are
-    escaped, so that a header cannot write to an operator's terminal.
-    """
-    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 @implementer(IPushProducer)

@@ -355,6 +355,41 @@ class ReporterTests(SynchronousTestCase):
             (1_764_000_030.0, 30.0, 1, 25.0),
         )
 
+    def test_serverTextEscaped(self) -> None:
+        """
+        What the server said (a close reason, a refused upgrade's status
+        line) is printed with its control characters escaped, C0, DEL and
+        C1 alike: it cannot colour the terminal or forge a line.
+        """
+        reporter = self.reporter()
+        reporter.state_changed(StateChange(ConnectionState.OPEN, setup_time=0.001))
+        reporter.state_changed(StateChange(ConnectionState.CLOSED, "code 1000: \x1b[31mRED\x1b[0m\nfake: line\r"))
+        reporter.state_changed(StateChange(ConnectionState.CONNECTING))
+        refused = Failure(HandshakeError('Bad HTTP response status line "\x9b2J\x7f"'))
+        reporter.state_changed(StateChange(ConnectionState.CLOSED, refused.getErrorMessage(), reason=refused))
+        self.assertEqual(
+            self.out.getvalue().splitlines()[1:],
+            [
+                "disconnected: code 1000: \\x1b[31mRED\\x1b[0m\\nfake: line\\r",
+                "reconnecting",
+                'cannot connect: WebSocket handshake failed: Bad HTTP response status line "\\x9b2J\\x7f"',
+            ],
+        )
+
+    def test_serverTextEscapedInJson(self) -> None:
+        """
+        --json output and the log carry no control character but the
+        newline ending each record (JSON, as written, escapes DEL and
+        everything past ASCII too), and the record reads back as what was
+        said.
+        """
+        reporter = self.reporter(json_output=True)
+        detail = "code 1000: \x1b[31m\x7f\x9b\nfake"
+        reporter.state_changed(StateChange(ConnectionState.CLOSED, detail))
+        for output in (self.out.getvalue(), self.log.getvalue()):
+            self.assertTrue(output[:-1].isprintable(), output)
+            self.assertEqual(json.loads(output)["detail"], detail)
+
     def test_noReplyExitsOne(self) -> None:
         """
         A run in which nothing came back exits 1.
@@ -444,6 +479,27 @@ class CommandTests(ServerTestCase):
 
 class NoReplyCommandTests(ServerTestCase):
     tls = False
+
+    @inlineCallbacks
+    def test_closeReasonEscaped(self):  # type: ignore[no-untyped-def]
+        """
+        A server's close reason with escape codes and a line break is
+        printed escaped, on the one line that says the connection closed.
+        """
+
+        class Closes(EchoServerProtocol):
+            def onOpen(self) -> None:
+                self.sendClose(1000, "\x1b[31mRED\x1b[0m\nfake: line\r")
+
+        self.service.listeners[0].factory.protocol = Closes
+        out, err, code = yield getProcessOutputAndValue(
+            sys.executable, ["-m", "pingproto", "ping", "-c", "1", self.url()], env=environment()
+        )
+        self.assertEqual(code, 1, err)
+        lines = out.decode().splitlines()
+        self.assertIn("disconnected: code 1000: \\x1b[31mRED\\x1b[0m\\nfake: line\\r", lines)
+        self.assertFalse(any(line.startswith("fake") for line in lines), lines)
+        self.assertNotIn(b"\x1b", out)
 
     @inlineCallbacks
     def test_noReplyExitsOne(self):  # type: ignore[no-untyped-def]
