@@ -3,21 +3,33 @@ The C{pingproto} command: one entry point, a subcommand per job.
 
 Each subcommand lives in its own module as a L{usage.Options} subclass with
 a C{run()} method returning the exit status; this module only dispatches and
-turns usage errors into ping-style exit status 2 with one clear line.
+turns usage errors into ping-style exit status 2 with one clear line.  What
+standard output's failures mean is decided here too, once for every
+command: a C{run()} lets them out (L{BrokenPipeError}, L{OutputError}).
 """
 
 from __future__ import annotations
 
+import contextlib
 import getopt
 import importlib
 import importlib.metadata
 import os
 import sys
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence, TextIO, cast
 
 from twisted.python import usage
 
-__all__ = ["EXIT_ERROR", "EXIT_NO_REPLY", "EXIT_OK", "CommandOptions", "InterspersedOptions", "Options", "main"]
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_NO_REPLY",
+    "EXIT_OK",
+    "CommandOptions",
+    "InterspersedOptions",
+    "Options",
+    "OutputError",
+    "main",
+]
 
 # Every command's exit statuses, as ping(8)'s: 0 when replies came, 1 when
 # none did, 2 for anything else (a usage error, a connection or TLS set-up
@@ -25,6 +37,45 @@ __all__ = ["EXIT_ERROR", "EXIT_NO_REPLY", "EXIT_OK", "CommandOptions", "Interspe
 EXIT_OK = 0
 EXIT_NO_REPLY = 1
 EXIT_ERROR = 2
+
+
+class OutputError(OSError):
+    """
+    Standard output cannot be written (a full disk, C{>/dev/full}): the
+    command ends with one line saying so and L{EXIT_ERROR}.  A reader that
+    went away is a L{BrokenPipeError} instead, which ends it quietly.
+    """
+
+
+@contextlib.contextmanager
+def _as_output_error() -> Iterator[None]:
+    try:
+        yield
+    except (BrokenPipeError, OutputError):
+        raise
+    except OSError as e:
+        raise OutputError(e.errno, e.strerror) from e
+
+
+class _CheckedOutput:
+    """
+    Standard output, whose write failures raise L{OutputError}: told apart
+    from any other L{OSError} a command lets out, which is a bug to show.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        with _as_output_error():
+            return self._stream.write(text)
+
+    def flush(self) -> None:
+        with _as_output_error():
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 class CommandOptions(usage.Options):
@@ -120,13 +171,35 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry_point() -> None:
+    if sys.stdout is None:
+        # Started with standard output closed (>&-): every command prints
+        # its result there, and a file it opened would take its place.
+        _complain("pingproto: standard output is closed")
+        sys.exit(EXIT_ERROR)
+    sys.stdout = cast(TextIO, _CheckedOutput(sys.stdout))
     try:
         status = main()
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader went away (pingproto ping ... | head): nothing more to
-        # say, and no traceback about it; stdout goes nowhere from here on,
-        # so that the flush at exit cannot fail again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        # say, and no traceback about it.
+        _discard_stdout()
         status = 1
+    except OutputError as e:
+        _complain(f"pingproto: cannot write to standard output: {e.strerror}")
+        _discard_stdout()
+        status = EXIT_ERROR
     sys.exit(status)
+
+
+def _discard_stdout() -> None:
+    """
+    Send standard output nowhere from here on, so that the flush at exit,
+    of what could not be written, cannot fail again.
+    """
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _complain(line: str) -> None:
+    if sys.stderr is not None:
+        sys.stderr.write(line + "\n")

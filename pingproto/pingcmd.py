@@ -3,11 +3,13 @@ C{pingproto ping URL}: what ping(8) is, for a WebSocket echo server.
 
 One line per reply, loss, disconnect and reconnect, a summary on Ctrl-C or
 after C{-c COUNT}, and ping's exit status: 0 when replies came, 1 when none
-did, 2 on a usage or connection-setup error.
+did, 2 on a usage or connection-setup error or a log that could not be
+written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -139,6 +141,11 @@ class Reporter:
     """
     Turns what the client sees into records, prints them as text or JSON,
     appends them to the log, and folds them into the statistics.
+
+    It is called back from the client's protocol, where an exception would
+    only be logged: a write that fails stops the writing to that stream
+    (C{out} or C{log} becomes L{None}) and is told to C{write_failed}, with
+    C{"output"} or C{"log"} and the error, or raised when there is none.
     """
 
     def __init__(
@@ -149,12 +156,14 @@ class Reporter:
         quiet: bool = False,
         log: IO[str] | None = None,
         wall: Callable[[], float] = time.time,
+        write_failed: Callable[[str, OSError], object] | None = None,
     ) -> None:
-        self.out = out
+        self.out: IO[str] | None = out
         self.json_output = json_output
         self.quiet = quiet
         self.log = log
         self.wall = wall
+        self.write_failed = write_failed
         self.folder = RecordFolder()
         self.stopping = False
         self._was_open = False
@@ -165,15 +174,28 @@ class Reporter:
         self.folder.feed(record)
         line = json.dumps(record, separators=(",", ":"))
         if self.log is not None:
-            self.log.write(line + "\n")
-            self.log.flush()
-        if self.quiet and record["event"] != "summary":
+            try:
+                self.log.write(line + "\n")
+                self.log.flush()
+            except OSError as e:
+                self.log = None
+                self._failed("log", e)
+        if self.out is None or (self.quiet and record["event"] != "summary"):
             return
-        if self.json_output:
-            self.out.write(line + "\n")
-        elif text is not None:
-            self.out.write(text + "\n")
-        self.out.flush()
+        try:
+            if self.json_output:
+                self.out.write(line + "\n")
+            elif text is not None:
+                self.out.write(text + "\n")
+            self.out.flush()
+        except OSError as e:
+            self.out = None
+            self._failed("output", e)
+
+    def _failed(self, stream: str, error: OSError) -> None:
+        if self.write_failed is None:
+            raise error
+        self.write_failed(stream, error)
 
     def start(self, target: str, interval: float, timeout: float) -> None:
         tls = target.lower().startswith("wss:")
@@ -268,6 +290,8 @@ class _PingRun:
         self.status = EXIT_ERROR
         self.target = options["url"]
         self._stopping = False
+        self._log_error: OSError | None = None
+        self._output_error: OSError | None = None
 
     def run(self) -> int:
         options = self.options
@@ -282,11 +306,17 @@ class _PingRun:
             return self._run(log)
         finally:
             if log is not None:
-                log.close()
+                # Every record was flushed as it was written: closing can
+                # fail only on what a failed write left behind, and that
+                # failure was told when it happened.
+                with contextlib.suppress(OSError):
+                    log.close()
 
     def _run(self, log: IO[str] | None) -> int:
         options = self.options
-        self.reporter = Reporter(self.stdout, json_output=options["json"], quiet=options["quiet"], log=log)
+        self.reporter = Reporter(
+            self.stdout, json_output=options["json"], quiet=options["quiet"], log=log, write_failed=self._write_failed
+        )
         try:
             monitor = PingMonitor(
                 self.target,
@@ -304,12 +334,38 @@ class _PingRun:
             return EXIT_ERROR
         self.monitor = monitor
         self.reporter.start(self.target, options["interval"], options["timeout"])
-        monitor.done.addCallbacks(self._finished, self._failed)
-        self.reactor.addSystemEventTrigger("before", "shutdown", self._interrupted)
-        self.reactor.callWhenRunning(monitor.startService)
-        self.reactor.callWhenRunning(self._handle_signals)
-        self.reactor.run()
-        return self.status
+        if self._log_error is None and self._output_error is None:
+            monitor.done.addCallbacks(self._finished, self._failed)
+            self.reactor.addSystemEventTrigger("before", "shutdown", self._interrupted)
+            self.reactor.callWhenRunning(monitor.startService)
+            self.reactor.callWhenRunning(self._handle_signals)
+            self.reactor.run()
+        if self._output_error is not None:
+            # What it means is the entry point's to decide, for every
+            # command alike (pingproto.cli.OutputError).
+            raise self._output_error
+        # A log that stops short is an error whatever came back: the run
+        # was asked to keep a record, and did not.
+        return EXIT_ERROR if self._log_error is not None else self.status
+
+    def _write_failed(self, stream: str, error: OSError) -> None:
+        """
+        Standard output or the log could not be written.  The log's
+        failure is said on standard error and ends the run as Ctrl-C does,
+        with the summary; standard output's ends it at once, since there
+        is nothing left to show the summary on.
+        """
+        if stream == "log":
+            self._log_error = error
+            self.stderr.write(f"pingproto ping: cannot write log file {self.options['log']}: {error.strerror or error}\n")
+            stop = self._stop
+        else:
+            self._output_error = error
+            stop = self._abort
+        if self.reactor.running:
+            # On the next turn: this may be a call from inside the client's
+            # service, which cannot be stopped re-entrantly.
+            self.reactor.callLater(0, stop)
 
     def _handle_signals(self) -> None:
         """
@@ -331,9 +387,16 @@ class _PingRun:
         if not self._stopping:
             self._stop()
             return
+        self._abort()
+
+    def _abort(self) -> None:
+        """
+        Stop without waiting for the close handshake.
+        """
         self.reporter.stopping = True
         self.monitor.stopService()
         self.monitor.drop_connection()
+        self._stop()
 
     def _stop(self) -> None:
         if not self._stopping:

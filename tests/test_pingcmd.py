@@ -5,12 +5,14 @@ failures, and the real command against a real server.
 
 from __future__ import annotations
 
+import errno
 import importlib.metadata
 import io
 import json
 import os
 import subprocess
 import sys
+from typing import Any
 
 from OpenSSL.SSL import Error as SSLError
 from twisted.internet import reactor
@@ -177,6 +179,49 @@ class VersionTests(SynchronousTestCase):
             os.close(write)
         self.assertEqual(done.stderr, b"")
         self.assertEqual(done.returncode, 1)
+
+
+def _pingproto(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "pingproto", *args], stderr=subprocess.PIPE, env=environment(), timeout=60, **kwargs
+    )
+
+
+class StandardOutputTests(SynchronousTestCase):
+    """
+    Every command, when standard output cannot take what it prints.
+    """
+
+    def setUp(self) -> None:
+        self.log = os.path.abspath(self.mktemp())
+        with open(self.log, "w") as f:
+            f.write('{"event":"start","t":1,"target":"ws://h:1/","interval":1,"timeout":5}\n')
+        # Nothing listens there: ping fails at its first line, before it connects.
+        self.commands = [["ping", "-c", "1", "ws://127.0.0.1:1/"], ["report", self.log], ["app", "-s", "h:1"]]
+
+    def test_closed(self) -> None:
+        """
+        Started with standard output closed (C{>&-}), each command says so
+        in one line and exits 2, without a traceback.
+        """
+        for args in self.commands:
+            done = _pingproto(args, stdout=subprocess.DEVNULL, preexec_fn=lambda: os.close(1))
+            self.assertEqual((done.returncode, done.stderr), (2, b"pingproto: standard output is closed\n"), args)
+
+    def test_full(self) -> None:
+        """
+        Output into a device that takes nothing (C{>/dev/full}) ends each
+        command with one line saying so and exit 2, without a traceback.
+        """
+        for args in [*self.commands, ["--version"]]:
+            with open("/dev/full", "w") as full:
+                done = _pingproto(args, stdout=full)
+            self.assertEqual(
+                done.stderr.decode().splitlines(),
+                ["pingproto: cannot write to standard output: No space left on device"],
+                args,
+            )
+            self.assertEqual(done.returncode, 2, args)
 
 
 class DescribeFailureTests(SynchronousTestCase):
@@ -390,6 +435,27 @@ class ReporterTests(SynchronousTestCase):
             self.assertTrue(output[:-1].isprintable(), output)
             self.assertEqual(json.loads(output)["detail"], detail)
 
+    def test_writeFailureTold(self) -> None:
+        """
+        A write that fails (the reporter is called back from the client,
+        where an exception would only be logged) is told once to
+        C{write_failed}, and that stream is written no more; the log goes
+        on taking every record.
+        """
+
+        class Full(io.StringIO):
+            def write(self, text: str) -> int:
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+        told: list[tuple[str, int | None]] = []
+        reporter = Reporter(
+            Full(), log=self.log, wall=lambda: self.now, write_failed=lambda stream, e: told.append((stream, e.errno))
+        )
+        reporter.start("ws://h:1/", 1.0, 5.0)
+        reporter.ping_replied(Sample(1, 0, 0.001))
+        self.assertEqual(told, [("output", errno.ENOSPC)])
+        self.assertEqual([json.loads(line)["event"] for line in self.log.getvalue().splitlines()], ["start", "reply"])
+
     def test_noReplyExitsOne(self) -> None:
         """
         A run in which nothing came back exits 1.
@@ -517,6 +583,83 @@ class NoReplyCommandTests(ServerTestCase):
 
 
 
+class WriteFailureTests(ServerTestCase):
+    """
+    The real command, against a real server, when standard output or the
+    log stops taking what it writes mid-run.
+    """
+
+    tls = False
+
+    def spawn(self, *args: str, script: str | None = None) -> _Command:
+        """
+        Run C{pingproto ping ARGS}, by C{python -c SCRIPT} if given; a run
+        still going when the test ends (one that never stops) is killed.
+        """
+        command = _Command()
+        start = ["-m", "pingproto"] if script is None else ["-c", script]
+        reactor.spawnProcess(command, sys.executable, [sys.executable, *start, "ping", *args], env=environment())
+
+        def kill() -> Deferred[int] | None:
+            if command.ended.called:
+                return None
+            command.transport.signalProcess("KILL")
+            return command.ended
+
+        self.addCleanup(kill)
+        return command
+
+    @inlineCallbacks
+    def test_readerGoneMidRun(self):  # type: ignore[no-untyped-def]
+        """
+        A reader that goes away mid-run (C{pingproto ping URL | head -1})
+        ends the run at once and quietly, with no count to end it: no
+        traceback, and exit 1, as for any command whose reader went away.
+        """
+        command = self.spawn("-i", "0.05", self.url())
+        yield command.saw(b"PING ")
+        command.transport.closeStdout()
+        code = yield command.ended
+        self.assertEqual((code, command.err), (1, b""))
+
+    @inlineCallbacks
+    def test_logFull(self):  # type: ignore[no-untyped-def]
+        """
+        A log that cannot take the first record (C{--log /dev/full}): one
+        line naming it and why, exit 2, and no connection made.
+        """
+        command = self.spawn("-c", "1", "--log", "/dev/full", self.url())
+        code = yield command.ended
+        self.assertEqual(
+            command.err.decode().splitlines(), ["pingproto ping: cannot write log file /dev/full: No space left on device"]
+        )
+        self.assertEqual(code, 2)
+        self.assertNotIn(b"connected", command.out)
+
+    @inlineCallbacks
+    def test_logStopsMidRun(self):  # type: ignore[no-untyped-def]
+        """
+        A log that stops taking records mid-run (a file size limit here, a
+        full disk alike) ends the run, which has no count to end it: one
+        line naming the log and why, the summary as for Ctrl-C, and exit 2
+        though replies came (the run was to be recorded, and was not).
+        """
+        log = os.path.abspath(self.mktemp())
+        # Python ignores SIGXFSZ: a write past the limit fails with EFBIG.
+        script = (
+            "import resource\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (600, 600))\n"
+            "from pingproto.cli import entry_point\n"
+            "entry_point()\n"
+        )
+        command = self.spawn("-i", "0.05", "--log", log, self.url(), script=script)
+        code = yield command.ended
+        self.assertEqual(command.err.decode().splitlines(), [f"pingproto ping: cannot write log file {log}: File too large"])
+        self.assertEqual(code, 2)
+        self.assertIn(b"seq=1 time=", command.out)
+        self.assertIn(b"pingproto statistics", command.out)
+
+
 class _Answer(Protocol):
     """
     Answers whatever comes with the factory's bytes, then, if the factory
@@ -593,7 +736,9 @@ class _Command(ProcessProtocol):
         self.err += data
 
     def processEnded(self, reason: Failure) -> None:
-        self.ended.callback(reason.value.exitCode)
+        # Not if the test timed out waiting, which cancelled it.
+        if not self.ended.called:
+            self.ended.callback(reason.value.exitCode)
 
 
 class SignalTests(ServerTestCase):
