@@ -780,3 +780,30 @@ class SignalTests(ServerTestCase):
         self.assertEqual(command.err, b"")
         self.assertEqual(code, 0)
         self.assertIn(b"pingproto statistics", command.out)
+
+    @inlineCallbacks
+    def test_signalAsPythonEnds(self):  # type: ignore[no-untyped-def]
+        """
+        A SIGINT that comes once the run is over, as Python shuts down (the
+        second of two quick Ctrl-Cs), changes nothing: exit 0 for a run
+        with replies.  Python puts the default handler back as it shuts
+        down, which would kill the process (exit 130).
+        """
+        script = (
+            "import os, signal\n"
+            "from pingproto.cli import entry_point\n"
+            "class Late:\n"
+            "    def __del__(self):\n"
+            "        os.kill(os.getpid(), signal.SIGINT)\n"
+            # Deleted with __main__'s globals, after Python's signal
+            # handling has shut down.
+            "late = Late()\n"
+            "entry_point()\n"
+        )
+        command = _Command()
+        reactor.spawnProcess(
+            command, sys.executable, [sys.executable, "-c", script, "ping", "-c", "1", self.url()], env=environment()
+        )
+        code = yield command.ended
+        self.assertEqual((code, command.err), (0, b""))
+        self.assertIn(b"1 sent, 1 received", command.out)
