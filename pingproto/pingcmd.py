@@ -35,7 +35,7 @@ from pingproto.client import (
     StateChange,
     TLSHandshakeIncomplete,
 )
-from pingproto.config import check_ws_url, positive_int, read_number
+from pingproto.config import check_ws_url, naming_options, positive_int, read_number
 from pingproto.records import Record, RecordFolder, format_summary, summary_record
 from pingproto.session import Loss, LossReason, Sample
 from pingproto.text import printable
@@ -44,11 +44,11 @@ from pingproto.tlsfiles import TLSConfigError
 __all__ = ["PingOptions", "Reporter", "describe_failure"]
 
 
-def _seconds(name: str, minimum: float) -> Callable[[str], float]:
+def _seconds(minimum: float) -> Callable[[str], float]:
     def coerce(text: str) -> float:
-        value = read_number(text, float, "a number of seconds", prefix=f"{name} ")
+        value = read_number(text, float, "a number of seconds")
         if not minimum <= value < 86400:
-            raise ValueError(f"{name} must be at least {minimum} s and under a day")
+            raise ValueError(f"{text!r} must be from {minimum:g} s to under a day")
         return value
 
     coerce.coerceDoc = f"Seconds, fractions allowed (at least {minimum})."  # type: ignore[attr-defined]
@@ -65,21 +65,21 @@ class PingOptions(InterspersedOptions):
         ["json", None, "Print one JSON object per event and one for the summary."],
         ["quiet", "q", "Print only the summary."],
     ]
-    optParameters = [
+    optParameters = naming_options([
         ["count", "c", None, "Stop after this many pings", positive_int],
-        ["interval", "i", 1.0, "Seconds between pings.", _seconds("interval", 0.01)],
-        ["timeout", "W", 5.0, "A reply later than this counts as lost.", _seconds("timeout", 0.001)],
+        ["interval", "i", 1.0, "Seconds between pings.", _seconds(0.01)],
+        ["timeout", "W", 5.0, "A reply later than this counts as lost.", _seconds(0.001)],
         [
             "flatline",
             None,
             10.0,
             "Close and reconnect when an open connection has echoed nothing "
             "for this long (0: never).",
-            _seconds("flatline", 0.0),
+            _seconds(0.0),
         ],
         ["ca", None, None, "Trust this CA certificate file (PEM) instead of the system's."],
         ["log", None, None, "Append every event to FILE as JSON lines, flushed as it goes."],
-    ]
+    ])
 
     # Twisted's Options calls parseArgs() with the positional arguments;
     # counting them here lets the message say what went wrong.

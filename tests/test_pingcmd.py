@@ -79,9 +79,10 @@ class OptionsTests(SynchronousTestCase):
             (["ws://[::1]:0/"], "port 0 cannot be connected to"),
             # Sent to the server as it is, it would be refused there (400).
             (["ws://h:1/\x01"], "'ws://h:1/\\x01': a URL cannot have control"),
-            (["-c", "0", "ws://h/"], "1 or more"),
-            (["-i", "0", "ws://h/"], "interval must be at least"),
-            (["-W", "x", "ws://h/"], "not a number of seconds"),
+            (["-c", "0", "ws://h/"], "--count: '0' must be 1 or more"),
+            (["-i", "0", "ws://h/"], "--interval: '0' must be from 0.01 s to under a day"),
+            (["-W", "x", "ws://h/"], "--timeout: 'x' is not a number of seconds"),
+            (["--flatline", "-1", "ws://h/"], "--flatline: '-1' must be from 0 s to under a day"),
             (["--ca", "ca.pem", "ws://h/"], "--ca only applies to wss://"),
             ([], "give one ws:// or wss:// URL"),
             (["ws://a:1/", "ws://b:1/"], "give one ws:// or wss:// URL"),
