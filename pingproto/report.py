@@ -21,6 +21,7 @@ from typing import IO, Any, Iterable, Sequence
 from twisted.python import usage
 
 from pingproto.cli import EXIT_ERROR, EXIT_NO_REPLY, EXIT_OK, InterspersedOptions
+from pingproto.config import naming_options
 
 from pingproto.records import (
     Record,
@@ -204,11 +205,11 @@ class ReportOptions(InterspersedOptions):
     synopsis = "[options] FILE"
     longdesc = "Summarize a `pingproto ping --log FILE` over a window, and plot it with -o."
     optFlags = [["json", None, "Print the summary as one JSON object."]]
-    optParameters = [
+    optParameters = naming_options([
         ["since", None, None, "Only events at or after this time", parse_time],
         ["until", None, None, "Only events before this time", parse_time],
         ["output", "o", None, "Write a plot to this .png or .svg file."],
-    ]
+    ])
 
     # Twisted's Options declares parseArgs() without arguments; it calls a
     # subclass's with the positional arguments, as many as it takes.

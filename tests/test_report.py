@@ -711,5 +711,8 @@ class ReportCommandTests(SynchronousTestCase):
                      ["--until", "NaN", self.log], ["--since", "1e300", self.log], ["--since", "-1", self.log],
                      ["--until", "3000-01-01", self.log],
                      ["--since", "5", "--until", "4", self.log], ["--since", "5", "--until", "5", self.log]):
-            with self.assertRaises(UsageError, msg=args):
+            with self.assertRaises(UsageError, msg=args) as caught:
                 ReportOptions().parseOptions(args)
+            if args[0] in ("--since", "--until") and len(args) == 3:
+                # The error names the option it is about.
+                self.assertTrue(str(caught.exception).startswith(f"{args[0]}: {args[1]!r} "), str(caught.exception))
