@@ -190,10 +190,17 @@ def draw(line: Timeline, title: str, subtitle: str) -> Any:
     axes.set_ylabel("round-trip time (ms)")
     axes.set_xlabel("time (UTC)")
     # Ticks and labels for any span, a second of pings to weeks of them:
-    # the day once (to the right), then only what changes between ticks.
+    # the date once (to the right), then the time of day, to the second
+    # (and a fraction of it, when the ticks are closer) when it changes.
     locator = mdates.AutoDateLocator()
+    seconds = "%H:%M:%S.%f"  # trailing zeros are trimmed
     axes.xaxis.set_major_locator(locator)
-    axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(
+        locator,
+        formats=["%Y", "%b", "%d", "%H:%M", "%H:%M", seconds],
+        zero_formats=["", "%Y", "%b", "%b-%d", "%H:%M", seconds],
+        offset_formats=["", "%Y", "%Y-%m", "%Y-%m-%d", "%Y-%m-%d", "%Y-%m-%d"],
+    ))
     axes.grid(True, color="#dddddd", lw=0.6)
     axes.set_title(f"{title}\n{subtitle}", fontsize=10, loc="left")
     axes.legend(loc="upper left", fontsize=8, ncol=3, framealpha=0.9)
