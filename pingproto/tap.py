@@ -8,9 +8,10 @@ import os
 import resource
 import signal
 import socket
+import sys
 from contextlib import contextmanager
 from functools import partial
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from twisted.application.service import IService, MultiService
 from twisted.internet.endpoints import serverFromString
@@ -162,6 +163,21 @@ class Options(usage.Options):
         # usage.Options keeps the line breaks of opt_ docstrings as runs of
         # spaces in the middle of --help's lines.
         self.docs = {name: " ".join(doc.split()) if doc else doc for name, doc in self.docs.items()}
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        """
+        Under twistd, say a mistake in one line and a hint, as pingproto's
+        own commands do: twistd prints the whole of --help first, some 60
+        lines, with the one that matters last.  Parsed on their own (no
+        C{parent}), the options raise L{usage.UsageError} as usual.
+        """
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            if getattr(self, "parent", None) is None:
+                raise
+            sys.stderr.write(f"twistd pingproto: {e}\nTry 'twistd pingproto --help'.\n")
+            raise SystemExit(1) from None
 
     def opt_allow_origin(self, pattern: str) -> None:
         """

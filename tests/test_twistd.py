@@ -347,11 +347,16 @@ class TwistdTests(TwistdCase):
     @inlineCallbacks
     def test_publicPlainRefused(self):  # type: ignore[no-untyped-def]
         """
-        Plain ws:// on a public interface is refused with the way out.
+        Plain ws:// on a public interface is refused with the way out, in
+        one line and a hint, not under the whole of --help (as twistd
+        tells a plugin's usage errors).
         """
         out, err, code = yield self.run_twistd("--interface", "0.0.0.0")
-        self.assertEqual(code, 1)
-        self.assertIn(b"--no-tls", (out + err).strip().splitlines()[-1])
+        self.assertEqual((code, out), (1, b""))
+        first, hint = err.decode().splitlines()
+        self.assertTrue(first.startswith("twistd pingproto: refusing to serve plain ws://"), first)
+        self.assertIn("--no-tls", first)
+        self.assertEqual(hint, "Try 'twistd pingproto --help'.")
 
 
 class _Exits(ProcessProtocol):
