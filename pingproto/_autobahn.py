@@ -432,7 +432,7 @@ class QuietSetup(_Connection):
     send queue, which L{QuietDataPath} makes only when a send needs it,
     and the UTF-8 validator, made at first use), start the
     opening-handshake timer, and count the connection on the factory.  A
-    TLS error at close is still logged as Autobahn logs it.
+    TLS error at close is logged, at info.
 
     Relies on the attribute set of those methods:
     tests/test_overrides.py compares a connection set up here with one set
@@ -462,7 +462,10 @@ class QuietSetup(_Connection):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if _is_tls_error(reason.value):
-            self.log.error(_maybe_tls_reason(reason.value))
+            # Logged by Autobahn as an error; here a line at info, as for
+            # any other mistake of a client's (garbage or an old TLS
+            # version on the port, a certificate it does not trust).
+            self.log.info("{peer}: {why}", peer=self.peer, why=_maybe_tls_reason(reason.value))
         self._connectionLost(reason)
 
     def _connectionMade(self) -> None:

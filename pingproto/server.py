@@ -667,11 +667,12 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
             self._log.info(
                 "{peer} at {path}, open {open_for}, closed: code {code}{reason}{unclean}",
                 peer=self.peer,
-                path=self.http_request_path,
+                path=_printable(self.http_request_path),
                 seconds=seconds,
                 open_for=open_for(seconds),
                 code=code if code is not None else "none",
-                reason=f" ({reason})" if reason else "",
+                # The client's words: one line, and no terminal escapes.
+                reason=f" ({_printable(reason)})" if reason else "",
                 unclean="" if wasClean else ", not clean",
             )
 

@@ -406,6 +406,22 @@ class RequestHeadTests(HardeningTestCase):
         yield self.assertWitnessUnharmed(since)
 
     @inlineCallbacks
+    def test_brokenTlsLoggedAtInfo(self):  # type: ignore[no-untyped-def]
+        """
+        A TLS handshake that fails on the client's side (here a record no
+        TLS client sends) is the client's mistake: one line at info naming
+        it, not an error in the log (Autobahn logs it as one).
+        """
+        since = reactor.seconds()
+        with capturedLogs() as events:
+            client = yield self.request(b"\x16\x03\x01\x00\x04abcd", tls=False)
+            yield client.until_lost()
+        self.assertEqual([formatEvent(e) for e in events if e["log_level"] >= LogLevel.warn], [])
+        [line] = [formatEvent(e) for e in events if "SSL error" in formatEvent(e)]
+        self.assertRegex(line, r"^tcp4:127\.0\.0\.1:\d+: SSL error: ")
+        yield self.assertWitnessUnharmed(since)
+
+    @inlineCallbacks
     def test_unparsableTarget(self):  # type: ignore[no-untyped-def]
         """
         A plain request whose target cannot be parsed as a URL (a broken

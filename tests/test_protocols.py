@@ -218,6 +218,18 @@ class ServerOverStringTransportTests(SynchronousTestCase, TimerHygiene):
         self.assertNotIn("\x9b", line)
         self.assertIn("\\x9b2Jkeep-alive", line)
 
+    def test_closeReasonEscapedInLog(self) -> None:
+        """
+        The client's close reason, quoted in the connection's log line,
+        cannot break the line (and forge one of its own) or write a
+        terminal's escape sequences.
+        """
+        self.handshake()
+        reason = "bye\n[pingproto.tap#critical] FORGED \x1b[31m"
+        [(level, line)] = self.logged(client_frame((4000).to_bytes(2, "big") + reason.encode(), opcode=8))
+        self.assertEqual(level, LogLevel.info)
+        self.assertIn("closed: code 4000 (bye\\n[pingproto.tap#critical] FORGED \\x1b[31m)", line)
+
     def test_overCapWarns(self) -> None:
         """
         A request refused because the server is at its connection cap is a
