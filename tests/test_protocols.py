@@ -26,7 +26,7 @@ from zope.interface.verify import verifyObject
 
 from pingproto.client import ConnectionState, PingClientFactory, PingRecorder
 from pingproto.config import ServerLimits
-from pingproto.server import PLAIN_ANSWER, EchoServerFactory, EchoServerProtocol, open_for
+from pingproto.server import PLAIN_ANSWER, STEPS_PER_TURN, EchoServerFactory, EchoServerProtocol, open_for
 from pingproto.session import LossReason, PingSession
 from pingproto.tls import ServerTLS, TLSProtocol, client_tls_options
 from pingproto.tlsfiles import load_tls_dir
@@ -726,7 +726,10 @@ class FloodTests(SynchronousTestCase, TimerHygiene):
         """
         Each frame of a fragmented message costs at least FRAME_COST bytes
         of the data rate: 20 one-byte fragments (140 bytes on the wire)
-        are over this client's 2,048-byte burst, and reading stops.
+        are over this client's 2,048-byte burst, and what a read brought
+        is taken apart only as fast as the rate allows (1,000 bytes a
+        second: 3.2 s for the 3,192 bytes over the burst), reading no
+        more meanwhile.
         """
         self.open()
         self.assertEqual(self.limits.data_burst, 2048)
@@ -734,8 +737,42 @@ class FloodTests(SynchronousTestCase, TimerHygiene):
         frames += [client_frame(b"x", opcode=0, fin=False) for _ in range(18)]
         frames += [client_frame(b"x", opcode=0, fin=True)]
         self.protocol.dataReceived(b"".join(frames))
+        self.assertEqual(self.protocol._gate.holding, {"rate", "backlog"})
+        self.clock.pump([0.1] * 29)
+        self.assertEqual(self.transport.value(), b"")
+        self.clock.pump([0.1] * 6)
         self.assertEqual(parse_server_frames(self.transport.value()), [(1, b"x" * 20)])
-        self.assertIn("rate", self.protocol._gate.holding)
+        self.assertNotIn("backlog", self.protocol._gate.holding)
+
+    def test_aTurnsWorthAtATime(self) -> None:
+        """
+        However many frames one read brings, one turn of the reactor takes
+        apart at most STEPS_PER_TURN steps of them (a frame is one or two),
+        so that every other connection's reads come in between; the rest
+        follows on later turns, reading no more until then.
+        """
+        # Without a data rate to stop at first.
+        self.protocol.connectionLost(Failure(ConnectionDone()))
+        self.limits = ServerLimits(max_message_size=1024, handshake_timeout=5, ping_interval=0)
+        self.factory = EchoServerFactory(self.limits, reactor=self.clock)
+        self.transport = _RecordsAbort()
+        self.protocol = self.factory.buildProtocol(_ADDRESS)
+        self.protocol.makeConnection(self.transport)
+        self.open()
+        count = 3 * STEPS_PER_TURN
+        frames = [client_frame(b"", opcode=1, fin=False)]
+        frames += [client_frame(b"", opcode=0, fin=False) for _ in range(count)]
+        frames += [client_frame(b"done", opcode=0, fin=True)]
+        self.protocol.dataReceived(b"".join(frames))
+        # A frame is two steps here (its header, its empty payload): a
+        # turn's worth of frames taken, the rest waiting for the next turn.
+        self.assertEqual(len(self.protocol.data), 6 * (count + 1 - STEPS_PER_TURN // 2) + 10)
+        self.assertEqual(self.protocol._gate.holding, {"backlog"})
+        self.assertEqual([call.getTime() for call in self.clock.getDelayedCalls()], [self.clock.seconds()])
+        # (Clock runs what is scheduled for now as it goes, in one advance.)
+        self.clock.advance(0)
+        self.assertEqual(parse_server_frames(self.transport.value()), [(1, b"done")])
+        self.assertEqual(self.protocol._gate.holding, frozenset())
 
     def test_nothingKeptAfterTheEnd(self) -> None:
         """
