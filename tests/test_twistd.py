@@ -9,7 +9,7 @@ import os
 import re
 import signal
 import socket
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import trustme
 from twisted.internet import reactor
@@ -30,6 +30,8 @@ from .test_protocols import upgrade_request
 from .tlsdir import write_ca_file, write_tls_dir
 from .waiting import Conditions, Watcher
 
+
+T = TypeVar("T")
 
 class Server(ProcessProtocol):
     """
@@ -430,19 +432,29 @@ class DaemonTests(TwistdCase):
                     return
 
     @inlineCallbacks
-    def log_when(self, path: str, condition: Callable[[str], bool]):  # type: ignore[no-untyped-def]
+    def when(self, look: Callable[[], T], condition: Callable[[T], bool]):  # type: ignore[no-untyped-def]
         """
-        The log file's text once C{condition} holds of it, or as it is
-        after L{LIMIT}: a daemon's log is written by a process the test
-        cannot wait on.
+        What C{look()} finds once C{condition} holds of it, or after
+        L{LIMIT}: a daemon's files are written and removed by a process
+        the test cannot wait on, after its command has exited.
         """
         started = reactor.seconds()
         while True:
-            with open(path) as f:
-                log = f.read()
-            if condition(log) or reactor.seconds() - started > self.LIMIT:
-                return log
+            found = look()
+            if condition(found) or reactor.seconds() - started > self.LIMIT:
+                return found
             yield deferLater(reactor, 0.05, lambda: None)
+
+    def log_when(self, path: str, condition: Callable[[str], bool]) -> Deferred[str]:
+        """
+        The log file's text once C{condition} holds of it.
+        """
+
+        def read() -> str:
+            with open(path) as f:
+                return f.read()
+
+        return self.when(read, condition)  # type: ignore[no-any-return]
 
     @inlineCallbacks
     def test_portInUse(self):  # type: ignore[no-untyped-def]
@@ -465,8 +477,11 @@ class DaemonTests(TwistdCase):
             self.assertIn(b"An error has occurred: ", err)
             self.assertIn(reason.encode(), err)
             self.assertNotIn(b"Traceback", out + err)
-            self.assertEqual(os.listdir(directory), ["d.log"])
-            # The daemon writes it as it exits, after the status pipe.
+            # The daemon removes its pidfile as it exits, after the status
+            # pipe has told the command.
+            files = yield self.when(lambda: sorted(os.listdir(directory)), lambda files: files == ["d.log"])
+            self.assertEqual(files, ["d.log"])
+            # It writes its log as it exits too.
             log = yield self.log_when(os.path.join(directory, "d.log"), lambda log: "Couldn't listen" in log)
             [line] = [line for line in log.splitlines() if "Couldn't listen" in line]
             self.assertTrue(line.endswith(f"pingproto: {reason}"), line)
