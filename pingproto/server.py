@@ -80,7 +80,7 @@ FRAME_COST = 256
 # payload as has come) that one connection's buffered bytes get in one
 # turn of the reactor: some 2 ms of work.  A frame that is not a whole
 # small message (those take the fast path) costs one or two.
-STEPS_PER_TURN = 256
+STEPS_PER_TURN = 64
 
 
 _NO_REASONS: frozenset[str] = frozenset()

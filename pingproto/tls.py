@@ -34,6 +34,7 @@ from twisted.internet.ssl import (
     platformTrust,
     trustRootFromCertificates,
 )
+from twisted.protocols.policies import ProtocolWrapper
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -284,6 +285,40 @@ class TLSProtocol(TLSMemoryBIOProtocol):
         if reason is not None:
             reason.cleanFailure()
         super()._tlsShutdownFinished(reason)
+
+    def _flushReceiveBIO(self) -> None:
+        """
+        As Twisted 26.10's, except that what all the records of a read hold
+        goes to the protocol in one call, not a call per record.
+
+        A client sending one-byte records (some 2,800 in one 64 KiB read)
+        made as many calls of the protocol, each counting, buffering and
+        parsing on its own, while every other client waited: 200-500 ms
+        with five such clients.  An end (the peer's close_notify, an
+        OpenSSL error) comes after the bytes before it, as before.
+        """
+        connection = self._tlsConnection
+        pieces: list[bytes] = []
+        ended = False
+        reason: Failure | None = None  # None: the peer's close_notify
+        while not self._lostTLSConnection:
+            try:
+                pieces.append(connection.recv(2**15))
+            except SSL.WantReadError:
+                break
+            except SSL.ZeroReturnError:
+                ended = True
+                break
+            except SSL.Error:
+                ended, reason = True, Failure()
+                break
+        if pieces and not self._aborted:
+            ProtocolWrapper.dataReceived(self, b"".join(pieces))
+        if ended:
+            if reason is None:
+                self._shutdownTLS()
+            self._tlsShutdownFinished(reason)
+        self._flushSendBIO()
 
 
 @implementer(IStreamClientEndpoint)

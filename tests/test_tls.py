@@ -14,9 +14,21 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
+from twisted.internet.address import IPv4Address
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.testing import StringTransport
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.trial.unittest import SynchronousTestCase
 
-from pingproto.tls import GROUPS, ServerTLS, _set_groups, client_tls_options, release_bio_buffers, server_context
+from pingproto.tls import (
+    GROUPS,
+    ServerTLS,
+    TLSProtocol,
+    _set_groups,
+    client_tls_options,
+    release_bio_buffers,
+    server_context,
+)
 from pingproto.tlsfiles import TLSConfigError, load_tls_dir
 
 from .tlsdir import write_tls_dir
@@ -289,3 +301,70 @@ class ClientCAFileTests(SynchronousTestCase):
                 client_tls_options("localhost", path)
             self.assertIn(path, str(caught.exception))
             self.assertIn(words, str(caught.exception))
+
+
+class _Records(Protocol):
+    """
+    Keeps each call of C{dataReceived}.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[bytes] = []
+
+    def dataReceived(self, data: bytes) -> None:
+        self.calls.append(data)
+
+
+class CoalescedReadTests(SynchronousTestCase):
+    """
+    L{TLSProtocol} hands the protocol what all the records of one read
+    hold in one call.
+    """
+
+    def setUp(self) -> None:
+        tlsdir = self.mktemp()
+        write_tls_dir(tlsdir)
+        self.inner = _Records()
+        factory = TLSMemoryBIOFactory(ServerTLS(load_tls_dir(tlsdir)), False, Factory.forProtocol(lambda: self.inner))
+        factory.protocol = TLSProtocol
+        self.server = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+        self.transport = StringTransport()
+        self.server.makeConnection(self.transport)
+        self.client = SSL.Connection(client(), None)
+        self.client.set_connect_state()
+        for _ in range(10):
+            try:
+                self.client.do_handshake()
+            except SSL.WantReadError:
+                pass
+            else:
+                break
+            self.server.dataReceived(self.client.bio_read(65536))
+            self.client.bio_write(self.transport.value())
+            self.transport.clear()
+
+    def test_oneCallPerRead(self) -> None:
+        """
+        A thousand one-byte records in one read are one call of the
+        protocol (they were a thousand: a client could make the server
+        spend its time on calls, not bytes).
+        """
+        for n in range(1000):
+            self.client.send(b"%d" % (n % 10))
+        self.server.dataReceived(self.client.bio_read(1 << 20))
+        self.assertEqual(self.inner.calls, [b"0123456789" * 100])
+
+    def test_bytesBeforeTheEnd(self) -> None:
+        """
+        Records followed by the client's close_notify in the same read:
+        the protocol gets their bytes, and the server ends TLS in turn and
+        closes the connection.
+        """
+        for _ in range(3):
+            self.client.send(b"x")
+        self.client.shutdown()
+        self.server.dataReceived(self.client.bio_read(1 << 20))
+        self.assertEqual(self.inner.calls, [b"xxx"])
+        self.assertTrue(self.transport.disconnecting)
+        self.client.bio_write(self.transport.value())
+        self.assertRaises(SSL.ZeroReturnError, self.client.recv, 100)
