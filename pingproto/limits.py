@@ -1,7 +1,8 @@
 """
 The bookkeeping behind the server's limits, free of any reactor: a token
 bucket for message and data rates, the real client address behind trusted proxies,
-which browser origins may connect, and concurrent connections per address.
+which browser origins may connect, concurrent connections per address, and
+when a refusal is worth a warning.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import re
 from collections import Counter
 from functools import lru_cache
 
-__all__ = ["AddressCounter", "TokenBucket", "client_address", "origin_allowed"]
+__all__ = ["AddressCounter", "RefusalTally", "TokenBucket", "client_address", "origin_allowed"]
 
 
 class TokenBucket:
@@ -142,3 +143,35 @@ class AddressCounter:
         self._counts[address] -= 1
         if self._counts[address] <= 0:
             del self._counts[address]
+
+
+class RefusalTally:
+    """
+    When refusals at a cap are worth a warning: at the first, so that the
+    operator learns the cap is being reached, then at most once every
+    C{interval} seconds, with how many were refused since the last one.
+
+    One warning per refusal buried the log under identical lines (300
+    retries, 300 warnings); one warning only at the first would not say
+    whether it goes on.  Each refusal is still logged, at info.
+    """
+
+    __slots__ = ("interval", "_warned_at", "_since")
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._warned_at: float | None = None
+        self._since = 0
+
+    def refused(self, now: float) -> tuple[int, float | None] | None:
+        """
+        Count one refusal at C{now}; if it is time to warn, return how
+        many refusals the warning is for and the seconds since the last
+        warning (L{None} for the first), else L{None}.
+        """
+        self._since += 1
+        last = self._warned_at
+        if last is not None and 0 <= now - last < self.interval:
+            return None
+        count, self._since, self._warned_at = self._since, 0, now
+        return count, None if last is None else now - last

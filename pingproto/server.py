@@ -27,7 +27,7 @@ from zope.interface import implementer
 
 from pingproto._autobahn import OptionsOnClass, ReactorTimer, ServerOverrides, release_is_closed
 from pingproto.config import ServerLimits
-from pingproto.limits import AddressCounter, TokenBucket, client_address, origin_allowed
+from pingproto.limits import AddressCounter, RefusalTally, TokenBucket, client_address, origin_allowed
 from pingproto.text import printable as _printable
 from pingproto.webapp import content_security_policy, page
 
@@ -60,6 +60,15 @@ _MOUNTED_HEADERS = tuple(header for header in _PLAIN_HEADERS if header[0] not in
 WEBSOCKET_PATHS = frozenset({"/", "/sock/websocket"})
 
 _MALFORMED = b"malformed HTTP request\n"
+
+# Answers of 5xx that are not the server failing, logged at info as other
+# refusals are: 503 is a connection cap, whose warnings the factory gives
+# (EchoServerFactory.refused), and 505 the client's HTTP version.
+_NOT_SERVER_FAULTS = frozenset({503, 505})
+
+# Seconds between two warnings that a connection cap refused connections
+# (RefusalTally).
+REFUSAL_WARNING_INTERVAL = 60.0
 
 # A private-use code would do, but 1008 (policy violation) is what RFC 6455
 # has for "you broke a rule of this server".
@@ -382,13 +391,15 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         """
         factory = self.factory
         limits = factory.limits
+        host = getattr(self.transport.getPeer(), "host", "unix")
         if self._over_cap:
+            factory.refused(f"--max-per-address {limits.max_per_address}", host)
             return False
         if limits.max_connections and factory.sockets - factory.over_cap > limits.max_connections:
+            factory.refused(f"--max-connections {limits.max_connections}", host)
             return False
         if self._counted is not None:
             return True
-        host = getattr(self.transport.getPeer(), "host", "unix")
         address = client_address(host, headers.get("x-forwarded-for"), limits.trusted_proxies)
         if address != host:
             # The log names whom the caps count: a forwarded client by its
@@ -396,6 +407,7 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
             # Autobahn does.
             self.peer = address
         if not factory.per_address.acquire(address):
+            factory.refused(f"--max-per-address {limits.max_per_address}", address)
             return False
         self._counted = address
         return True
@@ -433,8 +445,10 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         """
         Send a complete HTTP response and close, with one line in the log:
         at debug for an answered request, at info for a refused one (the
-        client's mistake: an access-log line, not a warning), and at warn
-        for a 5xx (the server at its connection cap, or failing).
+        client's mistake, or one of many over a connection cap: an
+        access-log line, not a warning), and at warn for a 5xx that is the
+        server failing.  A connection cap being reached is warned of
+        apart, not once per refusal (L{EchoServerFactory.refused}).
         """
         phrase = _phrase(code)
         head = (
@@ -448,7 +462,7 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
             self._log.debug("{peer}: answered {code} {phrase}", peer=self.peer, code=code, phrase=phrase)
         else:
             self._log.emit(
-                LogLevel.warn if code >= 500 else LogLevel.info,
+                LogLevel.warn if code >= 500 and code not in _NOT_SERVER_FAULTS else LogLevel.info,
                 "{peer}: answered {code} {phrase}: {why}",
                 peer=self.peer,
                 code=code,
@@ -754,6 +768,7 @@ class EchoServerFactory(OptionsOnClass, WebSocketServerFactory):
     noisy = False
     # Autobahn's factory sets it: the reactor given, or the global one.
     reactor: IReactorTime
+    _log = Logger()
 
     def __init__(
         self,
@@ -772,6 +787,7 @@ class EchoServerFactory(OptionsOnClass, WebSocketServerFactory):
         # say goodbye on stop.
         self.sockets = 0
         self.over_cap = 0
+        self._refusals: dict[str, RefusalTally] = {}
         self.per_address = AddressCounter(limits.max_per_address)
         self.open_protocols: set[EchoServerProtocol] = set()
         self._idle_waiters: list[Deferred[None]] = []
@@ -804,6 +820,37 @@ class EchoServerFactory(OptionsOnClass, WebSocketServerFactory):
             # address is not the caps' (client_address), and the log must
             # name whom the caps count; _admit sets the peer.
         )
+
+    def refused(self, cap: str, address: str) -> None:
+        """
+        Note a connection from C{address} refused at C{cap}, and warn that
+        the cap is reached at the first refusal and then at most once every
+        L{REFUSAL_WARNING_INTERVAL} seconds, with how many were refused
+        since: the operator may want to raise the cap, but not to read a
+        warning per retry.  Each refusal has its own line at info.
+        """
+        tally = self._refusals.get(cap)
+        if tally is None:
+            tally = self._refusals[cap] = RefusalTally(REFUSAL_WARNING_INTERVAL)
+        due = tally.refused(self.reactor.seconds())
+        if due is None:
+            return
+        count, since = due
+        if since is None:
+            self._log.warn(
+                "Connection cap reached: {cap}; refused {address}. Refusals are logged at info; "
+                "this warning repeats at most once a minute while they go on.",
+                cap=cap,
+                address=address,
+            )
+        else:
+            self._log.warn(
+                "Connection cap reached: {cap}; {count} refused in the last {period}, the latest {address}.",
+                cap=cap,
+                count=count,
+                period=open_for(since),
+                address=address,
+            )
 
     def going_away(self) -> Deferred[None]:
         """

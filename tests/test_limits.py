@@ -24,7 +24,7 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
 from pingproto.config import ServerLimits
-from pingproto.limits import AddressCounter, TokenBucket, client_address, origin_allowed
+from pingproto.limits import AddressCounter, RefusalTally, TokenBucket, client_address, origin_allowed
 from pingproto.pingcmd import PingOptions
 from pingproto.records import LATEST, RecordError, read_records
 from pingproto.report import parse_time
@@ -479,6 +479,55 @@ class AddressCounterTests(SynchronousTestCase):
             counter.release(address)
         self.assertEqual(counter.count(address), 0)
         self.assertEqual([counter.acquire(address) for _ in range(limit + 1)], [True] * limit + [False])
+
+
+class RefusalTallyTests(SynchronousTestCase):
+    """
+    L{RefusalTally}: when refusals at a connection cap are worth a warning.
+    """
+
+    @given(
+        interval=st.floats(1, 120),
+        start=_starts,
+        steps=st.lists(st.one_of(st.just(0.0), st.floats(0, 5), st.floats(0, 200)), max_size=300),
+    )
+    def test_first_then_at_most_once_an_interval(
+        self, interval: float, start: float, steps: list[float]
+    ) -> None:
+        """
+        Over any run of refusals the first warns at once, no two warnings
+        are less than C{interval} apart, a refusal C{interval} or more
+        after the last warning warns, and the warnings count every refusal
+        up to the last of them, once each, with the time since the one
+        before.
+        """
+        tally = RefusalTally(interval)
+        now, warnings, refusals = start, [], 0
+        for step in [0.0, *steps]:
+            now += step
+            refusals += 1
+            last = warnings[-1][0] if warnings else None
+            due = tally.refused(now)
+            if last is None or now - last >= interval:
+                self.assertIsNotNone(due, (now, last))
+            if due is not None:
+                count, since = due
+                self.assertEqual(since, None if last is None else now - last)
+                warnings.append((now, count, refusals))
+        self.assertEqual(warnings[0][:2], (start, 1))
+        for (before, _, _), (after, _, _) in zip(warnings, warnings[1:]):
+            self.assertGreaterEqual(after - before, interval)
+        self.assertEqual(sum(count for _, count, _ in warnings), warnings[-1][2])
+
+    def test_clock_stepping_back_warns(self) -> None:
+        """
+        A clock set back (the reactor's is the wall clock) cannot silence
+        the warnings until it has caught up again.
+        """
+        tally = RefusalTally(60)
+        self.assertEqual(tally.refused(1000.0), (1, None))
+        self.assertIsNone(tally.refused(1030.0))
+        self.assertEqual(tally.refused(500.0), (2, -500.0))
 
 
 def _json_values(keys: st.SearchStrategy[str]) -> st.SearchStrategy[object]:

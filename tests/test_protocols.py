@@ -230,22 +230,54 @@ class ServerOverStringTransportTests(SynchronousTestCase, TimerHygiene):
         self.assertEqual(level, LogLevel.info)
         self.assertIn("closed: code 4000 (bye\\n[pingproto.tap#critical] FORGED \\x1b[31m)", line)
 
-    def test_overCapWarns(self) -> None:
+    def test_overCapOneWarningAMinute(self) -> None:
         """
-        A request refused because the server is at its connection cap is a
-        warning: the operator may want to raise the cap.
+        A connection cap being reached is a warning (the operator may want
+        to raise it), at the first refusal and then at most once a minute,
+        with how many were refused since; each refusal is a line at info,
+        as other refused requests are.  A warning for each drowned the log:
+        300 retries, 300 identical warnings.
         """
-        factory = EchoServerFactory(ServerLimits(max_connections=1), reactor=self.clock)
-        first, second = factory.buildProtocol(_ADDRESS), factory.buildProtocol(_ADDRESS)
-        first.makeConnection(LenientTransport())
-        transport = LenientTransport()
-        second.makeConnection(transport)
-        logged = self.logged(upgrade_request(), second)
-        self.assertTrue(transport.value().startswith(b"HTTP/1.1 503 Service Unavailable\r\n"))
-        self.assertEqual(
-            logged,
-            [(LogLevel.warn, f"{second.peer}: answered 503 Service Unavailable: too many connections, try again later")],
+        factory = EchoServerFactory(ServerLimits(max_connections=1, ping_interval=0), reactor=self.clock)
+        factory.buildProtocol(_ADDRESS).makeConnection(LenientTransport())
+
+        def refuse() -> list[tuple[LogLevel, str]]:
+            protocol, transport = factory.buildProtocol(_ADDRESS), LenientTransport()
+            with capturedLogs() as events:
+                protocol.makeConnection(transport)
+                protocol.dataReceived(upgrade_request())
+                protocol.connectionLost(Failure(ConnectionDone()))
+            self.assertTrue(transport.value().startswith(b"HTTP/1.1 503 Service Unavailable\r\n"))
+            return [(e["log_level"], formatEvent(e)) for e in events if e["log_level"] >= LogLevel.info]
+
+        refusal = (
+            LogLevel.info,
+            "tcp4:192.168.1.1:54321: answered 503 Service Unavailable: too many connections, try again later",
         )
+        first = (
+            LogLevel.warn,
+            "Connection cap reached: --max-connections 1; refused 192.168.1.1. Refusals are logged at info; "
+            "this warning repeats at most once a minute while they go on.",
+        )
+        self.assertEqual(refuse(), [first, refusal])
+        self.clock.advance(30)
+        self.assertEqual([refuse(), refuse()], [[refusal], [refusal]])
+        self.clock.advance(30)
+        again = (
+            LogLevel.warn,
+            "Connection cap reached: --max-connections 1; 3 refused in the last 1 min 00 s, the latest 192.168.1.1.",
+        )
+        self.assertEqual(refuse(), [again, refusal])
+
+    def test_httpVersionRefusalAtInfo(self) -> None:
+        """
+        An upgrade over HTTP/1.0 is answered 505: the client's HTTP
+        version, not the server failing, so a line at info and no warning.
+        """
+        request = upgrade_request().replace(b" HTTP/1.1\r\n", b" HTTP/1.0\r\n", 1)
+        logged = self.logged(request)
+        self.assertTrue(self.transport.value().startswith(b"HTTP/1.1 505 HTTP Version Not Supported\r\n"))
+        self.assertEqual([level for level, _ in logged], [LogLevel.info], logged)
 
     def test_protocolErrorNoWarning(self) -> None:
         """
