@@ -1,8 +1,8 @@
 """
 The bookkeeping behind the server's limits, free of any reactor: a token
 bucket for message and data rates, the real client address behind trusted proxies,
-which browser origins may connect, concurrent connections per address, and
-when a refusal is worth a warning.
+which browser origins may connect, concurrent connections per address, the
+open files a server needs, and when a refusal is worth a warning.
 """
 
 from __future__ import annotations
@@ -11,7 +11,23 @@ import re
 from collections import Counter
 from functools import lru_cache
 
-__all__ = ["AddressCounter", "RefusalTally", "TokenBucket", "client_address", "origin_allowed"]
+__all__ = [
+    "AddressCounter",
+    "RefusalTally",
+    "TokenBucket",
+    "client_address",
+    "files_needed",
+    "origin_allowed",
+    "socket_bound",
+]
+
+# File descriptors a server keeps besides its clients' sockets: listeners,
+# log files, the TLS files it reads, epoll, the reactor's waker, a worker's
+# pipes.  Some 20 in practice.
+SPARE_FILES = 128
+# Sockets past --max-connections a server may hold at once while it answers
+# them 503 and closes them: each is held for a reactor turn or two.
+REFUSING_ROOM = 128
 
 
 class TokenBucket:
@@ -143,6 +159,33 @@ class AddressCounter:
         self._counts[address] -= 1
         if self._counts[address] <= 0:
             del self._counts[address]
+
+
+def files_needed(max_connections: int) -> int:
+    """
+    The open-file limit a server capped at C{max_connections} (0: no cap)
+    asks for: one file per connection, room for refusing more
+    (L{REFUSING_ROOM}), and its other files (L{SPARE_FILES}).
+    """
+    return (max_connections or 65_536) + REFUSING_ROOM + SPARE_FILES
+
+
+def socket_bound(open_files: int) -> int:
+    """
+    The most sockets a server may hold at once, served or being refused,
+    under a soft open-file limit of C{open_files}; one more is closed as it
+    is accepted, without an answer.
+
+    Past the limit itself, C{accept} fails with EMFILE, and Twisted then
+    closes every waiting client, whatever its address, and the server
+    cannot open a file (a renewed certificate) either: one address, or a
+    crowd, could take the server from everyone.  The bound keeps
+    L{SPARE_FILES} free for the server's own files, or half the limit if
+    it is that low.  Under the limit a server asks for
+    (L{files_needed}), that leaves L{REFUSING_ROOM} sockets past
+    C{--max-connections} to be answered 503.
+    """
+    return max(open_files - SPARE_FILES, open_files // 2)
 
 
 class RefusalTally:

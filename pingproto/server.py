@@ -11,6 +11,7 @@ requests itself before Autobahn sees them: C{GET /app} with the live page
 
 from __future__ import annotations
 
+import resource
 from http import HTTPStatus
 from typing import Any, Collection, Sequence
 from urllib.parse import urlsplit
@@ -19,7 +20,7 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from autobahn.websocket.protocol import parseHttpHeader
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.interfaces import IAddress, IDelayedCall, IPushProducer, IReactorTime, ISSLTransport
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
@@ -27,7 +28,7 @@ from zope.interface import implementer
 
 from pingproto._autobahn import OptionsOnClass, ReactorTimer, ServerOverrides, release_is_closed
 from pingproto.config import ServerLimits
-from pingproto.limits import AddressCounter, RefusalTally, TokenBucket, client_address, origin_allowed
+from pingproto.limits import AddressCounter, RefusalTally, TokenBucket, client_address, origin_allowed, socket_bound
 from pingproto.text import printable as _printable
 from pingproto.webapp import content_security_policy, page
 
@@ -60,6 +61,7 @@ _MOUNTED_HEADERS = tuple(header for header in _PLAIN_HEADERS if header[0] not in
 WEBSOCKET_PATHS = frozenset({"/", "/sock/websocket"})
 
 _MALFORMED = b"malformed HTTP request\n"
+_TOO_MANY = b"too many connections, try again later\n"
 
 # Answers of 5xx that are not the server failing, logged at info as other
 # refusals are: 503 is a connection cap, whose warnings the factory gives
@@ -134,6 +136,17 @@ class _PeerFaultsAsInfo:
     info = property(lambda self: self._log.info)
     debug = property(lambda self: self._log.debug)
     trace = property(lambda self: self._log.trace)
+
+
+def _peer_of(address: IAddress) -> str:
+    """
+    A peer as Autobahn names it in the log (its C{peer2str}), from the
+    address alone: a socket refused as it is accepted has no transport.
+    """
+    host = getattr(address, "host", None)
+    if host is None:
+        return "unix"
+    return f"{'tcp6' if ':' in host else 'tcp4'}:{host}:{getattr(address, 'port', '')}"
 
 
 def _phrase(code: int) -> str:
@@ -290,19 +303,57 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         factory = self.factory
         factory.sockets += 1
         super().connectionMade()
-        if not factory.limits.trusted_proxies:
+        limits = factory.limits
+        host = getattr(self.transport.getPeer(), "host", "unix")
+        if not limits.trusted_proxies:
             # Counted by address from the start: sockets that never send a
             # request would otherwise escape their address's cap and could
             # fill --max-connections for everyone.  (Behind a proxy the
-            # client's address comes with the request.)  One over the cap
-            # does not count against --max-connections either, and gets
-            # 503 when its request comes.
-            host = getattr(self.transport.getPeer(), "host", "unix")
-            if factory.per_address.acquire(host):
-                self._counted = host
-            else:
-                self._over_cap = True
-                factory.over_cap += 1
+            # client's address comes with the request.)
+            if not factory.per_address.acquire(host):
+                self._refuse_at_once(f"--max-per-address {limits.max_per_address}", host)
+                return
+            self._counted = host
+        if limits.max_connections and factory.sockets - factory.over_cap > limits.max_connections:
+            self._refuse_at_once(f"--max-connections {limits.max_connections}", host)
+
+    def _refuse_at_once(self, cap: str, address: str) -> None:
+        """
+        Refuse a socket over a connection cap as it is accepted, and let go
+        of it at once.
+
+        Held until its request came (or, for one that sent none, until the
+        handshake timeout), sockets over the caps counted against nothing
+        and took every file descriptor the server had: one address could
+        shut everyone out.  Refused here, each is held a reactor turn or
+        two, counted apart meanwhile (L{over_cap}).  It is answered 503
+        before its request, which a client that sends one reads all the
+        same.  Over TLS the answer would wait for a TLS handshake, which
+        a silent client never starts and which is the dearest part of a
+        connection for the server: the socket is closed unanswered.
+        (Mounted in a site, the request has come, over TLS too: answered.)
+        """
+        factory = self.factory
+        self._over_cap = True
+        factory.over_cap += 1
+        if self._counted is not None:
+            factory.per_address.release(self._counted)
+            self._counted = None
+        factory.refused(cap, address)
+        if factory.paths is not None and ISSLTransport.providedBy(self.transport):
+            self._log.info(
+                "{peer}: closed unanswered: too many connections ({cap}; over TLS the answer would wait for a handshake)",
+                peer=self.peer,
+                cap=cap,
+            )
+            # The line above says it all; Autobahn's would say it again.
+            self.wasClean = True
+            self.dropConnection(abort=True)
+        else:
+            self._answer_too_many()
+
+    def _answer_too_many(self) -> None:
+        self._answer(503, _TOO_MANY, headers=(("Retry-After", "10"),))
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         factory = self.factory
@@ -379,7 +430,7 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         if not _looks_like_http(status_line):
             self._answer(400, _MALFORMED)
         elif not self._admit(headers):
-            self._answer(503, b"too many connections, try again later\n", headers=(("Retry-After", "10"),))
+            self._answer_too_many()
         elif "upgrade" in headers:
             super().processHandshake()
         else:
@@ -387,19 +438,15 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
 
     def _admit(self, headers: dict[str, str]) -> bool:
         """
-        Apply the connection caps, before any WebSocket work is done.
+        Apply the per-address cap behind a trusted proxy, where the request
+        names the client, before any WebSocket work is done; the other caps
+        were applied as the socket was accepted (L{connectionMade}).
         """
         factory = self.factory
         limits = factory.limits
-        host = getattr(self.transport.getPeer(), "host", "unix")
-        if self._over_cap:
-            factory.refused(f"--max-per-address {limits.max_per_address}", host)
-            return False
-        if limits.max_connections and factory.sockets - factory.over_cap > limits.max_connections:
-            factory.refused(f"--max-connections {limits.max_connections}", host)
-            return False
         if self._counted is not None:
             return True
+        host = getattr(self.transport.getPeer(), "host", "unix")
         address = client_address(host, headers.get("x-forwarded-for"), limits.trusted_proxies)
         if address != host:
             # The log names whom the caps count: a forwarded client by its
@@ -781,12 +828,19 @@ class EchoServerFactory(OptionsOnClass, WebSocketServerFactory):
         self._batched_timer = ReactorTimer(self.reactor)
         self.limits = limits
         self.paths = None if paths is None else frozenset(paths)
-        # Every socket, whatever its stage, and those of them over their
-        # address's cap; per address, every socket (behind a trusted proxy,
-        # those whose request has been read); and the open WebSockets, to
-        # say goodbye on stop.
+        # Every socket, whatever its stage, and those of them refused over
+        # a cap and closing; per address, every socket served (behind a
+        # trusted proxy, once its request has been read); and the open
+        # WebSockets, to say goodbye on stop.
         self.sockets = 0
         self.over_cap = 0
+        # The most sockets held at once, counted or not (0: no bound),
+        # under the soft open-file limit in force when the factory is made,
+        # which twistd pingproto raises first (tap.raise_open_file_limit):
+        # whatever comes, the server stays short of EMFILE, where Twisted
+        # resets every client waiting to be accepted (buildProtocol).
+        self.open_files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        self.max_sockets = 0 if self.open_files == resource.RLIM_INFINITY else socket_bound(self.open_files)
         self._refusals: dict[str, RefusalTally] = {}
         self.per_address = AddressCounter(limits.max_per_address)
         self.open_protocols: set[EchoServerProtocol] = set()
@@ -820,6 +874,28 @@ class EchoServerFactory(OptionsOnClass, WebSocketServerFactory):
             # address is not the caps' (client_address), and the log must
             # name whom the caps count; _admit sets the peer.
         )
+
+    def buildProtocol(self, addr: IAddress) -> EchoServerProtocol | None:  # type: ignore[override]
+        """
+        Refuse a socket past L{max_sockets}: with no protocol for it,
+        Twisted closes it as it is accepted, unanswered (an answer would
+        hold it longer; the alternative is EMFILE for everyone).
+        """
+        if self.max_sockets and self.sockets >= self.max_sockets:
+            peer = _peer_of(addr)
+            self.refused(
+                f"{self.max_sockets} sockets open, as many as the open-file limit ({self.open_files}) leaves room for",
+                getattr(addr, "host", peer),
+            )
+            self._log.info(
+                "{peer}: closed unanswered: the server holds {sockets} sockets, "
+                "as many as its open-file limit leaves room for",
+                peer=peer,
+                sockets=self.sockets,
+            )
+            return None
+        protocol: EchoServerProtocol = super().buildProtocol(addr)
+        return protocol
 
     def refused(self, cap: str, address: str) -> None:
         """

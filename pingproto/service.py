@@ -70,6 +70,21 @@ def address_text(address: object) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+class _TLSFactory(TLSMemoryBIOFactory):
+    """
+    TLS around the echo, passing on the echo factory's refusal to build a
+    protocol for a socket past its bound (L{EchoServerFactory.buildProtocol}):
+    Twisted then closes the socket as it is accepted.  Twisted's own wraps
+    the L{None} in a TLS layer, which fails on it.
+    """
+
+    protocol = TLSProtocol
+
+    def buildProtocol(self, addr: Any) -> TLSProtocol | None:  # type: ignore[override]
+        wrapped = self.wrappedFactory.buildProtocol(addr)
+        return None if wrapped is None else TLSProtocol(self, wrapped)
+
+
 class _Goodbye(Service):
     """
     On stop (SIGTERM under twistd), after the listeners have closed, tell
@@ -147,8 +162,7 @@ def make_server_service(
     factory = EchoServerFactory(limits, reactor=reactor)
     wrapped: IProtocolFactory = factory
     if tls is not None:
-        wrapped = TLSMemoryBIOFactory(tls, False, factory)
-        wrapped.protocol = TLSProtocol
+        wrapped = _TLSFactory(tls, False, factory)
     service = ServerService(factory, tls, reloader)
     # Added first, so stopped last: the listeners close before the goodbyes.
     _Goodbye(factory, reactor).setServiceParent(service)

@@ -35,6 +35,7 @@ from pingproto.config import (
     unix_socket_path,
     whole_number,
 )
+from pingproto.limits import files_needed, socket_bound
 from pingproto.server import FRAME_COST
 from pingproto.service import make_server_service
 from pingproto.tls import server_context
@@ -113,7 +114,7 @@ class Options(usage.Options):
             None,
             _defaults.max_connections,
             "Connections served at once, by each worker with --workers; more "
-            "get HTTP 503 (0: no cap).",
+            "get HTTP 503 as they connect (over TLS, are closed) (0: no cap).",
             whole_number,
         ],
         [
@@ -121,7 +122,8 @@ class Options(usage.Options):
             None,
             _defaults.max_per_address,
             "Connections served at once from one client address, by each "
-            "worker with --workers; more get HTTP 503 (0: no cap).",
+            "worker with --workers; more get HTTP 503 as they connect (over "
+            "TLS, are closed) (0: no cap).",
             whole_number,
         ],
         [
@@ -274,23 +276,20 @@ def makeService(options: Options) -> IService:
     return command
 
 
-# File descriptors beyond one per connection: listeners, log files, the
-# worker pipes, TLS and DNS files.
-_SPARE_FILES = 256
-
-
 def raise_open_file_limit(max_connections: int) -> tuple[int, int]:
     """
     Raise the soft open-file limit as far as C{max_connections} needs and
     the hard limit allows; return the soft limit then in force and how
-    many files the connections need.
+    many files the connections need (L{files_needed}).
 
     Every connection is a file.  systemd starts services with a soft limit
     of 1024 (and a hard one of 524288): left there, a server reset clients
-    at about 1,020 connections instead of answering 503 at its cap.
+    at about 1,020 connections instead of answering 503 at its cap.  The
+    server holds no more sockets than the limit in force leaves room for
+    (L{socket_bound}), closing the rest as they are accepted.
     """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = (max_connections or 65_536) + _SPARE_FILES
+    needed = files_needed(max_connections)
     if soft == resource.RLIM_INFINITY or soft >= needed:
         return soft, needed
     target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
@@ -355,11 +354,12 @@ def build_service(options: Options, quiet: bool = False) -> IService:
     files, needed = raise_open_file_limit(max_connections)
     if files < needed and max_connections and not quiet:
         _log.warn(
-            "The open-file limit is {files}, too low for --max-connections {cap}: connections past it "
-            "are reset instead of answered 503. Raise the hard limit (LimitNOFILE= in a systemd unit, "
-            "ulimit -Hn) to {needed} or more, or lower --max-connections.",
+            "The open-file limit is {files}, too low for --max-connections {cap}: past {bound} sockets, "
+            "new connections are closed unanswered instead of answered 503. Raise the hard limit "
+            "(LimitNOFILE= in a systemd unit, ulimit -Hn) to {needed} or more, or lower --max-connections.",
             files=files,
             cap=max_connections,
+            bound=socket_bound(files),
             needed=needed,
         )
     if options["workers"] > 1:

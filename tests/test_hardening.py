@@ -19,18 +19,21 @@ import gc
 import hashlib
 import os
 import random
+import resource
 import socket
 import struct
+import sys
 from typing import Callable
 
 from twisted.internet import defer, reactor
-from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol, wrapClientTLS
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThread
 from twisted.logger import LogLevel, capturedLogs, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SkipTest, TestCase
 
 from pingproto import PingMonitor, StateChange
 from pingproto.server import EchoServerProtocol
@@ -38,9 +41,11 @@ from pingproto.service import GOODBYE_GRACE
 from pingproto.session import Sample
 from pingproto.tls import client_tls_options
 
+from .commands import environment, twistd
 from .test_endtoend import ServerTestCase
 from .test_fidelity import Watcher
 from .test_protocols import client_frame, upgrade_request
+from .test_twistd import Server, TwistdCase
 from .waiting import Conditions, FactoryBooks
 
 # The witness pings this often, and no two of its echoes may be further
@@ -759,6 +764,182 @@ class PerAddressCapTests(HardeningTestCase):
         lines = [line for line in self.server_log() if line.startswith(f"{peer} at /, open ")]
         self.assertEqual(len(lines), 1, self.server_log())
         yield self.assertWitnessUnharmed(since)
+
+
+    @inlineCallbacks
+    def test_silentOverCapLetGoAtOnce(self):  # type: ignore[no-untyped-def]
+        """
+        Sockets over the cap that send nothing are answered 503 and closed
+        by the server at once: held until the handshake timeout, they
+        counted against nothing, and one address could take every file
+        descriptor the server had.
+        """
+        since = reactor.seconds()
+        yield self.raw()
+        over = yield gatherResults([self.raw() for _ in range(3)])
+        for client in over:
+            yield client.until_lost()
+            self.assertEqual(client.status, 503, client.received[:100])
+            self.assertLess(client.lost_at - client.made_at, SLACK)
+        yield self.eventually(lambda: self.counts() == (2, 1, 2, 1))
+        yield self.assertWitnessUnharmed(since, released=False)
+
+
+class PerAddressCapOverTLSTests(HardeningTestCase):
+    """
+    At most 2 connections from one address (the witness is one), over TLS.
+    """
+
+    extra = ["--max-per-address", "2"]
+
+    @inlineCallbacks
+    def test_silentOverCapClosedAtOnce(self):  # type: ignore[no-untyped-def]
+        """
+        Over TLS a socket over the cap is closed as it is accepted,
+        unanswered: its 503 would wait for a TLS handshake, which a silent
+        client never starts.
+        """
+        since = reactor.seconds()
+        yield self.raw(tls=False)
+        over = yield self.raw(tls=False)
+        yield over.until_lost()
+        self.assertEqual(over.received, b"")
+        self.assertLess(over.lost_at - over.made_at, SLACK)
+        yield self.eventually(lambda: self.counts() == (2, 1, 2, 1))
+        yield self.assertWitnessUnharmed(since, released=False)
+
+
+class SocketBoundTests(HardeningTestCase):
+    """
+    A server bound to hold 3 sockets at most (the witness holds one), over
+    TLS, with no connection cap to stop them before.
+    """
+
+    extra = ["--max-connections", "0", "--max-per-address", "0"]
+
+    @inlineCallbacks
+    def test_pastTheBoundClosedAtAccept(self):  # type: ignore[no-untyped-def]
+        """
+        Past the most sockets the open-file limit leaves room for, a new
+        socket is closed as it is accepted, unanswered, through the TLS
+        layer too; the server never holds more, and takes one again once
+        one has gone.
+        """
+        since = reactor.seconds()
+        self.factory.max_sockets = 3
+        # The server accepts sockets in the order they connected.
+        held = yield gatherResults([self.raw(tls=False) for _ in range(2)])
+        past = yield self.raw(tls=False)
+        yield past.until_lost()
+        self.assertEqual(past.received, b"")
+        self.assertLess(past.lost_at - past.made_at, SLACK)
+        self.assertEqual(self.factory.sockets, 3)
+        yield held[0].abort()
+        yield self.eventually(lambda: self.factory.sockets == 2)
+        again = yield self.raw(tls=False)
+        past = yield self.raw(tls=False)
+        yield past.until_lost()
+        self.assertEqual((self.factory.sockets, again.lost), (3, False))
+        yield self.assertWitnessUnharmed(since, released=False)
+
+
+# Runs what follows under a soft and hard open-file limit of 1024, as
+# systemd's soft one.
+_UNDER_1024_FILES = (
+    "import os, resource, sys; "
+    "resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024)); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+)
+
+
+def _flood(port: int, pid: int) -> tuple[list[bytes], int, bytes]:
+    """
+    Connect 1,100 sockets from 127.0.0.9 that send nothing, and read what
+    the server answers all but the first 5 until it closes them; then count
+    the files process C{pid} has open, and ask for C{GET /} from 127.0.0.1
+    while the 5 are still open.
+    """
+    clients: list[socket.socket] = []
+    try:
+        for _ in range(1100):
+            client = socket.socket()
+            clients.append(client)
+            client.settimeout(5)
+            client.bind(("127.0.0.9", 0))
+            client.connect(("127.0.0.1", port))
+        answers = []
+        for client in clients[5:]:
+            answer = b""
+            while chunk := client.recv(4096):
+                answer += chunk
+            answers.append(answer)
+        files = len(os.listdir(f"/proc/{pid}/fd"))
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as other:
+            other.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            return answers, files, other.recv(4096)
+    finally:
+        for client in clients:
+            client.close()
+
+
+class OpenFileLimitTests(TwistdCase):
+    """
+    C{twistd -n pingproto} in a process of its own, under an open-file
+    limit of 1024.
+    """
+
+    @inlineCallbacks
+    def test_oneAddressCannotTakeEveryFile(self):  # type: ignore[no-untyped-def]
+        """
+        1,100 sockets from one address that send nothing, against caps of 5
+        an address and 700 in all, are each answered 503 and let go of at
+        once: the server holds a handful of files and serves another
+        address, and its log has one warning that the cap was reached and
+        a line at info for each of the 1,095 refusals.  Held until the
+        handshake timeout, they took the server to 1,024 files, and it
+        reset other clients (Twisted's EMFILE recovery).
+        """
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and hard < 1400:
+            raise SkipTest(f"this test opens 1,100 sockets; the hard open-file limit is {hard}")
+        if soft != resource.RLIM_INFINITY and soft < 1400:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (1400, hard))
+            self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
+        server = Server()
+        args = ["-n", "--pidfile=", "pingproto", "--port", "0", "--max-connections", "700", "--max-per-address", "5"]
+        process = reactor.spawnProcess(  # type: ignore[attr-defined]
+            server,
+            sys.executable,
+            [sys.executable, "-c", _UNDER_1024_FILES, twistd(), *args],
+            env=environment(),
+            path=self.mktemp_dir(),
+        )
+
+        def stop() -> Deferred[None]:
+            if not server.ended.called:
+                process.signalProcess("TERM")
+            return server.ended
+
+        self.addCleanup(stop)
+        url = yield server.listening
+        port = int(url.rstrip("/").rsplit(":", 1)[1])
+        # In a thread: the reactor goes on reading the server's log, which
+        # would otherwise fill its pipe and stop it.
+        answers, files, other = yield deferToThread(_flood, port, process.pid)
+        self.assertEqual([answer[:13] for answer in answers], [b"HTTP/1.1 503 "] * 1095)
+        self.assertLess(files, 64)
+        self.assertTrue(other.startswith(b"HTTP/1.1 200 "), other[:100])
+        yield server.until(lambda output: output.count(b"answered 503") >= 1095)
+        lines = server.output.decode().splitlines()
+        self.assertEqual(
+            [line.split("] ", 1)[1] for line in lines if "#warn]" in line],
+            [
+                "Connection cap reached: --max-per-address 5; refused 127.0.0.9. Refusals are logged at info; "
+                "this warning repeats at most once a minute while they go on."
+            ],
+        )
+        self.assertEqual(len([line for line in lines if "#info] tcp4:127.0.0.9:" in line and "answered 503" in line]), 1095)
+        self.assertNotIn("EMFILE", server.output.decode())
 
 
 class TrustedProxyTests(HardeningTestCase):

@@ -24,7 +24,16 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
 from pingproto.config import ServerLimits
-from pingproto.limits import AddressCounter, RefusalTally, TokenBucket, client_address, origin_allowed
+from pingproto.limits import (
+    REFUSING_ROOM,
+    AddressCounter,
+    RefusalTally,
+    TokenBucket,
+    client_address,
+    files_needed,
+    origin_allowed,
+    socket_bound,
+)
 from pingproto.pingcmd import PingOptions
 from pingproto.records import LATEST, RecordError, read_records
 from pingproto.report import parse_time
@@ -528,6 +537,33 @@ class RefusalTallyTests(SynchronousTestCase):
         self.assertEqual(tally.refused(1000.0), (1, None))
         self.assertIsNone(tally.refused(1030.0))
         self.assertEqual(tally.refused(500.0), (2, -500.0))
+
+
+class OpenFilesTests(SynchronousTestCase):
+    """
+    L{files_needed} and L{socket_bound}: the open-file limit a server asks
+    for, and the sockets it holds at most under the limit it got.
+    """
+
+    @given(st.integers(1, 10**7))
+    def test_bound_below_the_limit(self, open_files: int) -> None:
+        """
+        Under any open-file limit, the server holds fewer sockets than
+        the limit allows files, and at least half as many.
+        """
+        bound = socket_bound(open_files)
+        self.assertLess(bound, open_files)
+        self.assertGreaterEqual(bound, open_files // 2)
+
+    @given(st.integers(0, 10**6))
+    def test_room_to_refuse(self, max_connections: int) -> None:
+        """
+        Given the limit it asks for, a server holds its cap of connections
+        and room for more being answered 503.
+        """
+        self.assertEqual(
+            socket_bound(files_needed(max_connections)), (max_connections or 65_536) + REFUSING_ROOM
+        )
 
 
 def _json_values(keys: st.SearchStrategy[str]) -> st.SearchStrategy[object]:

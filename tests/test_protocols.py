@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
+import resource
 import struct
 
 from twisted.internet import reactor
@@ -26,6 +27,7 @@ from zope.interface.verify import verifyObject
 
 from pingproto.client import ConnectionState, PingClientFactory, PingRecorder
 from pingproto.config import ServerLimits
+from pingproto.limits import socket_bound
 from pingproto.server import PLAIN_ANSWER, STEPS_PER_TURN, EchoServerFactory, EchoServerProtocol, open_for
 from pingproto.session import LossReason, PingSession
 from pingproto.tls import ServerTLS, TLSProtocol, client_tls_options
@@ -837,38 +839,124 @@ class FloodTests(SynchronousTestCase, TimerHygiene):
             self.tearDown()
 
 
-class SilentSocketTests(SynchronousTestCase):
-    def test_silentSocketsKeepToTheirCap(self) -> None:
-        """
-        Sockets that never send their request count against their
-        address's cap from the start, and those over it not against
-        --max-connections: five silent sockets from one address (cap 2)
-        leave room under a cap of 3 for another address, and one more
-        from the first address gets 503 when it asks.
-        """
-        clock = Clock()
-        factory = EchoServerFactory(
-            ServerLimits(max_connections=3, max_per_address=2, ping_interval=0), reactor=clock
+class SilentSocketTests(SynchronousTestCase, TimerHygiene):
+    """
+    Sockets over the connection caps are let go of as they are accepted,
+    whether or not they ever send a request.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.factory = EchoServerFactory(
+            ServerLimits(max_connections=3, max_per_address=2, ping_interval=0), reactor=self.clock
         )
 
-        def connect(host: str) -> tuple[EchoServerProtocol, LenientTransport]:
-            protocol = factory.buildProtocol(IPv4Address("TCP", host, 40000))
-            transport = LenientTransport(peerAddress=IPv4Address("TCP", host, 40000))
-            protocol.makeConnection(transport)
-            return protocol, transport
+    def tearDown(self) -> None:
+        self.assertGlobalReactorUntouched()
 
-        silent = [connect("10.0.0.1") for _ in range(5)]
+    def connect(self, host: str, factory: Factory | None = None) -> tuple[Protocol, _RecordsAbort]:
+        address = IPv4Address("TCP", host, 40000)
+        protocol = (factory or self.factory).buildProtocol(address)
+        transport = _RecordsAbort(peerAddress=address)
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def test_overCapAnsweredAtOnce(self) -> None:
+        """
+        A socket over a connection cap is answered 503 as it is accepted,
+        before any request, and closed: held until its request came (or
+        the handshake timeout), silent sockets from one address took every
+        file descriptor the server had.  Meanwhile it counts against no
+        cap: five silent sockets from one address (cap 2) leave room under
+        a cap of 3 for another address, and a socket from a third, over
+        the cap of 3, is answered at once too.
+        """
+        factory = self.factory
+        silent = [self.connect("10.0.0.1") for _ in range(5)]
+        self.assertEqual([(t.value(), t.disconnecting) for _, t in silent[:2]], [(b"", False)] * 2)
+        for _, transport in silent[2:]:
+            self.assertTrue(transport.value().startswith(b"HTTP/1.1 503 "), transport.value()[:100])
+            self.assertIn(b"\r\nRetry-After: 10\r\n", transport.value())
+            self.assertTrue(transport.disconnecting)
+            self.assertFalse(transport.aborted)
         self.assertEqual((factory.sockets, factory.over_cap, factory.per_address.count("10.0.0.1")), (5, 3, 2))
-        other, transport = connect("10.0.0.2")
+        other, transport = self.connect("10.0.0.2")
         other.dataReceived(upgrade_request())
         self.assertTrue(transport.value().startswith(b"HTTP/1.1 101 "), transport.value()[:100])
-        again, transport = connect("10.0.0.1")
-        again.dataReceived(upgrade_request())
+        third, transport = self.connect("10.0.0.3")
         self.assertTrue(transport.value().startswith(b"HTTP/1.1 503 "), transport.value()[:100])
-        for protocol, _ in [*silent, (other, None), (again, None)]:
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual((factory.sockets, factory.over_cap, factory.per_address.count("10.0.0.3")), (7, 4, 0))
+        for protocol, _ in [*silent, (other, None), (third, None)]:
             protocol.connectionLost(Failure(ConnectionDone()))
         self.assertEqual((factory.sockets, factory.over_cap, len(factory.per_address)), (0, 0, 0))
-        self.assertEqual(clock.getDelayedCalls(), [])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_overCapOverTLSClosedAtOnce(self) -> None:
+        """
+        Over TLS the 503 would have to wait for a TLS handshake, which a
+        silent client never starts: a socket over a cap is aborted as it
+        is accepted, unanswered, with a line at info saying so.
+        """
+        tlsdir = self.mktemp()
+        write_tls_dir(tlsdir)
+        tls = TLSMemoryBIOFactory(ServerTLS(load_tls_dir(tlsdir)), False, self.factory, clock=self.clock)
+        tls.protocol = TLSProtocol
+        first, kept = self.connect("10.0.0.1", tls)
+        second, _ = self.connect("10.0.0.1", tls)
+        with capturedLogs() as events:
+            third, refused = self.connect("10.0.0.1", tls)
+        self.assertEqual((kept.value(), kept.disconnecting), (b"", False))
+        self.assertEqual((refused.value(), refused.aborted), (b"", True))
+        lines = [(e["log_level"], formatEvent(e)) for e in events if e["log_level"] >= LogLevel.info]
+        self.assertEqual(
+            lines[1:],
+            [
+                (
+                    LogLevel.info,
+                    "tcp4:10.0.0.1:40000: closed unanswered: too many connections "
+                    "(--max-per-address 2; over TLS the answer would wait for a handshake)",
+                )
+            ],
+        )
+        self.assertEqual(lines[0][0], LogLevel.warn)
+        for protocol in (first, second, third):
+            protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual((self.factory.sockets, self.factory.over_cap, len(self.factory.per_address)), (0, 0, 0))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_pastSocketBoundClosedAtAccept(self) -> None:
+        """
+        Past the most sockets the open-file limit leaves room for, counted
+        or not, the factory builds no protocol, so Twisted closes the
+        socket as it is accepted, holding nothing: past the limit itself,
+        Twisted resets every client waiting to be accepted (EMFILE).  The
+        bound is under the soft limit the factory was made under.
+        """
+        factory = self.factory
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if soft != resource.RLIM_INFINITY:
+            self.assertEqual(factory.max_sockets, socket_bound(soft))
+            self.assertLess(factory.max_sockets, soft)
+        factory.max_sockets = 4
+        held = [self.connect(host) for host in ("10.0.0.1", "10.0.0.1", "10.0.0.1", "10.0.0.2")]
+        with capturedLogs() as events:
+            self.assertIsNone(factory.buildProtocol(IPv4Address("TCP", "10.0.0.3", 40000)))
+        self.assertEqual(
+            [(e["log_level"], formatEvent(e)) for e in events][1:],
+            [
+                (
+                    LogLevel.info,
+                    "tcp4:10.0.0.3:40000: closed unanswered: the server holds 4 sockets, "
+                    "as many as its open-file limit leaves room for",
+                )
+            ],
+        )
+        self.assertEqual(events[0]["log_level"], LogLevel.warn)
+        held[2][0].connectionLost(Failure(ConnectionDone()))
+        self.assertIsNotNone(factory.buildProtocol(IPv4Address("TCP", "10.0.0.3", 40000)))
+        for protocol, _ in held[:2] + held[3:]:
+            protocol.connectionLost(Failure(ConnectionDone()))
 
 
 class _CannotAbort(LenientTransport):
