@@ -11,7 +11,6 @@ requests itself before Autobahn sees them: C{GET /app} with the live page
 
 from __future__ import annotations
 
-import resource
 from http import HTTPStatus
 from typing import Any, Collection, Sequence
 from urllib.parse import urlsplit
@@ -136,6 +135,19 @@ class _PeerFaultsAsInfo:
     info = property(lambda self: self._log.info)
     debug = property(lambda self: self._log.debug)
     trace = property(lambda self: self._log.trace)
+
+
+def _soft_open_files() -> int | None:
+    """
+    The soft open-file limit, or L{None} if there is none (unlimited, or
+    no C{resource} module to read it with: the client runs on Windows).
+    """
+    try:
+        import resource
+    except ImportError:
+        return None
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return None if soft == resource.RLIM_INFINITY else soft
 
 
 def _peer_of(address: IAddress) -> str:
@@ -839,8 +851,8 @@ class EchoServerFactory(OptionsOnClass, WebSocketServerFactory):
         # which twistd pingproto raises first (tap.raise_open_file_limit):
         # whatever comes, the server stays short of EMFILE, where Twisted
         # resets every client waiting to be accepted (buildProtocol).
-        self.open_files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-        self.max_sockets = 0 if self.open_files == resource.RLIM_INFINITY else socket_bound(self.open_files)
+        self.open_files = _soft_open_files()
+        self.max_sockets = 0 if self.open_files is None else socket_bound(self.open_files)
         self._refusals: dict[str, RefusalTally] = {}
         self.per_address = AddressCounter(limits.max_per_address)
         self.open_protocols: set[EchoServerProtocol] = set()
