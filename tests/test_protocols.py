@@ -220,6 +220,23 @@ class ServerOverStringTransportTests(SynchronousTestCase, TimerHygiene):
         self.assertNotIn("\x9b", line)
         self.assertIn("\\x9b2Jkeep-alive", line)
 
+    def test_slowMessageKeepsConnection(self) -> None:
+        """
+        A client sending one large message slowly, a few bytes every 5 s,
+        is not dropped for leaving the keepalive ping unanswered (it cannot
+        answer inside a frame): its bytes show it is there.  It was dropped
+        at the ping timeout, 40 s in.
+        """
+        self.handshake()
+        mask = b"\x01\x02\x03\x04"
+        self.protocol.dataReceived(bytes([0x82, 0x80 | 126]) + (1000).to_bytes(2, "big") + mask)
+        for _ in range(20):
+            self.clock.advance(5)
+            self.protocol.dataReceived(bytes(10))
+        self.assertEqual(self.protocol.state, self.protocol.STATE_OPEN)
+        self.assertFalse(self.transport.disconnecting)
+        self.protocol.connectionLost(Failure(ConnectionDone()))
+
     def test_closeReasonEscapedInLog(self) -> None:
         """
         The client's close reason, quoted in the connection's log line,
