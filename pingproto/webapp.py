@@ -61,6 +61,9 @@ def check_server(text: str) -> str:
     value = text.strip()
     if not value or any(c.isspace() for c in value):
         raise ValueError(f"{text!r} is not a host:port or a ws:// or wss:// URL")
+    if not value.isprintable():
+        # As pingproto ping's URL rule (check_ws_url).
+        raise ValueError(f"{text!r}: a URL cannot have control or other unprintable characters")
     if "://" in value:
         parts = urlsplit(value)
         if parts.scheme not in ("ws", "wss"):

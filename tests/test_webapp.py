@@ -105,6 +105,10 @@ class CheckServerTests(SynchronousTestCase):
             ("h:1#x", "fragment"),
             ("h:99999", "out of range"),
             ("wss://:1/", "names no host"),
+            ("h:0", "port 0 cannot be connected to"),
+            # As pingproto ping refuses them: the page would send them on.
+            ("h:1/\x01", "a URL cannot have control"),
+            ("ws://h:1/\x9b", "a URL cannot have control"),
         ]
         for server, words in cases:
             with self.assertRaises(ValueError, msg=server) as caught:
