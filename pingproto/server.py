@@ -587,11 +587,14 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
             # whatever still comes to a buffer nothing reads again.
             return
         self._spend_data(len(data))
-        if self.autoPingTimeoutCall is not None and self.autoPingRestartOnAnyTraffic:
-            # Any bytes say the client is there, as Autobahn takes any
-            # whole frame to: one sending a large message slowly cannot
-            # answer a keepalive before the message ends, and was dropped.
-            self._cancelAutoPingTimeoutCall()
+        if self.autoPingTimeoutCall is not None and (self.current_frame is not None or self.data):
+            # More of a frame under way says the client is there, as
+            # Autobahn takes any whole frame to: one sending a large
+            # message slowly cannot answer a keepalive before the message
+            # ends, and was dropped.  (Not any bytes: a read that begins
+            # with the pong must still find the ping it answers.)
+            if self.autoPingRestartOnAnyTraffic:
+                self._cancelAutoPingTimeoutCall()
         super().dataReceived(data)
 
     def _spend_data(self, cost: int) -> None:

@@ -37,7 +37,7 @@ from pingproto.limits import (
 from pingproto.pingcmd import PingOptions
 from pingproto.records import LATEST, RecordError, read_records
 from pingproto.report import parse_time
-from pingproto.server import EchoServerFactory, _looks_like_http, _never_http
+from pingproto.server import EchoServerFactory, EchoServerProtocol, _looks_like_http, _never_http
 
 from .test_protocols import LenientTransport, client_frame, parse_server_frames, upgrade_request
 
@@ -229,6 +229,19 @@ class ServerRateTests(SynchronousTestCase):
         # against this test and not a later one.
         self.addCleanup(gc.collect)
 
+    def opened(self, limits: ServerLimits) -> tuple[Clock, EchoServerProtocol, LenientTransport]:
+        """
+        A WebSocket opened under C{limits} on a clock of its own, and its
+        transport, cleared of the upgrade's answer.
+        """
+        clock = Clock()
+        protocol = EchoServerFactory(limits, reactor=clock).buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        transport = LenientTransport()
+        protocol.makeConnection(transport)
+        protocol.dataReceived(upgrade_request())
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 101 "))
+        transport.clear()
+        return clock, protocol, transport
     @settings(deadline=None)
     @given(rate=st.floats(min_value=0, max_value=500, exclude_min=True))
     @example(rate=0.4)
@@ -240,14 +253,7 @@ class ServerRateTests(SynchronousTestCase):
         instant.
         """
         limits = ServerLimits(max_message_rate=rate)
-        clock = Clock()
-        factory = EchoServerFactory(limits, reactor=clock)
-        protocol = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
-        transport = LenientTransport()
-        protocol.makeConnection(transport)
-        protocol.dataReceived(upgrade_request())
-        self.assertTrue(transport.value().startswith(b"HTTP/1.1 101 "))
-        transport.clear()
+        clock, protocol, transport = self.opened(limits)
         protocol.dataReceived(client_frame(b"1700000000123"))
         self.assertEqual(parse_server_frames(transport.value()), [(1, b"1700000000123")])
         protocol.dataReceived(b"".join(client_frame(b"%d" % i) for i in range(math.floor(limits.message_burst) + 1)))
@@ -267,14 +273,7 @@ class ServerRateTests(SynchronousTestCase):
         counts: burst plus one of them at once are closed with 1008.
         """
         limits = ServerLimits(max_message_rate=1, ping_interval=0.1, ping_timeout=0.1)
-        clock = Clock()
-        factory = EchoServerFactory(limits, reactor=clock)
-        protocol = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
-        transport = LenientTransport()
-        protocol.makeConnection(transport)
-        protocol.dataReceived(upgrade_request())
-        self.assertTrue(transport.value().startswith(b"HTTP/1.1 101 "))
-        transport.clear()
+        clock, protocol, transport = self.opened(limits)
         for _ in range(600):
             clock.advance(0.1)
             frames = parse_server_frames(transport.value())
