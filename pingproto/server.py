@@ -137,19 +137,6 @@ class _PeerFaultsAsInfo:
     trace = property(lambda self: self._log.trace)
 
 
-def _soft_open_files() -> int | None:
-    """
-    The soft open-file limit, or L{None} if there is none (unlimited, or
-    no C{resource} module to read it with: the client runs on Windows).
-    """
-    try:
-        import resource
-    except ImportError:
-        return None
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    return None if soft == resource.RLIM_INFINITY else soft
-
-
 def _peer_of(address: IAddress) -> str:
     """
     A peer as Autobahn names it in the log (its C{peer2str}), from the
@@ -854,13 +841,10 @@ class EchoServerFactory(OptionsOnClass, WebSocketServerFactory):
         # WebSockets, to say goodbye on stop.
         self.sockets = 0
         self.over_cap = 0
-        # The most sockets held at once, counted or not (0: no bound),
-        # under the soft open-file limit in force when the factory is made,
-        # which twistd pingproto raises first (tap.raise_open_file_limit):
-        # whatever comes, the server stays short of EMFILE, where Twisted
-        # resets every client waiting to be accepted (buildProtocol).
-        self.open_files = _soft_open_files()
-        self.max_sockets = 0 if self.open_files is None else socket_bound(self.open_files)
+        # The most sockets held at once, counted or not (0: no bound; see
+        # buildProtocol), and the open-file limit it was set under.
+        self.max_sockets = 0
+        self.open_files: int | None = None
         self._refusals: dict[str, RefusalTally] = {}
         self.per_address = AddressCounter(limits.max_per_address)
         self.open_protocols: set[EchoServerProtocol] = set()
@@ -894,6 +878,19 @@ class EchoServerFactory(OptionsOnClass, WebSocketServerFactory):
             # address is not the caps' (client_address), and the log must
             # name whom the caps count; _admit sets the peer.
         )
+
+    def bound_sockets(self, open_files: int) -> None:
+        """
+        Hold at most as many sockets at once, counted or not, as a soft
+        open-file limit of C{open_files} leaves room for (L{socket_bound}):
+        whatever comes, the server stays short of EMFILE, where Twisted
+        resets every client waiting to be accepted.  Past the bound
+        L{buildProtocol} builds no protocol, which only a wrapping factory
+        that passes the L{None} on can take (L{make_server_service}'s do;
+        Twisted's own TLS factory does not): off unless set.
+        """
+        self.open_files = open_files
+        self.max_sockets = socket_bound(open_files)
 
     def buildProtocol(self, addr: IAddress) -> EchoServerProtocol | None:  # type: ignore[override]
         """

@@ -70,6 +70,19 @@ def address_text(address: object) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _soft_open_files() -> int | None:
+    """
+    The soft open-file limit, or L{None} if there is none (unlimited, or
+    no C{resource} module to read it with, as on Windows).
+    """
+    try:
+        import resource
+    except ImportError:
+        return None
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
 class _TLSFactory(TLSMemoryBIOFactory):
     """
     TLS around the echo, passing on the echo factory's refusal to build a
@@ -82,7 +95,7 @@ class _TLSFactory(TLSMemoryBIOFactory):
 
     def buildProtocol(self, addr: Any) -> TLSProtocol | None:  # type: ignore[override]
         wrapped = self.wrappedFactory.buildProtocol(addr)
-        return None if wrapped is None else TLSProtocol(self, wrapped)
+        return None if wrapped is None else self.protocol(self, wrapped)
 
 
 class _Goodbye(Service):
@@ -160,6 +173,11 @@ def make_server_service(
         tls = ServerTLS(tls)
         reloader = CertificateReloader(tls, directory, clock=reactor, handle_sighup=handle_sighup)
     factory = EchoServerFactory(limits, reactor=reactor)
+    open_files = _soft_open_files()
+    if open_files is not None:
+        # Under the limit in force now, which twistd pingproto raises first
+        # (tap.raise_open_file_limit).
+        factory.bound_sockets(open_files)
     wrapped: IProtocolFactory = factory
     if tls is not None:
         wrapped = _TLSFactory(tls, False, factory)
