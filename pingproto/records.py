@@ -93,10 +93,10 @@ def _parse(line: str) -> tuple[Any, bool]:
     try:
         return json.loads(line), False
     except ValueError:
-        if not _begins_record(line):
+        if not line.startswith("{"):
             raise
     found = _appended(line)
-    if found is not None and not _begins_record(line[: found[0]]):
+    if not _begins_record(line if found is None else line[: found[0]]):
         raise ValueError("not JSON")
     return (None if found is None else found[1]), True
 

@@ -101,6 +101,11 @@ class ReadRecordsTests(SynchronousTestCase):
         skipped: list[int] = []
         self.assertEqual([r["t"] for r in read_records(lines, "f.jsonl", skipped)], [1, 2, 10, 11, 13])
         self.assertEqual(skipped, [3, 5])
+        # Cut within the nine characters every record begins with.
+        skipped = []
+        lines = ['{"event":"start","t":1}', '{"ev{"event":"reply","t":2,"seq":1,"rtt_ms":1.5}']
+        self.assertEqual([r["t"] for r in read_records(lines, "f.jsonl", skipped)], [1, 2])
+        self.assertEqual(skipped, [2])
 
     def test_fieldsChecked(self) -> None:
         """
