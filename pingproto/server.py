@@ -291,6 +291,7 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
     _gate: _ReadGate | None = None
     _throttle: IDelayedCall | None = None
     _backlog: IDelayedCall | None = None
+    _keepalive: bytes | None = None
     _in_backlog = False
     _linger: IDelayedCall | None = None
     _answering_bad_close = False
@@ -693,12 +694,13 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         opcode = frame.opcode
         if opcode == 10:
             payload = b"".join(self.control_frame_data)
+            keepalive, self._keepalive = self._keepalive, None
             # Autobahn's own type for it is None, its first value.
             pending: bytes | None = self.autoPingPending
             if payload == pending:
                 return super().processControlFrame()
             self.control_frame_data = None  # type: ignore[assignment]  # as Autobahn does
-            if not self._within_rate():
+            if payload != keepalive and not self._within_rate():
                 return False
             self._onPong(payload)
             return True
@@ -706,6 +708,13 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
             self.control_frame_data = None  # type: ignore[assignment]  # as Autobahn does
             return False
         return super().processControlFrame()
+
+    def _sendAutoPing(self) -> None:
+        super()._sendAutoPing()
+        # Kept apart from Autobahn's autoPingPending, which any frame from
+        # the client clears, taking it for the answer: the pong that still
+        # comes answers this server's asking all the same, and is free.
+        self._keepalive = self.autoPingPending
 
     def onCloseFrame(self, code: int | None, reasonRaw: bytes | None) -> bool | None:
         """

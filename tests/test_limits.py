@@ -289,6 +289,27 @@ class ServerRateTests(SynchronousTestCase):
         protocol.connectionLost(Failure(ConnectionDone()))
         clock.advance(60)
 
+    def test_keepalive_answer_after_a_message_is_free(self) -> None:
+        """
+        The pong answering the server's keepalive is free even when a
+        message came between the ping and it (Autobahn takes any frame for
+        the answer, and forgot the ping): at a burst of one message, the
+        message and the pong leave the connection open.
+        """
+        limits = ServerLimits(max_message_rate=0.1, ping_interval=5, ping_timeout=5)
+        self.assertEqual(limits.message_burst, 1)
+        clock, protocol, transport = self.opened(limits)
+        clock.advance(5)
+        [(opcode, ping)] = parse_server_frames(transport.value())
+        self.assertEqual(opcode, 9)
+        transport.clear()
+        protocol.dataReceived(client_frame(b"1700000000123") + client_frame(ping, opcode=10))
+        self.assertEqual(parse_server_frames(transport.value()), [(1, b"1700000000123")])
+        self.assertEqual(protocol.state, protocol.STATE_OPEN)
+        protocol.dropConnection(abort=True)
+        protocol.connectionLost(Failure(ConnectionDone()))
+        clock.advance(60)
+
     def test_nan_rate_refused_by_limits(self) -> None:
         """
         L{ServerLimits} refuses a NaN message rate, as it refuses zero:
