@@ -598,9 +598,10 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
                 self._throttle = self.factory.reactor.callLater(wait, self._rate_regained)
 
     def _rate_regained(self) -> None:
-        # One read of the transport can be several dataReceived calls (TLS
-        # hands on a record at a time), each adding debt after the first
-        # set the wait: read again only once all of it is paid.
+        # One read of the transport can be several dataReceived calls
+        # (Twisted's own TLS layer, around a mounted echo, hands on a record
+        # at a time), each adding debt after the first set the wait: read
+        # again only once all of it is paid.
         bucket, gate = self._data_bucket, self._gate
         if bucket is None or gate is None:
             return
@@ -623,34 +624,46 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         fragments is some 9,000 frames, and while one client's were taken
         apart every other client's echoes waited, 160-400 ms.
         """
-        if self.state != self.STATE_OPEN and self.state != self.STATE_CLOSING:
+        gate = self._gate
+        if gate is None or (self.state != self.STATE_OPEN and self.state != self.STATE_CLOSING):
+            # Not open (the handshake), or opened without pingproto's onOpen
+            # (a subclass's that does not call it): as Autobahn.
             super().consumeData()
             return
-        gate = self._gate
-        if gate is not None and "backlog" in gate.holding and not self._in_backlog:
-            # Bytes that came while a backlog waits its turn (the TLS layer
-            # hands on the records of a read one by one, paused or not):
-            # Autobahn has added them to it.
+        if "backlog" in gate.holding and not self._in_backlog:
+            # Bytes that came while a backlog waits its turn (Twisted's own
+            # TLS layer hands on the records of a read one by one, paused
+            # or not): Autobahn has added them to it.
             return
         for _ in range(STEPS_PER_TURN):
             if not self.processData() or self.state == self.STATE_CLOSED:
-                if gate is not None and "backlog" in gate.holding:
-                    gate.release("backlog")
+                gate.release("backlog")
                 return
-            if gate is not None and "rate" in gate.holding:
+            if "rate" in gate.holding:
                 break
-        if gate is None:
-            return
         gate.hold("backlog")
         if "rate" not in gate.holding and self._backlog is None:
             # The other connections' reads first; then more of this one's.
             self._backlog = self.factory.reactor.callLater(0, self._work_backlog)
 
     def _work_backlog(self) -> None:
+        """
+        Go on with the backlog, on a later turn or once the rate allows.
+
+        Called from a timer, not from a read: what the parser raises would
+        go to the reactor's log and leave the connection holding its read
+        for ever, so it ends the connection, as Twisted ends one whose
+        C{dataReceived} raises.
+        """
+        if self._backlog is not None and self._backlog.active():
+            self._backlog.cancel()
         self._backlog = None
         self._in_backlog = True
         try:
             self.consumeData()
+        except Exception:
+            self._log.failure("{peer}: taking a backlog of frames apart failed", peer=self.peer)
+            self.dropConnection(abort=True)
         finally:
             self._in_backlog = False
 

@@ -826,6 +826,57 @@ class FloodTests(SynchronousTestCase, TimerHygiene):
         self.assertEqual(parse_server_frames(self.transport.value()), [(1, b"done")])
         self.assertEqual(self.protocol._gate.holding, frozenset())
 
+    def test_backlogKeepsOrderAndEnds(self) -> None:
+        """
+        Bytes that come while a backlog waits its turn (Twisted's own TLS
+        layer hands on a read's records one by one) join it and are taken
+        in order; a connection lost with a backlog waiting leaves no timer
+        behind (tearDown).
+        """
+        # As in test_aTurnsWorthAtATime: without a data rate to stop at.
+        self.protocol.connectionLost(Failure(ConnectionDone()))
+        self.factory = EchoServerFactory(ServerLimits(max_message_size=1024, ping_interval=0), reactor=self.clock)
+        self.transport = _RecordsAbort()
+        self.protocol = self.factory.buildProtocol(_ADDRESS)
+        self.protocol.makeConnection(self.transport)
+        self.open()
+        frames = [client_frame(b"", opcode=1, fin=False)]
+        frames += [client_frame(b"", opcode=0, fin=False) for _ in range(STEPS_PER_TURN)]
+        self.protocol.dataReceived(b"".join(frames))
+        self.assertEqual(self.protocol._gate.holding, {"backlog"})
+        self.protocol.dataReceived(client_frame(b"end", opcode=0) + client_frame(b"next"))
+        self.assertEqual(self.transport.value(), b"")
+        self.clock.advance(0)
+        self.assertEqual(parse_server_frames(self.transport.value()), [(1, b"end"), (1, b"next")])
+        self.transport.clear()
+        self.protocol.dataReceived(b"".join(frames))
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_withoutPingprotosOnOpen(self) -> None:
+        """
+        A subclass whose onOpen does not call pingproto's (so there is no
+        read gate to hold) gets Autobahn's parsing: everything a read
+        brought, at once.
+        """
+
+        class Quiet(EchoServerProtocol):
+            def onOpen(self) -> None:
+                pass
+
+        self.protocol.connectionLost(Failure(ConnectionDone()))
+        self.factory = EchoServerFactory(ServerLimits(max_message_size=1024, ping_interval=0), reactor=self.clock)
+        self.factory.protocol = Quiet
+        self.transport = _RecordsAbort()
+        self.protocol = self.factory.buildProtocol(_ADDRESS)
+        self.protocol.makeConnection(self.transport)
+        self.open()
+        frames = [client_frame(b"", opcode=1, fin=False)]
+        frames += [client_frame(b"", opcode=0, fin=False) for _ in range(STEPS_PER_TURN)]
+        self.protocol.dataReceived(b"".join(frames) + client_frame(b"end", opcode=0))
+        self.assertEqual(parse_server_frames(self.transport.value()), [(1, b"end")])
+
     def test_nothingKeptAfterTheEnd(self) -> None:
         """
         Bytes a client sends once the server has closed (here after a
