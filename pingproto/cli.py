@@ -15,6 +15,7 @@ import getopt
 import importlib
 import importlib.metadata
 import os
+import signal
 import sys
 from typing import Any, Callable, Iterator, Sequence, TextIO, cast
 
@@ -180,6 +181,12 @@ def entry_point() -> None:
     try:
         status = main()
         sys.stdout.flush()
+        # The command is over: a signal now (the second of two quick
+        # Ctrl-Cs) must not change how it ended.  Python puts the default
+        # handlers back as it shuts down, and a SIGINT then killed the
+        # process (status 130) after the summary.
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, signal.SIG_IGN)
     except BrokenPipeError:
         # The reader went away (pingproto ping ... | head): nothing more to
         # say, and no traceback about it.

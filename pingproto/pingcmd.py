@@ -340,7 +340,6 @@ class _PingRun:
             self.reactor.callWhenRunning(monitor.startService)
             self.reactor.callWhenRunning(self._handle_signals)
             self.reactor.run()
-            self._ignore_signals()
         if self._output_error is not None:
             # What it means is the entry point's to decide, for every
             # command alike (pingproto.cli.OutputError).
@@ -379,17 +378,6 @@ class _PingRun:
             return
         for number in (signal.SIGINT, signal.SIGTERM):
             signal.signal(number, lambda number, frame: self.reactor.callFromThread(self._signalled))
-
-    def _ignore_signals(self) -> None:
-        """
-        The run is over: a signal now (the second of two quick Ctrl-Cs)
-        must not change how it ended.  Python puts the default handlers
-        back as it shuts down, and a SIGINT then would kill the process
-        (exit 130) after the summary.
-        """
-        if threading.current_thread() is threading.main_thread():
-            for number in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(number, signal.SIG_IGN)
 
     def _signalled(self) -> None:
         """
