@@ -74,9 +74,10 @@ class ServerLimits:
     normal use (and a test suite's thousand quick echoes fit a burst), a
     sustained flood is not.  It may send 1 MiB a second, in bursts of two of
     the largest messages; past that it is not refused but read more slowly,
-    so that one client cannot take the server's CPU from the others.  At most 10,000 connections are served at once
-    and 256 from one address (0 lifts either cap); more get HTTP 503.  Every browser origin
-    may connect unless C{allowed_origins} names some (C{Origin: null},
+    so that one client cannot take the server's CPU from the others.  At
+    most 10,000 connections are served at once and 256 from one address (0
+    lifts either cap); more get HTTP 503 as they connect (over TLS, are
+    closed unanswered).  Every browser origin may connect unless C{allowed_origins} names some (C{Origin: null},
     sent by the page opened from a file or a data: URL, is allowed unless
     C{allow_null_origin} is off).  C{trusted_proxies} reverse proxies in
     front are believed about the client address (C{X-Forwarded-For}).

@@ -68,7 +68,7 @@ _TOO_MANY = b"too many connections, try again later\n"
 _NOT_SERVER_FAULTS = frozenset({503, 505})
 
 # Seconds between two warnings that a connection cap refused connections
-# (RefusalTally).
+# (RefusalTally); the first warning's text says "once a minute".
 REFUSAL_WARNING_INTERVAL = 60.0
 
 # A private-use code would do, but 1008 (policy violation) is what RFC 6455
