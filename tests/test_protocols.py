@@ -746,6 +746,19 @@ class FloodTests(SynchronousTestCase, TimerHygiene):
         self.assertTrue(self.transport.value().startswith(b"HTTP/1.1 101 "))
         self.transport.clear()
 
+    def reopen_without_data_rate(self, protocol: type[EchoServerProtocol] = EchoServerProtocol) -> None:
+        """
+        In place of set-up's connection, one of C{protocol} with no data
+        rate to stop at, opened.
+        """
+        self.protocol.connectionLost(Failure(ConnectionDone()))
+        self.factory = EchoServerFactory(ServerLimits(max_message_size=1024, ping_interval=0), reactor=self.clock)
+        self.factory.protocol = protocol
+        self.transport = _RecordsAbort()
+        self.protocol = self.factory.buildProtocol(_ADDRESS)
+        self.protocol.makeConnection(self.transport)
+        self.open()
+
     def test_pingsAreMessages(self) -> None:
         """
         Pings count against the message rate as messages do: past the
@@ -803,14 +816,7 @@ class FloodTests(SynchronousTestCase, TimerHygiene):
         so that every other connection's reads come in between; the rest
         follows on later turns, reading no more until then.
         """
-        # Without a data rate to stop at first.
-        self.protocol.connectionLost(Failure(ConnectionDone()))
-        self.limits = ServerLimits(max_message_size=1024, handshake_timeout=5, ping_interval=0)
-        self.factory = EchoServerFactory(self.limits, reactor=self.clock)
-        self.transport = _RecordsAbort()
-        self.protocol = self.factory.buildProtocol(_ADDRESS)
-        self.protocol.makeConnection(self.transport)
-        self.open()
+        self.reopen_without_data_rate()
         count = 3 * STEPS_PER_TURN
         frames = [client_frame(b"", opcode=1, fin=False)]
         frames += [client_frame(b"", opcode=0, fin=False) for _ in range(count)]
@@ -833,13 +839,7 @@ class FloodTests(SynchronousTestCase, TimerHygiene):
         in order; a connection lost with a backlog waiting leaves no timer
         behind (tearDown).
         """
-        # As in test_aTurnsWorthAtATime: without a data rate to stop at.
-        self.protocol.connectionLost(Failure(ConnectionDone()))
-        self.factory = EchoServerFactory(ServerLimits(max_message_size=1024, ping_interval=0), reactor=self.clock)
-        self.transport = _RecordsAbort()
-        self.protocol = self.factory.buildProtocol(_ADDRESS)
-        self.protocol.makeConnection(self.transport)
-        self.open()
+        self.reopen_without_data_rate()
         frames = [client_frame(b"", opcode=1, fin=False)]
         frames += [client_frame(b"", opcode=0, fin=False) for _ in range(STEPS_PER_TURN)]
         self.protocol.dataReceived(b"".join(frames))
@@ -865,13 +865,7 @@ class FloodTests(SynchronousTestCase, TimerHygiene):
             def onOpen(self) -> None:
                 pass
 
-        self.protocol.connectionLost(Failure(ConnectionDone()))
-        self.factory = EchoServerFactory(ServerLimits(max_message_size=1024, ping_interval=0), reactor=self.clock)
-        self.factory.protocol = Quiet
-        self.transport = _RecordsAbort()
-        self.protocol = self.factory.buildProtocol(_ADDRESS)
-        self.protocol.makeConnection(self.transport)
-        self.open()
+        self.reopen_without_data_rate(Quiet)
         frames = [client_frame(b"", opcode=1, fin=False)]
         frames += [client_frame(b"", opcode=0, fin=False) for _ in range(STEPS_PER_TURN)]
         self.protocol.dataReceived(b"".join(frames) + client_frame(b"end", opcode=0))
