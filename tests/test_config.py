@@ -161,67 +161,37 @@ class ServerLimitsTests(SynchronousTestCase):
         self.assertEqual(limits.max_message_size, 16 * 1024 * 1024)
 
 
-class PositiveIntTests(SynchronousTestCase):
+class WholeNumberCheckerTests(SynchronousTestCase):
     """
-    L{positive_int} reads whole numbers of at least 1.
-    """
-
-    def test_good(self) -> None:
-        """
-        "1" and "250" read as 1 and 250.
-        """
-        self.assertEqual(positive_int("1"), 1)
-        self.assertEqual(positive_int("250"), 250)
-
-    def test_zero(self) -> None:
-        """
-        "0" is refused because it is less than 1.
-        """
-        e = self.assertRaises(ValueError, positive_int, "0")
-        self.assertEqual(str(e), "'0' must be 1 or more")
-
-    def test_negative(self) -> None:
-        """
-        "-3" is refused because it is less than 1.
-        """
-        e = self.assertRaises(ValueError, positive_int, "-3")
-        self.assertEqual(str(e), "'-3' must be 1 or more")
-
-    def test_not_whole(self) -> None:
-        """
-        "1.5" and "ten" are refused as not whole numbers.
-        """
-        e = self.assertRaises(ValueError, positive_int, "1.5")
-        self.assertEqual(str(e), "'1.5' is not a whole number")
-        e = self.assertRaises(ValueError, positive_int, "ten")
-        self.assertEqual(str(e), "'ten' is not a whole number")
-
-
-class WholeNumberTests(SynchronousTestCase):
-    """
-    L{whole_number} reads counts where 0 means no limit.
+    L{positive_int} reads whole numbers of at least 1, and L{whole_number}
+    counts where 0 means no limit.
     """
 
     def test_good(self) -> None:
         """
-        "0" (no limit) and "256" read as 0 and 256.
+        Whole numbers in range read as themselves: "1" and "250" as
+        positive_int's, "0" (no limit) and "256" as whole_number's.
         """
-        self.assertEqual(whole_number("0"), 0)
-        self.assertEqual(whole_number("256"), 256)
+        for check, text, value in ((positive_int, "1", 1), (positive_int, "250", 250),
+                                   (whole_number, "0", 0), (whole_number, "256", 256)):
+            self.assertEqual(check(text), value)
 
-    def test_negative(self) -> None:
+    def test_refused(self) -> None:
         """
-        "-1" is refused because it is less than 0.
+        A number under the least (1 for positive_int, 0 for whole_number)
+        is refused as such, and one that is not whole ("1.5", "ten",
+        "2.5") as not a whole number.
         """
-        e = self.assertRaises(ValueError, whole_number, "-1")
-        self.assertEqual(str(e), "'-1' must be 0 or more")
-
-    def test_not_whole(self) -> None:
-        """
-        "2.5" is refused as not a whole number.
-        """
-        e = self.assertRaises(ValueError, whole_number, "2.5")
-        self.assertEqual(str(e), "'2.5' is not a whole number")
+        for check, text, message in (
+            (positive_int, "0", "'0' must be 1 or more"),
+            (positive_int, "-3", "'-3' must be 1 or more"),
+            (positive_int, "1.5", "'1.5' is not a whole number"),
+            (positive_int, "ten", "'ten' is not a whole number"),
+            (whole_number, "-1", "'-1' must be 0 or more"),
+            (whole_number, "2.5", "'2.5' is not a whole number"),
+        ):
+            e = self.assertRaises(ValueError, check, text)
+            self.assertEqual(str(e), message)
 
 
 class MessageRateTests(SynchronousTestCase):
