@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 from twisted.application.service import Service
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint, serverFromString
 from twisted.internet.error import CannotListenError, ProcessDone
 from twisted.internet.protocol import Factory, ProcessProtocol
@@ -272,14 +272,22 @@ class WorkerPool(Service):
                 count=self.count,
             )
 
-    def _close_listeners(self) -> None:
+    def _close_listeners(self) -> Deferred[Any]:
+        """
+        Close every listener.  Fires once Twisted's own ports are closed
+        too, a reactor turn later (their sockets and a unix socket's file
+        are gone then), so that a program stopping the pool can bind the
+        same address as soon as the Deferred fires.
+        """
+        closing = []
         for listener in self.listeners:
             if isinstance(listener, ReusePortGroup):
                 listener.close()
             else:
-                listener.stopListening()
+                closing.append(maybeDeferred(listener.stopListening))
         self.listeners = []
         self._listeners_bound = False
+        return gatherResults(closing)
 
     def _shared_port(self, description: str) -> Any:
         """
@@ -393,8 +401,7 @@ class WorkerPool(Service):
     def stopService(self) -> Deferred[Any]:
         if not self.running:
             # Bound by privilegedStartService, perhaps, and never started.
-            self._close_listeners()
-            return succeed(None)
+            return self._close_listeners()
         super().stopService()
         signal.signal(signal.SIGHUP, self._previous_hup or signal.SIG_DFL)
         # A worker waiting to be started again stays stopped.
@@ -410,10 +417,10 @@ class WorkerPool(Service):
 
         killer = self.reactor.callLater(STOP_TIMEOUT, kill)
 
-        def done(_: object) -> None:
+        def done(_: object) -> Deferred[Any]:
             if killer.active():
                 killer.cancel()
-            self._close_listeners()
+            return self._close_listeners()
 
         return gatherResults(ended).addBoth(done)
 

@@ -9,12 +9,14 @@ import errno
 import os
 import signal
 import socket
+from typing import Any, Generator
 
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.error import CannotListenError, ProcessDone, ProcessTerminated
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from pingproto.workers import (
     STABLE_AFTER,
@@ -299,13 +301,20 @@ class WorkerOutputTests(SynchronousTestCase):
         self.assertEqual(formatEvent(events[0]), "worker 1: [pingproto.reload#error] TLS reload (SIGHUP) failed")
 
 
-class WorkerPoolListenTests(SynchronousTestCase):
-    def test_boundBeforeStart(self) -> None:
+class WorkerPoolListenTests(TestCase):
+    """
+    A pool's listeners on the real reactor: a trial L{TestCase}, so that the
+    reactor runs while Twisted closes its ports (a turn after
+    C{stopListening}) and a test that leaves one open is failed.
+    """
+
+    @inlineCallbacks
+    def test_boundBeforeStart(self) -> Generator[Deferred[Any], Any, None]:
         """
         privilegedStartService binds every listener (twistd calls it before
         shedding privileges with -u/-g, then startService): the addresses
         are known and held, and no worker is started yet.  stopService
-        closes them even so.
+        closes them even so, and fires once the addresses are free again.
         """
         from twisted.internet import reactor
 
@@ -321,8 +330,9 @@ class WorkerPoolListenTests(SynchronousTestCase):
         taken = socket.socket()
         self.addCleanup(taken.close)
         self.assertRaises(OSError, taken.bind, ("127.0.0.1", port))
-        self.successResultOf(pool.stopService())
+        yield pool.stopService()
         self.assertEqual(pool.listeners, [])
+        self.assertFalse(os.path.exists(path))
         taken.bind(("127.0.0.1", port))
 
     def test_secondPoolOnSamePortRefused(self) -> None:
