@@ -51,6 +51,33 @@ DEFAULT_INTERFACE = "127.0.0.1"
 # client a retransmission a second or more later (docs/reliability.md).
 LISTEN_BACKLOG = 1024
 
+# The shortest timer a server may set, and the lowest message rate.
+# Near zero a server closes every client (no handshake or pong comes
+# back in a microsecond; at 1e-300 messages a second a client's second
+# message is its last) or floods them (a keepalive ping a microsecond).
+# These refuse such slips and are far from any useful setting (the
+# defaults are 10 s, 20 s and 100 a second).
+MIN_SECONDS = 0.1
+MAX_SECONDS = 86400 * 365
+MIN_MESSAGE_RATE = 0.1
+MAX_MESSAGE_RATE = 1e9
+
+
+def timer_in_range(seconds: float) -> bool:
+    """
+    Whether a server's timer may be set to C{seconds}: 0 (off), or from
+    L{MIN_SECONDS} up to a year.  Also refuses NaN.
+    """
+    return seconds == 0 or MIN_SECONDS <= seconds < MAX_SECONDS
+
+
+def rate_in_range(rate: float) -> bool:
+    """
+    Whether a server's message rate limit may be C{rate} a second.  Also
+    refuses NaN.
+    """
+    return MIN_MESSAGE_RATE <= rate < MAX_MESSAGE_RATE
+
 
 @dataclass(frozen=True)
 class ServerLimits:
@@ -114,8 +141,11 @@ class ServerLimits:
     def __post_init__(self) -> None:
         if self.max_message_size < 1:
             raise ValueError("the maximum message size must be at least 1 byte")
-        if not self.max_message_rate > 0:  # also refuses NaN
-            raise ValueError("the message rate limit must be positive")
+        if not rate_in_range(self.max_message_rate):
+            raise ValueError(
+                f"the message rate limit must be from {MIN_MESSAGE_RATE} up to a billion a second,"
+                f" not {self.max_message_rate!r}"
+            )
         if self.max_data_rate < 1:
             raise ValueError("the data rate limit must be at least 1 byte a second")
         if self.max_connections < 0 or self.max_per_address < 0 or self.trusted_proxies < 0:
@@ -123,8 +153,11 @@ class ServerLimits:
         if self.max_request_head < 256:
             raise ValueError("the maximum request head must be at least 256 bytes")
         for name in ("handshake_timeout", "ping_interval", "ping_timeout"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name.replace('_', ' ')} must not be negative")
+            value = getattr(self, name)
+            if not timer_in_range(value):
+                raise ValueError(
+                    f"{name.replace('_', ' ')} must be 0 (off) or from {MIN_SECONDS} s up to a year, not {value!r}"
+                )
 
 
 def read_number(text: str, kind: Callable[[str], N], what: str, prefix: str = "") -> N:
@@ -177,22 +210,13 @@ def positive_int(text: str) -> int:
 positive_int.coerceDoc = "A whole number, 1 or more."  # type: ignore[attr-defined]
 
 
-# The shortest timer an option may set, and the lowest message rate.
-# Near zero a server closes every client (no handshake or pong comes
-# back in a microsecond; at 1e-300 messages a second a client's second
-# message is its last) or floods them (a keepalive ping a microsecond).
-# These refuse such slips and are far from any useful setting (the
-# defaults are 10 s, 20 s and 100 a second).
-MIN_SECONDS = 0.1
-MIN_MESSAGE_RATE = 0.1
-
 
 def seconds_or_off(text: str) -> float:
     """
     Read a duration in seconds; 0 switches the timer off.
     """
     value = read_number(text, float, "a number of seconds")
-    if not (value == 0 or MIN_SECONDS <= value < 86400 * 365):
+    if not timer_in_range(value):
         raise ValueError(f"{text!r} seconds is out of range: 0 (off), or from {MIN_SECONDS} up to a year")
     return value
 
@@ -218,7 +242,7 @@ def message_rate(text: str) -> float:
     Read a rate of messages per second.
     """
     value = read_number(text, float, "a number")
-    if not MIN_MESSAGE_RATE <= value < 1e9:
+    if not rate_in_range(value):
         raise ValueError(f"{text!r} is out of range: from {MIN_MESSAGE_RATE} up to a billion a second")
     return value
 

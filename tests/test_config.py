@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 from urllib.parse import urlsplit
 
 from hypothesis import given, settings
@@ -70,12 +71,12 @@ class ServerLimitsTests(SynchronousTestCase):
         """
         The message burst is ten seconds' worth of the message rate (400
         at 40 a second, 1000 by default), but never less than one message,
-        or a slow rate would refuse every message: 0.05 a second still
-        lets one through.
+        or a slow rate would refuse every message: 0.1 a second, the
+        least allowed, still lets one through.
         """
         self.assertEqual(ServerLimits().message_burst, 1000)
         self.assertEqual(ServerLimits(max_message_rate=40).message_burst, 400)
-        self.assertEqual(ServerLimits(max_message_rate=0.05).message_burst, 1)
+        self.assertEqual(ServerLimits(max_message_rate=0.1).message_burst, 1)
 
     def test_negative_caps(self) -> None:
         """
@@ -129,26 +130,37 @@ class ServerLimitsTests(SynchronousTestCase):
         e = self.assertRaises(ValueError, ServerLimits, max_request_head=255)
         self.assertEqual(str(e), "the maximum request head must be at least 256 bytes")
 
-    def test_negative_handshake_timeout(self) -> None:
+    def test_timers_out_of_range(self) -> None:
         """
-        A negative handshake timeout is refused, and the message names it.
+        A timer that is negative, NaN, shorter than 0.1 s but not 0, or a
+        year or more is refused, as its option is (L{seconds_or_off}), and
+        the message names the timer and the value.  Before, only negative
+        values were: a program embedding the server could set a keepalive
+        ping every microsecond.
         """
-        e = self.assertRaises(ValueError, ServerLimits, handshake_timeout=-0.5)
-        self.assertEqual(str(e), "handshake timeout must not be negative")
+        for name in ("handshake_timeout", "ping_interval", "ping_timeout"):
+            for value in (-0.5, math.nan, 1e-6, 0.099, float(YEAR), math.inf):
+                e = self.assertRaises(ValueError, ServerLimits, **{name: value})
+                self.assertEqual(
+                    str(e),
+                    f"{name.replace('_', ' ')} must be 0 (off) or from 0.1 s up to a year, not {value!r}",
+                )
+            for value in (0, 0.1, YEAR - 1):
+                self.assertEqual(getattr(ServerLimits(**{name: value}), name), value)
 
-    def test_negative_ping_interval(self) -> None:
+    def test_message_rate_out_of_range(self) -> None:
         """
-        A negative keepalive interval is refused, and the message names it.
+        A message rate under 0.1 a second, NaN, or a billion or more is
+        refused, as C{--max-message-rate} refuses it (L{message_rate});
+        0.1 and just under a billion are kept.
         """
-        e = self.assertRaises(ValueError, ServerLimits, ping_interval=-1)
-        self.assertEqual(str(e), "ping interval must not be negative")
-
-    def test_negative_ping_timeout(self) -> None:
-        """
-        A negative keepalive timeout is refused, and the message names it.
-        """
-        e = self.assertRaises(ValueError, ServerLimits, ping_timeout=-20)
-        self.assertEqual(str(e), "ping timeout must not be negative")
+        for value in (0, -1, 0.05, math.nan, 1e9, math.inf):
+            e = self.assertRaises(ValueError, ServerLimits, max_message_rate=value)
+            self.assertEqual(
+                str(e), f"the message rate limit must be from 0.1 up to a billion a second, not {value!r}"
+            )
+        for value in (0.1, 1e9 - 1):
+            self.assertEqual(ServerLimits(max_message_rate=value).max_message_rate, value)
 
     def test_frozen(self) -> None:
         """
