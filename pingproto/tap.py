@@ -19,6 +19,7 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python import usage
 
+from pingproto.cli import CommandOptions
 from pingproto.config import (
     DEFAULT_INTERFACE,
     DEFAULT_PORT,
@@ -46,7 +47,7 @@ _log = Logger()
 _defaults = ServerLimits()
 
 
-class Options(usage.Options):
+class Options(CommandOptions):
     synopsis = "[--port N] [--interface ADDR] [--listen ENDPOINT ...] [--tls-dir DIR | --no-tls]"
     longdesc = (
         "Serve a WebSocket echo for latency probes. With no options it serves "

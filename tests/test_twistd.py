@@ -5,6 +5,7 @@ The real C{twistd -n pingproto} command, run as a subprocess.
 from __future__ import annotations
 
 import datetime
+import importlib.metadata
 import os
 import re
 import signal
@@ -345,6 +346,16 @@ class TwistdTests(TwistdCase):
             self.assertEqual(len(lines), 1, out + err)
             self.assertIn(b"pingproto: Couldn't listen on 127.0.0.1:" + port.encode() + b": [Errno 98] Address already in use", lines[0])
             self.assertNotIn(b"started, pid", out + err)
+
+    @inlineCallbacks
+    def test_version(self):  # type: ignore[no-untyped-def]
+        """
+        C{twistd pingproto --version} names pingproto's version, as every
+        C{pingproto} command's does, and exits 0 without serving.  Before,
+        it printed Twisted's version alone.
+        """
+        out, err, code = yield self.run_twistd("--version")
+        self.assertEqual((out.decode(), err, code), (f"pingproto {importlib.metadata.version('pingproto')}\n", b"", 0))
 
     @inlineCallbacks
     def test_publicPlainRefused(self):  # type: ignore[no-untyped-def]
