@@ -411,6 +411,20 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         self._linger = self.factory.reactor.callLater(grace, self._closeConnection, True)
         super().dropConnection(abort)
 
+    def onOpenHandshakeTimeout(self) -> None:
+        """
+        Answer a request begun but not finished in time with 408, as HTTP
+        servers do, so that whoever sent it (a proxy, curl, a hand-typed
+        request) learns why, instead of seeing the connection reset.  A
+        client that sent nothing, or no TLS handshake, gets no answer it
+        could read, and is dropped as Autobahn drops it.
+        """
+        if self.state != self.STATE_CONNECTING or not self.data:
+            super().onOpenHandshakeTimeout()
+            return
+        self.openHandshakeTimeoutCall = None
+        self._answer(408, f"the request did not arrive within {self.openHandshakeTimeout:g} s\n".encode("ascii"))
+
     def processHandshake(self) -> None:
         head_end = self.data.find(b"\r\n\r\n")
         limit = self.factory.limits.max_request_head

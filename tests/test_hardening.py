@@ -483,8 +483,8 @@ class HandshakeTimeoutTests(HardeningTestCase):
     def test_trickledHandshake(self):  # type: ignore[no-untyped-def]
         """
         A client trickling a valid upgrade request a byte every 50 ms
-        (which would take seconds) is dropped at the handshake timeout:
-        progress does not buy time.
+        (which would take seconds) is answered 408 and dropped at the
+        handshake timeout: progress does not buy time.
         """
         since = reactor.seconds()
         client = yield self.raw()
@@ -501,7 +501,8 @@ class HandshakeTimeoutTests(HardeningTestCase):
         yield client.until_lost()
         trickler.stop()
         self.assertDroppedAtTimeout(client)
-        self.assertEqual(client.received, b"")
+        self.assertTrue(client.received.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), client.received)
+        self.assertTrue(client.received.endswith(b"\r\n\r\nthe request did not arrive within 1 s\n"), client.received)
         yield self.assertWitnessUnharmed(since)
 
     @inlineCallbacks

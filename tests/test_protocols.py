@@ -482,6 +482,29 @@ class ServerOverStringTransportTests(SynchronousTestCase, TimerHygiene):
         self.assertEqual(int.from_bytes(frames[-1][1][:2], "big"), 1007)
         self.clock.advance(60)
 
+    def test_unfinishedRequestAnswered408(self) -> None:
+        """
+        A request begun but not finished when the handshake timeout passes
+        is answered 408, saying how long it had, in one info line, and the
+        connection is closed gently (the answer is not cut off by a reset).
+        """
+        with capturedLogs() as events:
+            self.protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            self.clock.advance(4.9)
+            self.assertEqual(self.transport.value(), b"")
+            self.clock.advance(0.2)
+        response = self.transport.value()
+        self.assertTrue(response.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), response)
+        self.assertTrue(response.endswith(b"\r\n\r\nthe request did not arrive within 5 s\n"), response)
+        self.assertTrue(self.transport.disconnecting)
+        self.assertFalse(self.transport.disconnected, "aborted")
+        self.assertEqual(
+            [(e["log_level"], formatEvent(e)) for e in events if e["log_level"] >= LogLevel.info],
+            [(LogLevel.info, "tcp4:192.168.1.1:54321: answered 408 Request Timeout: the request did not arrive within 5 s")],
+        )
+        self.protocol.connectionLost(Failure(ConnectionDone()))
+        self.clock.advance(60)
+
     def test_handshakeTimeout(self) -> None:
         """
         A client that connects and sends nothing is dropped when the
