@@ -11,6 +11,7 @@ requests itself before Autobahn sees them: C{GET /app} with the live page
 
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 from typing import Any, Collection, Sequence
 from urllib.parse import urlsplit
@@ -241,12 +242,16 @@ def open_for(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
+# METHOD TARGET HTTP/x.y: methods are case-sensitive (RFC 9110 9.1), so
+# "get" is not GET, and every method registered is in capitals.
+_REQUEST_LINE = re.compile(r"[A-Z]+ [^ ]+ HTTP/[0-9]\.[0-9]")
+
+
 def _looks_like_http(request_line: str) -> bool:
     """
     Whether a request line has the shape C{METHOD TARGET HTTP/x.y}.
     """
-    parts = request_line.split(" ")
-    return len(parts) == 3 and parts[0].isalpha() and parts[2].startswith("HTTP/")
+    return _REQUEST_LINE.fullmatch(request_line) is not None
 
 
 def _never_http(start: bytes) -> bool:

@@ -153,6 +153,18 @@ class ServerOverStringTransportTests(SynchronousTestCase, TimerHygiene):
         self.assertNotIn(b"Location", response)
         self.assertTrue(self.transport.disconnecting)
 
+    def test_lowercaseMethodRefused(self) -> None:
+        """
+        A whole request with a lowercase method is answered 400, as one
+        sent in pieces already was: methods are case-sensitive.  Before,
+        it got the hint, 200, as if it were a GET.
+        """
+        self.protocol.dataReceived(b"get / HTTP/1.1\r\nHost: x\r\n\r\n")
+        response = self.transport.value()
+        self.assertTrue(response.startswith(b"HTTP/1.1 400 Bad Request\r\n"), response)
+        self.assertTrue(response.endswith(b"\r\n\r\nmalformed HTTP request\n"), response)
+        self.assertTrue(self.transport.disconnecting)
+
     def logged(self, data: bytes, protocol: EchoServerProtocol | None = None) -> list[tuple[LogLevel, str]]:
         """
         What C{protocol} (the test's own by default) logs at info or above,
