@@ -31,6 +31,7 @@ EXACT_LIMIT = 4096
 _BUCKET_RATIO = 1.01
 _LOG_RATIO = math.log(_BUCKET_RATIO)
 _SMALLEST = 1e-7  # 0.1 us; anything below shares the first bucket
+_LOG_SMALLEST = math.log(_SMALLEST)
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,13 @@ class RttStats:
         return stats
 
     def add(self, rtt: float) -> None:
+        """
+        Count one round trip of C{rtt} seconds.  A time that is negative,
+        infinite or NaN is refused before it is counted: it is a caller's
+        bug, and would poison the running sums or break the histogram.
+        """
+        if not 0 <= rtt < math.inf:
+            raise ValueError(f"a round-trip time is a finite number of seconds, 0 or more, not {rtt!r}")
         self.count += 1
         delta = rtt - self._mean
         self._mean += delta / self.count
@@ -117,7 +125,10 @@ class RttStats:
         for index in sorted(self._buckets):
             seen += self._buckets[index]
             if seen >= rank:
-                middle = _SMALLEST * _BUCKET_RATIO ** (index + 0.5)
+                try:
+                    middle = _SMALLEST * _BUCKET_RATIO ** (index + 0.5)
+                except OverflowError:  # a bucket of times near 1e308 s
+                    middle = math.inf
                 return min(max(middle, self._min), self._max)
         return self._max  # pragma: no cover - counts always add up
 
@@ -141,7 +152,8 @@ class RttStats:
 def _bucket(value: float) -> int:
     if value <= _SMALLEST:
         return 0
-    return int(math.log(value / _SMALLEST) / _LOG_RATIO)
+    # Logarithms subtracted, not the quotient's: 1e308 / _SMALLEST is inf.
+    return int((math.log(value) - _LOG_SMALLEST) / _LOG_RATIO)
 
 
 def summarize(rtts: Sequence[float]) -> RttSummary | None:

@@ -269,6 +269,29 @@ class StreamingTests(SynchronousTestCase):
         self.assertTrue(math.isclose(stats.percentile(0.5), 0.001, rel_tol=0.005), stats.percentile(0.5))
         self.assertTrue(math.isclose(stats.percentile(0.51), 0.1, rel_tol=0.005), stats.percentile(0.51))
 
+    def test_impossibleTimesRefused(self) -> None:
+        """
+        A negative, infinite or NaN round trip is refused with a
+        ValueError naming it, and nothing of it is counted: before, NaN
+        and infinity broke the histogram (ValueError and OverflowError
+        from deep inside) once past EXACT_LIMIT, and a negative time
+        was kept.
+        """
+        stats = RttStats.of([0.001] * 3)
+        for value in (-0.001, math.inf, -math.inf, math.nan):
+            e = self.assertRaises(ValueError, stats.add, value)
+            self.assertEqual(str(e), f"a round-trip time is a finite number of seconds, 0 or more, not {value!r}")
+        self.assertEqual(stats.summary(), RttStats.of([0.001] * 3).summary())
+
+    def test_hugeTimeInTheHistogram(self) -> None:
+        """
+        Past EXACT_LIMIT, a bucket of times near the largest float gives
+        the largest time seen for its percentile, not an OverflowError.
+        """
+        stats = RttStats.of([0.001] * EXACT_LIMIT + [1e308])
+        self.assertEqual(stats.percentile(1.0), 1e308)
+        self.assertTrue(math.isclose(stats.percentile(0.5), 0.001, rel_tol=0.005))
+
     def test_memoryFlatOverADay(self) -> None:
         """
         A day of pings at one a second, with a spread of round trips from
