@@ -56,7 +56,7 @@ def server_paths() -> tuple[Any, Any, Any, Any]:
     close = client_frame((1000).to_bytes(2, "big"), opcode=8)
 
     def factory(cls: type) -> EchoServerFactory:
-        f = EchoServerFactory(ServerLimits(max_message_rate=1e12), reactor=Clock())
+        f = EchoServerFactory(ServerLimits(max_message_rate=1e8), reactor=Clock())
         f.protocol = cls
         return f
 
