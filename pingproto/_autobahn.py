@@ -21,6 +21,8 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 
+from pingproto.eagerwrite import write_now
+
 if TYPE_CHECKING:
     from autobahn.twisted.websocket import WebSocketServerProtocol
     from autobahn.websocket.protocol import Timings
@@ -164,7 +166,7 @@ class QuietDataPath(_Connection):
                 self.send_queue = deque()
             super().sendData(data, sync, chopsize)
             return
-        self.transport.write(data)
+        write_now(self.transport, data)
         if self.state == self.STATE_OPEN:
             self.trafficStats.outgoingOctetsWireLevel += len(data)
         elif self.state in _BEFORE_OPEN:
@@ -406,7 +408,7 @@ class FastSend(_Connection):
             frame = (_BINARY_HEADS if isBinary else _TEXT_HEADS)[n] + payload
         else:
             frame = bytes((0x82 if isBinary else 0x81, 126, n >> 8, n & 0xFF)) + payload
-        self.transport.write(frame)
+        write_now(self.transport, frame)
         stats = self.trafficStats
         stats.outgoingWebSocketMessages += 1
         stats.outgoingOctetsAppLevel += n
