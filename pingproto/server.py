@@ -702,10 +702,6 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         if self.state == self.STATE_OPEN and self._within_rate():
             self.send_back(payload, isBinary)
 
-    # Autobahn's message hooks, replaced so that nothing collects a large
-    # message whole.  Its size checks (1009) stay: they are in the
-    # onMessageBegin and onMessageFrameBegin called here.
-
     def processControlFrame(self) -> bool:
         """
         Count a ping or a pong as a message against the rate limit, and
@@ -765,6 +761,10 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
             self._answering_bad_close = False
             if not failed and self.failedByMe:
                 self.wasClean = False
+
+    # Autobahn's message hooks, replaced so that nothing collects a large
+    # message whole.  Its size checks (1009) stay: they are in the
+    # onMessageBegin and onMessageFrameBegin called here.
 
     def onMessageFrameBegin(self, length: int) -> None:
         # A frame costs at least FRAME_COST bytes of the data rate: a flood
