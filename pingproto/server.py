@@ -370,12 +370,9 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         if self._counted is not None:
             factory.per_address.release(self._counted)
             self._counted = None
-        if self._throttle is not None and self._throttle.active():
-            self._throttle.cancel()
-        if self._linger is not None and self._linger.active():
-            self._linger.cancel()
-        if self._backlog is not None and self._backlog.active():
-            self._backlog.cancel()
+        for call in (self._throttle, self._linger, self._backlog):
+            if call is not None and call.active():
+                call.cancel()
         if self._gate is not None:
             self._gate.detach()
         super().connectionLost(reason)
