@@ -879,13 +879,13 @@ class EchoServerFactory(OptionsOnClass, WebSocketServerFactory):
         # WebSockets, to say goodbye on stop.
         self.sockets = 0
         self.over_cap = 0
+        self.per_address = AddressCounter(limits.max_per_address)
+        self.open_protocols: set[EchoServerProtocol] = set()
         # The most sockets held at once, counted or not (0: no bound; see
         # buildProtocol), and the open-file limit it was set under.
         self.max_sockets = 0
         self.open_files: int | None = None
         self._refusals: dict[str, RefusalTally] = {}
-        self.per_address = AddressCounter(limits.max_per_address)
-        self.open_protocols: set[EchoServerProtocol] = set()
         self._idle_waiters: list[Deferred[None]] = []
         # Read once here: a request must not touch the disk.
         self.app_page = page()
