@@ -344,8 +344,9 @@ def build_service(options: Options, quiet: bool = False) -> IService:
             server_context(tls)
         except TLSConfigError as e:
             raise SystemExit(f"pingproto: {e}")
-        for warning in tls.warnings if not quiet else ():
-            _log.warn("{text}", text=warning)
+        if not quiet:
+            for warning in tls.warnings:
+                _log.warn("{text}", text=warning)
     elif not quiet:
         _log.info(
             "TLS is off: serving plain ws://. Give --tls-dir DIR "
