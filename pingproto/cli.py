@@ -109,7 +109,11 @@ class InterspersedOptions(CommandOptions):
         ordered: list[str] = []
         for name, value in found:
             ordered.append(name)
-            if (name[1:] + ":" in self.shortOpt) if not name.startswith("--") else (name[2:] + "=" in self.longOpt):
+            if name.startswith("--"):
+                takes_value = name[2:] + "=" in self.longOpt
+            else:
+                takes_value = name[1:] + ":" in self.shortOpt
+            if takes_value:
                 ordered.append(value)
         super().parseOptions(ordered + ["--"] + positional)
 
