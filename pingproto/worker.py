@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sys
 from typing import Sequence
 
@@ -28,8 +27,9 @@ from twisted.logger import (
 from twisted.python import usage
 
 from pingproto import tap
+from pingproto.workers import FAMILY_NAMES
 
-_FAMILIES = {"INET": socket.AF_INET, "INET6": socket.AF_INET6, "UNIX": socket.AF_UNIX}
+_FAMILIES = {name: family for family, name in FAMILY_NAMES.items()}
 
 
 class WorkerOptions(tap.Options):

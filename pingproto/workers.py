@@ -44,6 +44,9 @@ STOP_TIMEOUT = 10.0
 # delay before the next restart starts again from the shortest.
 STABLE_AFTER = 10.0
 MAX_WORKERS = 256
+# The names --inherit gives the address families of the sockets a worker
+# inherits (pingproto.worker reads them back).
+FAMILY_NAMES: dict[int, str] = {socket.AF_INET: "INET", socket.AF_INET6: "INET6", socket.AF_UNIX: "UNIX"}
 
 
 def worker_count(text: str) -> int:
@@ -332,8 +335,7 @@ class WorkerPool(Service):
                     fds[child_fd], family = sock.fileno(), listener.family
                 else:
                     fds[child_fd], family = listener.fileno(), listener.socket.family
-                name = "INET6" if family == socket.AF_INET6 else "INET" if family == socket.AF_INET else "UNIX"
-                inherit += ["--inherit", f"{child_fd}:{name}"]
+                inherit += ["--inherit", f"{child_fd}:{FAMILY_NAMES.get(family, 'UNIX')}"]
             argv = [sys.executable, "-m", "pingproto.worker", *inherit, *self.worker_args]
             worker = _Worker(self, number)
             self.workers[number] = worker
