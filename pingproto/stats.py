@@ -61,8 +61,15 @@ def percentile(ordered: Sequence[float], fraction: float) -> float:
     """
     if not ordered:
         raise ValueError("no values")
-    rank = max(1, math.ceil(fraction * len(ordered)))
-    return ordered[rank - 1]
+    return ordered[_rank(fraction, len(ordered)) - 1]
+
+
+def _rank(fraction: float, count: int) -> int:
+    """
+    The nearest rank, from 1, of C{fraction} of C{count} values: the one
+    rule for exact percentiles and for those read from the histogram.
+    """
+    return max(1, math.ceil(fraction * count))
 
 
 class RttStats:
@@ -120,7 +127,7 @@ class RttStats:
             raise ValueError("no values")
         if self._exact is not None:
             return percentile(sorted(self._exact), fraction)
-        rank = max(1, math.ceil(fraction * self.count))
+        rank = _rank(fraction, self.count)
         seen = 0
         for index in sorted(self._buckets):
             seen += self._buckets[index]
