@@ -167,8 +167,8 @@ class _Direction:
         """
         if self._dead or self._ended:
             return
-        if isinstance(item, _Marker):
-            self._ended = item is _CLOSE
+        if item is _CLOSE:
+            self._ended = True
         now = self._clock.seconds()
         due = max(now + self._delay(), self._last_due)
         self._last_due = due
