@@ -111,7 +111,7 @@ def origin_allowed(origin: str | None, patterns: tuple[str, ...], allow_null: bo
     a data: URL sends.  Nothing else in a pattern is special: an IPv6
     origin (C{https://[::1]:8443}) is written as it is sent.
     """
-    if origin is None or origin == "":
+    if not origin:
         return True
     origin = origin.strip().lower()
     if origin == "null":
