@@ -57,14 +57,15 @@ def read_records(
     the cut-off line, which is read.  A line that is not the beginning of
     a JSON object is not a cut-off one: that is not a log, and an error.
     """
-    pending: tuple[int, str] | None = None
+    # A cut-off line with no record after it: skipped if more follow.
+    pending: int | None = None
     for number, line in enumerate(lines, 1):
         line = line.strip()
         if not line:
             continue
         if pending is not None:
             if skipped is not None:
-                skipped.append(pending[0])
+                skipped.append(pending)
             pending = None
         try:
             record, cut = _parse(line)
@@ -75,7 +76,7 @@ def read_records(
             raise RecordError(f"{source}:{number}: not a JSON record: {line[:60]!r}") from None
         if cut:
             if record is None:
-                pending = (number, line)
+                pending = number
                 continue
             if skipped is not None:
                 skipped.append(number)
