@@ -259,7 +259,7 @@ class Options(CommandOptions):
                 max_data_rate=self["max-data-rate"],
                 max_connections=self["max-connections"],
                 max_per_address=self["max-per-address"],
-                allowed_origins=tuple(self["allow-origin"]) or ("*",),
+                allowed_origins=tuple(self["allow-origin"]) or _defaults.allowed_origins,
                 allow_null_origin=not self["no-null-origin"],
                 trusted_proxies=self["trust-proxy"],
             )
