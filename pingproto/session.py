@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable, Iterator
+from typing import Callable
 
 __all__ = ["Loss", "LossReason", "PingSession", "Sample"]
 
@@ -141,19 +141,21 @@ class PingSession:
         """
         # The same sum as next_deadline(), so a timer set for the deadline
         # always finds the ping due (now - sent_at can round below timeout).
-        return list(self._drop(lambda p: now >= p.sent_at + self.timeout, LossReason.TIMEOUT))
+        return self._drop(lambda p: now >= p.sent_at + self.timeout, LossReason.TIMEOUT)
 
     def disconnect(self) -> list[Loss]:
         """
         The connection is gone: nothing outstanding can come back.
         """
-        return list(self._drop(lambda p: True, LossReason.DISCONNECT))
+        return self._drop(lambda p: True, LossReason.DISCONNECT)
 
-    def _drop(self, due: Callable[[_Pending], bool], reason: LossReason) -> Iterator[Loss]:
+    def _drop(self, due: Callable[[_Pending], bool], reason: LossReason) -> list[Loss]:
         # Pings are kept in the order sent, so the due ones are a prefix.
+        losses = []
         for payload, pending in list(self._pending.items()):
             if not due(pending):
                 break
             del self._pending[payload]
             self.lost += 1
-            yield Loss(pending.seq, pending.sent_ms, reason)
+            losses.append(Loss(pending.seq, pending.sent_ms, reason))
+        return losses
