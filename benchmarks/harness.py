@@ -212,6 +212,8 @@ def server_list(tls_dir: str, node: str | None, py: str, experiments: bool = Fal
     if experiments:
         servers.append(Server("tls-nb", "experiment: raw TLS echo without Twisted's write buffering", "tls",
                               raw + tls + ["--unbuffered-tls"], env))
+        servers.append(Server("tcp-now", "experiment: raw TCP echo writing at once, as pingproto does", "tcp",
+                              raw + ["--write-now"], env))
     if node:
         nenv = dict(os.environ, NODE_PATH=os.path.join(NODE_DIR, "node_modules"))
         servers += [
@@ -306,7 +308,8 @@ def fmt(value: float | None, kind: str = "") -> str:
 
 
 RATIOS = [("pp-wss", "tls"), ("fl-wss", "tls"), ("pp-wss", "fl-wss"), ("pp-wss", "ab-wss"), ("pp-wss", "node-ws"),
-          ("pp-ws", "tcp"), ("fl-ws", "tcp"), ("pp-ws", "fl-ws"), ("pp-ws", "ab-ws"), ("tls-nb", "tls")]
+          ("pp-ws", "tcp"), ("fl-ws", "tcp"), ("pp-ws", "fl-ws"), ("pp-ws", "ab-ws"), ("tls-nb", "tls"),
+          ("pp-ws", "tcp-now"), ("tcp-now", "tcp")]
 
 
 def rows(servers: list[Server]) -> list[tuple[str, str, Any]]:
@@ -496,7 +499,8 @@ def main() -> int:
     parser.add_argument("--no-node", action="store_true", help="leave the node servers out")
     parser.add_argument("--json", help="also write every figure to this file")
     parser.add_argument("--experiments", action="store_true",
-                        help="add tls-nb: the raw TLS echo without Twisted's small-write buffering")
+                        help="add tls-nb: the raw TLS echo without Twisted's small-write buffering, "
+                        "and tcp-now: the raw TCP echo writing at once (pingproto.eagerwrite)")
     parser.add_argument("--no-scaling", action="store_true",
                         help="leave out the --workers scaling run (benchmarks/scaling.py) at the end")
     args = parser.parse_args()
