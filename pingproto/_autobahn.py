@@ -147,9 +147,10 @@ class QuietDataPath(_Connection):
     Autobahn formats the arguments of those lines (eight C{click.style}
     calls through C{hltype}/C{hlval}) on every read and every write, even
     with debug logging off: 15 us of the 132 us a wss echo costs here
-    (docs/performance.md).  The behaviour is otherwise Autobahn's own:
-    anything but a plain write (chopped or synchronous sends, a queue,
-    octet logging) still goes through it.
+    (docs/performance.md).  The behaviour is otherwise Autobahn's own,
+    except that a plain write goes to the socket at once (L{write_now}):
+    anything else (chopped or synchronous sends, a queue, octet logging)
+    still goes through it.
     """
 
     # Autobahn gives every connection a deque (760 bytes) for the chopped
