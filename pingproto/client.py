@@ -282,6 +282,13 @@ class PingClientProtocol(WebSocketClientProtocol):
         self._arm_deadline()
         factory.check_finished()
 
+    def onMessageFrameData(self, payload: bytes) -> None:
+        # Autobahn keeps an entry for every fragment, empty or not: a server
+        # that sends empty continuation frames without end (they add
+        # nothing to the size it checks) would grow the client for ever.
+        if payload:
+            super().onMessageFrameData(payload)
+
     def _arm_silence(self) -> None:
         """
         Time the flatline from the oldest ping sent after the latest one

@@ -5,17 +5,21 @@ memory reactor whose clock the tests move.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import math
+import tracemalloc
 
 from twisted.application.internet import backoffPolicy
-from twisted.internet.defer import CancelledError
+from twisted.internet import reactor
+from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.test.iosim import ConnectionCompleter, IOPump
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from pingproto.client import (
     ConnectionState,
@@ -30,6 +34,8 @@ from pingproto.server import EchoServerFactory
 from pingproto.session import LossReason
 from pingproto.stats import RttSummary
 from pingproto.tls import client_tls_options, wrap_client_tls
+
+from .waiting import Watcher
 
 _EPOCH_MS = 1_700_000_000_000
 
@@ -506,3 +512,114 @@ class PublicAPITests(SynchronousTestCase):
         ):
             self.assertIn(name, pingproto.__all__)
             self.assertIs(getattr(pingproto, name), value)
+
+
+def _frame(opcode: int, payload: bytes = b"", fin: bool = True) -> bytes:
+    """
+    An unmasked server frame of at most 125 bytes.
+    """
+    return bytes(((0x80 if fin else 0) | opcode, len(payload))) + payload
+
+
+class _HostileServer(Protocol):
+    """
+    A WebSocket server in bytes: it accepts the upgrade, then does what
+    C{upgraded} does instead of echoing.
+    """
+
+    factory: Factory
+
+    def connectionMade(self) -> None:
+        self.received = b""
+        self.is_upgraded = False
+        self.factory.connections.append(self)  # type: ignore[attr-defined]
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.is_upgraded:
+            self.frames_received(data)
+            return
+        self.received += data
+        if b"\r\n\r\n" in self.received:
+            self.is_upgraded = True
+            head = self.received.split(b"\r\n\r\n")[0].decode()
+            key = [line.split(":", 1)[1].strip() for line in head.split("\r\n")
+                   if line.lower().startswith("sec-websocket-key:")][0]
+            accept = base64.b64encode(hashlib.sha1(key.encode() + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+            self.transport.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+            )
+            self.upgraded()
+
+    def upgraded(self) -> None:
+        pass
+
+    def frames_received(self, data: bytes) -> None:
+        pass
+
+
+class HostileServerTests(TestCase):
+    """
+    The client against servers that break the rules, on 127.0.0.1: it
+    neither grows without bound nor hangs.
+    """
+
+    timeout = 30
+
+    @inlineCallbacks
+    def serve(self, protocol: type[_HostileServer]):  # type: ignore[no-untyped-def]
+        """
+        Listen with C{protocol}; fire with the URL and the factory, whose
+        C{connections} are cut when the test ends.
+        """
+        factory = Factory.forProtocol(protocol)
+        factory.connections = []  # type: ignore[attr-defined]
+        port = yield TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
+        self.addCleanup(port.stopListening)
+
+        def hang_up() -> None:
+            for connection in factory.connections:  # type: ignore[attr-defined]
+                connection.transport.abortConnection()
+
+        self.addCleanup(hang_up)
+        return f"ws://127.0.0.1:{port.getHost().port}/", factory
+
+    def monitor(self, url: str, watcher: Watcher, **kwargs: object) -> PingMonitor:
+        monitor = PingMonitor(url, watcher, retry_policy=lambda failures: 60.0, **kwargs)  # type: ignore[arg-type]
+        monitor.startService()
+        self.addCleanup(monitor.stopService)
+        return monitor
+
+    @inlineCallbacks
+    def test_endlessEmptyFragments(self):  # type: ignore[no-untyped-def]
+        """
+        A server that starts a message and then sends empty continuation
+        frames without end makes the client hold nothing more for them:
+        an empty fragment adds nothing to the message, and memory stays
+        flat however long the message goes on (here, with no flatline to
+        end the connection, as the API runs by default).
+        """
+        fragments = 100_000
+        answered: Deferred[None] = Deferred()
+
+        class EmptyFragments(_HostileServer):
+            def upgraded(self) -> None:
+                self.transport.write(_frame(0x1, b"1", fin=False))
+                self.transport.write(_frame(0x0, fin=False) * fragments)
+                # Its pong says every fragment before it has been read.
+                self.transport.write(_frame(0x9, b"done"))
+
+            def frames_received(self, data: bytes) -> None:
+                # The client's pong: masked, with the ping's payload.
+                if data[:1] == b"\x8a" and not answered.called:
+                    answered.callback(None)
+
+        url, _ = yield self.serve(EmptyFragments)
+        tracemalloc.start()
+        self.addCleanup(tracemalloc.stop)
+        before = tracemalloc.get_traced_memory()[0]
+        self.monitor(url, Watcher(), interval=60.0)
+        yield answered
+        grown = tracemalloc.get_traced_memory()[0] - before
+        # 8 bytes a fragment were kept: 800 KB.
+        self.assertLess(grown, 200_000)
