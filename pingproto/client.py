@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from autobahn.websocket.util import parse_url
@@ -37,9 +37,13 @@ from zope.interface import Interface, implementer
 
 from pingproto._autobahn import ReactorTimer, release_is_closed
 from pingproto._reactor import TimeTCPReactor, or_global_reactor
+from pingproto.server import _ReadGate
 from pingproto.session import Loss, PingSession, Sample
 from pingproto.stats import RttSummary, summarize
 from pingproto.tls import client_tls_options, wrap_client_tls
+
+if TYPE_CHECKING:
+    from pingproto._autobahn import _IConnectionTransport
 
 __all__ = [
     "FLATLINE_CLOSE_CODE",
@@ -174,6 +178,7 @@ class PingClientProtocol(WebSocketClientProtocol):
         # The latest ping answered: the link worked when it was sent.
         self._answered = 0
         self._linger: IDelayedCall | None = None
+        self._gate: _ReadGate | None = None
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -190,6 +195,8 @@ class PingClientProtocol(WebSocketClientProtocol):
         if factory.current is self:
             factory.current = None
         self._lost_reason = reason
+        if self._gate is not None:
+            self._gate.detach()
         super().connectionLost(reason)
         release_is_closed(self)
         if not self._was_open and not self._requested_close:
@@ -247,6 +254,7 @@ class PingClientProtocol(WebSocketClientProtocol):
     def onOpen(self) -> None:
         factory = self.factory
         self._was_open = True
+        self._read_only_while_sending()
         setup = factory.monotonic() - factory.attempt_started
         factory.observer.state_changed(StateChange(ConnectionState.OPEN, setup_time=setup))
         factory.on_open()
@@ -256,6 +264,21 @@ class PingClientProtocol(WebSocketClientProtocol):
         self._ticker = LoopingCall(self._send_ping)
         self._ticker.clock = factory.clock
         self._ticker.start(factory.interval, now=True)
+
+    def _read_only_while_sending(self) -> None:
+        """
+        Have the transport stop reading while its write buffer is full.
+
+        Every ping from the server is answered with a pong: a server that
+        sends pings without end and reads none of the answers would have
+        them pile up in the client's send buffer for as long as it went on.
+        Not reading it instead leaves the bytes in the kernel's buffers and
+        the server's own.
+        """
+        # TCP's or TLS's: a consumer, and the producer of what is read.
+        transport = cast("_IConnectionTransport", self.transport)
+        self._gate = _ReadGate(transport)
+        transport.registerProducer(self._gate, True)
 
     def _send_ping(self) -> None:
         factory = self.factory

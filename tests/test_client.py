@@ -15,11 +15,13 @@ from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
 from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.test.iosim import ConnectionCompleter, IOPump
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface import implementer
 
 from pingproto.client import (
     ConnectionState,
@@ -623,3 +625,55 @@ class HostileServerTests(TestCase):
         grown = tracemalloc.get_traced_memory()[0] - before
         # 8 bytes a fragment were kept: 800 KB.
         self.assertLess(grown, 200_000)
+
+    @inlineCallbacks
+    def test_pingFloodUnread(self):  # type: ignore[no-untyped-def]
+        """
+        A server that sends pings as fast as it can and reads nothing back
+        makes the client stop reading once its pongs back up, instead of
+        answering into a send buffer that grows without bound: the server
+        finds the client's side full after a few megabytes of kernel
+        buffers.
+        """
+        limit = 48 * 1024 * 1024
+        paused: Deferred[int] = Deferred()
+
+        @implementer(IPushProducer)
+        class PingFlood(_HostileServer):
+            sent = 0
+
+            def upgraded(self) -> None:
+                # Never reads the client's pongs; writes until told to stop.
+                self.transport.pauseProducing()
+                self.transport.registerProducer(self, True)
+                self.resumeProducing()
+
+            def resumeProducing(self) -> None:
+                self.flooding = True
+                reactor.callLater(0, self.flood)
+
+            def flood(self) -> None:
+                # A batch a turn, so that the socket takes each before the
+                # next: the transport says pause only when it cannot.
+                if not self.flooding or paused.called:
+                    return
+                if self.sent > limit:
+                    paused.errback(AssertionError(f"the client read {self.sent} bytes and went on"))
+                    return
+                batch = _frame(0x9, b"x" * 125) * 64
+                self.transport.write(batch)
+                self.sent += len(batch)
+                reactor.callLater(0, self.flood)
+
+            def pauseProducing(self) -> None:
+                self.flooding = False
+                if not paused.called:
+                    paused.callback(self.sent)
+
+            def stopProducing(self) -> None:
+                self.flooding = False
+
+        url, _ = yield self.serve(PingFlood)
+        self.monitor(url, Watcher(), interval=60.0)
+        sent = yield paused
+        self.assertLess(sent, limit)
