@@ -95,6 +95,11 @@ def _may_be_http(received: bytes) -> bool:
 
 _NOT_HTTP = "the server's answer is not HTTP (is it a WebSocket server?)"
 
+# The longest HTTP answer head taken, the same size as the server takes a
+# request head: Autobahn buffers a head until it ends, however long, and
+# searches all of it for its end at every read.
+MAX_ANSWER_HEAD = 16 * 1024
+
 
 class ConnectionState(IntEnum):
     """
@@ -229,9 +234,19 @@ class PingClientProtocol(WebSocketClientProtocol):
         """
         Refuse an answer whose head is not UTF-8 before Autobahn reads it:
         Autobahn decodes the head for a debug line first, and its
-        UnicodeDecodeError would escape as an unhandled error.
+        UnicodeDecodeError would escape as an unhandled error.  Refuse one
+        whose head goes on past L{MAX_ANSWER_HEAD} as soon as it does: a
+        server sending a head without end would otherwise have the client
+        hold and search all of it until the handshake timeout.
         """
         end = self.data.find(b"\r\n\r\n")
+        if end < 0 and len(self.data) > MAX_ANSWER_HEAD:
+            self.failHandshake(
+                f"the server's HTTP answer head is over {MAX_ANSWER_HEAD // 1024} KiB"
+                if _may_be_http(self.data)
+                else _NOT_HTTP
+            )
+            return
         if end >= 0:
             try:
                 self.data[:end].decode("utf-8")

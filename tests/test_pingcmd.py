@@ -709,6 +709,29 @@ class BadAnswerTests(TestCase):
             self.assertEqual(err.decode().splitlines(), [f"pingproto ping: cannot connect to {url}: {words}"])
 
 
+    @inlineCallbacks
+    def test_endlessHead(self):  # type: ignore[no-untyped-def]
+        """
+        An HTTP answer whose head goes on past 16 KiB without ending (a
+        header without end, or header lines without end) is refused as
+        soon as it passes that, in one line that says so, exit 2: not read
+        for as long as the handshake timeout lets it go on (10 s, and as
+        much memory as the server sends meanwhile), then named a timeout.
+        """
+        url = self.answering(b"HTTP/1.1 101 Switching Protocols\r\nX-Junk: " + b"a" * 20_000, False)
+        started = reactor.seconds()
+        out, err, code = yield getProcessOutputAndValue(
+            sys.executable, ["-m", "pingproto", "ping", "-c", "1", url], env=environment()
+        )
+        self.assertEqual(code, 2)
+        self.assertEqual(
+            err.decode().splitlines(),
+            [f"pingproto ping: cannot connect to {url}: WebSocket handshake failed: "
+             "the server's HTTP answer head is over 16 KiB"],
+        )
+        self.assertLess(reactor.seconds() - started, 5.0)
+
+
 class _Command(ProcessProtocol):
     """
     Collects a command's output; C{saw(text)} fires once stdout holds it.
