@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Callable, cast
 
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from autobahn.websocket.util import parse_url
+from cryptography.hazmat.bindings.openssl.binding import Binding
+from OpenSSL import SSL
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, succeed
@@ -94,6 +96,35 @@ def _may_be_http(received: bytes) -> bool:
 
 
 _NOT_HTTP = "the server's answer is not HTTP (is it a WebSocket server?)"
+
+# The library named in the entry added to an OpenSSL error queue for why
+# the server's certificate did not verify (L{_with_verify_reason}).
+VERIFY_ENTRY = "X509 certificate verification"
+
+
+def _with_verify_reason(reason: Failure, connection: object) -> Failure:
+    """
+    C{reason}, an OpenSSL "certificate verify failed", with why it failed
+    added to its error queue, in OpenSSL's words ("certificate has
+    expired", "unable to get local issuer certificate"): the queue says
+    only that it failed, and the why is the TLS connection's own.
+    """
+    error = reason.value
+    if not isinstance(error, SSL.Error) or not isinstance(connection, SSL.Connection):
+        return reason
+    queue = error.args[0] if error.args and isinstance(error.args[0], list) else []
+    if not any(entry[-1:] == ("certificate verify failed",) for entry in queue):
+        return reason
+    # pyOpenSSL has no call for it: the binding it is built on has.
+    ssl = getattr(connection, "_ssl", None)
+    if ssl is None:
+        return reason
+    lib, ffi = Binding.lib, Binding.ffi
+    code = lib.SSL_get_verify_result(ssl)
+    if code == 0:  # X509_V_OK
+        return reason
+    why = ffi.string(lib.X509_verify_cert_error_string(code)).decode("ascii", "replace")
+    return Failure(type(error)([*queue, (VERIFY_ENTRY, "", why)]))
 
 # The longest HTTP answer head taken, the same size as the server takes a
 # request head: Autobahn buffers a head until it ends, however long, and
@@ -214,6 +245,10 @@ class PingClientProtocol(WebSocketClientProtocol):
         nothing of TLS, which is the usual cause when the URL's scheme does
         not match what the server speaks.
         """
+        if reason.check(SSL.Error):
+            # Twisted's TLS layer: its handle is the SSL.Connection.
+            handle = getattr(self.transport, "getHandle", None)
+            return _with_verify_reason(reason, handle() if handle is not None else None)
         if not reason.check(ConnectionDone, ConnectionLost):
             return reason
         why = self.wasNotCleanReason or "the connection closed"

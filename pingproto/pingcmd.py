@@ -20,6 +20,7 @@ from typing import IO, Any, Callable
 from urllib.parse import urlsplit
 
 from OpenSSL.SSL import Error as SSLError
+from service_identity import VerificationError
 from twisted.internet.error import ConnectionRefusedError, DNSLookupError, TimeoutError
 from twisted.python import usage
 from twisted.python.failure import Failure
@@ -33,6 +34,7 @@ from pingproto.client import (
     IPingObserver,
     PingMonitor,
     StateChange,
+    VERIFY_ENTRY,
     TLSHandshakeIncomplete,
 )
 from pingproto.config import check_ws_url, naming_options, positive_int, read_number
@@ -122,18 +124,37 @@ def _describe_failure(reason: Failure) -> str:
         return "connection refused (is the server running on that port?)"
     if reason.check(TimeoutError):
         return "connection timed out"
+    if reason.check(VerificationError):
+        return "TLS: the server's certificate is not for this host name"
     if reason.check(SSLError):
         text = str(reason.value)
         if "certificate verify failed" in text:
-            return "TLS: the server's certificate does not verify (wrong CA? use --ca FILE)"
+            return _not_verified(reason.value)
         if "wrong version number" in text or "packet length too long" in text:
             return "TLS: the server does not speak TLS here (try ws://)"
+        if "alert protocol version" in text or "unsupported protocol" in text:
+            # The server refused the client's versions, or the client the
+            # server's.
+            return "TLS: the server speaks no TLS version the client does (TLS 1.2 or 1.3)"
         return f"TLS handshake failed: {text}"
     if reason.check(TLSHandshakeIncomplete):
         return "TLS: the server did not complete a TLS handshake (does it speak TLS on this port? try ws://)"
     if reason.check(HandshakeError):
         return f"WebSocket handshake failed: {reason.getErrorMessage()}"
     return reason.getErrorMessage()
+
+
+def _not_verified(error: SSLError) -> str:
+    """
+    Why the server's certificate did not verify, as the client found it
+    (L{VERIFY_ENTRY}); the hint to name the right CA unless it is the
+    certificate's dates, which no CA mends.
+    """
+    queue = error.args[0] if error.args and isinstance(error.args[0], list) else []
+    why = next((entry[-1] for entry in queue if entry[:1] == (VERIFY_ENTRY,)), "")
+    if "expired" in why or "not yet valid" in why:
+        return f"TLS: the server's certificate does not verify: {why}"
+    return f"TLS: the server's certificate does not verify{': ' + why if why else ''} (wrong CA? use --ca FILE)"
 
 
 @implementer(IPingObserver)

@@ -5,6 +5,7 @@ failures, and the real command against a real server.
 
 from __future__ import annotations
 
+import datetime
 import errno
 import importlib.metadata
 import io
@@ -14,8 +15,12 @@ import subprocess
 import sys
 from typing import Any
 
+import trustme
 from OpenSSL.SSL import Error as SSLError
-from twisted.internet import reactor
+from service_identity import VerificationError
+from service_identity.exceptions import DNSMismatch
+from service_identity.hazmat import DNS_ID
+from twisted.internet import reactor, ssl
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
 from twisted.internet.error import ConnectionRefusedError, DNSLookupError, TimeoutError
@@ -34,6 +39,7 @@ from pingproto.session import Loss, LossReason, Sample
 from .test_endtoend import ServerTestCase
 from .test_protocols import StalledServerProtocol
 from .commands import environment
+from .tlsdir import write_ca_file
 
 
 def parse(*args: str) -> PingOptions:
@@ -256,6 +262,29 @@ class DescribeFailureTests(SynchronousTestCase):
         ]
         for error, words in cases:
             self.assertIn(words, describe_failure(Failure(error)))
+
+
+    def test_tlsCauses(self) -> None:
+        """
+        TLS failures that are not the usual wrong CA are named as what
+        they are, in words, not as Python's repr of the error: a
+        certificate for another host, no TLS version in common (the
+        server's alert, or the client refusing the server's choice), and a
+        certificate that does not verify for a reason other than its CA.
+        """
+        cases = [
+            (VerificationError(errors=[DNSMismatch(mismatched_id=DNS_ID("localhost"))]),
+             "TLS: the server's certificate is not for this host name"),
+            (SSLError([("SSL routines", "", "tlsv1 alert protocol version")]),
+             "TLS: the server speaks no TLS version the client does (TLS 1.2 or 1.3)"),
+            (SSLError([("SSL routines", "", "unsupported protocol")]),
+             "TLS: the server speaks no TLS version the client does (TLS 1.2 or 1.3)"),
+            (SSLError([("SSL routines", "", "certificate verify failed"),
+                       ("X509 certificate verification", "", "certificate has expired")]),
+             "TLS: the server's certificate does not verify: certificate has expired"),
+        ]
+        for error, words in cases:
+            self.assertEqual(describe_failure(Failure(error)), words)
 
 
 class ReporterTests(SynchronousTestCase):
@@ -730,6 +759,71 @@ class BadAnswerTests(TestCase):
              "the server's HTTP answer head is over 16 KiB"],
         )
         self.assertLess(reactor.seconds() - started, 5.0)
+
+
+class CertificateTests(TestCase):
+    """
+    The real command against TLS listeners whose certificates a client
+    must refuse, each refusal named in one line by why.
+    """
+
+    def serving(self, cert: trustme.LeafCert) -> str:
+        options = ssl.PrivateCertificate.loadPEM(cert.private_key_and_cert_chain_pem.bytes().decode()).options()
+        port = reactor.listenSSL(0, Factory.forProtocol(Protocol), options, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        return f"wss://localhost:{port.getHost().port}/"
+
+    @inlineCallbacks
+    def refusal(self, ca: trustme.CA, cert: trustme.LeafCert):  # type: ignore[no-untyped-def]
+        """
+        What C{pingproto ping --ca CA} says on standard error, having
+        exited 2, against a server with C{cert}; the prefix left out.
+        """
+        url = self.serving(cert)
+        ca_file = write_ca_file(os.path.abspath(self.mktemp()), ca)
+        out, err, code = yield getProcessOutputAndValue(
+            sys.executable, ["-m", "pingproto", "ping", "-c", "1", "--ca", ca_file, url], env=environment()
+        )
+        self.assertEqual(code, 2, err)
+        prefix = f"pingproto ping: cannot connect to {url}: "
+        [line] = err.decode().splitlines()
+        self.assertTrue(line.startswith(prefix), line)
+        return line[len(prefix):]
+
+    @inlineCallbacks
+    def test_expired(self):  # type: ignore[no-untyped-def]
+        """
+        An expired certificate from a trusted CA is named as expired, not
+        as a CA the client does not trust.
+        """
+        ca = trustme.CA()
+        cert = ca.issue_cert(
+            "localhost", not_before=datetime.datetime(2020, 1, 1), not_after=datetime.datetime(2021, 1, 1)
+        )
+        said = yield self.refusal(ca, cert)
+        self.assertEqual(said, "TLS: the server's certificate does not verify: certificate has expired")
+
+    @inlineCallbacks
+    def test_otherHost(self):  # type: ignore[no-untyped-def]
+        """
+        A trusted certificate for another host name is named as such.
+        """
+        ca = trustme.CA()
+        said = yield self.refusal(ca, ca.issue_cert("example.org"))
+        self.assertEqual(said, "TLS: the server's certificate is not for this host name")
+
+    @inlineCallbacks
+    def test_otherCA(self):  # type: ignore[no-untyped-def]
+        """
+        A certificate from a CA that C{--ca} does not name gets the hint to
+        give the right one, with OpenSSL's words for what was missing.
+        """
+        said = yield self.refusal(trustme.CA(), trustme.CA().issue_cert("localhost"))
+        self.assertEqual(
+            said,
+            "TLS: the server's certificate does not verify: unable to get local issuer certificate"
+            " (wrong CA? use --ca FILE)",
+        )
 
 
 class _Command(ProcessProtocol):
