@@ -456,7 +456,14 @@ class PingClientProtocol(WebSocketClientProtocol):
         factory = self.factory
         for loss in factory.session.disconnect():
             factory.observer.ping_lost(loss)
-        detail = f"code {code}" if code is not None else "connection lost"
+        if code is not None:
+            detail = f"code {code}"
+        elif wasClean:
+            # A close frame without a code (Autobahn reports a drop as
+            # 1006): RFC 6455's 1005, as a browser's close event says.
+            detail = "code 1005 (no code given)"
+        else:
+            detail = "connection lost"
         if reason:
             detail += f": {reason}"
         elif self.wasNotCleanReason:

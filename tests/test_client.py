@@ -677,3 +677,25 @@ class HostileServerTests(TestCase):
         self.monitor(url, Watcher(), interval=60.0)
         sent = yield paused
         self.assertLess(sent, limit)
+
+    @inlineCallbacks
+    def test_closeWithoutCode(self):  # type: ignore[no-untyped-def]
+        """
+        A server that closes cleanly with a close frame that holds no code
+        is reported as that, with the code RFC 6455 reserves for it (1005,
+        as a browser's close event shows), not as a connection lost.
+        """
+
+        class CloseWithoutCode(_HostileServer):
+            def upgraded(self) -> None:
+                self.transport.write(_frame(0x8))
+
+            def frames_received(self, data: bytes) -> None:
+                # The client's answering close: the closing handshake is done.
+                self.transport.loseConnection()
+
+        url, _ = yield self.serve(CloseWithoutCode)
+        watcher = Watcher()
+        self.monitor(url, watcher, interval=60.0)
+        yield watcher.when(lambda result: result.states[-1].state is ConnectionState.CLOSED)
+        self.assertEqual(watcher.result.states[-1].detail, "code 1005 (no code given)")
