@@ -126,6 +126,7 @@ def _with_verify_reason(reason: Failure, connection: object) -> Failure:
     why = ffi.string(lib.X509_verify_cert_error_string(code)).decode("ascii", "replace")
     return Failure(type(error)([*queue, (VERIFY_ENTRY, "", why)]))
 
+
 # The longest HTTP answer head taken, the same size as the server takes a
 # request head: Autobahn buffers a head until it ends, however long, and
 # searches all of it for its end at every read.

@@ -34,8 +34,8 @@ from pingproto.client import (
     IPingObserver,
     PingMonitor,
     StateChange,
-    VERIFY_ENTRY,
     TLSHandshakeIncomplete,
+    VERIFY_ENTRY,
 )
 from pingproto.config import check_ws_url, naming_options, positive_int, read_number
 from pingproto.records import Record, RecordFolder, format_summary, summary_record
