@@ -41,6 +41,7 @@ from pingproto.config import check_ws_url, naming_options, positive_int, read_nu
 from pingproto.records import Record, RecordFolder, format_summary, summary_record
 from pingproto.session import Loss, LossReason, Sample
 from pingproto.text import printable
+from pingproto.tls import _openssl_reasons
 from pingproto.tlsfiles import TLSConfigError
 
 __all__ = ["PingOptions", "Reporter", "describe_failure"]
@@ -136,7 +137,7 @@ def _describe_failure(reason: Failure) -> str:
             # The server refused the client's versions, or the client the
             # server's.
             return "TLS: the server speaks no TLS version the client does (TLS 1.2 or 1.3)"
-        return f"TLS handshake failed: {text}"
+        return f"TLS handshake failed: {_openssl_reasons(reason.value)}"
     if reason.check(TLSHandshakeIncomplete):
         return "TLS: the server did not complete a TLS handshake (does it speak TLS on this port? try ws://)"
     if reason.check(HandshakeError):

@@ -247,7 +247,8 @@ class DescribeFailureTests(SynchronousTestCase):
         answers (a firewall dropping the SYN) times out; a server that
         answers a TLS hello in plain text shows as OpenSSL's "wrong version
         number" or "packet length too long", either way the hint to try
-        ws://; any other TLS failure is named as one, with OpenSSL's words.
+        ws://; any other TLS failure is named as one, with OpenSSL's words
+        (its reasons, not Python's repr of its error queue).
         """
         cases = [
             (DNSLookupError("nope.invalid"), "unknown host"),
@@ -257,11 +258,16 @@ class DescribeFailureTests(SynchronousTestCase):
             (SSLError([("SSL routines", "", "wrong version number")]), "does not speak TLS here (try ws://)"),
             (SSLError([("SSL routines", "", "packet length too long")]), "does not speak TLS here (try ws://)"),
             (SSLError([("SSL routines", "", "sslv3 alert handshake failure")]),
-             "TLS handshake failed: [('SSL routines', '', 'sslv3 alert handshake failure')]"),
+             "TLS handshake failed: sslv3 alert handshake failure"),
             (HandshakeError("HTTP 404"), "WebSocket handshake failed: HTTP 404"),
         ]
         for error, words in cases:
             self.assertIn(words, describe_failure(Failure(error)))
+        self.assertEqual(
+            describe_failure(Failure(SSLError([("SSL routines", "", "bad record type"),
+                                               ("SSL routines", "", "record layer failure")]))),
+            "TLS handshake failed: bad record type; record layer failure",
+        )
 
 
     def test_tlsCauses(self) -> None:
