@@ -39,7 +39,7 @@ from zope.interface import Interface, implementer
 
 from pingproto._autobahn import ReactorTimer, release_is_closed
 from pingproto._reactor import TimeTCPReactor, or_global_reactor
-from pingproto.server import _ReadGate
+from pingproto.readgate import ReadGate
 from pingproto.session import Loss, PingSession, Sample
 from pingproto.stats import RttSummary, summarize
 from pingproto.tls import client_tls_options, wrap_client_tls
@@ -215,7 +215,7 @@ class PingClientProtocol(WebSocketClientProtocol):
         # The latest ping answered: the link worked when it was sent.
         self._answered = 0
         self._linger: IDelayedCall | None = None
-        self._gate: _ReadGate | None = None
+        self._gate: ReadGate | None = None
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -328,7 +328,7 @@ class PingClientProtocol(WebSocketClientProtocol):
         """
         # TCP's or TLS's: a consumer, and the producer of what is read.
         transport = cast("_IConnectionTransport", self.transport)
-        self._gate = _ReadGate(transport)
+        self._gate = ReadGate(transport)
         transport.registerProducer(self._gate, True)
 
     def _send_ping(self) -> None:

@@ -20,15 +20,15 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 from autobahn.websocket.protocol import parseHttpHeader
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IAddress, IDelayedCall, IPushProducer, IReactorTime, ISSLTransport
+from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ISSLTransport
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from pingproto._autobahn import OptionsOnClass, ReactorTimer, ServerOverrides, release_is_closed
 from pingproto.config import ServerLimits
 from pingproto.limits import AddressCounter, RefusalTally, TokenBucket, client_address, origin_allowed, socket_bound
+from pingproto.readgate import ReadGate
 from pingproto.text import printable as _printable
 from pingproto.webapp import content_security_policy, page
 
@@ -97,9 +97,6 @@ FRAME_COST = 256
 STEPS_PER_TURN = 64
 
 
-_NO_REASONS: frozenset[str] = frozenset()
-
-
 class _PeerFaultsAsInfo:
     """
     Autobahn's logger for the echo's connections, with its warnings about
@@ -158,73 +155,6 @@ def _phrase(code: int) -> str:
         return HTTPStatus(code).phrase
     except ValueError:
         return "Refused"
-
-
-@implementer(IPushProducer)
-class _ReadGate:
-    """
-    Stops a connection's reading while any reason to wait holds, and
-    starts it again when none does.
-
-    Two reasons can overlap: echoes backed up in the transport's write
-    buffer (the transport pauses and resumes this gate as its producer) and
-    a client over its data rate (L{EchoServerProtocol} holds it for a
-    while).  Each alone would resume reading when it ends, even while the
-    other still holds.
-    """
-
-    # One per connection, and mostly holding nothing: the reasons are a
-    # frozenset, and all gates share one empty one, where an empty set is
-    # 216 bytes per connection.
-    __slots__ = ("_transport", "_reasons")
-
-    def __init__(self, transport: IPushProducer) -> None:
-        self._transport: IPushProducer | None = transport
-        self._reasons = _NO_REASONS
-
-    def hold(self, reason: str) -> None:
-        if not self._reasons and self._transport is not None:
-            self._transport.pauseProducing()
-        self._reasons = self._reasons.union((reason,))
-
-    def release(self, reason: str) -> None:
-        if reason in self._reasons:
-            self._reasons = self._reasons.difference((reason,)) or _NO_REASONS
-            if not self._reasons and self._transport is not None:
-                self._transport.resumeProducing()
-
-    def detach(self) -> None:
-        """
-        Forget the transport once the connection is lost.  Twisted's TLS
-        layer keeps its producer (this gate) after the end, and the gate
-        holds the transport: without this the two would wait for the cycle
-        collector.
-        """
-        self._transport = None
-
-    def release_all(self) -> None:
-        """
-        Drop every reason at once: the connection is being closed, and must
-        read the peer's goodbye (TLS close_notify, or the end of TCP) even
-        if its echoes were still backed up.
-        """
-        if self._reasons:
-            self._reasons = _NO_REASONS
-            if self._transport is not None:
-                self._transport.resumeProducing()
-
-    @property
-    def holding(self) -> frozenset[str]:
-        return self._reasons
-
-    def pauseProducing(self) -> None:
-        self.hold("sending")
-
-    def resumeProducing(self) -> None:
-        self.release("sending")
-
-    def stopProducing(self) -> None:
-        self._reasons = _NO_REASONS
 
 
 def open_for(seconds: float) -> str:
@@ -293,7 +223,7 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
     _counted: str | None = None
     _bucket: TokenBucket | None = None
     _data_bucket: TokenBucket | None = None
-    _gate: _ReadGate | None = None
+    _gate: ReadGate | None = None
     _throttle: IDelayedCall | None = None
     _backlog: IDelayedCall | None = None
     _keepalive: bytes | None = None
@@ -570,11 +500,11 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
     def _read_only_while_sending(self) -> None:
         """
         Have the transport stop reading while its write buffer is full
-        (Twisted's producer protocol, through a L{_ReadGate}); Autobahn
+        (Twisted's producer protocol, through a L{ReadGate}); Autobahn
         unregisters it before it drops the connection.
         """
         transport = self.transport
-        self._gate = _ReadGate(transport)
+        self._gate = ReadGate(transport)
         try:
             transport.registerProducer(self._gate, True)
         except RuntimeError:

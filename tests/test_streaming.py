@@ -25,7 +25,8 @@ from twisted.web.server import Site
 
 from pingproto import ping
 from pingproto.config import ServerLimits
-from pingproto.server import ECHO_BUFFER, EchoServerFactory, EchoServerProtocol, _ReadGate
+from pingproto.readgate import ReadGate
+from pingproto.server import ECHO_BUFFER, EchoServerFactory, EchoServerProtocol
 from pingproto.tls import client_tls_options
 
 from .test_hardening import HardeningTestCase, server_frames
@@ -290,7 +291,7 @@ class DataRateInMemoryTests(SynchronousTestCase):
         set of its own (there is one gate per connection).
         """
         gate = self.transport.producer
-        fresh = _ReadGate(self.transport)
+        fresh = ReadGate(self.transport)
         gate.pauseProducing()
         self.assertEqual(gate.holding, {"sending"})
         gate.resumeProducing()
