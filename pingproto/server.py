@@ -409,8 +409,13 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         """
         Answer a request that is not an upgrade: the page, or the hint.
         """
-        method, target, _ = request_line.split(" ")
+        method, target, version = request_line.split(" ")
         body = method != "HEAD"
+        if version == "HTTP/1.1" and "host" not in headers:
+            # RFC 9112 3.2: a server MUST answer it 400.  (An upgrade
+            # without one Autobahn refuses, saying the same.)
+            self._answer(400, b"HTTP/1.1 request without a Host header\n", body)
+            return
         factory = self.factory
         try:
             path = urlsplit(target).path

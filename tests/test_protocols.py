@@ -153,6 +153,24 @@ class ServerOverStringTransportTests(SynchronousTestCase, TimerHygiene):
         self.assertNotIn(b"Location", response)
         self.assertTrue(self.transport.disconnecting)
 
+    def test_missingHostRefused(self) -> None:
+        """
+        An HTTP/1.1 request without a Host header is answered 400, saying
+        so, as RFC 9112 requires (it got the hint, 200); HTTP/1.0 has no
+        Host and still gets the hint.
+        """
+        self.protocol.dataReceived(b"GET / HTTP/1.1\r\nAccept: */*\r\n\r\n")
+        response = self.transport.value()
+        self.assertTrue(response.startswith(b"HTTP/1.1 400 Bad Request\r\n"), response)
+        self.assertTrue(response.endswith(b"\r\n\r\nHTTP/1.1 request without a Host header\n"), response)
+        other = self.factory.buildProtocol(_ADDRESS)
+        transport = LenientTransport()
+        other.makeConnection(transport)
+        other.dataReceived(b"GET / HTTP/1.0\r\n\r\n")
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 OK\r\n"), transport.value())
+        other.connectionLost(Failure(ConnectionDone()))
+        self.protocol.connectionLost(Failure(ConnectionDone()))
+
     def test_lowercaseMethodRefused(self) -> None:
         """
         A whole request with a lowercase method is answered 400, as one
