@@ -15,12 +15,16 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from pingproto.tls import (
+    RECORDS_PER_TURN,
     GROUPS,
     ServerTLS,
     TLSProtocol,
@@ -325,7 +329,10 @@ class CoalescedReadTests(SynchronousTestCase):
         tlsdir = self.mktemp()
         write_tls_dir(tlsdir)
         self.inner = _Records()
-        factory = TLSMemoryBIOFactory(ServerTLS(load_tls_dir(tlsdir)), False, Factory.forProtocol(lambda: self.inner))
+        self.clock = Clock()
+        factory = TLSMemoryBIOFactory(
+            ServerTLS(load_tls_dir(tlsdir)), False, Factory.forProtocol(lambda: self.inner), clock=self.clock
+        )
         factory.protocol = TLSProtocol
         self.server = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
         self.transport = StringTransport()
@@ -345,14 +352,67 @@ class CoalescedReadTests(SynchronousTestCase):
 
     def test_oneCallPerRead(self) -> None:
         """
-        A thousand one-byte records in one read are one call of the
-        protocol (they were a thousand: a client could make the server
+        A hundred one-byte records in one read are one call of the
+        protocol (they were a hundred: a client could make the server
         spend its time on calls, not bytes).
         """
+        for n in range(100):
+            self.client.send(b"%d" % (n % 10))
+        self.server.dataReceived(self.client.bio_read(1 << 20))
+        self.assertEqual(self.inner.calls, [b"0123456789" * 10])
+        self.assertEqual(self.transport.producerState, "producing")
+
+    def test_recordsPerTurn(self) -> None:
+        """
+        Of a thousand one-byte records in one read, RECORDS_PER_TURN are
+        taken now and the rest on later turns, a call of the protocol a
+        turn; the socket is not read meanwhile, and reading resumes once
+        the last are taken: one client's records cannot hold the others'
+        for as long as it likes (five such clients held every other
+        client's echo up to 224 ms).
+        """
+        self.assertEqual(RECORDS_PER_TURN, 256)
         for n in range(1000):
             self.client.send(b"%d" % (n % 10))
         self.server.dataReceived(self.client.bio_read(1 << 20))
-        self.assertEqual(self.inner.calls, [b"0123456789" * 100])
+        sent = b"0123456789" * 100
+        self.assertEqual(self.inner.calls, [sent[:256]])
+        self.assertEqual(self.transport.producerState, "paused")
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.clock.advance(0)
+        self.assertEqual(self.inner.calls, [sent[:256], sent[256:512], sent[512:768], sent[768:]])
+        self.assertEqual(self.transport.producerState, "producing")
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_pauseAboveOutlastsBacklog(self) -> None:
+        """
+        A resume from the protocol above while a backlog of records is
+        being taken waits for its end, and a pause from above made
+        meanwhile still holds after it.
+        """
+        for n in range(600):
+            self.client.send(b"x")
+        self.server.dataReceived(self.client.bio_read(1 << 20))
+        self.server.resumeProducing()
+        self.assertEqual(self.transport.producerState, "paused")
+        self.server.pauseProducing()
+        self.clock.advance(0)
+        self.assertEqual(b"".join(self.inner.calls), b"x" * 600)
+        self.assertEqual(self.transport.producerState, "paused")
+        self.server.resumeProducing()
+        self.assertEqual(self.transport.producerState, "producing")
+
+    def test_backlogAtTheEnd(self) -> None:
+        """
+        A connection lost with records still to take hands them all to the
+        protocol before it ends, and leaves no timer behind.
+        """
+        for n in range(1000):
+            self.client.send(b"y")
+        self.server.dataReceived(self.client.bio_read(1 << 20))
+        self.server.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(b"".join(self.inner.calls), b"y" * 1000)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_bytesBeforeTheEnd(self) -> None:
         """
