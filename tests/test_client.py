@@ -5,8 +5,6 @@ memory reactor whose clock the tests move.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import math
 import tracemalloc
 
@@ -37,6 +35,7 @@ from pingproto.session import LossReason
 from pingproto.stats import RttSummary
 from pingproto.tls import client_tls_options, wrap_client_tls
 
+from .test_protocols import upgrade_answer
 from .waiting import Watcher
 
 _EPOCH_MS = 1_700_000_000_000
@@ -543,14 +542,7 @@ class _HostileServer(Protocol):
         self.received += data
         if b"\r\n\r\n" in self.received:
             self.is_upgraded = True
-            head = self.received.split(b"\r\n\r\n")[0].decode()
-            key = [line.split(":", 1)[1].strip() for line in head.split("\r\n")
-                   if line.lower().startswith("sec-websocket-key:")][0]
-            accept = base64.b64encode(hashlib.sha1(key.encode() + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
-            self.transport.write(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-            )
+            self.transport.write(upgrade_answer(self.received))
             self.upgraded()
 
     def upgraded(self) -> None:

@@ -14,9 +14,7 @@ hang up must not wedge pingproto's client.
 
 from __future__ import annotations
 
-import base64
 import gc
-import hashlib
 import os
 import random
 import resource
@@ -44,7 +42,7 @@ from pingproto.tls import client_tls_options
 from .commands import environment, twistd
 from .test_endtoend import ServerTestCase
 from .test_fidelity import Watcher
-from .test_protocols import client_frame, upgrade_request
+from .test_protocols import client_frame, upgrade_answer, upgrade_request
 from .test_twistd import Server, TwistdCase
 from .waiting import Conditions, FactoryBooks
 
@@ -1195,14 +1193,7 @@ class GoodbyeWithoutHangup(Protocol):
         self.received += data
         if b"\r\n\r\n" in self.received and not getattr(self, "upgraded", False):
             self.upgraded = True
-            head = self.received.split(b"\r\n\r\n")[0].decode()
-            key = [line.split(":", 1)[1].strip() for line in head.split("\r\n")
-                   if line.lower().startswith("sec-websocket-key:")][0]
-            accept = base64.b64encode(hashlib.sha1(key.encode() + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
-            self.transport.write(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-            )
+            self.transport.write(upgrade_answer(self.received))
             self.transport.write(bytes([0x88, 2]) + (1001).to_bytes(2, "big"))
 
 

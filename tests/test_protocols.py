@@ -7,6 +7,7 @@ on a L{Clock}.
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import resource
 import struct
@@ -47,6 +48,20 @@ def upgrade_request(path: str = "/", extra: str = "") -> bytes:
         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
         f"Sec-WebSocket-Version: 13\r\n{extra}\r\n"
     ).encode()
+
+
+def upgrade_answer(request: bytes) -> bytes:
+    """
+    The 101 a WebSocket server sends for C{request}, a whole request head:
+    for the tests' own stand-in servers.
+    """
+    head = request.split(b"\r\n\r\n")[0].decode()
+    key = [line.split(":", 1)[1].strip() for line in head.split("\r\n") if line.lower().startswith("sec-websocket-key:")][0]
+    accept = base64.b64encode(hashlib.sha1(key.encode() + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+    return (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+    )
 
 
 def client_frame(
