@@ -42,7 +42,7 @@ from pingproto._reactor import TimeTCPReactor, or_global_reactor
 from pingproto.readgate import ReadGate
 from pingproto.session import Loss, PingSession, Sample
 from pingproto.stats import RttSummary, summarize
-from pingproto.tls import client_tls_options, wrap_client_tls
+from pingproto.tls import client_tls_options, openssl_queue, wrap_client_tls
 
 if TYPE_CHECKING:
     from pingproto._autobahn import _IConnectionTransport
@@ -112,7 +112,7 @@ def _with_verify_reason(reason: Failure, connection: object) -> Failure:
     error = reason.value
     if not isinstance(error, SSL.Error) or not isinstance(connection, SSL.Connection):
         return reason
-    queue = error.args[0] if error.args and isinstance(error.args[0], list) else []
+    queue = openssl_queue(error)
     if not any(entry[-1:] == ("certificate verify failed",) for entry in queue):
         return reason
     # pyOpenSSL has no call for it: the binding it is built on has.

@@ -41,7 +41,7 @@ from pingproto.config import check_ws_url, naming_options, positive_int, read_nu
 from pingproto.records import Record, RecordFolder, format_summary, summary_record
 from pingproto.session import Loss, LossReason, Sample
 from pingproto.text import printable
-from pingproto.tls import _openssl_reasons
+from pingproto.tls import openssl_queue, openssl_reasons
 from pingproto.tlsfiles import TLSConfigError
 
 __all__ = ["PingOptions", "Reporter", "describe_failure"]
@@ -137,7 +137,7 @@ def _describe_failure(reason: Failure) -> str:
             # The server refused the client's versions, or the client the
             # server's.
             return "TLS: the server speaks no TLS version the client does (TLS 1.2 or 1.3)"
-        return f"TLS handshake failed: {_openssl_reasons(reason.value)}"
+        return f"TLS handshake failed: {openssl_reasons(reason.value)}"
     if reason.check(TLSHandshakeIncomplete):
         return "TLS: the server did not complete a TLS handshake (does it speak TLS on this port? try ws://)"
     if reason.check(HandshakeError):
@@ -151,7 +151,7 @@ def _not_verified(error: SSLError) -> str:
     (L{VERIFY_ENTRY}); the hint to name the right CA unless it is the
     certificate's dates, which no CA mends.
     """
-    queue = error.args[0] if error.args and isinstance(error.args[0], list) else []
+    queue = openssl_queue(error)
     why = next((entry[-1] for entry in queue if entry[:1] == (VERIFY_ENTRY,)), "")
     if "expired" in why or "not yet valid" in why:
         return f"TLS: the server's certificate does not verify: {why}"

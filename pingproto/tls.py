@@ -52,6 +52,8 @@ __all__ = [
     "ServerTLS",
     "TLSProtocol",
     "client_tls_options",
+    "openssl_queue",
+    "openssl_reasons",
     "server_context",
     "wrap_client_tls",
 ]
@@ -86,15 +88,23 @@ def server_context(material: TLSMaterial) -> SSL.Context:
     except SSL.Error as e:
         raise TLSConfigError(
             f"OpenSSL refuses the key in {material.files.key} with the certificate in "
-            f"{material.files.cert}: {_openssl_reasons(e)}"
+            f"{material.files.cert}: {openssl_reasons(e)}"
         ) from None
 
 
-def _openssl_reasons(error: SSL.Error) -> str:
+def openssl_queue(error: SSL.Error) -> list[Any]:
+    """
+    The error queue pyOpenSSL puts in an L{SSL.Error}: (library, function,
+    reason) entries, or nothing if it made the error otherwise.
+    """
+    return error.args[0] if error.args and isinstance(error.args[0], list) else []
+
+
+def openssl_reasons(error: SSL.Error) -> str:
     """
     The reasons in an OpenSSL error queue, e.g. C{ee key too small}.
     """
-    queue = error.args[0] if error.args and isinstance(error.args[0], list) else []
+    queue = openssl_queue(error)
     reasons = [entry[-1] for entry in queue if isinstance(entry, tuple) and entry and entry[-1]]
     return "; ".join(dict.fromkeys(reasons)) or str(error) or "no reason given"
 
