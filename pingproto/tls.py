@@ -166,8 +166,8 @@ class ServerTLS:
         return SSL.Connection(self._context, None)
 
 
-# The most TLS records a connection's reads are decrypted in one reactor
-# turn: a client sending one-byte records (some 2,800 in a 64 KiB read, at
+# The most TLS records of a connection decrypted in one reactor turn: a
+# client sending one-byte records (some 2,800 in a 64 KiB read, at
 # a few microseconds each) held every other client's echo for as long as
 # its read took.  A read of full records, or of a browser's pings, is far
 # under it.
