@@ -42,6 +42,9 @@ def write_now(transport: ITransport, data: bytes) -> None:
             not connection._tempDataLen
             and not connection.dataBuffer
             and connection.connected
+            # Aborted: Twisted drops what is written after (its doWrite is
+            # a no-op), so this must not reach the socket either.
+            and not connection._aborting
             # Closing (or half-closing) once what is buffered has gone:
             # left to Twisted, which sends these bytes first.
             and not connection.disconnecting

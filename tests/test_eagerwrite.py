@@ -193,6 +193,17 @@ class WriteNowTests(_TcpCase):
             write_now(server.transport, b"after")
             self.assertEqual(server.transport._tempDataLen, 0, close)
 
+    @inlineCallbacks
+    def test_aborted(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Once the transport is aborted, bytes written reach nobody, as with
+        Twisted's own write: an abort drops whatever comes after it.
+        """
+        server, peer = yield self.connect()
+        server.transport.abortConnection()
+        write_now(server.transport, b"after the abort")
+        self.assertEqual(_recv_all_now(peer), b"")
+
     def test_otherTransports(self) -> None:
         """
         A transport that is not Twisted's own TCP connection gets an
