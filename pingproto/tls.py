@@ -406,8 +406,12 @@ class TLSProtocol(TLSMemoryBIOProtocol):
 
     def _workBacklog(self) -> None:
         self._backlog = None
+        if self._aborted or self._lostTLSConnection:
+            # Aborted, or TLS ended in the backlog (the peer's close_notify,
+            # an error): nothing more is read or delivered.
+            return
         self._flushReceiveBIO()
-        if self._backlog is None:
+        if self._backlog is None and not self._lostTLSConnection:
             if not self._pausedAbove:
                 cast(IPushProducer, self.transport).resumeProducing()
             if self._biosGrown:

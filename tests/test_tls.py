@@ -402,6 +402,35 @@ class CoalescedReadTests(SynchronousTestCase):
         self.server.resumeProducing()
         self.assertEqual(self.transport.producerState, "producing")
 
+    def test_closeNotifyInBacklog(self) -> None:
+        """
+        The peer's close_notify found on a later turn of a backlog: the
+        bytes before it are delivered, TLS ends and the connection closes,
+        and reading is not resumed on the closing transport.
+        """
+        for n in range(600):
+            self.client.send(b"z")
+        self.client.shutdown()
+        self.server.dataReceived(self.client.bio_read(1 << 20))
+        self.clock.advance(0)
+        self.assertEqual(b"".join(self.inner.calls), b"z" * 600)
+        self.assertTrue(self.transport.disconnecting)
+        self.assertEqual(self.transport.producerState, "paused")
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_abortDuringBacklog(self) -> None:
+        """
+        A connection aborted with records still to take takes no more of
+        them, and does not read again.
+        """
+        for n in range(600):
+            self.client.send(b"a")
+        self.server.dataReceived(self.client.bio_read(1 << 20))
+        self.server.abortConnection()
+        self.clock.advance(0)
+        self.assertEqual(self.inner.calls, [b"a" * 256])
+        self.assertEqual(self.transport.producerState, "paused")
+
     def test_backlogAtTheEnd(self) -> None:
         """
         A connection lost with records still to take hands them all to the
