@@ -45,11 +45,11 @@ def write_now(transport: ITransport, data: bytes) -> None:
             # Aborted: Twisted drops what is written after (its doWrite is
             # a no-op), so this must not reach the socket either.
             and not connection._aborting
-            # Closing (or half-closing) once what is buffered has gone:
-            # left to Twisted, which sends these bytes first.
+            # Closing (or half-closing, or half-closed: the flag stays) once
+            # what is buffered has gone: left to Twisted, which sends these
+            # bytes first, or drops them.
             and not connection.disconnecting
             and not connection._writeDisconnecting
-            and not connection._writeDisconnected
             and not connection.TLS  # startTLS's layer must see every write
         ):
             try:
