@@ -13,6 +13,7 @@ its connections in, and the client too (L{wrap_client_tls}).
 
 from __future__ import annotations
 
+import re
 from typing import Any, cast
 
 from cryptography.hazmat.bindings.openssl.binding import Binding
@@ -214,8 +215,9 @@ def release_bio_buffers(connection: SSL.Connection) -> bool:
     return True
 
 
-# What a plain HTTP request begins with; no TLS record does (0x14-0x17).
-_HTTP_METHODS = (b"GET ", b"HEAD ", b"POST ", b"PUT ", b"DELETE ", b"OPTIONS ", b"PATCH ", b"CONNECT ", b"TRACE ")
+# What a plain HTTP request begins with, any method in any case (HTTP/2's
+# "PRI *" too); no TLS record does: its first byte is 0x14-0x17.
+_HTTP_REQUEST_START = re.compile(rb"[A-Za-z]{1,32} ").match
 _PLAIN_HTTP_BODY = b"This server speaks TLS: use https:// (or wss:// for a WebSocket).\n"
 _PLAIN_HTTP_ANSWER = (
     # The reason phrase says it too: clients that show only the status
@@ -302,7 +304,7 @@ class TLSProtocol(TLSMemoryBIOProtocol):
 
     def dataReceived(self, data: bytes) -> None:
         handshaking = not self._handshakeDone
-        if handshaking and data.startswith(_HTTP_METHODS) and self._plainHttp():
+        if handshaking and _HTTP_REQUEST_START(data) and self._plainHttp():
             return
         super().dataReceived(data)
         if self._biosGrown or len(data) > RELEASE_OVER or (handshaking and self._handshakeDone):

@@ -400,12 +400,21 @@ class RequestHeadTests(HardeningTestCase):
         logs no error.
         """
         since = reactor.seconds()
-        with capturedLogs() as events:
-            client = yield self.request(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n", tls=False)
-            yield client.until_lost()
-        self.assertEqual(client.status, 400, client.received[:200])
-        self.assertTrue(client.received.endswith(b"use https:// (or wss:// for a WebSocket).\n"))
-        self.assertEqual([formatEvent(e) for e in events if e["log_level"] >= LogLevel.warn], [])
+        requests = [
+            b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
+            # Any method, as an HTTP server would take it: HTTP/2's prior
+            # knowledge preface, WebDAV's, and one in lower case.
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            b"PROPFIND / HTTP/1.1\r\nHost: localhost\r\n\r\n",
+            b"get / HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        ]
+        for request in requests:
+            with capturedLogs() as events:
+                client = yield self.request(request, tls=False)
+                yield client.until_lost()
+            self.assertEqual(client.status, 400, (request, client.received[:200]))
+            self.assertTrue(client.received.endswith(b"use https:// (or wss:// for a WebSocket).\n"))
+            self.assertEqual([formatEvent(e) for e in events if e["log_level"] >= LogLevel.warn], [])
         yield self.assertWitnessUnharmed(since)
 
     @inlineCallbacks
