@@ -268,13 +268,23 @@ class Reporter:
             text = "reconnecting"
         self.emit(record, text)
 
-    def finish(self, target: str) -> int:
+    def finish(self, target: str, unmatched: int = 0) -> int:
         """
         Print the summary; return ping's exit status.
+
+        @param unmatched: replies that answered no ping outstanding (too
+            late, repeated, or not an echo of ours), as the session
+            counted them: no record says so, and a server that sends
+            them is worth knowing about.
         """
         summary = self.folder.summary(self.wall())
         record = summary_record(target, summary, self.wall())
-        self.emit(record, "\n".join(format_summary(target, summary)))
+        record["unmatched"] = unmatched
+        lines = format_summary(target, summary)
+        if unmatched:
+            replies = "1 reply" if unmatched == 1 else f"{unmatched} replies"
+            lines.append(f"{replies} matched no ping (too late, repeated, or not an echo)")
+        self.emit(record, "\n".join(lines))
         return EXIT_OK if summary.received else EXIT_NO_REPLY
 
 
@@ -426,8 +436,11 @@ class _PingRun:
             self.reactor.stop()
 
     def _finished(self, _: object) -> None:
-        self.status = self.reporter.finish(self.target)
+        self._summarize()
         self._stop()
+
+    def _summarize(self) -> None:
+        self.status = self.reporter.finish(self.target, unmatched=self.monitor.session.unmatched)
 
     def _failed(self, reason: Failure) -> None:
         self.reporter.stopping = True
@@ -442,7 +455,5 @@ class _PingRun:
         if self.monitor.done.called:
             return None
         self.reporter.stopping = True
-        return self.monitor.stopService().addCallback(
-            lambda _: setattr(self, "status", self.reporter.finish(self.target))
-        )
+        return self.monitor.stopService().addCallback(lambda _: self._summarize())
 

@@ -306,10 +306,11 @@ class ReporterTests(SynchronousTestCase):
     def reporter(self, **kwargs: object) -> Reporter:
         return Reporter(self.out, log=self.log, wall=lambda: self.now, **kwargs)  # type: ignore[arg-type]
 
-    def play(self, reporter: Reporter) -> int:
+    def play(self, reporter: Reporter, unmatched: int = 0) -> int:
         """
         A run with two replies, a timeout, a disconnect, a flatline and a
-        reconnect, then the summary.
+        reconnect, then the summary (with C{unmatched} replies that matched
+        no ping).
         """
         reporter.start("wss://h:1/", 1.0, 5.0)
         reporter.state_changed(StateChange(ConnectionState.CONNECTING))
@@ -325,7 +326,7 @@ class ReporterTests(SynchronousTestCase):
         reporter.state_changed(StateChange(ConnectionState.OPEN, setup_time=0.0058))
         self.now += 1
         reporter.state_changed(StateChange(ConnectionState.CLOSED, "code 1000", requested=True))
-        return reporter.finish("wss://h:1/")
+        return reporter.finish("wss://h:1/", unmatched=unmatched)
 
     def test_text(self) -> None:
         """
@@ -500,6 +501,31 @@ class ReporterTests(SynchronousTestCase):
         reporter.ping_lost(Loss(1, 0, LossReason.TIMEOUT))
         self.assertEqual(reporter.finish("ws://h/"), 1)
 
+    def test_unmatchedSaid(self) -> None:
+        """
+        Replies that matched no ping end the summary with a line that says
+        how many, in the singular for one; none, and there is no such line.
+        """
+        for unmatched, last in (
+            (3, "3 replies matched no ping (too late, repeated, or not an echo)"),
+            (1, "1 reply matched no ping (too late, repeated, or not an echo)"),
+            (0, "2 opens, setup min/avg/max = 4.200/5.000/5.800 ms; 1 disconnect (2.0 s disconnected), 1 flatline"),
+        ):
+            self.out = io.StringIO()
+            reporter = self.reporter()
+            self.play(reporter, unmatched)
+            self.assertEqual(self.out.getvalue().splitlines()[-1], last)
+
+    def test_unmatchedInJson(self) -> None:
+        """
+        The summary record says how many replies matched no ping, none
+        included.
+        """
+        for unmatched in (3, 0):
+            self.out = io.StringIO()
+            self.play(self.reporter(json_output=True), unmatched)
+            self.assertEqual(json.loads(self.out.getvalue().splitlines()[-1])["unmatched"], unmatched)
+
 
 class CommandTests(ServerTestCase):
     """
@@ -617,6 +643,29 @@ class NoReplyCommandTests(ServerTestCase):
         self.assertEqual(code, 1, err)
         self.assertIn(b"2 sent, 0 received, 100.0% lost", out)
 
+    @inlineCallbacks
+    def test_unmatchedCounted(self):  # type: ignore[no-untyped-def]
+        """
+        A server that sends something besides each echo: the summary says
+        how many replies matched no ping, and so does the --json summary.
+        """
+
+        class Chatty(EchoServerProtocol):
+            def onMessage(self, payload: bytes, isBinary: bool) -> None:
+                # Before the echo, so that the run cannot end between them.
+                self.sendMessage(b"hello", isBinary)
+                super().onMessage(payload, isBinary)
+
+        self.service.listeners[0].factory.protocol = Chatty
+        for args in ((), ("--json",)):
+            out, err, code = yield getProcessOutputAndValue(
+                sys.executable, ["-m", "pingproto", "ping", *args, "-c", "2", "-i", "0.05", self.url()], env=environment()
+            )
+            self.assertEqual(code, 0, err)
+            if args:
+                self.assertEqual(json.loads(out.decode().splitlines()[-1])["unmatched"], 2)
+            else:
+                self.assertIn("2 replies matched no ping (too late, repeated, or not an echo)", out.decode().splitlines())
 
 
 class WriteFailureTests(ServerTestCase):
