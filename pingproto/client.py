@@ -42,6 +42,7 @@ from pingproto._reactor import TimeTCPReactor, or_global_reactor
 from pingproto.readgate import ReadGate
 from pingproto.session import Loss, PingSession, Sample
 from pingproto.stats import RttSummary, summarize
+from pingproto.text import shortened
 from pingproto.tls import client_tls_options, openssl_queue, wrap_client_tls
 
 if TYPE_CHECKING:
@@ -292,6 +293,15 @@ class PingClientProtocol(WebSocketClientProtocol):
                 )
                 return
         super().processHandshake()
+
+    def failHandshake(self, reason: str) -> None:
+        """
+        Fail the upgrade for C{reason}, cut to L{QUOTED_MAX
+        <pingproto.text.QUOTED_MAX>} characters: Autobahn's reasons quote
+        what the server said (its status line, a header), which a user
+        then reads in every message that names the failure.
+        """
+        super().failHandshake(shortened(reason))
 
     def abandon(self) -> None:
         """

@@ -5,7 +5,12 @@ what C{pingproto ping} prints.
 
 from __future__ import annotations
 
-__all__ = ["printable"]
+__all__ = ["QUOTED_MAX", "printable", "shortened"]
+
+# The most characters of a peer's text a message quotes: more than any
+# honest reason phrase or header needs, and one line however long the
+# peer's was.
+QUOTED_MAX = 200
 
 
 def printable(text: str) -> str:
@@ -15,3 +20,12 @@ def printable(text: str) -> str:
     write to an operator's terminal or forge a line of its own.
     """
     return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def shortened(text: str, limit: int = QUOTED_MAX) -> str:
+    """
+    C{text}, from a peer, cut to its first C{limit} characters and
+    C{"..."} if it is longer: a server may answer with a status line or a
+    header as long as the answer head it may send (16 KiB).
+    """
+    return text if len(text) <= limit else text[:limit] + "..."

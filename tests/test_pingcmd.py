@@ -815,6 +815,28 @@ class BadAnswerTests(TestCase):
         )
         self.assertLess(reactor.seconds() - started, 5.0)
 
+    @inlineCallbacks
+    def test_longReasonCut(self):  # type: ignore[no-untyped-def]
+        """
+        A refused upgrade whose reason phrase is 10 KB long is quoted to
+        its first 200 characters (of the message that quotes it) and
+        "...", escaped as ever: one line a user can read, not a screenful.
+        """
+        # Autobahn reads a status line as Latin-1 and refuses C0 controls
+        # in it: a C1 control (CSI) comes as UTF-8 "\xc2\x9b".
+        phrase = b"\xc2\x9b" + b"x" * 10_000
+        url = self.answering(b"HTTP/1.1 400 " + phrase + b"\r\n\r\n", False)
+        out, err, code = yield getProcessOutputAndValue(
+            sys.executable, ["-m", "pingproto", "ping", "-c", "1", url], env=environment()
+        )
+        said = f"WebSocket connection upgrade failed [400]: {phrase.decode('latin-1')}"
+        self.assertEqual(code, 2)
+        self.assertEqual(
+            err.decode().splitlines(),
+            [f"pingproto ping: cannot connect to {url}: WebSocket handshake failed: "
+             + said[:200].replace("\x9b", "\\x9b") + "..."],
+        )
+
 
 class CertificateTests(TestCase):
     """
