@@ -43,7 +43,7 @@ from pingproto.readgate import ReadGate
 from pingproto.session import Loss, PingSession, Sample
 from pingproto.stats import RttSummary, summarize
 from pingproto.text import shortened
-from pingproto.tls import client_tls_options, openssl_queue, wrap_client_tls
+from pingproto.tls import client_tls_options, openssl_queue, openssl_reasons, wrap_client_tls
 
 if TYPE_CHECKING:
     from pingproto._autobahn import _IConnectionTransport
@@ -95,6 +95,10 @@ def _may_be_http(received: bytes) -> bool:
     """
     return b"HTTP/".startswith(received[:5])
 
+
+# What Autobahn's reason for a connection it failed begins with; the rule
+# the server broke follows.
+_AUTOBAHN_FAILED = "I dropped the WebSocket TCP connection: "
 
 _NOT_HTTP = "the server's answer is not HTTP (is it a WebSocket server?)"
 
@@ -217,6 +221,8 @@ class PingClientProtocol(WebSocketClientProtocol):
         self._answered = 0
         self._linger: IDelayedCall | None = None
         self._gate: ReadGate | None = None
+        # Why the upgrade was refused (L{failHandshake}), if it was.
+        self._refusal: str | None = None
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -253,7 +259,7 @@ class PingClientProtocol(WebSocketClientProtocol):
             return _with_verify_reason(reason, handle() if handle is not None else None)
         if not reason.check(ConnectionDone, ConnectionLost):
             return reason
-        why = self.wasNotCleanReason or "the connection closed"
+        why = self._unclean_end()
         if self.factory.isSecure and not self._tls_done:
             return Failure(TLSHandshakeIncomplete(f"the TLS handshake did not finish: {why}"))
         received = getattr(self, "data", b"") or b""
@@ -301,7 +307,36 @@ class PingClientProtocol(WebSocketClientProtocol):
         what the server said (its status line, a header), which a user
         then reads in every message that names the failure.
         """
-        super().failHandshake(shortened(reason))
+        self._refusal = shortened(reason)
+        super().failHandshake(self._refusal)
+
+    def _unclean_end(self) -> str:
+        """
+        What ended the connection without a clean close, in words of
+        pingproto's, for the user: Autobahn's (C{wasNotCleanReason}) speak
+        of its own workings ("I dropped the WebSocket TCP connection: ...",
+        "peer did not finish the closing handshake").
+        """
+        if self._refusal is not None:
+            return self._refusal
+        if self.wasOpenHandshakeTimeout:
+            return f"the server did not complete the handshake within {self.factory.openHandshakeTimeout:g} s"
+        if self.wasCloseHandshakeTimeout:
+            return "the server did not answer the close in time"
+        if self.wasServerConnectionDropTimeout:
+            return "the server did not end the connection after the close"
+        if self.wasMaxFramePayloadSizeExceeded or self.wasMaxMessagePayloadSizeExceeded:
+            return f"the server sent a message over the limit of {self.factory.maxMessagePayloadSize} bytes"
+        if self.failedByMe:
+            # Autobahn's reason names the rule the server broke.
+            broken = shortened((self.wasNotCleanReason or "").partition(_AUTOBAHN_FAILED)[2])
+            return f"the server broke the WebSocket protocol{f' ({broken})' if broken else ''}"
+        lost = self._lost_reason
+        if lost is not None and lost.check(SSL.Error):
+            return f"the connection was lost to a TLS error: {openssl_reasons(lost.value)}"
+        if lost is not None and lost.check(ConnectionDone) and not self.droppedByMe:
+            return "the server closed the connection" + (" without a WebSocket close" if self._was_open else "")
+        return "the connection was lost"
 
     def abandon(self) -> None:
         """
@@ -467,18 +502,16 @@ class PingClientProtocol(WebSocketClientProtocol):
         factory = self.factory
         for loss in factory.session.disconnect():
             factory.observer.ping_lost(loss)
-        if code is not None:
-            detail = f"code {code}"
-        elif wasClean:
-            # A close frame without a code (Autobahn reports a drop as
-            # 1006): RFC 6455's 1005, as a browser's close event says.
+        if not wasClean:
+            # Autobahn reports every unclean end as 1006, with words of its
+            # own for the reason.
+            detail = f"code {code or 1006}: {self._unclean_end()}"
+        elif code is None:
+            # A close frame without a code: RFC 6455's 1005, as a
+            # browser's close event says.
             detail = "code 1005 (no code given)"
         else:
-            detail = "connection lost"
-        if reason:
-            detail += f": {reason}"
-        elif self.wasNotCleanReason:
-            detail += f": {self.wasNotCleanReason}"
+            detail = f"code {code}: {reason}" if reason else f"code {code}"
         factory.observer.state_changed(
             StateChange(ConnectionState.CLOSED, detail, requested=self._requested_close, reason=self._setup_failure)
         )

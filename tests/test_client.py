@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import math
 import tracemalloc
+from typing import Callable
 
 from twisted.application.internet import backoffPolicy
 from twisted.internet import reactor
 from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
-from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.error import ConnectionLost, ConnectionRefusedError
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock
@@ -155,6 +156,71 @@ class MonitorTests(SynchronousTestCase):
         self.advance(self.connect(), 0.125)
         self.assertEqual([s.seq for s in self.recorder.result.samples], [1, 2])
         self.assertEqual(self.recorder.result.losses, [])
+
+    def closed_by(self, end: Callable[[IOPump], object]) -> str:
+        """
+        The detail of the CLOSED that follows C{end} on an open connection.
+        """
+        self.monitor(interval=1.0, timeout=5.0, flatline=2.0)
+        pump = self.connect()
+        self.advance(pump, 0.125)
+        self.assertEqual(self.states()[-1], ConnectionState.OPEN)
+        end(pump)
+        pump.flush()
+        self.assertEqual(self.states()[-1], ConnectionState.CLOSED)
+        return self.recorder.result.states[-1].detail
+
+    def test_serverClosedTcp(self) -> None:
+        """
+        A server that ends the TCP connection without a WebSocket close is
+        reported as that, with code 1006, in pingproto's words rather than
+        Autobahn's ("connection was closed uncleanly ("peer dropped the
+        TCP connection without previous WebSocket closing handshake")").
+        """
+        detail = self.closed_by(lambda pump: pump.server.transport.loseConnection())
+        self.assertEqual(detail, "code 1006: the server closed the connection without a WebSocket close")
+
+    def test_connectionLost(self) -> None:
+        """
+        A connection cut (reset) is reported as lost, with code 1006.
+        """
+
+        def reset(pump: IOPump) -> None:
+            pump.clientIO.disconnectReason = ConnectionLost("Connection reset by peer")
+            pump.serverIO.abortConnection()
+
+        detail = self.closed_by(reset)
+        self.assertEqual(detail, "code 1006: the connection was lost")
+
+    def test_closeUnanswered(self) -> None:
+        """
+        A close the server never answers (here the flatline's, on a path
+        that stalled) is reported as that once the client gives up on it,
+        with code 1006, not as Autobahn's "WebSocket closing handshake
+        timeout (peer did not finish the closing handshake in time)".
+        """
+        # A flatline 2 s after the ping sent at 1 s, then the close times
+        # out after 1 s.
+        detail = self.closed_by(lambda pump: self.advance(None, 4.125))
+        self.assertEqual(detail, "code 1006: the server did not answer the close in time")
+
+    def test_protocolBroken(self) -> None:
+        """
+        A server that breaks the WebSocket protocol is reported as that,
+        with what it did, and not as Autobahn's "I dropped the WebSocket
+        TCP connection: ...".
+        """
+        detail = self.closed_by(lambda pump: pump.server.transport.write(b"\x8f\x05hello"))
+        self.assertEqual(detail, "code 1006: the server broke the WebSocket protocol (control frame using reserved opcode 15)")
+
+    def test_messageTooLarge(self) -> None:
+        """
+        A server that sends a message over the client's size limit (64 KiB)
+        is reported as that, with code 1006.
+        """
+        frame = b"\x81\x7f" + (70_000).to_bytes(8, "big") + b"x" * 70_000
+        detail = self.closed_by(lambda pump: pump.server.transport.write(frame))
+        self.assertEqual(detail, "code 1006: the server sent a message over the limit of 65536 bytes")
 
     def test_dropAfterFailuresRetriedAtInitialDelay(self) -> None:
         """
@@ -354,6 +420,22 @@ class MonitorTests(SynchronousTestCase):
         self.assertEqual(self.recorder.result.samples, [])
         self.assertEqual(monitor.session.sent, 0)
         self.assertEqual(self.attempts(), 0)
+
+    def test_upgradeUnanswered(self) -> None:
+        """
+        A server that never answers the upgrade fails the attempt once the
+        handshake timeout (10 s) passes, said in pingproto's words, not
+        Autobahn's ("WebSocket opening handshake timeout (peer did not
+        finish the opening handshake in time)").
+        """
+        TCP4ServerEndpoint(self.reactor, 4322).listen(Factory.forProtocol(Protocol))
+        monitor = self.monitor(port=4322, give_up_after=1)
+        failures: list[Failure] = []
+        monitor.done.addErrback(failures.append)
+        self.advance(self.connect(), 10.125)
+        [failure] = failures
+        failure.trap(HandshakeError)
+        self.assertEqual(failure.getErrorMessage(), "the server did not complete the handshake within 10 s")
 
     def test_stopWhileConnecting(self) -> None:
         """

@@ -794,6 +794,24 @@ class BadAnswerTests(TestCase):
 
 
     @inlineCallbacks
+    def test_answerCutShort(self):  # type: ignore[no-untyped-def]
+        """
+        A server that ends the connection partway through its answer's
+        head is named as that in pingproto's words, not in Autobahn's
+        ("peer dropped the TCP connection without previous WebSocket
+        closing handshake").
+        """
+        url = self.answering(b"HTTP/1.1 101 Switching Protocols\r\n", True)
+        out, err, code = yield getProcessOutputAndValue(
+            sys.executable, ["-m", "pingproto", "ping", "-c", "1", url], env=environment()
+        )
+        self.assertEqual(code, 2)
+        self.assertEqual(
+            err.decode().splitlines(),
+            [f"pingproto ping: cannot connect to {url}: WebSocket handshake failed: the server closed the connection"],
+        )
+
+    @inlineCallbacks
     def test_endlessHead(self):  # type: ignore[no-untyped-def]
         """
         An HTTP answer whose head goes on past 16 KiB without ending (a
