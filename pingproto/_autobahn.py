@@ -551,7 +551,7 @@ class OptionsOnClass:
     protocol: type[Any]
     _options_key: tuple[Any, ...] | None = None
     _options_class: type[Any] | None = None
-    _options_names: tuple[type[Any], list[str], attrgetter[Any]] | None = None
+    _options_names: tuple[type[Any], list[str], Callable[[Any], tuple[Any, ...]]] | None = None
 
     def buildProtocol(self, addr: Any) -> Any:
         base = self.protocol
@@ -559,8 +559,13 @@ class OptionsOnClass:
             # Looked up once per protocol class: a missing attribute costs
             # an exception inside hasattr.
             names = [name for name in base.CONFIG_ATTRS if not hasattr(base, name)]
-            # The protocol class first: a tuple however few the names.
-            self._options_names = (base, names, attrgetter("protocol", *names))
+            # The key: the protocol class, then the options it lacks.  For a
+            # class that lacks none, attrgetter("protocol") alone would give
+            # the class, not a tuple.
+            getter: Callable[[Any], tuple[Any, ...]] = (
+                attrgetter("protocol", *names) if names else lambda factory: (factory.protocol,)
+            )
+            self._options_names = (base, names, getter)
         _, names, protocol_and_options = self._options_names
         key = protocol_and_options(self)
         if self._options_class is None or key != self._options_key:

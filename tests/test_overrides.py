@@ -858,6 +858,21 @@ class OptionsOnClassTests(SynchronousTestCase):
         self.assertEqual(self.opened(EchoServerFactory(reactor=Clock())).__class__.__module__, "pingproto.server")
         self.assertEqual(self.opened(EchoServerFactory(reactor=Clock()))._log.namespace, "pingproto.server.EchoServerProtocol")
 
+    def test_protocolWithEveryOption(self) -> None:
+        """
+        A protocol class that has every option itself is built, and keeps
+        its own: none is left for the factory to hand it.
+        """
+        options: dict[str, Any] = {name: getattr(self.factory, name) for name in EchoServerProtocol.CONFIG_ATTRS}
+        options["perMessageCompressionAccept"] = staticmethod(options["perMessageCompressionAccept"])
+        options["autoPingInterval"] = 7
+        own = type("Own", (EchoServerProtocol,), options)
+        self.factory.protocol = own
+        protocol = self.opened(self.factory)
+        self.assertIsInstance(protocol, own)
+        self.assertEqual(protocol.autoPingInterval, 7)
+        self.assertEqual(protocol.maxMessagePayloadSize, 1024)
+
 
 class CompositionTests(SynchronousTestCase):
     def test_serverTakesEveryOverride(self) -> None:
