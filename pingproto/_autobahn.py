@@ -206,25 +206,30 @@ class FastReceive(_Connection):
     C{onFrameData}, an incremental UTF-8 validator, C{onMessageFrameData},
     C{onFrameEnd}, C{onMessageFrameEnd}, C{onMessageFrame} and
     C{onMessageEnd}: about 40 us per echo in all.  A ping is one small
-    masked text frame, so here the common case is taken apart in one loop:
-    the connection is open, no frame or fragmented message is under way,
-    nothing is buffered, nothing (octet or frame logging, timing tracking,
-    compression, C{.on("message")} listeners) is watching, and the read
-    holds one or more complete masked frames with FIN set, no RSV bits,
-    opcode text or binary and a payload of at most L{FAST_PAYLOAD_MAX}
-    bytes within C{maxFramePayloadSize} and C{maxMessagePayloadSize}.  Each
-    is unmasked with L{unmask}, text is checked with a strict
-    C{bytes.decode("utf-8")} (which accepts exactly the UTF-8 that
-    Autobahn's validator accepts) and C{onMessage(payload, isBinary)} is
-    called, with Autobahn's bookkeeping for a received data frame: with
-    C{autoPingRestartOnAnyTraffic}, the cancelling of a pending auto-ping
-    timeout (C{onFrameEnd}) before it, and after it the C{trafficStats}
-    counters, if the connection is still open: Autobahn counts only while
-    it is, and pingproto's rate limit, which the fast path meets in
-    C{onMessage}, closes on Autobahn's path in C{onMessageBegin}, before
-    anything is counted.  Autobahn's own C{onMessageEnd} would also
-    C{fire("message")}: with no listeners (C{_listeners is None}) that
-    does nothing.
+    masked text frame, so here the common case is taken apart in one loop.
+
+    The loop runs when the connection is open, no frame or fragmented
+    message is under way, nothing is buffered, nothing is watching (octet
+    or frame logging, timing tracking, compression, C{.on("message")}
+    listeners), and C{applyMask} is on (off, Autobahn hands a masked
+    payload on still masked).  It takes the complete masked frames at the
+    start of the read with FIN set, no RSV bits, opcode text or binary
+    and a payload of at most L{FAST_PAYLOAD_MAX} bytes within
+    C{maxFramePayloadSize} and C{maxMessagePayloadSize}.  Each is unmasked
+    with L{unmask}; text is checked, if C{utf8validateIncoming}, with a
+    strict C{bytes.decode("utf-8")}, which accepts exactly the UTF-8 that
+    Autobahn's validator accepts; then C{onMessage(payload, isBinary)} is
+    called.
+
+    Around that call goes Autobahn's bookkeeping for a received data
+    frame.  Before it, with C{autoPingRestartOnAnyTraffic}, a pending
+    auto-ping timeout is cancelled (as C{onFrameEnd} does).  After it the
+    C{trafficStats} counters are counted, if the connection is still open:
+    Autobahn counts only while it is, and pingproto's rate limit, which
+    the fast path meets in C{onMessage}, closes on Autobahn's path in
+    C{onMessageBegin}, before anything is counted.  Autobahn's own
+    C{onMessageEnd} would also C{fire("message")}: with no listeners
+    (C{_listeners is None}) that does nothing.
 
     A close, ping or pong that is whole in the read, masked, and not one
     Autobahn refuses (over 125 bytes, a close of one byte) is unmasked here

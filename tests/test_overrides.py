@@ -271,6 +271,23 @@ class FastReceiveTests(OverrideTestCase):
             self.assertEqual(parse_server_frames(written)[0], (1, b"fine"))
             self.assertEqual(close_code(written), 1007)
 
+    def test_unmaskingAndValidationOptions(self) -> None:
+        """
+        With C{applyMask} off the payload is echoed still masked, as
+        Autobahn leaves it; with C{utf8validateIncoming} off invalid UTF-8
+        is echoed, on the fast path.
+        """
+        frame = client_frame(_TEXT)
+        ours = self.connect(type("Ours", (EchoServerProtocol,), {"applyMask": False}))
+        reference = self.connect(type("Reference", (AutobahnPathProtocol,), {"applyMask": False}))
+        self.assertEqual(ours.feed(frame), reference.feed(frame))
+        self.assertNotIn((1, _TEXT), parse_server_frames(ours.transport.value()))
+
+        self.process_data_calls = 0
+        conn = self.connect(type("Ours", (EchoServerProtocol,), {"utf8validateIncoming": False}))
+        self.assertEqual(parse_server_frames(conn.feed(client_frame(b"\xff"))), [(1, b"\xff")])
+        self.assertEqual((self.process_data_calls, self.masker_calls), (0, 0))
+
     def test_oversized(self) -> None:
         """
         A message over the size limit is refused by Autobahn with 1009,
