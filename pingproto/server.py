@@ -135,6 +135,14 @@ class _PeerFaultsAsInfo:
     trace = property(lambda self: self._log.trace)
 
 
+def _host_of(address: IAddress) -> str:
+    """
+    Whom the connection caps count a socket by: its host, or C{"unix"} for
+    a UNIX socket, which has none.
+    """
+    return getattr(address, "host", "unix")
+
+
 def _peer_of(address: IAddress) -> str:
     """
     A peer as Autobahn names it in the log (its C{peer2str}), from the
@@ -239,7 +247,7 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         factory.sockets += 1
         super().connectionMade()
         limits = factory.limits
-        host = getattr(self.transport.getPeer(), "host", "unix")
+        host = _host_of(self.transport.getPeer())
         if not limits.trusted_proxies:
             # Counted by address from the start: sockets that never send a
             # request would otherwise escape their address's cap and could
@@ -271,9 +279,7 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         factory = self.factory
         self._over_cap = True
         factory.over_cap += 1
-        if self._counted is not None:
-            factory.per_address.release(self._counted)
-            self._counted = None
+        self._release_address()
         factory.refused(cap, address)
         if factory.paths is not None and ISSLTransport.providedBy(self.transport):
             self._log.info(
@@ -287,6 +293,16 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         else:
             self._answer_too_many()
 
+    def _release_address(self) -> None:
+        """
+        Give back this socket's place under C{--max-per-address}, once: a
+        socket refused over a cap gives it back as it is refused, and its
+        C{connectionLost} comes later.
+        """
+        if self._counted is not None:
+            self.factory.per_address.release(self._counted)
+            self._counted = None
+
     def _answer_too_many(self) -> None:
         self._answer(503, _TOO_MANY, headers=(("Retry-After", "10"),))
 
@@ -297,9 +313,7 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
             factory.over_cap -= 1
         factory.open_protocols.discard(self)
         factory.notify_if_idle()
-        if self._counted is not None:
-            factory.per_address.release(self._counted)
-            self._counted = None
+        self._release_address()
         for call in (self._throttle, self._linger, self._backlog):
             if call is not None and call.active():
                 call.cancel()
@@ -392,7 +406,7 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         limits = factory.limits
         if self._counted is not None:
             return True
-        host = getattr(self.transport.getPeer(), "host", "unix")
+        host = _host_of(self.transport.getPeer())
         address = client_address(host, headers.get("x-forwarded-for"), limits.trusted_proxies)
         if address != host:
             # The log names whom the caps count: a forwarded client by its
@@ -875,7 +889,7 @@ class EchoServerFactory(OptionsOnClass, WebSocketServerFactory):
             peer = _peer_of(addr)
             self.refused(
                 f"{self.max_sockets} sockets open, as many as the open-file limit ({self.open_files}) leaves room for",
-                getattr(addr, "host", peer),
+                _host_of(addr),
             )
             self._log.info(
                 "{peer}: closed unanswered: the server holds {sockets} sockets, "
