@@ -347,6 +347,9 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         which copes with a transport that cannot abort.
         """
         if abort and self._answering_bad_close and self.failedByMe:
+            # Autobahn has just queued a 1002 or 1007 for the peer's close,
+            # and takes that close for the answer to its own: closed gently,
+            # the frame reaches the peer (L{onCloseFrame}).
             abort = False
         if abort or self.state == self.STATE_CLOSED:
             super().dropConnection(abort)
@@ -372,6 +375,15 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         self._answer(408, f"the request did not arrive within {self.openHandshakeTimeout:g} s\n".encode("ascii"))
 
     def processHandshake(self) -> None:
+        """
+        Read the request head within limits Autobahn does not set: it
+        buffers a head of any size until its blank line comes, and answers
+        a request without C{Upgrade} with its own status page.  Here a head
+        over C{max_request_head} is answered 431, bytes that can never
+        become a request 400 at once rather than 408 at the handshake
+        timeout, and only an upgrade within the caps (L{_admit}) reaches
+        Autobahn.
+        """
         head_end = self.data.find(b"\r\n\r\n")
         limit = self.factory.limits.max_request_head
         if head_end < 0 and len(self.data) <= limit:
@@ -798,6 +810,9 @@ class EchoServerFactory(OptionsOnClass, WebSocketServerFactory):
     @param paths: request paths that may open a WebSocket; L{None} allows
         any, for mounting with L{autobahn.twisted.resource.WebSocketResource}
         where the site already chose the path.
+    @param reactor: what every timer of the connections (handshake and
+        close timeouts, keepalive, rate limits) runs on, and the refusal
+        warnings read the time from; the global reactor if L{None}.
     """
 
     # Autobahn's factories derive from Twisted's generic Factory without
@@ -945,6 +960,10 @@ class EchoServerFactory(OptionsOnClass, WebSocketServerFactory):
         return idle
 
     def notify_if_idle(self) -> None:
+        """
+        Fire what L{going_away} returned once no WebSocket is open; called
+        as each one ends.
+        """
         if not self.open_protocols:
             waiters, self._idle_waiters = self._idle_waiters, []
             for waiter in waiters:
