@@ -467,12 +467,8 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         headers: Sequence[tuple[str, str]] = (),
     ) -> None:
         """
-        Send a complete HTTP response and close, with one line in the log:
-        at debug for an answered request, at info for a refused one (the
-        client's mistake, or one of many over a connection cap: an
-        access-log line, not a warning), and at warn for a 5xx that is the
-        server failing.  A connection cap being reached is warned of
-        apart, not once per refusal (L{EchoServerFactory.refused}).
+        Send a complete HTTP response and close, with one line in the log
+        (L{_log_answer}).
         """
         phrase = _phrase(code)
         head = (
@@ -482,21 +478,31 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
             + "".join(f"{name}: {value}\r\n" for name, value in headers)
             + "Connection: close\r\n\r\n"
         ).encode("ascii")
-        if code < 400:
-            self._log.debug("{peer}: answered {code} {phrase}", peer=self.peer, code=code, phrase=phrase)
-        else:
-            self._log.emit(
-                LogLevel.warn if code >= 500 and code not in _NOT_SERVER_FAULTS else LogLevel.info,
-                "{peer}: answered {code} {phrase}: {why}",
-                peer=self.peer,
-                code=code,
-                phrase=phrase,
-                why=_printable(text.decode("utf-8", "replace").strip()),
-            )
+        self._log_answer(code, phrase, text)
         # The exchange ended as HTTP means it to: an answer, then the close.
         self.wasClean = True
         self.sendData(head + text if body else head)
         self.dropConnection(abort=False)
+
+    def _log_answer(self, code: int, phrase: str, text: bytes) -> None:
+        """
+        Log an HTTP answer at debug if it served the request, at info if it
+        refused it (the client's mistake, or one of many over a connection
+        cap: an access-log line, not a warning), and at warn only for a 5xx
+        that is the server failing.  A connection cap being reached is
+        warned of apart, not once per refusal (L{EchoServerFactory.refused}).
+        """
+        if code < 400:
+            self._log.debug("{peer}: answered {code} {phrase}", peer=self.peer, code=code, phrase=phrase)
+            return
+        self._log.emit(
+            LogLevel.warn if code >= 500 and code not in _NOT_SERVER_FAULTS else LogLevel.info,
+            "{peer}: answered {code} {phrase}: {why}",
+            peer=self.peer,
+            code=code,
+            phrase=phrase,
+            why=_printable(text.decode("utf-8", "replace").strip()),
+        )
 
     def failHandshake(
         self, reason: str, code: int = 400, responseHeaders: Sequence[tuple[str, str]] | None = None
