@@ -46,6 +46,22 @@ from pingproto.workers import WorkerPool, worker_count
 _log = Logger()
 _defaults = ServerLimits()
 
+# The options that set a field of ServerLimits each, and the field: read
+# into the limits (Options.postOptions) and back out for the workers
+# (worker_args) from this one list, so that no limit reaches one and not
+# the other.  The origin options, a list and a flag, are apart.
+_LIMIT_OPTIONS = (
+    ("max-message-size", "max_message_size"),
+    ("handshake-timeout", "handshake_timeout"),
+    ("ping-interval", "ping_interval"),
+    ("ping-timeout", "ping_timeout"),
+    ("max-message-rate", "max_message_rate"),
+    ("max-data-rate", "max_data_rate"),
+    ("max-connections", "max_connections"),
+    ("max-per-address", "max_per_address"),
+    ("trust-proxy", "trusted_proxies"),
+)
+
 
 class Options(CommandOptions):
     synopsis = "[--port N] [--interface ADDR] [--listen ENDPOINT ...] [--tls-dir DIR | --no-tls]"
@@ -251,17 +267,9 @@ class Options(CommandOptions):
                 no_tls=bool(self["no-tls"]),
             )
             self["limits"] = ServerLimits(
-                max_message_size=self["max-message-size"],
-                handshake_timeout=self["handshake-timeout"],
-                ping_interval=self["ping-interval"],
-                ping_timeout=self["ping-timeout"],
-                max_message_rate=self["max-message-rate"],
-                max_data_rate=self["max-data-rate"],
-                max_connections=self["max-connections"],
-                max_per_address=self["max-per-address"],
+                **{field: self[option] for option, field in _LIMIT_OPTIONS},
                 allowed_origins=tuple(self["allow-origin"]) or _defaults.allowed_origins,
                 allow_null_origin=not self["no-null-origin"],
-                trusted_proxies=self["trust-proxy"],
             )
         except ValueError as e:
             raise usage.UsageError(str(e))
@@ -468,17 +476,9 @@ def worker_args(options: Options) -> list[str]:
     """
     limits = options["limits"]
     args = ["--tls-dir", options["tls-dir"]] if options["tls-dir"] else ["--no-tls"]
-    args += [
-        "--max-message-size", str(limits.max_message_size),
-        "--handshake-timeout", repr(limits.handshake_timeout),
-        "--ping-interval", repr(limits.ping_interval),
-        "--ping-timeout", repr(limits.ping_timeout),
-        "--max-message-rate", repr(limits.max_message_rate),
-        "--max-data-rate", str(limits.max_data_rate),
-        "--max-connections", str(limits.max_connections),
-        "--max-per-address", str(limits.max_per_address),
-        "--trust-proxy", str(limits.trusted_proxies),
-    ]
+    for option, field in _LIMIT_OPTIONS:
+        # repr: a float's text that reads back as the same float.
+        args += [f"--{option}", repr(getattr(limits, field))]
     if limits.allowed_origins != ServerLimits.allowed_origins:
         for origin in limits.allowed_origins:
             args += ["--allow-origin", origin]
