@@ -40,7 +40,7 @@ from pingproto.limits import files_needed, socket_bound
 from pingproto.server import FRAME_COST
 from pingproto.service import make_server_service
 from pingproto.tls import server_context
-from pingproto.tlsfiles import TLSConfigError, load_tls_dir
+from pingproto.tlsfiles import TLSConfigError, TLSMaterial, load_tls_dir
 from pingproto.workers import WorkerPool, worker_count
 
 _log = Logger()
@@ -342,39 +342,52 @@ def build_service(options: Options, quiet: bool = False) -> IService:
     with one line naming the file and the problem.  C{quiet} leaves out
     the start-up advice, for workers whose supervisor already gave it.
     """
-    tls = None
-    if options["tls-dir"] is not None:
-        try:
-            tls = load_tls_dir(options["tls-dir"])
-            # Built once here, and thrown away, so that what OpenSSL alone
-            # refuses also ends start-up in one line, in this process:
-            # with --workers, before a worker is started only to fail.
-            server_context(tls)
-        except TLSConfigError as e:
-            raise SystemExit(f"pingproto: {e}")
-        if not quiet:
-            for warning in tls.warnings:
-                _log.warn("{text}", text=warning)
-    elif not quiet:
-        _log.info(
-            "TLS is off: serving plain ws://. Give --tls-dir DIR "
-            "(tls.key, tls.cert, ca.pem) to serve wss://."
-        )
+    tls = _load_tls(options["tls-dir"], quiet)
     max_connections = options["limits"].max_connections
     files, needed = raise_open_file_limit(max_connections)
     if files < needed and max_connections and not quiet:
-        _log.warn(
-            "The open-file limit is {files}, too low for --max-connections {cap}: past {bound} sockets, "
-            "new connections are closed unanswered instead of answered 503. Raise the hard limit "
-            "(LimitNOFILE= in a systemd unit, ulimit -Hn) to {needed} or more, or lower --max-connections.",
-            files=files,
-            cap=max_connections,
-            bound=socket_bound(files),
-            needed=needed,
-        )
+        _warn_open_file_limit(files, needed, max_connections)
     if options["workers"] > 1:
         return WorkerPool(options["endpoints"], worker_args(options), options["workers"], scheme="wss" if tls else "ws")
     return make_server_service(options["endpoints"], tls, options["limits"])
+
+
+def _load_tls(directory: str | None, quiet: bool) -> TLSMaterial | None:
+    """
+    The checked TLS material in C{directory}, or L{None} without one;
+    L{SystemExit} saying in one line what is wrong with it.
+    """
+    if directory is None:
+        if not quiet:
+            _log.info(
+                "TLS is off: serving plain ws://. Give --tls-dir DIR "
+                "(tls.key, tls.cert, ca.pem) to serve wss://."
+            )
+        return None
+    try:
+        tls = load_tls_dir(directory)
+        # Built once here, and thrown away, so that what OpenSSL alone
+        # refuses also ends start-up in one line, in this process:
+        # with --workers, before a worker is started only to fail.
+        server_context(tls)
+    except TLSConfigError as e:
+        raise SystemExit(f"pingproto: {e}")
+    if not quiet:
+        for warning in tls.warnings:
+            _log.warn("{text}", text=warning)
+    return tls
+
+
+def _warn_open_file_limit(files: int, needed: int, max_connections: int) -> None:
+    _log.warn(
+        "The open-file limit is {files}, too low for --max-connections {cap}: past {bound} sockets, "
+        "new connections are closed unanswered instead of answered 503. Raise the hard limit "
+        "(LimitNOFILE= in a systemd unit, ulimit -Hn) to {needed} or more, or lower --max-connections.",
+        files=files,
+        cap=max_connections,
+        bound=socket_bound(files),
+        needed=needed,
+    )
 
 
 def take_stop_signals_once(reactor: Any) -> None:
