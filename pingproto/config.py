@@ -25,6 +25,7 @@ __all__ = [
     "ServerLimits",
     "check_authority",
     "check_endpoint",
+    "check_origin",
     "check_ws_url",
     "interface_address",
     "is_loopback_endpoint",
@@ -104,10 +105,12 @@ class ServerLimits:
     so that one client cannot take the server's CPU from the others.  At
     most 10,000 connections are served at once and 256 from one address (0
     lifts either cap); more get HTTP 503 as they connect (over TLS, are
-    closed unanswered).  Every browser origin may connect unless C{allowed_origins} names some (C{Origin: null},
-    sent by the page opened from a file or a data: URL, is allowed unless
-    C{allow_null_origin} is off).  C{trusted_proxies} reverse proxies in
-    front are believed about the client address (C{X-Forwarded-For}).
+    closed unanswered).  Every browser origin may connect unless
+    C{allowed_origins} names some, each with its scheme (L{check_origin});
+    C{Origin: null}, sent by the page opened from a file or a data: URL,
+    is allowed unless C{allow_null_origin} is off.  C{trusted_proxies}
+    reverse proxies in front are believed about the client address
+    (C{X-Forwarded-For}).
     """
 
     max_message_size: int = 16 * 1024 * 1024
@@ -158,6 +161,24 @@ class ServerLimits:
                 raise ValueError(
                     f"{name.replace('_', ' ')} must be 0 (off) or from {MIN_SECONDS} s up to a year, not {value!r}"
                 )
+        for pattern in self.allowed_origins:
+            try:
+                check_origin(pattern)
+            except ValueError as e:
+                raise ValueError(f"allowed origin {e}") from None
+
+
+def check_origin(pattern: str) -> str:
+    """
+    Return C{pattern}, an allowed origin, if a browser's C{Origin} can
+    match it: C{*}, or an origin with its scheme (C{https://*.example.com});
+    raise L{ValueError} saying what to write otherwise.  A browser always
+    sends the scheme, so a pattern without one refuses every page (HTTP
+    403) and says nothing of why.
+    """
+    if pattern != "*" and "://" not in pattern:
+        raise ValueError(f"{pattern!r}: give a scheme, e.g. https://{pattern}")
+    return pattern
 
 
 def read_number(text: str, kind: Callable[[str], N], what: str, prefix: str = "") -> N:

@@ -25,6 +25,7 @@ from pingproto.config import (
     DEFAULT_PORT,
     ServerLimits,
     check_endpoint,
+    check_origin,
     interface_address,
     listen_descriptions,
     message_rate,
@@ -204,9 +205,10 @@ class Options(CommandOptions):
         https://example.com or https://*.example.com (repeatable; others get
         HTTP 403; clients that send no Origin are not browsers and pass).
         """
-        if pattern != "*" and "://" not in pattern:
-            raise usage.UsageError(f"--allow-origin {pattern!r}: give a scheme, e.g. https://{pattern}")
-        self["allow-origin"].append(pattern)
+        try:
+            self["allow-origin"].append(check_origin(pattern))
+        except ValueError as e:
+            raise usage.UsageError(f"--allow-origin {e}")
 
     def opt_listen(self, description: str) -> None:
         """

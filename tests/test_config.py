@@ -130,6 +130,18 @@ class ServerLimitsTests(SynchronousTestCase):
         e = self.assertRaises(ValueError, ServerLimits, max_request_head=255)
         self.assertEqual(str(e), "the maximum request head must be at least 256 bytes")
 
+    def test_origin_without_scheme(self) -> None:
+        """
+        An allowed origin without a scheme is refused, as C{--allow-origin}
+        refuses it: a browser's C{Origin} always has one, so the server
+        would answer every page 403 without saying why.  C{*} and patterns
+        with a scheme are kept.
+        """
+        e = self.assertRaises(ValueError, ServerLimits, allowed_origins=("https://a.example", "example.com"))
+        self.assertEqual(str(e), "allowed origin 'example.com': give a scheme, e.g. https://example.com")
+        origins = ("*", "https://*.example.com", "http://[::1]:8080")
+        self.assertEqual(ServerLimits(allowed_origins=origins).allowed_origins, origins)
+
     def test_timers_out_of_range(self) -> None:
         """
         A timer that is negative, NaN, shorter than 0.1 s but not 0, or a
