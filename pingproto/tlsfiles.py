@@ -119,39 +119,52 @@ def load_tls_dir(directory: str, now: datetime.datetime | None = None) -> TLSMat
     certs = load_certificates(files.cert)
     if files.chain is not None:
         certs += load_certificates(files.chain)
+    _check_leaf(files, key, certs)
     leaf, chain = certs[0], tuple(certs[1:])
-    if not _same_public_key(key, leaf):
-        if any(_same_public_key(key, cert) for cert in certs[1:]):
-            # A chain pasted together by hand, the intermediate first.
-            raise TLSConfigError(
-                f"wrong order in {files.cert}: the certificate of {files.key} "
-                "must come first, then the chain"
-            )
-        raise TLSConfigError(
-            f"{files.key} does not match the certificate in {files.cert} "
-            "(their public keys differ)"
-        )
     _check_rsa_pss(files, leaf)
     _check_chain(files, certs)
+    warnings = _check_dates(files, certs, now)
+    return TLSMaterial(files, key, leaf, chain, warnings)
+
+
+def _check_leaf(files: TLSFiles, key: PrivateKeyTypes, certs: Sequence[x509.Certificate]) -> None:
+    """
+    Refuse certificates whose first is not the key's: TLS sends the first
+    as the server's own.  If the key's comes later, the chain was pasted
+    together by hand, the intermediate first, and the message says so.
+    """
+    if _same_public_key(key, certs[0]):
+        return
+    if any(_same_public_key(key, cert) for cert in certs[1:]):
+        raise TLSConfigError(
+            f"wrong order in {files.cert}: the certificate of {files.key} "
+            "must come first, then the chain"
+        )
+    raise TLSConfigError(
+        f"{files.key} does not match the certificate in {files.cert} "
+        "(their public keys differ)"
+    )
+
+
+def _check_dates(files: TLSFiles, certs: Sequence[x509.Certificate], now: datetime.datetime) -> tuple[str, ...]:
+    """
+    Refuse a certificate of the chain that has expired or is not valid
+    yet at C{now}, which clients refuse; return a warning for each that
+    expires within L{EXPIRY_WARNING}, while there is time to renew it.
+    """
     warnings = []
     for cert in certs:
+        what = f"certificate {_name(cert)} in {_where(files, cert, certs[0])}"
         if cert.not_valid_after_utc <= now:
-            raise TLSConfigError(
-                f"certificate {_name(cert)} in {_where(files, cert, leaf)} expired on "
-                f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
-            )
+            raise TLSConfigError(f"{what} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")
         if cert.not_valid_before_utc > now:
-            raise TLSConfigError(
-                f"certificate {_name(cert)} in {_where(files, cert, leaf)} is not valid "
-                f"until {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
-            )
+            raise TLSConfigError(f"{what} is not valid until {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
         left = cert.not_valid_after_utc - now
         if left < EXPIRY_WARNING:
             warnings.append(
-                f"certificate {_name(cert)} in {_where(files, cert, leaf)} expires in "
-                f"{left.days} days, on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC: renew it"
+                f"{what} expires in {left.days} days, on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC: renew it"
             )
-    return TLSMaterial(files, key, leaf, chain, tuple(warnings))
+    return tuple(warnings)
 
 
 def _present(path: str) -> bool:
