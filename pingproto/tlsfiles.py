@@ -117,12 +117,13 @@ def load_tls_dir(directory: str, now: datetime.datetime | None = None) -> TLSMat
     key = _load_key(files.key)
     _check_key(files.key, key)
     certs = load_certificates(files.cert)
+    in_cert_file = len(certs)
     if files.chain is not None:
         certs += load_certificates(files.chain)
     _check_leaf(files, key, certs)
     leaf, chain = certs[0], tuple(certs[1:])
     _check_rsa_pss(files, leaf)
-    _check_chain(files, certs)
+    _check_chain(files, certs, in_cert_file)
     warnings = _check_dates(files, certs, now)
     return TLSMaterial(files, key, leaf, chain, warnings)
 
@@ -342,16 +343,21 @@ def _same_public_key(key: PrivateKeyTypes, cert: x509.Certificate) -> bool:
     return der(key.public_key()) == der(cert.public_key())
 
 
-def _check_chain(files: TLSFiles, certs: Sequence[x509.Certificate]) -> None:
+def _check_chain(files: TLSFiles, certs: Sequence[x509.Certificate], in_cert_file: int) -> None:
     """
     Each certificate must be issued by the one after it, as TLS sends them.
+
+    A break is reported in the file that holds the certificate after it,
+    the one that should have issued the other: the first C{in_cert_file}
+    certificates are in the certificate file, the rest in the chain file.
     """
-    for child, parent in zip(certs, certs[1:]):
+    for index, (child, parent) in enumerate(zip(certs, certs[1:]), 1):
         try:
             child.verify_directly_issued_by(parent)
         except (ValueError, TypeError, InvalidSignature):
+            where = files.cert if index < in_cert_file else files.chain
             raise TLSConfigError(
-                f"wrong chain in {files.chain or files.cert}: {_name(child)} "
+                f"wrong chain in {where}: {_name(child)} "
                 f"was not issued by {_name(parent)}, the certificate after it"
             ) from None
 

@@ -594,6 +594,19 @@ class ChainTests(_Helpers):
         message = self.assertRefused(directory)
         self.assertTrue(message.startswith(f"wrong chain in {cert}: "), message)
 
+    def test_wrong_ca_bundled_beside_ca_pem(self) -> None:
+        """
+        A wrong CA after the leaf in tls.cert is reported against tls.cert,
+        where it is, even when ca.pem is there too: not against ca.pem,
+        which may hold the right chain.
+        """
+        directory = self.tls_dir()
+        other = self.tls_dir()
+        cert = os.path.join(directory, "tls.cert")
+        _write(cert, _read(cert) + _read(os.path.join(other, "ca.pem")))
+        message = self.assertRefused(directory)
+        self.assertTrue(message.startswith(f"wrong chain in {cert}: "), message)
+
     def test_intermediate_missing(self) -> None:
         """
         With an intermediate CA, a ca.pem holding only the root is a wrong
