@@ -26,6 +26,7 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint, serverFromString
 from twisted.internet.error import CannotListenError, ProcessDone
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Factory, ProcessProtocol
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
@@ -235,7 +236,7 @@ class WorkerPool(Service):
         self._failures = 0
         self._previous_hup: Any = None
         # Restarts waiting for their delay, by worker number.
-        self._respawns: dict[int, Any] = {}
+        self._respawns: dict[int, IDelayedCall] = {}
         self._listeners_bound = False
 
     def privilegedStartService(self) -> None:
@@ -364,21 +365,23 @@ class WorkerPool(Service):
             self._failures = 0
         else:
             self._failures += 1
-        delay = self._delay()
+        delay = self._respawn_later(worker.number)
         _log.warn(
             "worker {number} exited ({why}); starting it again in {delay:.1f} s",
             number=worker.number,
             why=reason.getErrorMessage(),
             delay=delay,
         )
-        self._respawns[worker.number] = self.reactor.callLater(delay, self._respawn, worker.number)
 
-    def _delay(self) -> float:
+    def _respawn_later(self, number: int) -> float:
         """
-        How long to wait before starting a worker again: longer the more
-        often in a row that has failed.
+        Start worker C{number} again after a delay, longer the more often
+        in a row that has failed, so that a worker that cannot start does
+        not take the CPU starting; return the delay.
         """
-        return min(30.0, 0.5 * 2 ** min(self._failures, 6))
+        delay = min(30.0, 0.5 * 2 ** min(self._failures, 6))
+        self._respawns[number] = self.reactor.callLater(delay, self._respawn, number)
+        return delay
 
     def _respawn(self, number: int) -> None:
         self._respawns.pop(number, None)
@@ -391,14 +394,13 @@ class WorkerPool(Service):
                 cause = e.socketError if isinstance(e, CannotListenError) else e
                 self.workers.pop(number, None)
                 self._failures += 1
-                delay = self._delay()
+                delay = self._respawn_later(number)
                 _log.error(
                     "worker {number} not started ({why}); trying again in {delay:.1f} s",
                     number=number,
                     why=getattr(cause, "strerror", None) or cause,
                     delay=delay,
                 )
-                self._respawns[number] = self.reactor.callLater(delay, self._respawn, number)
 
     def stopService(self) -> Deferred[Any]:
         if not self.running:
