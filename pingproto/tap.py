@@ -194,7 +194,7 @@ class Options(CommandOptions):
         try:
             super().parseOptions(options)
         except usage.UsageError as e:
-            if getattr(self, "parent", None) is None:
+            if self.parent is None:
                 raise
             sys.stderr.write(f"twistd pingproto: {e}\nTry 'twistd pingproto --help'.\n")
             raise SystemExit(1) from None
