@@ -321,6 +321,10 @@ class WorkerPool(Service):
                 if worker.transport is not None:
                     worker.transport.signalProcess(name)
             except Exception:
+                # ProcessExitedAlready, above all: a worker reaped whose
+                # pipes are still open stays in self.workers until they
+                # close (processEnded).  Whatever it is, the other workers
+                # still get the signal.
                 pass
 
     def _spawn(self, number: int) -> None:
