@@ -150,6 +150,14 @@ class ServerTLS:
     """
     The server side of TLS for L{TLSMemoryBIOFactory}, with a replaceable
     certificate.
+
+    Each connection is made from the context in force when it is
+    accepted, and keeps it: a certificate replaced (L{replace}) reaches
+    new connections, while open ones keep their session.
+
+    @ivar material: the L{TLSMaterial} served to new connections; the
+        reloader (L{pingproto.reload.CertificateReloader}) replaces it
+        only with files that differ from it.
     """
 
     def __init__(self, material: TLSMaterial) -> None:
@@ -159,6 +167,9 @@ class ServerTLS:
     def replace(self, material: TLSMaterial) -> None:
         """
         Serve C{material} to connections made from now on.
+
+        @raise TLSConfigError: OpenSSL refuses it (L{server_context}); the
+            material served before stays.
         """
         self._context = server_context(material)
         self.material = material
