@@ -33,6 +33,12 @@ _FAMILIES = {name: family for family, name in FAMILY_NAMES.items()}
 
 
 class WorkerOptions(tap.Options):
+    """
+    C{twistd pingproto}'s options, as the supervisor passes them on
+    (L{tap.worker_args}), and the sockets to serve (C{--inherit}), which
+    take the place of the listening options.
+    """
+
     def __init__(self) -> None:
         super().__init__()
         self["inherit"] = []
@@ -53,6 +59,11 @@ class WorkerOptions(tap.Options):
 
 
 class _SupervisorGone(Protocol):
+    """
+    Stops the worker when its standard input, the supervisor's pipe,
+    closes: the supervisor died without passing on a SIGTERM.
+    """
+
     def __init__(self, reactor: IReactorCore) -> None:
         self.reactor = reactor
 
@@ -66,6 +77,11 @@ def _nothing_to_reload(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """
+    Serve the inherited sockets until the supervisor says stop (SIGTERM)
+    or goes away.  Log lines go to standard output, tagged with their
+    level, for the supervisor to relay (L{pingproto.workers}).
+    """
     from twisted.internet import reactor
 
     options = WorkerOptions()
