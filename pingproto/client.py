@@ -487,7 +487,24 @@ class PingClientProtocol(WebSocketClientProtocol):
             self._linger = self.factory.clock.callLater(CLOSE_LINGER, self.dropConnection, True)
         # Autobahn's types say int and bytes; it passes None for a close
         # without a code, as here.
-        return super().onCloseFrame(code, reasonRaw)  # type: ignore[arg-type]
+        handled = super().onCloseFrame(code, reasonRaw)  # type: ignore[arg-type]
+        self._retime_drop_timeout()
+        return handled
+
+    def _retime_drop_timeout(self) -> None:
+        """
+        Move the wait for the server to end the connection after answering
+        our close onto the factory's clock: Autobahn times it with
+        C{txaio.call_later}, on the global reactor, where a program on
+        another reactor (or a test on a L{Clock}) would wait for ever, and
+        its stop with it.
+        """
+        call = self.serverConnectionDropTimeoutCall
+        if call is not None and call.active():
+            call.cancel()
+            self.serverConnectionDropTimeoutCall = self.factory.clock.callLater(
+                self.factory.serverConnectionDropTimeout, self.onServerConnectionDropTimeout
+            )
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         if not self._was_open and not self._requested_close and self._lost_reason is not None:

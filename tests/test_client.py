@@ -400,6 +400,27 @@ class MonitorTests(SynchronousTestCase):
         self.assertEqual((self.recorder.result.samples, self.recorder.result.losses), ([], []))
         self.assertEqual(self.attempts(), 0)
 
+    def test_closeAnsweredButKeptOpen(self) -> None:
+        """
+        A server that answers the client's close but never ends the TCP
+        connection is cut off 1 s later on the monitor's own reactor, not
+        the global one Autobahn times it on (on which, with another
+        reactor, the stop would wait for ever), and it is said so.
+        """
+        monitor = self.monitor(interval=1.0)
+        pump = self.connect()
+        self.advance(pump, 0.125)
+        pump.server.dropConnection = lambda abort=False: None  # keeps the socket open
+        stopped: list[object] = []
+        monitor.stopService().addCallback(stopped.append)
+        pump.flush()
+        self.assertEqual((stopped, self.states()[-1]), ([], ConnectionState.CLOSING))
+        self.advance(pump, 1.0)
+        self.assertEqual(stopped, [None])
+        self.assertEqual(
+            self.recorder.result.states[-1].detail, "code 1006: the server did not end the connection after the close"
+        )
+
     def test_stopDuringHandshake(self) -> None:
         """
         Stopping while the WebSocket handshake is under way drops the
