@@ -199,6 +199,11 @@ def _wall_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _cancel(call: IDelayedCall | None) -> None:
+    if call is not None and call.active():
+        call.cancel()
+
+
 @implementer(IHandshakeListener)
 class PingClientProtocol(WebSocketClientProtocol):
     """
@@ -420,25 +425,28 @@ class PingClientProtocol(WebSocketClientProtocol):
         older than a ping just answered does not, as an echo server answers
         in order and the link plainly works.
         """
-        if self._silence is not None and self._silence.active():
-            self._silence.cancel()
+        _cancel(self._silence)
         self._silence = None
         factory = self.factory
         if not factory.flatline or self.state != self.STATE_OPEN:
             return
         sent_at = factory.session.oldest_sent_at(after_seq=self._answered)
         if sent_at is not None:
-            delay = max(0.0, sent_at + factory.flatline - factory.monotonic())
-            self._silence = factory.clock.callLater(delay, self._flatlined)
+            self._silence = self._call_at(sent_at + factory.flatline, self._flatlined)
 
     def _arm_deadline(self) -> None:
-        if self._deadline is not None and self._deadline.active():
-            self._deadline.cancel()
-        self._deadline = None
+        _cancel(self._deadline)
         when = self.factory.session.next_deadline()
-        if when is not None:
-            delay = max(0.0, when - self.factory.monotonic())
-            self._deadline = self.factory.clock.callLater(delay, self._expire)
+        self._deadline = None if when is None else self._call_at(when, self._expire)
+
+    def _call_at(self, when: float, f: Callable[[], object]) -> IDelayedCall:
+        """
+        Call C{f} at C{when}, a time on the factory's C{monotonic} clock,
+        which the session's times are on: the reactor that schedules the
+        call counts in its own time, so only the delay can be handed over.
+        """
+        factory = self.factory
+        return factory.clock.callLater(max(0.0, when - factory.monotonic()), f)
 
     def _expire(self) -> None:
         self._deadline = None
@@ -513,8 +521,7 @@ class PingClientProtocol(WebSocketClientProtocol):
             self._setup_failure = self._why_not_opened(self._lost_reason)
         self._stop_ticker()
         for call in (self._deadline, self._silence, self._linger):
-            if call is not None and call.active():
-                call.cancel()
+            _cancel(call)
         self._deadline = self._silence = self._linger = None
         factory = self.factory
         for loss in factory.session.disconnect():
