@@ -780,22 +780,31 @@ class PingMonitor(Service):
             self._reactor.callLater(0, self._give_up, reason)
 
     def _give_up(self, reason: Failure) -> None:
-        if not self.done.called and self.running:
-
-            def fail_done(_: object) -> None:
-                if not self.done.called:
-                    self.done.errback(reason)
-
-            self.stopService().addCallback(fail_done)
+        if not self.done.called:
+            self._end_run(reason)
 
     def _finished(self) -> None:
-        if self.running:
+        self._end_run(None)
 
-            def fire_done(_: object) -> None:
-                if not self.done.called:
-                    self.done.callback(None)
+    def _end_run(self, reason: Failure | None) -> None:
+        """
+        Stop, then fire C{done}: with L{None} when every ping is accounted
+        for, or else with C{reason}.  C{done} is fired only once the
+        connection is gone, so that its callbacks find the run over; and
+        only if nothing fired it meanwhile (it may be cancelled).
+        """
+        if not self.running:
+            return
 
-            self.stopService().addCallback(fire_done)
+        def fire_done(_: object) -> None:
+            if self.done.called:
+                return
+            if reason is None:
+                self.done.callback(None)
+            else:
+                self.done.errback(reason)
+
+        self.stopService().addCallback(fire_done)
 
     def stopService(self) -> Deferred[None]:
         """
