@@ -96,6 +96,15 @@ def _may_be_http(received: bytes) -> bool:
     return b"HTTP/".startswith(received[:5])
 
 
+def _may_be_tls(received: bytes) -> bool:
+    """
+    Whether C{received}, the start of a server's answer, is a TLS record:
+    an alert (0x15) or handshake (0x16) whose version begins with 3, as a
+    TLS server's answer to bytes it cannot read as a hello does.
+    """
+    return received[:1] in (b"\x15", b"\x16") and received[1:2] == b"\x03"
+
+
 # What Autobahn's reason for a connection it failed begins with; the rule
 # the server broke follows.
 _AUTOBAHN_FAILED = "I dropped the WebSocket TCP connection: "
@@ -264,19 +273,30 @@ class PingClientProtocol(WebSocketClientProtocol):
             return _with_verify_reason(reason, handle() if handle is not None else None)
         if not reason.check(ConnectionDone, ConnectionLost):
             return reason
-        why = self._unclean_end()
         if self.factory.isSecure and not self._tls_done:
-            return Failure(TLSHandshakeIncomplete(f"the TLS handshake did not finish: {why}"))
+            return Failure(TLSHandshakeIncomplete(f"the TLS handshake did not finish: {self._unclean_end()}"))
+        return Failure(HandshakeError(self._not_an_answer() or self._unclean_end()))
+
+    def _not_an_answer(self) -> str | None:
+        """
+        What the server did instead of answering the upgrade in HTTP
+        (answered in TLS, said nothing, said something else), or L{None}:
+        that says more than how the connection ended, mostly that the
+        URL's scheme is the wrong one for the port.
+        """
         received = getattr(self, "data", b"") or b""
-        if not self.factory.isSecure and received[:1] in (b"\x15", b"\x16") and received[1:2] == b"\x03":
-            return Failure(HandshakeError("the server answered in TLS (try wss://)"))
-        if not self.factory.isSecure and not received and not self.droppedByMe:
-            return Failure(
-                HandshakeError("the server closed the connection without answering the upgrade (does it expect wss://?)")
-            )
-        if received and not _may_be_http(received) and not self.droppedByMe:
-            return Failure(HandshakeError(_NOT_HTTP))
-        return Failure(HandshakeError(why))
+        plain = not self.factory.isSecure
+        if plain and _may_be_tls(received):
+            return "the server answered in TLS (try wss://)"
+        if self.droppedByMe:
+            # The client cut the connection (a refused answer, a timeout):
+            # its reason is the one to give.
+            return None
+        if plain and not received:
+            return "the server closed the connection without answering the upgrade (does it expect wss://?)"
+        if received and not _may_be_http(received):
+            return _NOT_HTTP
+        return None
 
     def processHandshake(self) -> None:
         """

@@ -570,6 +570,29 @@ class MonitorTests(SynchronousTestCase):
         failure.trap(TLSHandshakeIncomplete)
         self.assertIs(self.recorder.result.states[-1].reason, failure)
 
+    def test_wsToWrongServer(self) -> None:
+        """
+        A ws:// attempt that the server ends without an HTTP answer says
+        what the server did instead: answered in TLS (a TLS server's alert
+        to a hello it cannot read), or nothing at all, each with a hint at
+        the scheme.
+        """
+        alert = b"\x15\x03\x01\x00\x02\x02\x46"
+        for port, answer, words in (
+            (4322, alert, "the server answered in TLS (try wss://)"),
+            (4323, b"", "the server closed the connection without answering the upgrade (does it expect wss://?)"),
+        ):
+            factory = Factory.forProtocol(_AnswersThenCloses)
+            factory.answer = answer  # type: ignore[attr-defined]
+            TCP4ServerEndpoint(self.reactor, port).listen(factory)
+            monitor = self.monitor(port=port, give_up_after=1)
+            failures: list[Failure] = []
+            monitor.done.addErrback(failures.append)
+            self.advance(self.connect(), 0.125)
+            [failure] = failures
+            failure.trap(HandshakeError)
+            self.assertEqual(failure.getErrorMessage(), words)
+
     def wss_failure(self, port: int, seconds: float) -> Failure:
         """
         How a wss:// monitor of the plain server on C{port}, giving up at
@@ -597,6 +620,17 @@ class MonitorTests(SynchronousTestCase):
         """
         failure = self.wss_failure(4321, 1.0)
         self.assertEqual(describe_failure(failure), "TLS: the server does not speak TLS here (try ws://)")
+
+
+class _AnswersThenCloses(Protocol):
+    """
+    Answers the first bytes that come with the factory's C{answer}, then
+    ends the connection.
+    """
+
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.write(self.factory.answer)  # type: ignore[attr-defined]
+        self.transport.loseConnection()
 
 
 class PublicAPITests(SynchronousTestCase):
