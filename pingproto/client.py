@@ -141,9 +141,10 @@ def _with_verify_reason(reason: Failure, connection: object) -> Failure:
     return Failure(type(error)([*queue, (VERIFY_ENTRY, "", why)]))
 
 
-# The longest HTTP answer head taken, the same size as the server takes a
-# request head: Autobahn buffers a head until it ends, however long, and
-# searches all of it for its end at every read.
+# The longest HTTP answer head taken, the size of the server's default
+# limit on a request head (ServerLimits.max_request_head): Autobahn buffers
+# a head until it ends, however long, and searches all of it for its end
+# at every read.
 MAX_ANSWER_HEAD = 16 * 1024
 
 
@@ -573,8 +574,11 @@ class PingClientFactory(WebSocketClientFactory):
         before it is closed and replaced (L{None} or 0: never, as with the
         command line's C{--flatline 0}).
     @param on_open: called when a WebSocket opens.
-    @param on_failed: called with the reason when a connection closes
-        without ever opening (TLS or WebSocket handshake failed).
+    @param on_failed: called with the reason when an attempt fails
+        before its WebSocket opens: by the protocol for a connection that
+        closes first (TLS or WebSocket handshake failed), and by
+        L{PingMonitor}'s endpoint for one never made (refused, unknown
+        host).  Not for what was asked for (a stop, an abandon).
     @param on_finished: called once every ping asked for is accounted for.
     """
 
@@ -635,6 +639,11 @@ class PingClientFactory(WebSocketClientFactory):
         self.observer.state_changed(StateChange(ConnectionState.CONNECTING))
 
     def check_finished(self) -> None:
+        """
+        Tell the owner once every ping asked for is answered or lost: the
+        session cannot, having no I/O, so each protocol event that may
+        settle a ping asks here.
+        """
         if self.session.finished:
             self._on_finished()
 

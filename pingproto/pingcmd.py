@@ -310,8 +310,9 @@ def _open_log(path: str) -> IO[str]:
 
 class _PingRun:
     """
-    One run of the command on a reactor of its own making: run until the
-    count is reached, the first connection fails, or SIGINT/SIGTERM.
+    One run of the command, which owns the reactor it is given: it runs it
+    until the count is reached, the first connection fails, a write fails,
+    or SIGINT/SIGTERM, then stops it.
     """
 
     def __init__(self, options: PingOptions, reactor: Any, stdout: IO[str], stderr: IO[str]) -> None:

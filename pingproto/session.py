@@ -31,6 +31,12 @@ class Sample:
 
 
 class LossReason(str, Enum):
+    """
+    Why a ping is lost.  The values are the C{reason} words of a C{loss}
+    record; being a C{str}, a reason equals its word and is written as it
+    by C{json.dumps}.
+    """
+
     TIMEOUT = "timeout"
     DISCONNECT = "disconnect"
 
