@@ -20,12 +20,13 @@ class ReadGate:
     Stops a connection's reading while any reason to wait holds, and
     starts it again when none does.
 
-    Two reasons can overlap on the server: echoes backed up in the
-    transport's write buffer (the transport pauses and resumes this gate as
-    its producer) and a client over its data rate (L{EchoServerProtocol}
-    holds it for a while).  Each alone would resume reading when it ends,
-    even while the other still holds.  The client uses the first alone,
-    for pongs backed up (L{PingClientProtocol}).
+    Reasons overlap on the server: echoes backed up in the transport's
+    write buffer (C{"sending"}: the transport pauses and resumes this gate
+    as its producer), a client over its data rate (C{"rate"}) and frames
+    of a read left for a later turn (C{"backlog"}), the last two held by
+    L{EchoServerProtocol}.  Each alone would resume reading when it ends,
+    even while another still holds.  The client uses the first alone, for
+    pongs backed up (L{PingClientProtocol}).
     """
 
     # One per connection, and mostly holding nothing: the reasons are a
@@ -79,4 +80,6 @@ class ReadGate:
         self.release("sending")
 
     def stopProducing(self) -> None:
+        # The connection is going: nothing will be read again, so there is
+        # nothing to resume, only reasons to forget.
         self._reasons = _NO_REASONS
