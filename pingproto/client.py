@@ -610,6 +610,9 @@ class PingClientFactory(WebSocketClientFactory):
             raise ValueError("the flatline time must be 0 (never) or more")
         clock = or_global_reactor(clock)
         super().__init__(url, reactor=clock)
+        # Read by Autobahn's protocol, not here: its handshake and close
+        # timeouts then run on this clock (all but the wait for the server
+        # to drop the connection: PingClientProtocol._retime_drop_timeout).
         self._batched_timer = ReactorTimer(clock)
         self.session = session
         self.observer = observer
