@@ -22,7 +22,6 @@ from twisted.python import usage
 
 from pingproto.cli import EXIT_ERROR, EXIT_NO_REPLY, EXIT_OK, InterspersedOptions
 from pingproto.config import naming_options
-
 from pingproto.records import (
     Record,
     RecordError,
@@ -34,6 +33,7 @@ from pingproto.records import (
     summary_record,
 )
 from pingproto.stats import percentile
+from pingproto.text import printable
 
 __all__ = ["ReportOptions", "Timeline", "draw", "parse_time", "timeline", "plot"]
 
@@ -270,11 +270,15 @@ class ReportOptions(InterspersedOptions):
             for record in records:
                 folder.feed(record)
         target = folder.target or self["path"]
+        # Anyone may have written the log: shown, its target is escaped,
+        # so that it cannot write to the terminal, nor hold what a strict
+        # UTF-8 stdout refuses (a lone surrogate).  JSON escapes its own.
+        shown = printable(target)
         summary = folder.summary()
         if self["json"]:
             out.write(json.dumps(summary_record(target, summary, folder.last or 0.0)) + "\n")
         else:
-            out.write("\n".join(format_summary(target, summary)) + "\n")
+            out.write("\n".join(format_summary(shown, summary)) + "\n")
         if line is not None and line.end is None:
             # Not a picture of nothing, dated 1970.
             err.write(f"pingproto report: no records {_asked(since, until)}to plot; did not write {self['output']}\n")
@@ -284,7 +288,7 @@ class ReportOptions(InterspersedOptions):
             median = f", median {summary.rtt.median * 1000:.3f} ms" if summary.rtt else ""
             try:
                 plot(line, self["output"],
-                     f"pingproto: {target}  {window}",
+                     f"pingproto: {shown}  {window}",
                      f"{summary.sent} pings, {loss}{median}, {plural(summary.disconnects, 'disconnect')}, "
                      f"{plural(summary.flatlines, 'flatline')}")
             except OSError as e:

@@ -598,6 +598,30 @@ class ReportCommandTests(SynchronousTestCase):
                 self.assertEqual(len(err.splitlines()), 1, err)
                 self.assertTrue(err.startswith(f"pingproto report: {self.log}:{number}: "), err)
 
+    def test_targetShownEscaped(self) -> None:
+        """
+        A target that a crafted log gives control characters or a lone
+        surrogate is shown escaped, in the summary and the plot's title: it
+        cannot write to the terminal, and a strict UTF-8 stdout takes it
+        (it was a UnicodeEncodeError traceback, and matplotlib's with -o).
+        The JSON summary keeps it as the log has it.
+        """
+        target = "\x1b[2J\ud800"
+        with open(self.log, "w") as f:
+            f.write(json.dumps({"event": "start", "t": T0, "target": target}) + "\n")
+            f.write(json.dumps({"event": "reply", "t": T0, "rtt_ms": 1.0}) + "\n")
+        for args in ([], ["-o", self.mktemp() + ".svg"]):
+            options = ReportOptions()
+            options.parseOptions([self.log, *args])
+            raw = io.BytesIO()
+            out = io.TextIOWrapper(raw, encoding="utf-8", errors="strict", write_through=True)
+            self.assertEqual(options.run(out, io.StringIO()), 0, args)
+            self.assertEqual(raw.getvalue().splitlines()[0], b"--- \\x1b[2J\\ud800 pingproto statistics ---")
+        with open(args[-1]) as f:
+            self.assertIn("\\x1b[2J\\ud800", f.read())
+        code, out, _ = self.run_report("--json")
+        self.assertEqual(json.loads(out)["target"], target)
+
     def test_garbageLastLine(self) -> None:
         """
         A log whose only line is garbage beginning with "{" is refused,
