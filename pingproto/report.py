@@ -179,7 +179,9 @@ def draw(line: Timeline, title: str, subtitle: str) -> Any:
         if len(line.samples) <= 3000:
             axes.scatter([when(t) for t, _ in line.samples], [r for _, r in line.samples], s=3,
                          color="#0b3d91", alpha=0.4, lw=0)
-        top = max(r for _, r in line.samples) * 1.15
+        # Replies all of 0 ms (a coarse clock) keep the 1 ms axis: a top
+        # of 0 is no range, and matplotlib warns at the user about it.
+        top = max(r for _, r in line.samples) * 1.15 or top
     axes.set_ylim(0, top)
     if line.losses:
         axes.scatter([when(t) for t in line.losses], [top * 0.97] * len(line.losses), marker="|", s=120,

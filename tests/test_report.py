@@ -441,6 +441,22 @@ class DrawTests(SynchronousTestCase):
         self.assertGreater(len(labels), 2)
         self.assertEqual(len(set(labels)), len(labels), labels)
 
+    def test_zeroRoundTrips(self) -> None:
+        """
+        Replies of 0 ms (a clock as coarse as Windows' 15.6 ms ticks, on
+        loopback) get an axis from 0 up, without the UserWarning about
+        identical limits that matplotlib printed at the user.
+        """
+        import matplotlib.pyplot as plt
+
+        line = timeline([{"event": "reply", "t": T0 + i, "rtt_ms": 0} for i in range(5)])
+        figure = draw(line, "title", "subtitle")
+        self.addCleanup(plt.close, figure)
+        self.assertEqual(self.flushWarnings(), [])
+        low, high = figure.axes[0].get_ylim()
+        self.assertEqual(low, 0)
+        self.assertGreater(high, 0)
+
     def test_edgeToEdge(self) -> None:
         """
         With many bins the median and the bands begin at the first ping
