@@ -32,7 +32,7 @@ from pingproto.records import (
     read_records,
     summary_record,
 )
-from pingproto.stats import percentile
+from pingproto.stats import LinkSummary, percentile
 from pingproto.text import printable
 
 __all__ = ["ReportOptions", "Timeline", "draw", "parse_time", "timeline", "plot"]
@@ -237,39 +237,16 @@ class ReportOptions(InterspersedOptions):
     def run(self, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
         out = stdout or sys.stdout
         err = stderr or sys.stderr
-        skipped: list[int] = []
-        try:
-            # utf-8-sig: a log saved by a Windows editor begins with a BOM.
-            with open(self["path"], encoding="utf-8-sig") as f:
-                records = [r for r in read_records(f, self["path"], skipped) if r["event"] != "summary"]
-        except OSError as e:
-            err.write(f"pingproto report: cannot read {self['path']}: {e.strerror}\n")
+        records = self._read(err)
+        if records is None:
             return EXIT_ERROR
-        except UnicodeDecodeError:
-            err.write(f"pingproto report: {self['path']} is not a pingproto log (not UTF-8 text)\n")
-            return EXIT_ERROR
-        except RecordError as e:
-            err.write(f"pingproto report: {e}\n")
-            return EXIT_ERROR
-        if skipped:
-            lines = ", ".join(map(str, skipped[:5])) + (", ..." if len(skipped) > 5 else "")
-            err.write(f"pingproto report: {self['path']}: skipped {plural(len(skipped), 'line')} cut short "
-                      f"by an interrupted run (line{'s' if len(skipped) > 1 else ''} {lines})\n")
-        # The records before the window still say what the link was doing
-        # when it began, and to what: fold them first, count only the window.
         since, until = self["since"], self["until"]
-        folder = RecordFolder()
-        before = [r for r in records if since is not None and r["t"] < since]
-        records = [r for r in records if (since is None or r["t"] >= since) and (until is None or r["t"] < until)]
-        for record in before:
-            folder.feed(record)
-        if before:
-            folder.start_window(since)
+        folder, window = _before_window(records, since, until)
         line = None
         if self["output"] is not None:
-            line = timeline(records, folder)
+            line = timeline(window, folder)
         else:
-            for record in records:
+            for record in window:
                 folder.feed(record)
         target = folder.target or self["path"]
         # Anyone may have written the log: shown, its target is escaped,
@@ -285,20 +262,73 @@ class ReportOptions(InterspersedOptions):
             # Not a picture of nothing, dated 1970.
             err.write(f"pingproto report: no records {_asked(since, until)}to plot; did not write {self['output']}\n")
         elif line is not None:
-            window = _window(folder.first, folder.last)
-            loss = f"{summary.loss_percent:.1f}% lost" if summary.sent else "no pings"
-            median = f", median {summary.rtt.median * 1000:.3f} ms" if summary.rtt else ""
             try:
-                plot(line, self["output"],
-                     f"pingproto: {shown}  {window}",
-                     f"{summary.sent} pings, {loss}{median}, {plural(summary.disconnects, 'disconnect')}, "
-                     f"{plural(summary.flatlines, 'flatline')}")
+                plot(line, self["output"], *_titles(shown, folder, summary))
             except OSError as e:
                 err.write(f"pingproto report: cannot write {self['output']}: {e.strerror or e}\n")
                 return EXIT_ERROR
             # With --json, stdout holds the JSON alone.
             (err if self["json"] else out).write(f"wrote {self['output']}\n")
         return EXIT_OK if summary.received else EXIT_NO_REPLY
+
+    def _read(self, err: IO[str]) -> list[Record] | None:
+        """
+        The log's records, but for the summaries runs wrote (the report
+        makes its own); L{None} once C{err} says why the log cannot be
+        read.  Lines skipped as cut short are named on C{err} too.
+        """
+        path = self["path"]
+        skipped: list[int] = []
+        try:
+            # utf-8-sig: a log saved by a Windows editor begins with a BOM.
+            with open(path, encoding="utf-8-sig") as f:
+                records = [r for r in read_records(f, path, skipped) if r["event"] != "summary"]
+        except OSError as e:
+            err.write(f"pingproto report: cannot read {path}: {e.strerror}\n")
+            return None
+        except UnicodeDecodeError:
+            err.write(f"pingproto report: {path} is not a pingproto log (not UTF-8 text)\n")
+            return None
+        except RecordError as e:
+            err.write(f"pingproto report: {e}\n")
+            return None
+        if skipped:
+            lines = ", ".join(map(str, skipped[:5])) + (", ..." if len(skipped) > 5 else "")
+            err.write(f"pingproto report: {path}: skipped {plural(len(skipped), 'line')} cut short "
+                      f"by an interrupted run (line{'s' if len(skipped) > 1 else ''} {lines})\n")
+        return records
+
+
+def _before_window(
+    records: list[Record], since: float | None, until: float | None
+) -> tuple[RecordFolder, list[Record]]:
+    """
+    A folder that has read the records before C{since}, and the records
+    from C{since} to before C{until}, for it to read next.  The records
+    before the window still say what the link was doing when it began,
+    and to what; only the window is counted.
+    """
+    folder = RecordFolder()
+    if since is not None:
+        for record in records:
+            if record["t"] < since:
+                folder.feed(record)
+        folder.start_window(since)
+    window = [r for r in records if (since is None or r["t"] >= since) and (until is None or r["t"] < until)]
+    return folder, window
+
+
+def _titles(target: str, folder: RecordFolder, summary: LinkSummary) -> tuple[str, str]:
+    """
+    The plot's title (what was pinged, and when) and subtitle (how it went).
+    """
+    loss = f"{summary.loss_percent:.1f}% lost" if summary.sent else "no pings"
+    median = f", median {summary.rtt.median * 1000:.3f} ms" if summary.rtt else ""
+    return (
+        f"pingproto: {target}  {_window(folder.first, folder.last)}",
+        f"{summary.sent} pings, {loss}{median}, {plural(summary.disconnects, 'disconnect')}, "
+        f"{plural(summary.flatlines, 'flatline')}",
+    )
 
 
 def _asked(since: float | None, until: float | None) -> str:
