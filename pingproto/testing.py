@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Callable, Union
+from typing import Any, Callable, Union
 
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
@@ -561,7 +561,7 @@ class FaultProxy:
         closed.
         """
         self._stopping = True
-        waits: list[Deferred[object]] = []
+        waits: list[Deferred[Any]] = []
         port, self._listening = self._listening, None
         if port is not None:
             waits.append(maybeDeferred(port.stopListening))
@@ -571,7 +571,7 @@ class FaultProxy:
         if self._pairs:
             idle: Deferred[None] = Deferred()
             self._idle.append(idle)
-            waits.append(idle)  # type: ignore[arg-type]
+            waits.append(idle)
         return gatherResults(waits, consumeErrors=True).addCallback(lambda _: None)
 
     def _forget(self, pair: _Pair) -> None:
