@@ -225,7 +225,8 @@ class LinkStats:
         # The outages that have ended, as (from, to).
         self._outages: list[tuple[float, float]] = []
         self._down_since: float | None = now if down else None
-        self._open = RttStats()
+        # How long each connection took to open (TCP, TLS, upgrade).
+        self._setups = RttStats()
 
     def replied(self, rtt: float) -> None:
         self.rtt.add(rtt)
@@ -234,7 +235,7 @@ class LinkStats:
         self.lost += 1
 
     def opened(self, now: float, setup_time: float) -> None:
-        self._open.add(setup_time)
+        self._setups.add(setup_time)
         if self._down_since is not None:
             self._outages.append((self._down_since, now))
             self._down_since = None
@@ -269,7 +270,7 @@ class LinkStats:
 
     def summary(self, now: float) -> LinkSummary:
         down = sum(to - since for since, to in self.outages_until(now))
-        opens = self._open.summary()
+        setups = self._setups.summary()
         return LinkSummary(
             sent=self.rtt.count + self.lost,
             received=self.rtt.count,
@@ -278,9 +279,9 @@ class LinkStats:
             disconnects=self.disconnects,
             disconnected=down,
             flatlines=self.flatlines,
-            opens=self._open.count,
-            open_min=opens.min if opens else None,
-            open_avg=opens.avg if opens else None,
-            open_max=opens.max if opens else None,
+            opens=self._setups.count,
+            open_min=setups.min if setups else None,
+            open_avg=setups.avg if setups else None,
+            open_max=setups.max if setups else None,
             duration=now - self._started,
         )
