@@ -222,6 +222,11 @@ class RecordFolder:
         self.first = self.last = t
 
     def feed(self, record: Record) -> None:
+        """
+        Fold one record in.  It must be one L{read_records} passed, or one
+        pingproto wrote: the fields the folder reads are taken to be there
+        and of their type, as that check makes sure.
+        """
         t = float(record["t"])
         if self.stats is None:
             self.stats = LinkStats(t)
@@ -255,6 +260,12 @@ class RecordFolder:
         return self.stats.outages_until(self.last)
 
     def summary(self, now: float | None = None) -> LinkSummary:
+        """
+        The summary of what was fed, to C{now}: a live run that stops
+        while waiting to reconnect writes no record for that time, but its
+        duration and the outage still going on last until it stops.  A
+        log's summary (no C{now}) ends at its last record.
+        """
         if self.stats is None or self.last is None:
             return LinkStats(0.0).summary(0.0)
         return self.stats.summary(self.last if now is None else now)

@@ -568,8 +568,8 @@ class ReportCommandTests(SynchronousTestCase):
         lines = [json.dumps(record) + "\n" for record in sample_log()]
         self.assertEqual(json.loads(lines[100])["event"], "reply")
         cut = lines[100][:30]
-        # As pingcmd appends now (nothing ends the cut-off line), and as it
-        # would if it began a new line first.
+        # As an older pingproto appended (nothing ends the cut-off line),
+        # and as pingcmd's _open_log does now, beginning a new line first.
         for joint in ("", "\n"):
             with open(self.log, "w") as f:
                 f.writelines(lines[:100] + [cut + joint] + lines[101:])
