@@ -69,7 +69,13 @@ def _rank(fraction: float, count: int) -> int:
     The nearest rank, from 1, of C{fraction} of C{count} values: the one
     rule for exact percentiles and for those read from the histogram.
     """
-    return max(1, math.ceil(fraction * count))
+    # A fraction is meant as the decimal it is written as, which binary
+    # holds a hair off: 0.07 * 100 is 7.000000000000001, and its ceiling
+    # would be rank 8.  A product that close to a whole rank is that rank.
+    product = fraction * count
+    whole = round(product)
+    rank = whole if math.isclose(product, whole, rel_tol=1e-12) else math.ceil(product)
+    return max(1, rank)
 
 
 class RttStats:

@@ -151,6 +151,23 @@ class PercentileTests(SynchronousTestCase):
         self.assertEqual(percentile(self.ten, 0.0), 10.0)
         self.assertEqual(percentile(self.ten, 1.0), 100.0)
 
+    def test_decimalFractions(self) -> None:
+        """
+        The k-th percentile of the values 1..100 is k for every k: 0.07 is
+        a hair above 7/100 in binary, and 0.07 * 100 came to
+        7.000000000000001, whose ceiling made it rank 8 (so too for 0.14,
+        0.17, 0.27, 0.28, 0.34, 0.54 to 0.56, 0.68 and 0.81).  The same
+        rule holds for L{RttStats}, exact and past L{EXACT_LIMIT}.
+        """
+        values = [float(v) for v in range(1, 101)]
+        for k in range(1, 101):
+            self.assertEqual(percentile(values, k / 100), k, k)
+        self.assertEqual(RttStats.of(values).percentile(0.07), 7.0)
+        # Past EXACT_LIMIT, from the histogram: rank 7 * 50 of 100 * 50.
+        many = RttStats.of([1.0] * 350 + [2.0] * 4650)
+        self.assertGreater(many.count, EXACT_LIMIT)
+        self.assertTrue(math.isclose(many.percentile(0.07), 1.0, rel_tol=0.005), many.percentile(0.07))
+
     def test_single(self) -> None:
         """
         Every percentile of one value is that value.
