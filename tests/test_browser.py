@@ -520,6 +520,64 @@ class ControlsTests(BrowserTestCase):
         return self.browse(scenario)
 
 
+class AxisTests(BrowserTestCase):
+    # Where the y axis's ticks and the graph's grid lines are on the page,
+    # in CSS pixels from its top: the rows of the axis's last column that
+    # are drawn (only ticks reach it; labels end 5 px short), and the rows
+    # drawn across the overlay in three columns no two minute lines share.
+    MARKS = """() => {
+      const rows = (canvas, x) => {
+        const data = canvas.getContext('2d').getImageData(x, 0, 1, canvas.height).data;
+        const box = canvas.getBoundingClientRect(), found = [];
+        for (let r = 0; r < canvas.height; r++) {
+          if (data[4 * r + 3] > 0) found.push(box.top + (r + 0.5) * box.height / canvas.height);
+        }
+        return found;
+      };
+      const axis = document.getElementById('yaxis'), overlay = document.getElementById('overlay');
+      const [a, b, c] = [100, 333, 777].map((x) => rows(overlay, x));
+      return {ticks: rows(axis, axis.width - 1), grid: a.filter((y) => b.includes(y) && c.includes(y))};
+    }"""
+
+    def test_ticksOnGridLines(self):  # type: ignore[no-untyped-def]
+        """
+        Each tick of the y axis is level with its grid line, the top one
+        (10 s, under the state strip) and the bottom one (on the graph's
+        last row) included, on either scale and at a phone's width.
+        """
+
+        def marks(browser: Browser) -> tuple[list[float], list[float]]:
+            found = browser.js(self.MARKS)
+            ticks: list[list[float]] = []
+            for y in found["ticks"]:
+                if ticks and y - ticks[-1][-1] < 1.5:
+                    ticks[-1].append(y)
+                else:
+                    ticks.append([y])
+            return [sum(run) / len(run) for run in ticks], found["grid"]
+
+        def scenario(browser: Browser) -> None:
+            page = browser.page
+            page.goto(self.https("/app"))
+            browser.wait("() => pingproto.state === 'open'")
+            for width, height, scale in ((1280, 900, "linear"), (1280, 900, "log"), (320, 640, "log")):
+                page.set_viewport_size({"width": width, "height": height})
+                page.get_by_role("radio", name=scale).check()
+                browser.wait(f"() => document.getElementById('plot').clientWidth < {width}")
+                # A frame later, the axis has been redrawn for the new size.
+                browser.js("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
+                ticks, grid = marks(browser)
+                where = f"{scale} scale at {width} px: ticks {ticks}, grid {grid}"
+                self.assertGreaterEqual(len(ticks), 5, where)
+                for y in ticks:
+                    self.assertLessEqual(min(abs(y - g) for g in grid), 1, where)
+                self.assertLessEqual(abs(ticks[0] - grid[0]), 1, where)
+                self.assertLessEqual(abs(ticks[-1] - grid[-1]), 1, where)
+            self.assertEqual(browser.errors, [])
+
+        return self.browse(scenario)
+
+
 class UnhostedPageTests(BrowserTestCase):
     def connects(self, address: str, storage: str) -> Callable[[Browser], None]:
         def scenario(browser: Browser) -> None:
