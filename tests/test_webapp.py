@@ -73,6 +73,33 @@ class PageTests(SynchronousTestCase):
         self.assertEqual(page().count(EMPTY_PRESET), 1)
 
 
+    def test_oneColourPerMeaning(self) -> None:
+        """
+        The legend (the style's C{--NAME} colours) and the canvas (the
+        script's C{C.NAME}) paint each thing in the same colour, the four
+        states as the page promises: connecting green, open blue, closing
+        orange, closed red.  Both lists are written out by hand.
+        """
+        document = page()
+        legend = dict(re.findall(rb"--([a-z-]+): *(#[0-9a-f]{6})", inline(document, b"style")[0]))
+        canvas = dict(re.findall(rb'([A-Za-z]+): "(#[0-9a-f]{6})"', inline(document, b"script")[0]))
+        names = {
+            b"connecting": "#16a34a",
+            b"open": "#2563eb",
+            b"closing": "#ea580c",
+            b"closed": "#dc2626",
+            b"flatline": None,
+            b"waiting": None,
+            b"lost": None,
+            b"lost-cap": None,
+        }
+        for name, expected in names.items():
+            key = re.sub(rb"-([a-z])", lambda m: m.group(1).upper(), name)
+            self.assertEqual(legend[name], canvas[key], name)
+            if expected is not None:
+                self.assertEqual(legend[name].decode(), expected, name)
+        self.assertEqual(canvas[b"reply"], canvas[b"open"], "the legend draws a reply in the open colour")
+
 class CheckServerTests(SynchronousTestCase):
     def test_accepted(self) -> None:
         """
