@@ -176,6 +176,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry_point() -> None:
+    """
+    The C{pingproto} console script and C{python -m pingproto}: L{main},
+    with standard output's failures turned into one line and an exit
+    status rather than a traceback.  L{main} itself leaves C{sys.stdout}
+    alone, for callers (tests) that swap it.
+    """
     if sys.stdout is None:
         # Started with standard output closed (>&-): every command prints
         # its result there, and a file it opened would take its place.

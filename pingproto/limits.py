@@ -143,6 +143,9 @@ class AddressCounter:
         return len(self._counts)
 
     def count(self, address: str) -> int:
+        """
+        How many connections from C{address} are counted now.
+        """
         return self._counts[address]
 
     def acquire(self, address: str) -> bool:
@@ -156,6 +159,10 @@ class AddressCounter:
         return True
 
     def release(self, address: str) -> None:
+        """
+        Forget one connection from C{address}; an address down to none is
+        dropped, so the counter holds only the addresses connected now.
+        """
         self._counts[address] -= 1
         if self._counts[address] <= 0:
             del self._counts[address]

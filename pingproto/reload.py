@@ -52,10 +52,14 @@ class CertificateReloader(Service):
     Reloads the TLS directory into C{tls} on SIGHUP and when its files
     change.
 
+    @param tls: the TLS layer serving the certificate; it keeps serving
+        the old one when a reload fails.
     @param directory: the TLS directory given at start-up.
     @param clock: the reactor (the global one by default); a clock
         (L{IReactorTime}) will do without C{handle_sighup}, which needs one
         that also provides L{IReactorFromThreads}, as every reactor does.
+    @param interval: seconds between looks at the files (L{CHECK_INTERVAL});
+        a look is a C{stat} of each, so renewals are noticed without SIGHUP.
     @param handle_sighup: install a SIGHUP handler while running (off for
         embedding programs that own their signals).
     """
@@ -110,8 +114,10 @@ class CertificateReloader(Service):
 
     def reload(self, why: str = "asked") -> bool:
         """
-        Load and check the directory; serve it if it is good.  Returns
-        whether the certificate was replaced.
+        Load and check the directory; serve it if it is good.
+
+        @param why: what asked for the reload, for the log line.
+        @return: whether the certificate was replaced.
         """
         try:
             material = load_tls_dir(self.directory)

@@ -120,6 +120,11 @@ def content_security_policy(document: bytes) -> str:
 
 
 class AppOptions(CommandOptions):
+    """
+    C{pingproto app}: the page, preset with C{--server} when given, as a
+    C{data:} URL, a file or standard output.
+    """
+
     synopsis = "[--server HOST:PORT | --server ws[s]://HOST:PORT/PATH] [-o FILE]"
     longdesc = (
         "Hand out the live ping page: printed as a data: URL to paste into a "
@@ -157,6 +162,10 @@ class AppOptions(CommandOptions):
         return document
 
     def run(self, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
+        """
+        Hand the page out; return the exit status (L{EXIT_ERROR} when
+        C{-o FILE} cannot be written).
+        """
         out = stdout or sys.stdout
         err = stderr or sys.stderr
         document = self.document()
