@@ -22,6 +22,7 @@ from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 
 from pingproto.eagerwrite import write_now
+from pingproto.sharedkeys import share_names
 
 if TYPE_CHECKING:
     from autobahn.twisted.websocket import WebSocketServerProtocol
@@ -584,6 +585,7 @@ class OptionsOnClass:
             namespace.update(__module__=base.__module__, __qualname__=base.__qualname__)
             self._options_class = type(base.__name__, (base,), namespace)
             self._options_key = key
+            share_names(self._options_class, getattr(base, "late_names", ()))
         protocol = self._options_class()
         protocol.factory = self
         return protocol

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from http import HTTPStatus
-from typing import Any, Collection, Sequence
+from typing import Any, ClassVar, Collection, Sequence
 from urllib.parse import urlsplit
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -29,6 +29,7 @@ from pingproto._autobahn import OptionsOnClass, ReactorTimer, ServerOverrides, r
 from pingproto.config import ServerLimits
 from pingproto.limits import AddressCounter, RefusalTally, TokenBucket, client_address, origin_allowed, socket_bound
 from pingproto.readgate import ReadGate
+from pingproto.sharedkeys import share_transport_names
 from pingproto.text import printable as _printable
 from pingproto.webapp import content_security_policy, page
 
@@ -241,6 +242,13 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
     _over_cap = False
     _pieces: bytearray
     _streaming = False
+    # Given to an open connection after it is made (at the upgrade, at the
+    # first keepalive, when it streams or is slowed down): named before the
+    # first, for OptionsOnClass's protocol class (pingproto/sharedkeys.py).
+    late_names: ClassVar[tuple[str, ...]] = (
+        "_counted", "_opened", "_gate", "_bucket", "_data_bucket", "_opened_at", "_keepalive", "control_frame_data",
+        "_throttle", "_backlog", "_in_backlog", "_pieces", "_streaming",
+    )
 
     def connectionMade(self) -> None:
         factory = self.factory
@@ -840,6 +848,8 @@ class EchoServerFactory(OptionsOnClass, WebSocketServerFactory):
         reactor: IReactorTime | None = None,
     ) -> None:
         super().__init__(server=None, reactor=reactor)
+        # Before the first connection, or it is too late (sharedkeys.py).
+        share_transport_names()
         self._batched_timer = ReactorTimer(self.reactor)
         self.limits = limits
         self.paths = None if paths is None else frozenset(paths)

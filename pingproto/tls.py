@@ -14,7 +14,7 @@ its connections in, and the client too (L{wrap_client_tls}).
 from __future__ import annotations
 
 import re
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from cryptography.hazmat.bindings.openssl.binding import Binding
 from OpenSSL import SSL, crypto
@@ -291,6 +291,9 @@ class TLSProtocol(TLSMemoryBIOProtocol):
     _pausedAbove = False
     # Off once the connection is lost: what is left is read at once.
     _bounded = True
+    # Given to an open connection after it is made, by Twisted's TLS layer
+    # and by this one: named before the first (pingproto/sharedkeys.py).
+    late_names: ClassVar[tuple[str, ...]] = ("_handshakeDone", "_producer", "_biosGrown", "_backlog", "_pausedAbove")
 
     def pauseProducing(self) -> None:
         """
