@@ -17,11 +17,12 @@ A connection's objects are given names long after they are made:
   upgrade, or the TLS layer on its behalf) and at a first buffered write;
 - Twisted's TLS layer, when its handshake is done and the producer
   registers;
-- pingproto's protocol, at the upgrade and at the first keepalive pong
-  (C{_keepalive}, Autobahn's C{control_frame_data}), 20 seconds in.
+- pingproto's protocol, at the upgrade and at the first keepalive, 20
+  seconds in (C{_keepalive} as its ping goes out, Autobahn's
+  C{control_frame_data} as the pong comes in).
 
 So once a server had accepted some 20 connections before its first
-keepalive was answered, every connection took a dictionary of 464 bytes
+keepalive, every connection took a dictionary of 464 bytes
 for its protocol at its own first keepalive; and after a restart
 that many clients reconnect to, when some 20 connections are accepted
 before the first upgrade is done, every connection of the process's life

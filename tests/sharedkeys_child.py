@@ -4,7 +4,7 @@ connection has been made yet: which attribute names CPython shares among a
 class's instances depends on the process's history, and the test's own
 process has a long one.
 
-Serves pingproto on loopback (over TLS with C{--tls-dir}), with keepalives
+Serves pingproto over TLS on loopback, with keepalives
 every 0.1 s; lets C{--connections} clients connect before any of them asks
 for the upgrade (as after a restart, when they reconnect all at once),
 upgrades them all, has each answer two keepalives, and prints as JSON how
@@ -103,14 +103,15 @@ clients: list[Client] = []
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--connections", type=int, default=40)
-    parser.add_argument("--tls-dir")
+    parser.add_argument("--tls-dir", required=True)
     parser.add_argument("--unshared", action="store_true")
     args = parser.parse_args()
     if args.unshared:
         pingproto.sharedkeys._shared = _Everything()  # type: ignore[assignment]
     limits = ServerLimits(ping_interval=0.1, max_per_address=0)
-    tls = load_tls_dir(args.tls_dir) if args.tls_dir else None
-    service = make_server_service("tcp:0:interface=127.0.0.1", tls, limits, handle_sighup=False)
+    service = make_server_service(
+        "tcp:0:interface=127.0.0.1", load_tls_dir(args.tls_dir), limits, handle_sighup=False
+    )
     service.startService()
     factory = service.factory
     # What a run that times out (30 s) prints.
@@ -133,10 +134,7 @@ def main() -> None:
 
     port = service.listeners[0].port.getHost().port
     for _ in range(args.connections):
-        if tls is None:
-            reactor.connectTCP("127.0.0.1", port, ClientFactory.forProtocol(Client))
-        else:
-            reactor.connectSSL("127.0.0.1", port, ClientFactory.forProtocol(Client), ssl.CertificateOptions())
+        reactor.connectSSL("127.0.0.1", port, ClientFactory.forProtocol(Client), ssl.CertificateOptions())
     when(lambda: factory.sockets >= args.connections and len(clients) >= args.connections, upgrade_all)
     reactor.callLater(30, reactor.stop)
     reactor.run()
