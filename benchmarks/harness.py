@@ -49,6 +49,7 @@ import ctypes
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
@@ -235,9 +236,19 @@ def start_server(server: Server, cpu: int | None, scratch: str) -> None:
     out.close()
 
 
-def wait_listening(server: Server, deadline: float) -> None:
-    import re
+# The line a supervisor relays from its worker N once that listens:
+# "worker 2: [pingproto.service#info] pingproto listening on wss://...".
+WORKER_LISTENING = re.compile(rb"worker (\d+): \[pingproto\.service(?:#\w+)?\] pingproto listening on ")
 
+
+def workers_listening(log: bytes) -> set[int]:
+    """
+    The workers that a supervisor's log says are listening.
+    """
+    return {int(n) for n in WORKER_LISTENING.findall(log)}
+
+
+def wait_listening(server: Server, deadline: float) -> None:
     pattern = re.compile(rb"(?:pingproto listening on wss?://127\.0\.0\.1:|^listening on )(\d+)", re.M)
     while time.monotonic() < deadline:
         with open(server.logfile, "rb") as f:

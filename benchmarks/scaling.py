@@ -183,9 +183,7 @@ def wait_workers(server: Any, count: int, deadline: float) -> None:
     while time.monotonic() < deadline:
         with open(server.logfile, "rb") as f:
             text = f.read()
-        up = {line.split(b"worker ", 1)[1].split(b":", 1)[0] for line in text.splitlines()
-              if b"[pingproto.service] pingproto listening on" in line and b"worker " in line}
-        if len(up) >= count:
+        if len(run.workers_listening(text)) >= count:
             return
         if server.proc.poll() is not None:
             break

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import datetime
 import importlib.metadata
+import importlib.util
 import os
 import re
 import signal
 import socket
+import sys
 from typing import Any, Callable, TypeVar
 
 import trustme
@@ -26,7 +28,7 @@ from twisted.trial.unittest import TestCase
 
 from pingproto import PingMonitor, ping
 
-from .commands import environment, twistd
+from .commands import SOURCE, environment, twistd
 from .test_protocols import upgrade_request
 from .tlsdir import write_ca_file, write_tls_dir
 from .waiting import Conditions, Watcher
@@ -89,6 +91,21 @@ class _Deaf(Protocol):
     def dataReceived(self, data: bytes) -> None:
         if not self.answered.called:
             self.answered.callback(None)
+
+
+def benchmark_harness() -> Any:
+    """
+    C{benchmarks/harness.py}, which reads what C{twistd pingproto} logs.
+    """
+    path = os.path.join(SOURCE, "benchmarks", "harness.py")
+    spec = importlib.util.spec_from_file_location("pingproto_benchmark_harness", path)
+    assert spec is not None and spec.loader is not None
+    module = sys.modules.get(spec.name)
+    if module is None:
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # for its dataclasses
+        spec.loader.exec_module(module)
+    return module
 
 
 class TwistdCase(TestCase):
@@ -182,6 +199,10 @@ class TwistdTests(TwistdCase):
         server = self.start("--port", "0", "--workers", "2")
         url = yield server.listening
         yield server.until(lambda out: out.count(b" started, pid ") >= 2)
+        # The supervisor's line and each worker's, relayed; the benchmark
+        # of --workers (benchmarks/scaling.py) waits for the workers' ones.
+        yield server.until(lambda out: out.count(b"pingproto listening on") >= 3)
+        self.assertEqual(benchmark_harness().workers_listening(server.output), {1, 2})
         pids = [int(p) for p in re.findall(rb"worker \d started, pid (\d+)", server.output)]
         self.assertEqual(len(set(pids)), 2)
         result = yield ping(url, 2, interval=0.05)
