@@ -228,6 +228,10 @@ class RecordFolder:
         and of their type, as that check makes sure.
         """
         t = float(record["t"])
+        if self.last is not None and t < self.last:
+            # The wall clock stepped back: no time passes until it reads
+            # later than before, so no outage or run lasts less than 0 s.
+            t = self.last
         if self.stats is None:
             self.stats = LinkStats(t)
             self.first = t
@@ -268,7 +272,7 @@ class RecordFolder:
         """
         if self.stats is None or self.last is None:
             return LinkStats(0.0).summary(0.0)
-        return self.stats.summary(self.last if now is None else now)
+        return self.stats.summary(self.last if now is None else max(now, self.last))
 
 
 def summary_record(target: str, summary: LinkSummary, t: float) -> Record:

@@ -259,6 +259,30 @@ class RecordFolderTests(SynchronousTestCase):
         summary = folder.summary()
         self.assertEqual((summary.duration, summary.disconnected), (10.0, 0.0))
 
+    def test_clockSteppedBack(self) -> None:
+        """
+        The records' wall clock may step back (NTP, a clock set by hand)
+        during an outage: the connection dropped at 10 s, the clock went
+        back 6 s, and it opened again at what reads as 7 s.  No time passes
+        until the clock reads later than before, so the outage lasts 0 s
+        (not -3 s) and the run 10 s; after that, time counts again.  A
+        moment asked for before the last record is the last record.
+        """
+        folder = self.fold([
+            {"event": "state", "t": 0.0, "state": "OPEN", "setup_ms": 1.0},
+            {"event": "state", "t": 10.0, "state": "CLOSED", "detail": "code 1006"},
+            {"event": "state", "t": 7.0, "state": "OPEN", "setup_ms": 1.0},
+            {"event": "reply", "t": 9.0, "seq": 1, "rtt_ms": 1.0},
+        ])
+        self.assertEqual(folder.outages(), [(10.0, 10.0)])
+        summary = folder.summary()
+        self.assertEqual((summary.duration, summary.disconnected), (10.0, 0.0))
+        self.assertEqual(folder.summary(5.0).duration, 10.0)
+        folder.feed({"event": "state", "t": 12.0, "state": "CLOSED", "detail": "code 1006"})
+        folder.feed({"event": "state", "t": 14.0, "state": "OPEN", "setup_ms": 1.0})
+        self.assertEqual(folder.outages(), [(10.0, 10.0), (12.0, 14.0)])
+        self.assertEqual(folder.summary().duration, 14.0)
+
 
 class SummaryRecordTests(SynchronousTestCase):
     def test_everyField(self) -> None:
