@@ -128,30 +128,26 @@ def plot(line: Timeline, path: str, title: str, subtitle: str) -> None:
     """
     Draw the timeline to C{path}; the format follows its extension.
     """
-    import matplotlib.pyplot as plt
-
-    figure = draw(line, title, subtitle)
-    figure.savefig(path)
-    plt.close(figure)
+    draw(line, title, subtitle).savefig(path)
 
 
 def draw(line: Timeline, title: str, subtitle: str) -> Any:
     """
-    The timeline as a matplotlib C{Figure} on the Agg backend, whose
-    C{axes[0]} holds the picture; the caller closes it.
+    The timeline as a matplotlib C{Figure}, whose C{axes[0]} holds the
+    picture.  It is made without pyplot, so that drawing touches neither
+    the backend nor the figures of a program that uses matplotlib itself
+    (a notebook keeps its own), and is freed as any object is.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     # A datetime, which matplotlib plots through its date converter; Any,
     # because its type hints take only numbers for the x values.
     def when(t: float) -> Any:
         return datetime.datetime.fromtimestamp(t, datetime.timezone.utc)
 
-    figure, axes = plt.subplots(figsize=(11, 4.8), dpi=100)
+    figure = Figure(figsize=(11, 4.8), dpi=100)
+    axes = figure.subplots()
     start = line.start or 0.0
     end = max(line.end or 1.0, start + 1e-3)
     for a, b in line.outages:

@@ -421,11 +421,9 @@ class DrawTests(SynchronousTestCase):
         second from T0, 10 ms and up, with the time axis as numbers.
         """
         import matplotlib.dates as mdates
-        import matplotlib.pyplot as plt
 
         line = timeline([{"event": "reply", "t": T0 + i, "rtt_ms": 10.0 + i % 5} for i in range(count)])
         figure = draw(line, "title", "subtitle")
-        self.addCleanup(plt.close, figure)
         axes = figure.axes[0]
         median = next(m for m in axes.lines if m.get_label() == "median")
         bands = [c for c in axes.collections if c.get_label().endswith("percentile")]
@@ -455,11 +453,8 @@ class DrawTests(SynchronousTestCase):
         A log of under a second (pings every 0.1 s) gets time labels that
         differ from tick to tick: they were all the same second.
         """
-        import matplotlib.pyplot as plt
-
         line = timeline([{"event": "reply", "t": T0 + i / 10, "rtt_ms": 10.0} for i in range(8)])
         figure = draw(line, "title", "subtitle")
-        self.addCleanup(plt.close, figure)
         figure.canvas.draw()
         labels = [label.get_text() for label in figure.axes[0].get_xticklabels()]
         self.assertGreater(len(labels), 2)
@@ -471,15 +466,28 @@ class DrawTests(SynchronousTestCase):
         loopback) get an axis from 0 up, without the UserWarning about
         identical limits that matplotlib printed at the user.
         """
-        import matplotlib.pyplot as plt
-
         line = timeline([{"event": "reply", "t": T0 + i, "rtt_ms": 0} for i in range(5)])
         figure = draw(line, "title", "subtitle")
-        self.addCleanup(plt.close, figure)
         self.assertEqual(self.flushWarnings(), [])
         low, high = figure.axes[0].get_ylim()
         self.assertEqual(low, 0)
         self.assertGreater(high, 0)
+
+    def test_programsMatplotlibLeftAlone(self) -> None:
+        """
+        Drawing leaves the backend that the program chose and pyplot's
+        figures as they were: it used to switch the backend to Agg and add
+        a figure that only the caller's close took out of pyplot's list.
+        """
+        import matplotlib
+        import matplotlib.pyplot as plt
+
+        backend = matplotlib.get_backend()
+        self.addCleanup(matplotlib.use, backend)
+        matplotlib.use("svg")
+        figures = plt.get_fignums()
+        draw(timeline([{"event": "reply", "t": T0 + i, "rtt_ms": 1.0} for i in range(3)]), "title", "subtitle")
+        self.assertEqual((matplotlib.get_backend(), plt.get_fignums()), ("svg", figures))
 
     def test_edgeToEdge(self) -> None:
         """
