@@ -221,6 +221,15 @@ class RecordFolder:
         self.stats = LinkStats(t, down=self.stats.down)
         self.first = self.last = t
 
+    def end_window(self, t: float) -> None:
+        """
+        Count to C{t}, where the records go on past it: a window ends
+        there, as a live run stopped at that moment would, with an outage
+        still going on lasting until then.
+        """
+        if self.last is not None and t > self.last:
+            self.last = t
+
     def feed(self, record: Record) -> None:
         """
         Fold one record in.  It must be one L{read_records} passed, or one

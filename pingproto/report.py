@@ -244,6 +244,14 @@ class ReportOptions(InterspersedOptions):
         else:
             for record in window:
                 folder.feed(record)
+        if until is not None and any(r["t"] >= until for r in records):
+            # The log goes on past the window: it ends at --until, not at
+            # its last record inside it (a reconnect attempt before it,
+            # maybe half a minute earlier, in an outage).
+            folder.end_window(until)
+            if line is not None and line.start is not None:
+                line.end = until
+                line.outages = folder.outages()
         target = folder.target or self["path"]
         # Anyone may have written the log: shown, its target is escaped,
         # so that it cannot write to the terminal, nor hold what a strict

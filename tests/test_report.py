@@ -549,11 +549,43 @@ class ReportCommandTests(SynchronousTestCase):
     def test_noReplyExitsOne(self) -> None:
         """
         A window in which no reply came back exits 1, as C{pingproto ping}
-        does for a run without one, after printing its summary.
+        does for a run without one, after printing its summary.  The log
+        goes on past the window, so it lasts from --since to --until.
         """
         code, out, _ = self.run_report("--since", str(T0 + 366), "--until", str(T0 + 370))
         self.assertEqual(code, 1)
-        self.assertEqual(out.splitlines()[1], "4 sent, 0 received, 100.0% lost, time 3.0 s")
+        self.assertEqual(out.splitlines()[1], "4 sent, 0 received, 100.0% lost, time 4.0 s")
+
+    def test_untilInAnOutage(self) -> None:
+        """
+        A window that ends in an outage, in a log that goes on, counts the
+        outage to --until: the sample's drop at T0+420.5 is 19.5 s of a
+        window ending at T0+440, not the 0.5 s to the last record before
+        it (the reconnect attempt at T0+421).
+        """
+        code, out, _ = self.run_report("--since", str(T0 + 400), "--until", str(T0 + 440), "--json")
+        summary = json.loads(out)
+        self.assertEqual((summary["disconnects"], summary["disconnected_s"], summary["duration_s"]), (1, 19.5, 40.0))
+
+    def test_untilAfterTheLog(self) -> None:
+        """
+        A window that ends after the log does ends at its last record: the
+        run stopped there, and what came after is not known.
+        """
+        code, out, _ = self.run_report("--until", str(T0 + 10_000), "--json")
+        self.assertEqual(json.loads(out)["duration_s"], 602.0)
+
+    def test_windowWithinAnOutage(self) -> None:
+        """
+        A window with no record in it, inside an outage of a log that goes
+        on, is that outage from end to end, and is plotted as one.
+        """
+        path = self.mktemp() + ".svg"
+        code, out, err = self.run_report("--since", str(T0 + 425), "--until", str(T0 + 445), "--json", "-o", path)
+        summary = json.loads(out)
+        self.assertEqual((summary["disconnected_s"], summary["duration_s"]), (20.0, 20.0))
+        self.assertEqual(err, f"wrote {path}\n")
+        self.assertTrue(os.path.getsize(path) > 0)
 
     def test_sinceAtTheMomentOfADrop(self) -> None:
         """
