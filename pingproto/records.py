@@ -196,6 +196,17 @@ def _check(record: Any, source: str, number: int) -> None:
             raise RecordError(f"{source}:{number}: {name!r} must be {what}, not {json.dumps(record[name])[:40]}")
 
 
+def counted_time(record: Record, latest: float | None) -> float:
+    """
+    The time a record counts at: its own, or C{latest} (the latest of the
+    records before it) where the wall clock stepped back, so that no time
+    passes until it reads later than before and nothing lasts less than
+    0 s.
+    """
+    t = float(record["t"])
+    return t if latest is None or t >= latest else latest
+
+
 class RecordFolder:
     """
     Folds records into link statistics.
@@ -230,22 +241,25 @@ class RecordFolder:
         if self.last is not None and t > self.last:
             self.last = t
 
-    def feed(self, record: Record) -> None:
+    def feed(self, record: Record) -> float:
         """
-        Fold one record in.  It must be one L{read_records} passed, or one
-        pingproto wrote: the fields the folder reads are taken to be there
-        and of their type, as that check makes sure.
+        Fold one record in, and return the time it was counted at: its
+        own, or the latest before it where the wall clock stepped back.  It
+        must be one L{read_records} passed, or one pingproto wrote: the
+        fields the folder reads are taken to be there and of their type, as
+        that check makes sure.
         """
-        t = float(record["t"])
-        if self.last is not None and t < self.last:
-            # The wall clock stepped back: no time passes until it reads
-            # later than before, so no outage or run lasts less than 0 s.
-            t = self.last
+        t = counted_time(record, self.last)
+        event = record["event"]
         if self.stats is None:
             self.stats = LinkStats(t)
             self.first = t
+        elif event == "start" and self.last is not None:
+            # A later run appended to the log: the one before stopped at
+            # its last record, with its connection.
+            self.stats.between_runs(self.last, t)
+            self._open = False
         self.last = t
-        event = record["event"]
         stats = self.stats
         if event == "start":
             self.target = record.get("target", self.target)
@@ -263,6 +277,7 @@ class RecordFolder:
             elif state == "CLOSED" and self._open:
                 self._open = False
                 stats.closed(t, bool(record.get("deliberate")))
+        return t
 
     def outages(self) -> list[tuple[float, float]]:
         """

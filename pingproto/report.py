@@ -26,6 +26,7 @@ from pingproto.records import (
     Record,
     RecordError,
     RecordFolder,
+    counted_time,
     format_summary,
     is_moment,
     plural,
@@ -43,13 +44,15 @@ def parse_time(text: str) -> float:
     A moment as epoch seconds from ISO 8601 (UTC unless it says otherwise)
     or from a plain number of epoch seconds.
     """
+    # ISO 8601 first: its basic form (20251124) is a number too.
     try:
-        value = float(text)
+        moment = datetime.datetime.fromisoformat(text)
     except ValueError:
         try:
-            moment = datetime.datetime.fromisoformat(text)
+            value = float(text)
         except ValueError:
             raise ValueError(f"{text!r} is neither ISO 8601 (2026-11-25T10:00) nor epoch seconds") from None
+    else:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=datetime.timezone.utc)
         value = moment.timestamp()
@@ -91,10 +94,11 @@ def timeline(records: Iterable[Record], folder: RecordFolder | None = None) -> T
         folder = RecordFolder()
     line = Timeline(start=folder.first)
     for record in records:
-        folder.feed(record)
+        # Events are drawn at their own time, and the picture ends at the
+        # latest, where the summary ends too.
+        line.end = folder.feed(record)
         t = float(record["t"])
         line.start = t if line.start is None else line.start
-        line.end = t
         event = record["event"]
         if event == "reply":
             line.samples.append((t, float(record["rtt_ms"])))
@@ -237,15 +241,15 @@ class ReportOptions(InterspersedOptions):
         if records is None:
             return EXIT_ERROR
         since, until = self["since"], self["until"]
-        folder, window = _before_window(records, since, until)
+        folder, window, run_goes_on = _before_window(records, since, until)
         line = None
         if self["output"] is not None:
             line = timeline(window, folder)
         else:
             for record in window:
                 folder.feed(record)
-        if until is not None and any(r["t"] >= until for r in records):
-            # The log goes on past the window: it ends at --until, not at
+        if until is not None and run_goes_on:
+            # The run goes on past the window: it ends at --until, not at
             # its last record inside it (a reconnect attempt before it,
             # maybe half a minute earlier, in an outage).
             folder.end_window(until)
@@ -305,21 +309,36 @@ class ReportOptions(InterspersedOptions):
 
 def _before_window(
     records: list[Record], since: float | None, until: float | None
-) -> tuple[RecordFolder, list[Record]]:
+) -> tuple[RecordFolder, list[Record], bool]:
     """
-    A folder that has read the records before C{since}, and the records
-    from C{since} to before C{until}, for it to read next.  The records
-    before the window still say what the link was doing when it began,
-    and to what; only the window is counted.
+    A folder that has read the records before C{since}; the records from
+    C{since} to before C{until}, for it to read next; and whether the run
+    of the window's last record goes on past C{until}.  The records before
+    the window still say what the link was doing when it began, and to
+    what; only the window is counted.
+
+    Records are placed by the time they count at (L{counted_time}), which
+    never goes back along the log: where the wall clock stepped back, the
+    window stays one stretch of it, as the folder reads it.
     """
     folder = RecordFolder()
-    if since is not None:
-        for record in records:
-            if record["t"] < since:
-                folder.feed(record)
+    window: list[Record] = []
+    latest: float | None = None
+    in_window = since is None
+    for record in records:
+        latest = counted_time(record, latest)
+        if since is not None and not in_window and latest >= since:
+            folder.start_window(since)
+            in_window = True
+        if until is not None and latest >= until:
+            return folder, window, record["event"] != "start"
+        if in_window:
+            window.append(record)
+        else:
+            folder.feed(record)
+    if since is not None and not in_window:
         folder.start_window(since)
-    window = [r for r in records if (since is None or r["t"] >= since) and (until is None or r["t"] < until)]
-    return folder, window
+    return folder, window, False
 
 
 def _titles(target: str, folder: RecordFolder, summary: LinkSummary) -> tuple[str, str]:

@@ -233,6 +233,8 @@ class LinkStats:
         self._down_since: float | None = now if down else None
         # How long each connection took to open (TCP, TLS, upgrade).
         self._setups = RttStats()
+        # Time between runs appended to one log, when nothing ran.
+        self._between_runs = 0.0
 
     def replied(self, rtt: float) -> None:
         self.rtt.add(rtt)
@@ -254,6 +256,17 @@ class LinkStats:
         if not deliberate:
             self.disconnects += 1
             self._down_since = now
+
+    def between_runs(self, stopped: float, resumed: float) -> None:
+        """
+        One run stopped at C{stopped} and the next began at C{resumed} (runs
+        appended to one log): an outage under way ended with the run, and
+        the time between them is no run's.
+        """
+        if self._down_since is not None and stopped > self._down_since:
+            self._outages.append((self._down_since, stopped))
+        self._down_since = None
+        self._between_runs += resumed - stopped
 
     def flatline(self) -> None:
         self.flatlines += 1
@@ -289,5 +302,5 @@ class LinkStats:
             open_min=setups.min if setups else None,
             open_avg=setups.avg if setups else None,
             open_max=setups.max if setups else None,
-            duration=now - self._started,
+            duration=now - self._started - self._between_runs,
         )

@@ -283,6 +283,46 @@ class RecordFolderTests(SynchronousTestCase):
         self.assertEqual(folder.outages(), [(10.0, 10.0), (12.0, 14.0)])
         self.assertEqual(folder.summary().duration, 14.0)
 
+    def test_runsAppended(self) -> None:
+        """
+        Runs appended to one log are counted as runs, not as one run with
+        gaps: a run stopped (Ctrl-C) while reconnecting ends its outage
+        with it, and the ten minutes until the next run began are neither
+        disconnected nor the runs' time.  Before, that read as 598 s
+        disconnected in a run of 601.5 s.
+        """
+        folder = self.fold([
+            {"event": "start", "t": 0.0, "target": "ws://h/"},
+            {"event": "state", "t": 0.0, "state": "OPEN", "setup_ms": 1.0},
+            {"event": "reply", "t": 1.0, "seq": 1, "rtt_ms": 1.0},
+            {"event": "state", "t": 2.0, "state": "CLOSED", "detail": "code 1006"},
+            {"event": "state", "t": 3.0, "state": "CLOSED", "detail": "connection refused"},
+            {"event": "start", "t": 600.0, "target": "ws://h/"},
+            {"event": "state", "t": 600.0, "state": "OPEN", "setup_ms": 1.0},
+            {"event": "reply", "t": 601.0, "seq": 1, "rtt_ms": 1.0},
+            {"event": "state", "t": 601.5, "state": "CLOSED", "detail": "code 1000", "deliberate": True},
+        ])
+        self.assertEqual(folder.outages(), [(2.0, 3.0)])
+        summary = folder.summary()
+        self.assertEqual((summary.disconnects, summary.disconnected, summary.duration), (1, 1.0, 4.5))
+
+    def test_runKilledWhileConnected(self) -> None:
+        """
+        A run killed while connected (kill -9, a reboot) writes no close:
+        the next run's first failed attempt is not a drop of that
+        connection, and its hour after the kill is no outage.
+        """
+        folder = self.fold([
+            {"event": "start", "t": 0.0, "target": "ws://h/"},
+            {"event": "state", "t": 0.0, "state": "OPEN", "setup_ms": 1.0},
+            {"event": "reply", "t": 1.0, "seq": 1, "rtt_ms": 1.0},
+            {"event": "start", "t": 3600.0, "target": "ws://h/"},
+            {"event": "state", "t": 3600.5, "state": "CLOSED", "detail": "connection refused"},
+        ])
+        summary = folder.summary()
+        self.assertEqual((summary.disconnects, summary.disconnected, summary.duration), (0, 0.0, 1.5))
+        self.assertEqual(folder.outages(), [])
+
 
 class SummaryRecordTests(SynchronousTestCase):
     def test_everyField(self) -> None:
@@ -355,6 +395,14 @@ class ParseTimeTests(SynchronousTestCase):
         with self.assertRaises(ValueError):
             parse_time("yesterday")
 
+    def test_basicForm(self) -> None:
+        """
+        ISO 8601's basic form is read as a date, though it is a number too:
+        20251124 was read as epoch seconds, a moment in 1970.
+        """
+        self.assertEqual(parse_time("20251124"), 1763942400.0)
+        self.assertEqual(parse_time("20251124T1600"), 1764000000.0)
+
     def test_outOfRange(self) -> None:
         """
         NaN, the infinities and moments outside the range of a record's
@@ -381,6 +429,19 @@ class TimelineTests(SynchronousTestCase):
         self.assertEqual(len(line.losses), 10)
         self.assertEqual(line.flatlines, [T0 + 371])
         self.assertEqual(line.outages, [(T0 + 420.5, T0 + 450.5)])
+
+    def test_endsAtTheLatest(self) -> None:
+        """
+        After the wall clock stepped back, the picture still ends at the
+        latest moment, where the summary ends: it ended at the last
+        record's, and the replies after the latest fell outside it.
+        """
+        line = timeline([
+            {"event": "reply", "t": T0, "seq": 1, "rtt_ms": 1.0},
+            {"event": "reply", "t": T0 + 100, "seq": 2, "rtt_ms": 1.0},
+            {"event": "reply", "t": T0 + 50, "seq": 3, "rtt_ms": 1.0},
+        ])
+        self.assertEqual((line.start, line.end), (T0, T0 + 100))
 
     def test_window(self) -> None:
         """
@@ -574,6 +635,46 @@ class ReportCommandTests(SynchronousTestCase):
         """
         code, out, _ = self.run_report("--until", str(T0 + 10_000), "--json")
         self.assertEqual(json.loads(out)["duration_s"], 602.0)
+
+    def test_untilBetweenRuns(self) -> None:
+        """
+        A window that ends between two runs appended to the log ends where
+        the first run stopped, in an outage or not: nothing ran from there
+        to --until.
+        """
+        records = [{"event": "start", "t": T0, "target": "ws://h/"},
+                   {"event": "state", "t": T0, "state": "OPEN", "setup_ms": 1.0},
+                   {"event": "reply", "t": T0 + 1, "seq": 1, "rtt_ms": 1.0},
+                   {"event": "state", "t": T0 + 2, "state": "CLOSED", "detail": "code 1006"},
+                   {"event": "state", "t": T0 + 3, "state": "CLOSED", "detail": "connection refused"},
+                   {"event": "start", "t": T0 + 600, "target": "ws://h/"}]
+        with open(self.log, "w") as f:
+            f.writelines(json.dumps(record) + "\n" for record in records)
+        code, out, _ = self.run_report("--until", str(T0 + 300), "--json")
+        summary = json.loads(out)
+        self.assertEqual((summary["disconnected_s"], summary["duration_s"]), (1.0, 3.0))
+
+    def test_windowAfterTheClockSteppedBack(self) -> None:
+        """
+        A window is one stretch of the log, also where the wall clock
+        stepped back: here 30 s back while reconnecting, which succeeded at
+        once.  A window from before the drop counts it, and no time
+        disconnected; it counted the reopening (written after the step,
+        stamped before the window) as before the window, and the drop after
+        it as leaving the link down for 171 s while 191 replies came back.
+        """
+        records = [{"event": "start", "t": T0, "target": "ws://h/"},
+                   {"event": "state", "t": T0, "state": "OPEN", "setup_ms": 1.0}]
+        records += [{"event": "reply", "t": T0 + i, "seq": i, "rtt_ms": 1.0} for i in range(1, 100)]
+        records += [{"event": "state", "t": T0 + 100, "state": "CLOSED", "detail": "code 1006"},
+                    {"event": "state", "t": T0 + 70, "state": "CONNECTING"},
+                    {"event": "state", "t": T0 + 71, "state": "OPEN", "setup_ms": 1.0}]
+        records += [{"event": "reply", "t": T0 + 71 + i, "seq": 100 + i, "rtt_ms": 1.0} for i in range(1, 200)]
+        with open(self.log, "w") as f:
+            f.writelines(json.dumps(record) + "\n" for record in records)
+        code, out, _ = self.run_report("--since", str(T0 + 90), "--json")
+        summary = json.loads(out)
+        self.assertEqual((summary["received"], summary["disconnects"], summary["disconnected_s"]), (209, 1, 0.0))
 
     def test_windowWithinAnOutage(self) -> None:
         """
