@@ -16,7 +16,7 @@ import json
 import math
 import sys
 from dataclasses import dataclass, field
-from typing import IO, Any, Iterable, Sequence
+from typing import IO, Any, Iterable, Iterator, Sequence
 
 from twisted.python import usage
 
@@ -92,13 +92,12 @@ def timeline(records: Iterable[Record], folder: RecordFolder | None = None) -> T
     """
     if folder is None:
         folder = RecordFolder()
-    line = Timeline(start=folder.first)
+    line = Timeline()
     for record in records:
         # Events are drawn at their own time, and the picture ends at the
         # latest, where the summary ends too.
         line.end = folder.feed(record)
         t = float(record["t"])
-        line.start = t if line.start is None else line.start
         event = record["event"]
         if event == "reply":
             line.samples.append((t, float(record["rtt_ms"])))
@@ -106,6 +105,8 @@ def timeline(records: Iterable[Record], folder: RecordFolder | None = None) -> T
             line.losses.append(t)
         elif event == "flatline":
             line.flatlines.append(t)
+    # Read last: a window's records may start it as they are read.
+    line.start = folder.first
     if line.end is not None:
         line.outages = folder.outages()
     return line
@@ -237,18 +238,13 @@ class ReportOptions(InterspersedOptions):
     def run(self, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
         out = stdout or sys.stdout
         err = stderr or sys.stderr
-        records = self._read(err)
-        if records is None:
-            return EXIT_ERROR
         since, until = self["since"], self["until"]
-        folder, window, run_goes_on = _before_window(records, since, until)
-        line = None
-        if self["output"] is not None:
-            line = timeline(window, folder)
-        else:
-            for record in window:
-                folder.feed(record)
-        if until is not None and run_goes_on:
+        window = _Window(since, until)
+        read, line = self._read(window, err)
+        if not read:
+            return EXIT_ERROR
+        folder = window.folder
+        if until is not None and window.run_goes_on:
             # The run goes on past the window: it ends at --until, not at
             # its last record inside it (a reconnect attempt before it,
             # maybe half a minute earlier, in an outage).
@@ -279,66 +275,83 @@ class ReportOptions(InterspersedOptions):
             (err if self["json"] else out).write(f"wrote {self['output']}\n")
         return EXIT_OK if summary.received else EXIT_NO_REPLY
 
-    def _read(self, err: IO[str]) -> list[Record] | None:
+    def _read(self, window: _Window, err: IO[str]) -> tuple[bool, Timeline | None]:
         """
-        The log's records, but for the summaries runs wrote (the report
-        makes its own); L{None} once C{err} says why the log cannot be
-        read.  Lines skipped as cut short are named on C{err} too.
+        Read the log through C{window} into its folder, and into a timeline
+        when a picture is asked for, a record at a time: a month of pings
+        is not held in memory.  False once C{err} says why the log cannot be
+        read; lines skipped as cut short are named on C{err} too.
         """
         path = self["path"]
         skipped: list[int] = []
+        line = None
         try:
             # utf-8-sig: a log saved by a Windows editor begins with a BOM.
             with open(path, encoding="utf-8-sig") as f:
-                records = [r for r in read_records(f, path, skipped) if r["event"] != "summary"]
+                # Not the summaries runs wrote: the report makes its own.
+                records = window.records(r for r in read_records(f, path, skipped) if r["event"] != "summary")
+                if self["output"] is not None:
+                    line = timeline(records, window.folder)
+                else:
+                    for record in records:
+                        window.folder.feed(record)
         except OSError as e:
             err.write(f"pingproto report: cannot read {path}: {e.strerror}\n")
-            return None
+            return False, None
         except UnicodeDecodeError:
             err.write(f"pingproto report: {path} is not a pingproto log (not UTF-8 text)\n")
-            return None
+            return False, None
         except RecordError as e:
             err.write(f"pingproto report: {e}\n")
-            return None
+            return False, None
         if skipped:
             lines = ", ".join(map(str, skipped[:5])) + (", ..." if len(skipped) > 5 else "")
             err.write(f"pingproto report: {path}: skipped {plural(len(skipped), 'line')} cut short "
                       f"by an interrupted run (line{'s' if len(skipped) > 1 else ''} {lines})\n")
-        return records
+        return True, line
 
 
-def _before_window(
-    records: list[Record], since: float | None, until: float | None
-) -> tuple[RecordFolder, list[Record], bool]:
+class _Window:
     """
-    A folder that has read the records before C{since}; the records from
-    C{since} to before C{until}, for it to read next; and whether the run
-    of the window's last record goes on past C{until}.  The records before
-    the window still say what the link was doing when it began, and to
-    what; only the window is counted.
+    The window of a log from C{since} to before C{until} (either open),
+    read as the records come: those before it go to L{folder}, which then
+    starts the window (L{RecordFolder.start_window}) so that the window
+    begins in the state they left the link, and to what; those in it are
+    handed on, for the folder to read next; reading stops at the first
+    record after it.
 
     Records are placed by the time they count at (L{counted_time}), which
     never goes back along the log: where the wall clock stepped back, the
     window stays one stretch of it, as the folder reads it.
+
+    @ivar run_goes_on: whether the run of the window's last record went on
+        past C{until} (the record after the window is not a run's start).
     """
-    folder = RecordFolder()
-    window: list[Record] = []
-    latest: float | None = None
-    in_window = since is None
-    for record in records:
-        latest = counted_time(record, latest)
-        if since is not None and not in_window and latest >= since:
+
+    def __init__(self, since: float | None, until: float | None) -> None:
+        self.since = since
+        self.until = until
+        self.folder = RecordFolder()
+        self.run_goes_on = False
+
+    def records(self, records: Iterable[Record]) -> Iterator[Record]:
+        since, until, folder = self.since, self.until, self.folder
+        latest: float | None = None
+        in_window = since is None
+        for record in records:
+            latest = counted_time(record, latest)
+            if since is not None and not in_window and latest >= since:
+                folder.start_window(since)
+                in_window = True
+            if until is not None and latest >= until:
+                self.run_goes_on = record["event"] != "start"
+                return
+            if in_window:
+                yield record
+            else:
+                folder.feed(record)
+        if since is not None and not in_window:
             folder.start_window(since)
-            in_window = True
-        if until is not None and latest >= until:
-            return folder, window, record["event"] != "start"
-        if in_window:
-            window.append(record)
-        else:
-            folder.feed(record)
-    if since is not None and not in_window:
-        folder.start_window(since)
-    return folder, window, False
 
 
 def _titles(target: str, folder: RecordFolder, summary: LinkSummary) -> tuple[str, str]:
