@@ -44,15 +44,17 @@ def parse_time(text: str) -> float:
     A moment as epoch seconds from ISO 8601 (UTC unless it says otherwise)
     or from a plain number of epoch seconds.
     """
-    # ISO 8601 first: its basic form (20251124) is a number too.
     try:
-        moment = datetime.datetime.fromisoformat(text)
+        # Eight digits are ISO 8601's basic form of a date (20251124); as
+        # epoch seconds they would be a moment in 1970 to 1973.
+        if len(text) == 8 and text.isdigit():
+            raise ValueError(text)
+        value = float(text)
     except ValueError:
         try:
-            value = float(text)
+            moment = datetime.datetime.fromisoformat(text)
         except ValueError:
             raise ValueError(f"{text!r} is neither ISO 8601 (2026-11-25T10:00) nor epoch seconds") from None
-    else:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=datetime.timezone.utc)
         value = moment.timestamp()

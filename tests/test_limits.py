@@ -736,10 +736,12 @@ class ParseTimeTests(SynchronousTestCase):
         """
         self.assertEqual(parse_time(repr(seconds)), seconds)
 
-    @given(seconds=st.integers(0, int(LATEST) - 1))
+    @given(seconds=st.integers(0, int(LATEST) - 1).filter(lambda s: len(str(s)) != 8))
     def test_epoch_integer(self, seconds: int) -> None:
         """
-        Whole epoch seconds read as themselves.
+        Whole epoch seconds read as themselves; but eight digits are ISO
+        8601's basic form of a date (test_report's test_basicForm), which
+        as epoch seconds would be a moment in 1970 to 1973.
         """
         self.assertEqual(parse_time(str(seconds)), float(seconds))
 
