@@ -240,14 +240,15 @@ class BrowserTestCase(TestCase):
     def https(self, path: str = "/app", port: int | None = None) -> str:
         return f"https://127.0.0.1:{port or self.port}{path}"
 
-    def browse(self, scenario: Callable[[Browser], T]) -> Deferred[T]:
+    def browse(self, scenario: Callable[[Browser], T], back_forward_cache: bool = False) -> Deferred[T]:
         """
         Run C{scenario} with a page in a fresh Chromium, in a thread of its
-        own; the browser is closed whatever happens.
+        own; the browser is closed whatever happens.  Playwright turns
+        Chromium's back/forward cache off unless C{back_forward_cache}.
         """
-        return threads.deferToThread(self._browse, scenario)
+        return threads.deferToThread(self._browse, scenario, back_forward_cache)
 
-    def _browse(self, scenario: Callable[[Browser], T]) -> T:
+    def _browse(self, scenario: Callable[[Browser], T], back_forward_cache: bool = False) -> T:
         from playwright.sync_api import sync_playwright
 
         # The profile goes with the browser: each one is over 2 MB.
@@ -274,6 +275,7 @@ class BrowserTestCase(TestCase):
                     # unless a person allows it; a real server is public.
                     "--disable-features=LocalNetworkAccessChecks",
                 ],
+                ignore_default_args=["--disable-back-forward-cache"] if back_forward_cache else None,
             )
             try:
                 page = context.pages[0] if context.pages else context.new_page()
@@ -474,6 +476,34 @@ class RoundTripTests(BrowserTestCase):
 
 
 class ControlsTests(BrowserTestCase):
+    def test_fieldErrorStays(self):  # type: ignore[no-untyped-def]
+        """
+        A server typed wrong while the page is open is refused with a
+        notice that stays, and a red field, while the echoes go on (the
+        next echo cleared it within a second, leaving the old server's
+        "Open" as if the typed one had been taken); put right, the notice
+        goes.
+        """
+        def scenario(browser: Browser) -> tuple[str, str | None, str, str | None]:
+            page = browser.page
+            page.goto(self.https("/app"))
+            browser.wait("() => pingproto.state === 'open' && pingproto.samples >= 1")
+            field = page.get_by_label("Server")
+            field.fill("ftp://127.0.0.1:2121/")
+            field.press("Enter")
+            samples = browser.js("pingproto.samples")
+            browser.wait(f"() => pingproto.samples >= {samples + 2}")
+            wrong = (page.locator("#notice").text_content() or "", field.get_attribute("aria-invalid"))
+            field.fill(f"127.0.0.1:{self.port}")
+            field.press("Enter")
+            browser.wait("() => pingproto.state === 'open'")
+            return (*wrong, page.locator("#notice").text_content() or "", field.get_attribute("aria-invalid"))
+
+        def check(result: tuple[str, str | None, str, str | None]) -> None:
+            self.assertEqual(result, ("Use ws:// or wss://, not ftp://", "true", "", None))
+
+        return self.browse(scenario).addCallback(check)
+
     def test_keyboardAndPhone(self):  # type: ignore[no-untyped-def]
         """
         Every control has a label and works from the keyboard: arrow keys
@@ -612,6 +642,35 @@ class UnhostedPageTests(BrowserTestCase):
 
 
 class ReconnectTests(BrowserTestCase):
+    def test_backForwardCache(self):  # type: ignore[no-untyped-def]
+        """
+        Left for another page and brought back from Chromium's back/forward
+        cache, which closes the page's WebSocket, the page counts no
+        disconnect and shows no notice: the link did not fail.  It opens a
+        new WebSocket at once and pings on.
+        """
+        def scenario(browser: Browser) -> list[Any]:
+            page = browser.page
+            page.goto(self.https("/app"))
+            browser.wait("() => pingproto.state === 'open' && pingproto.samples >= 2")
+            page.evaluate("addEventListener('pageshow', (e) => { window.restored = e.persisted; })")
+            page.goto(self.https("/elsewhere"))
+            page.go_back(wait_until="commit")  # a page from the cache fires no load
+            browser.wait("() => window.restored !== undefined && pingproto.state === 'open'")
+            samples = page.evaluate("pingproto.samples")
+            browser.wait(f"() => pingproto.samples > {samples}")
+            result: list[Any] = page.evaluate(
+                "[window.restored, pingproto.disconnects, document.getElementById('notice').textContent,"
+                " pingproto.history.marks.filter((m) => m.lost).length]")
+            return result
+
+        def check(result: list[Any]) -> None:
+            restored, disconnects, notice, lost = result
+            self.assertTrue(restored, "the page came back from the back/forward cache")
+            self.assertEqual((disconnects, notice, lost), (0, "", 0))
+
+        return self.browse(scenario, back_forward_cache=True).addCallback(check)
+
     def test_serverGoneAndBack(self):  # type: ignore[no-untyped-def]
         """
         When the server goes away the page shows the closed state, in red
