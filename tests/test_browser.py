@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import math
 import os
 import sys
@@ -642,6 +643,35 @@ class UnhostedPageTests(BrowserTestCase):
 
 
 class ReconnectTests(BrowserTestCase):
+    def test_crashedTabRestored(self):  # type: ignore[no-untyped-def]
+        """
+        Reopened after the tab crashed (its history as last saved, every
+        5 s, with no goodbye), the page counts the time it watched up to
+        the last echo it saved: the away mark came just after the last
+        state change, so the replies since then showed no state above them
+        and that time no watched time.
+        """
+        def scenario(browser: Browser) -> tuple[list[Any], list[dict[str, Any]], float]:
+            page = browser.page
+            page.goto(self.https("/app"))
+            browser.wait("() => pingproto.state === 'open' && pingproto.samples >= 7")
+            key = "pingproto:v1:history:" + browser.js("pingproto.url")
+            saved = browser.js(f"localStorage.getItem({json.dumps(key)})")
+            page.goto(self.https("/elsewhere"))
+            page.evaluate("([k, v]) => localStorage.setItem(k, v)", [key, saved])
+            page.goto(self.https("/app"))
+            browser.wait("() => pingproto.state === 'open'")
+            return json.loads(saved)["p"], browser.js("pingproto.history.marks"), browser.js("pingproto.stats.observedSeconds")
+
+        def check(result: tuple[list[Any], list[dict[str, Any]], float]) -> None:
+            pings, marks, watched = result
+            self.assertGreaterEqual(len(pings), 3, "the periodic save holds some pings")
+            away = next(m for m in marks if m["k"] == "away")
+            self.assertGreater(away["t"], pings[-1][0])
+            self.assertGreaterEqual(watched, (pings[-1][0] - marks[0]["t"]) / 1000)
+
+        return self.browse(scenario).addCallback(check)
+
     def test_backForwardCache(self):  # type: ignore[no-untyped-def]
         """
         Left for another page and brought back from Chromium's back/forward
