@@ -182,12 +182,13 @@ class BrowserTestCase(TestCase):
         self.spki = spki_sha256(os.path.join(self.tlsdir, "tls.cert"))
         return self.start_server(0)
 
-    def start_server(self, port: int) -> Deferred[None]:
+    def start_server(self, port: int, tls: bool = True) -> Deferred[None]:
         """
-        Listen on C{port} (0: any) of 127.0.0.1 with the test certificate.
+        Listen on C{port} (0: any) of 127.0.0.1 with the test certificate,
+        or over plain ws:// and http:// if not C{tls}.
         """
         options = Options()
-        options.parseOptions(["--listen", f"tcp:{port}:interface=127.0.0.1", "--tls-dir", self.tlsdir])
+        options.parseOptions(["--listen", f"tcp:{port}:interface=127.0.0.1", *(["--tls-dir", self.tlsdir] if tls else [])])
         service = build_service(options)
         service.startService()
         self.service = service
@@ -373,6 +374,26 @@ class ServedPageTests(BrowserTestCase):
             self.assertTrue(found["oldBar"], "a reply from before the reload is drawn after it")
 
         return self.browse(scenario).addCallback(check)
+
+
+    @inlineCallbacks
+    def test_plainServersOwnPage(self):  # type: ignore[no-untyped-def]
+        """
+        At a plain server's /app (C{twistd -n pingproto}'s default), the
+        page says under its field what it does: its own host:port opens
+        ws://, not the wss:// a bare host:port means elsewhere.
+        """
+        yield self.stop_server()
+        yield self.start_server(0, tls=False)
+
+        def scenario(browser: Browser) -> tuple[str, str]:
+            browser.page.goto(f"http://127.0.0.1:{self.port}/app")
+            browser.wait("() => pingproto.state === 'open'")
+            return browser.js("pingproto.url"), browser.page.locator("#help").text_content() or ""
+
+        url, help_text = yield self.browse(scenario)
+        self.assertEqual(url, f"ws://127.0.0.1:{self.port}/sock/websocket")
+        self.assertIn(f"127.0.0.1:{self.port}, this page's own server, its ws://", help_text)
 
 
 class WireFormatTests(BrowserTestCase):
