@@ -652,6 +652,26 @@ class UnhostedPageTests(BrowserTestCase):
         self.assertTrue(address.startswith("data:text/html;base64,"))
         return self.browse(self.connects(address, "none"))
 
+    def test_dataUrlParametersEdited(self):  # type: ignore[no-untyped-def]
+        """
+        Parameters edited in the address bar of the data: page, which may
+        not reload itself, are not taken silently: the page asks for a
+        reload.
+        """
+        address = self.app_command("--server", f"127.0.0.1:{self.port}")
+
+        def scenario(browser: Browser) -> str:
+            browser.page.goto(address)
+            browser.wait("() => pingproto.state === 'open'")
+            browser.page.goto(address + "#flatline=3")
+            browser.wait("() => document.getElementById('notice').textContent !== ''")
+            return browser.page.locator("#notice").text_content() or ""
+
+        def check(notice: str) -> None:
+            self.assertEqual(notice, "Reload the page for the settings after # to take effect.")
+
+        return self.browse(scenario).addCallback(check)
+
     def test_file(self):  # type: ignore[no-untyped-def]
         """
         The file that C{pingproto app -o FILE} writes opens from disk at
