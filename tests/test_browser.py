@@ -526,6 +526,31 @@ class ControlsTests(BrowserTestCase):
 
         return self.browse(scenario).addCallback(check)
 
+    def test_shortWindow(self):  # type: ignore[no-untyped-def]
+        """
+        In a window too short for the graph's least width (a phone on its
+        side, 740 x 304; a desktop window 300 px high), the graph keeps to
+        its side of the statistics: it overflowed its figure and covered
+        the panel's labels.
+        """
+        def scenario(browser: Browser) -> list[tuple[float, float]]:
+            page = browser.page
+            page.goto(self.https("/app"))
+            browser.wait("() => pingproto.state === 'open'")
+            edges = []
+            for width, height in ((740, 304), (1280, 300)):
+                page.set_viewport_size({"width": width, "height": height})
+                edges.append(browser.js(
+                    "[document.querySelector('.graph').getBoundingClientRect().right,"
+                    " document.querySelector('aside').getBoundingClientRect().left]"))
+            return edges
+
+        def check(edges: list[tuple[float, float]]) -> None:
+            for graph_right, aside_left in edges:
+                self.assertLessEqual(graph_right, aside_left)
+
+        return self.browse(scenario).addCallback(check)
+
     def test_keyboardAndPhone(self):  # type: ignore[no-untyped-def]
         """
         Every control has a label and works from the keyboard: arrow keys
