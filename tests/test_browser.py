@@ -681,7 +681,7 @@ class UnhostedPageTests(BrowserTestCase):
         """
         Parameters edited in the address bar of the data: page, which may
         not reload itself, are not taken silently: the page asks for a
-        reload.
+        reload, and goes on asking while the echoes come.
         """
         address = self.app_command("--server", f"127.0.0.1:{self.port}")
 
@@ -690,6 +690,9 @@ class UnhostedPageTests(BrowserTestCase):
             browser.wait("() => pingproto.state === 'open'")
             browser.page.goto(address + "#flatline=3")
             browser.wait("() => document.getElementById('notice').textContent !== ''")
+            # It stays while the echoes go on.
+            samples = browser.js("pingproto.samples")
+            browser.wait(f"() => pingproto.samples >= {samples + 2}")
             return browser.page.locator("#notice").text_content() or ""
 
         def check(notice: str) -> None:
