@@ -682,13 +682,18 @@ class _AnnouncingEndpoint:
         self._factory.attempting()
 
         def failed(reason: Failure) -> Failure:
-            stopping = self._factory.stopping
+            if self._factory.stopping:
+                # An attempt cancelled by stopping is no failed attempt,
+                # and its cancellation says nothing true of the server
+                # (HostnameEndpoint words it "DNS lookup failed").
+                self._factory.observer.state_changed(
+                    StateChange(ConnectionState.CLOSED, "stopped while connecting", requested=True)
+                )
+                return reason
             self._factory.observer.state_changed(
-                StateChange(ConnectionState.CLOSED, reason.getErrorMessage(), requested=stopping, reason=reason)
+                StateChange(ConnectionState.CLOSED, reason.getErrorMessage(), reason=reason)
             )
-            if not stopping:
-                # An attempt cancelled by stopping is no failed attempt.
-                self._factory.on_failed(reason)
+            self._factory.on_failed(reason)
             return reason
 
         return self._endpoint.connect(factory).addErrback(failed)

@@ -10,6 +10,7 @@ written.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import signal
@@ -107,7 +108,8 @@ class PingOptions(InterspersedOptions):
 
     def run(self, reactor: Any = None, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
         reactor = or_global_reactor(reactor)
-        return _PingRun(self, reactor, stdout or sys.stdout, stderr or sys.stderr).run()
+        # Closed by the shell (2>&-), Python's stderr is None: nothing to say there.
+        return _PingRun(self, reactor, stdout or sys.stdout, stderr or sys.stderr or io.StringIO()).run()
 
 
 def describe_failure(reason: Failure) -> str:
@@ -323,6 +325,7 @@ class _PingRun:
         self.status = EXIT_ERROR
         self.target = options["url"]
         self._stopping = False
+        self._summarized = False
         self._log_error: OSError | None = None
         self._output_error: OSError | None = None
 
@@ -333,7 +336,7 @@ class _PingRun:
             try:
                 log = _open_log(options["log"])
             except OSError as e:
-                self.stderr.write(f"pingproto ping: cannot open log file {options['log']}: {e.strerror or e}\n")
+                self._warn(f"pingproto ping: cannot open log file {options['log']}: {e.strerror or e}\n")
                 return EXIT_ERROR
         try:
             return self._run(log)
@@ -363,7 +366,7 @@ class _PingRun:
                 give_up_after=1,
             )
         except TLSConfigError as e:
-            self.stderr.write(f"pingproto ping: {e}\n")
+            self._warn(f"pingproto ping: {e}\n")
             return EXIT_ERROR
         self.monitor = monitor
         self.reporter.start(self.target, options["interval"], options["timeout"])
@@ -390,7 +393,7 @@ class _PingRun:
         """
         if stream == "log":
             self._log_error = error
-            self.stderr.write(f"pingproto ping: cannot write log file {self.options['log']}: {error.strerror or error}\n")
+            self._warn(f"pingproto ping: cannot write log file {self.options['log']}: {error.strerror or error}\n")
             stop = self._stop
         else:
             self._output_error = error
@@ -399,6 +402,18 @@ class _PingRun:
             # On the next turn: this may be a call from inside the client's
             # service, which cannot be stopped re-entrantly.
             self.reactor.callLater(0, stop)
+
+    def _warn(self, text: str) -> None:
+        """
+        Say C{text} on standard error if it takes it: a run whose standard
+        error is gone (C{2>&1 | head -1}, C{2>/dev/full}) still ends, with
+        its exit status.
+        """
+        try:
+            self.stderr.write(text)
+            self.stderr.flush()
+        except (OSError, ValueError):
+            pass
 
     def _handle_signals(self) -> None:
         """
@@ -441,11 +456,17 @@ class _PingRun:
         self._stop()
 
     def _summarize(self) -> None:
+        # Once: a signal while the last close is pending stops the monitor
+        # (_interrupted) just before its count-limited run is done
+        # (_finished), and both then ask for the summary.
+        if self._summarized:
+            return
+        self._summarized = True
         self.status = self.reporter.finish(self.target, unmatched=self.monitor.session.unmatched)
 
     def _failed(self, reason: Failure) -> None:
         self.reporter.stopping = True
-        self.stderr.write(f"pingproto ping: cannot connect to {self.target}: {describe_failure(reason)}\n")
+        self._warn(f"pingproto ping: cannot connect to {self.target}: {describe_failure(reason)}\n")
         self.status = EXIT_ERROR
         self._stop()
 

@@ -30,8 +30,8 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from pingproto.cli import main
-from pingproto.client import ConnectionState, HandshakeError, StateChange, TLSHandshakeIncomplete
-from pingproto.pingcmd import PingOptions, Reporter, _open_log, describe_failure
+from pingproto.client import ConnectionState, HandshakeError, PingMonitor, StateChange, TLSHandshakeIncomplete
+from pingproto.pingcmd import PingOptions, Reporter, _open_log, _PingRun, describe_failure
 from pingproto.records import read_records
 from pingproto.server import EchoServerProtocol
 from pingproto.session import Loss, LossReason, Sample
@@ -229,6 +229,66 @@ class StandardOutputTests(SynchronousTestCase):
                 args,
             )
             self.assertEqual(done.returncode, 2, args)
+
+
+class StandardErrorTests(SynchronousTestCase):
+    """
+    C{pingproto ping} when standard error cannot take the line saying why
+    the connection failed: it used to hang, its reactor idle, since the
+    failed write skipped the stop.
+    """
+
+    def exit_status(self, stderr: Any, preexec_fn: Any = None) -> int:
+        # Nothing listens there: the first connection is refused.
+        done = subprocess.run(
+            [sys.executable, "-m", "pingproto", "ping", "ws://127.0.0.1:1/"],
+            stdout=subprocess.DEVNULL, stderr=stderr, env=environment(), timeout=30, preexec_fn=preexec_fn,
+        )
+        return done.returncode
+
+    def test_readerGone(self) -> None:
+        """
+        Into a pipe nobody reads (C{2>&1 | head -1}), the run still ends
+        with exit status 2.
+        """
+        read, write = os.pipe()
+        os.close(read)
+        try:
+            self.assertEqual(self.exit_status(write), 2)
+        finally:
+            os.close(write)
+
+    def test_full(self) -> None:
+        """
+        Into a device that takes nothing (C{2>/dev/full}), likewise.
+        """
+        with open("/dev/full", "w") as full:
+            self.assertEqual(self.exit_status(full), 2)
+
+    def test_closed(self) -> None:
+        """
+        With standard error closed (C{2>&-}), likewise.
+        """
+        self.assertEqual(self.exit_status(subprocess.DEVNULL, preexec_fn=lambda: os.close(2)), 2)
+
+
+class SummaryOnceTests(SynchronousTestCase):
+    def test_summaryOnce(self) -> None:
+        """
+        The summary is written once, though a signal while a count-limited
+        run's last close is pending asks for it (C{_interrupted}, once the
+        monitor has stopped) after the run's end did (C{_finished}): it
+        was printed, and logged, twice.
+        """
+        options = PingOptions()
+        options.parseOptions(["-c", "1", "ws://127.0.0.1:1/"])
+        out = io.StringIO()
+        run = _PingRun(options, reactor=None, stdout=out, stderr=io.StringIO())
+        run.reporter = Reporter(out)
+        run.monitor = PingMonitor(run.target, run.reporter)
+        run._summarize()
+        run._summarize()
+        self.assertEqual(out.getvalue().count("pingproto statistics"), 1)
 
 
 class DescribeFailureTests(SynchronousTestCase):
