@@ -20,7 +20,9 @@ setup(
     packages=["pingproto", "twisted.plugins"],
     package_data={
         "twisted.plugins": ["pingproto_plugin.py"],
-        "pingproto": ["web/*.html"],
+        # py.typed: the type hints are for programs that embed pingproto
+        # too (PEP 561), not only for its own check.
+        "pingproto": ["web/*.html", "py.typed"],
     },
     entry_points={"console_scripts": ["pingproto = pingproto.cli:entry_point"]},
     include_package_data=False,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from typing import Any, cast
 
 from twisted.application.service import Service
@@ -83,19 +84,29 @@ class CertificateReloader(Service):
         self._checker = LoopingCall(self.check)
         self._checker.clock = clock
         self._previous_handler: Any = None
+        self._handling_sighup = False
 
     def startService(self) -> None:
         super().startService()
-        self._checker.start(self.interval, now=False)
-        if self.handle_sighup:
+        self._handling_sighup = self.handle_sighup and threading.current_thread() is threading.main_thread()
+        if self._handling_sighup:
             self._previous_handler = signal.signal(signal.SIGHUP, self._sighup)
+        elif self.handle_sighup:
+            # Python gives signals to the main thread's handlers alone.
+            _log.warn(
+                "Not reloading {directory} on SIGHUP: the reactor runs outside the main thread. "
+                "It is still reloaded when its files change, and by reloader.reload().",
+                directory=self.directory,
+            )
+        self._checker.start(self.interval, now=False)
 
     def stopService(self) -> None:
         super().stopService()
         if self._checker.running:
             self._checker.stop()
-        if self.handle_sighup:
+        if self._handling_sighup:
             signal.signal(signal.SIGHUP, self._previous_handler or signal.SIG_DFL)
+            self._handling_sighup = False
 
     def _sighup(self, signum: int, frame: object) -> None:
         # Signal handlers run between bytecodes; do the work in the reactor,

@@ -253,6 +253,7 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
     def connectionMade(self) -> None:
         factory = self.factory
         factory.sockets += 1
+        factory.protocols.add(self)
         super().connectionMade()
         limits = factory.limits
         host = _host_of(self.transport.getPeer())
@@ -319,7 +320,7 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         factory.sockets -= 1
         if self._over_cap:
             factory.over_cap -= 1
-        factory.open_protocols.discard(self)
+        factory.protocols.discard(self)
         factory.notify_if_idle()
         self._release_address()
         for call in (self._throttle, self._linger, self._backlog):
@@ -367,6 +368,14 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         grace = max(self.openHandshakeTimeout, self.closeHandshakeTimeout)
         self._linger = self.factory.reactor.callLater(grace, self._closeConnection, True)
         super().dropConnection(abort)
+
+    def abort(self) -> None:
+        """
+        Let go of the socket at once, whatever its stage: on stop, for a
+        connection that never became a WebSocket or did not finish closing
+        in time.
+        """
+        self._closeConnection(True)
 
     def onOpenHandshakeTimeout(self) -> None:
         """
@@ -535,7 +544,6 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
 
     def onOpen(self) -> None:
         self._opened = True
-        self.factory.open_protocols.add(self)
         self._read_only_while_sending()
         limits, now = self.factory.limits, self.factory.reactor.seconds()
         self._bucket = TokenBucket(limits.max_message_rate, limits.message_burst, now)
@@ -855,12 +863,12 @@ class EchoServerFactory(OptionsOnClass, WebSocketServerFactory):
         self.paths = None if paths is None else frozenset(paths)
         # Every socket, whatever its stage, and those of them refused over
         # a cap and closing; per address, every socket served (behind a
-        # trusted proxy, once its request has been read); and the open
-        # WebSockets, to say goodbye on stop.
+        # trusted proxy, once its request has been read); and every
+        # socket's protocol, to say goodbye to on stop.
         self.sockets = 0
         self.over_cap = 0
         self.per_address = AddressCounter(limits.max_per_address)
-        self.open_protocols: set[EchoServerProtocol] = set()
+        self.protocols: set[EchoServerProtocol] = set()
         # The most sockets held at once, counted or not (0: no bound; see
         # buildProtocol), and the open-file limit it was set under.
         self.max_sockets = 0
@@ -963,13 +971,27 @@ class EchoServerFactory(OptionsOnClass, WebSocketServerFactory):
                 address=address,
             )
 
+    @property
+    def open_protocols(self) -> set[EchoServerProtocol]:
+        """
+        The connections that became WebSockets and have not ended yet,
+        closing ones included.
+        """
+        return {protocol for protocol in self.protocols if protocol._opened}
+
     def going_away(self) -> Deferred[None]:
         """
-        Tell every open WebSocket the server is going away (1001); fires
-        when they have all closed.
+        Tell every open WebSocket the server is going away (1001), and
+        let go at once of every socket that has not become one (a TLS
+        handshake, a request on its way, a plain answer being sent):
+        stopping must not wait for a handshake timeout, or forever where
+        there is none.  Fires when no socket is left.
         """
-        for protocol in list(self.open_protocols):
-            protocol.close_with(_GOING_AWAY, "server shutting down")
+        for protocol in list(self.protocols):
+            if protocol._opened:
+                protocol.close_with(_GOING_AWAY, "server shutting down")
+            else:
+                protocol.abort()
         idle: Deferred[None] = Deferred()
         self._idle_waiters.append(idle)
         self.notify_if_idle()
@@ -977,10 +999,10 @@ class EchoServerFactory(OptionsOnClass, WebSocketServerFactory):
 
     def notify_if_idle(self) -> None:
         """
-        Fire what L{going_away} returned once no WebSocket is open; called
+        Fire what L{going_away} returned once no socket is left; called
         as each one ends.
         """
-        if not self.open_protocols:
+        if not self.protocols:
             waiters, self._idle_waiters = self._idle_waiters, []
             for waiter in waiters:
                 waiter.callback(None)

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
-from twisted.internet.defer import Deferred, TimeoutError
+from twisted.internet.defer import Deferred, TimeoutError, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.logger import Logger
@@ -22,7 +22,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 
 from pingproto._reactor import or_global_reactor
-from pingproto.config import ServerLimits
+from pingproto.config import ServerLimits, is_loopback_endpoint
 from pingproto.reload import CertificateReloader
 from pingproto.server import EchoServerFactory
 from pingproto.tls import ServerTLS, TLSProtocol
@@ -51,6 +51,25 @@ class ListeningService(StreamServerEndpointService):
     def startService(self) -> None:
         super().startService()
         self._waitingForPort.addCallback(self._listening)
+
+    def stopService(self) -> Deferred[None]:
+        """
+        Stop as Twisted's service does, and forget the port, so that a
+        service started again listens again: Twisted's keeps the stopped
+        port's Deferred and, started again, only says it is running.
+        """
+        if self._waitingForPort is None:
+            # Stopped already (a stop twice over).
+            Service.stopService(self)
+            return succeed(None)
+        stopped: Deferred[None] = super().stopService()
+
+        def forget(passthrough: object) -> object:
+            self._waitingForPort = None
+            self.port = None
+            return passthrough
+
+        return stopped.addBoth(forget)
 
     def _listening(self, port: IListeningPort) -> IListeningPort:
         self.port = port
@@ -117,8 +136,8 @@ class _Goodbye(Service):
 
         def cut_off(reason: Failure) -> None:
             reason.trap(TimeoutError)
-            for protocol in list(self.factory.open_protocols):
-                protocol.dropConnection(abort=True)
+            for protocol in list(self.factory.protocols):
+                protocol.abort()
 
         return idle.addErrback(cut_off)
 
@@ -150,14 +169,22 @@ def make_server_service(
     limits: ServerLimits = ServerLimits(),
     reactor: Any = None,
     *,
-    handle_sighup: bool = True,
+    handle_sighup: bool = False,
+    allow_plain: bool = False,
 ) -> ServerService:
     """
     A service listening on each endpoint (or endpoint string) in C{listen}, serving the
     echo over TLS when C{tls} is given.  Given L{TLSMaterial} (as loaded
     from a directory), the service also reloads that directory when its
-    files change, and on SIGHUP unless C{handle_sighup} is false (for a
-    program that owns its signals; it can call C{service.reloader.reload()}).
+    files change, when asked (C{service.reloader.reload()}), and on
+    SIGHUP with C{handle_sighup}: off by default, since the signal is the
+    program's, which twistd's is (L{pingproto.tap}).
+
+    Without C{tls}, an endpoint string that is not loopback is refused
+    with a L{ValueError} unless C{allow_plain} says a TLS-terminating
+    proxy stands in front, as C{twistd pingproto} refuses one without
+    C{--no-tls} (L{pingproto.config.is_loopback_endpoint}).  Endpoint
+    objects are taken as they are.
 
     C{reactor} (the global one by default) is the clock of every timer and
     the reactor of endpoint strings, which need what their kind needs
@@ -167,6 +194,13 @@ def make_server_service(
     if isinstance(listen, str):
         # One endpoint string, not a sequence of one-letter ones.
         listen = [listen]
+    if tls is None and not allow_plain:
+        for description in listen:
+            if isinstance(description, str) and not is_loopback_endpoint(description):
+                raise ValueError(
+                    f"refusing to serve plain ws:// on {description!r}, which is not loopback: "
+                    "give tls, or allow_plain=True if a TLS-terminating proxy stands in front"
+                )
     reloader = None
     if isinstance(tls, TLSMaterial):
         directory = os.path.dirname(tls.files.key)

@@ -11,11 +11,12 @@ import socket
 import sys
 from contextlib import contextmanager
 from functools import partial
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence, cast
 
 from twisted.application.service import IService, MultiService
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IReactorFromThreads
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -260,6 +261,10 @@ class Options(CommandOptions):
         self["listen"].append(description)
 
     def postOptions(self) -> None:
+        if self["tls-dir"] is not None:
+            # Read again on every reload and by every worker: from the
+            # directory it was given in, not twistd's --rundir.
+            self["tls-dir"] = os.path.abspath(self["tls-dir"])
         try:
             self["endpoints"] = listen_descriptions(
                 self["port"],
@@ -351,7 +356,9 @@ def build_service(options: Options, quiet: bool = False) -> IService:
         _warn_open_file_limit(files, needed, max_connections)
     if options["workers"] > 1:
         return WorkerPool(options["endpoints"], worker_args(options), options["workers"], scheme="wss" if tls else "ws")
-    return make_server_service(options["endpoints"], tls, options["limits"])
+    return make_server_service(
+        options["endpoints"], tls, options["limits"], handle_sighup=True, allow_plain=bool(options["no-tls"])
+    )
 
 
 def _load_tls(directory: str | None, quiet: bool) -> TLSMaterial | None:
@@ -419,6 +426,10 @@ def take_stop_signals_once(reactor: Any) -> None:
     reactor.callWhenRunning(install)
 
 
+def _nothing_to_reload() -> None:
+    _log.info("SIGHUP: nothing to reload without --tls-dir")
+
+
 class _ExitIfCannotListen(MultiService):
     """
     twistd's root service.  Under twistd, a listener that cannot listen
@@ -439,6 +450,11 @@ class _ExitIfCannotListen(MultiService):
         from twisted.internet import reactor
 
         take_stop_signals_once(reactor)
+        # SIGHUP's default is to end the process: a `systemctl reload` of a
+        # server without a TLS directory must not.  The reloader, or the
+        # workers' supervisor, takes the signal over as it starts.
+        threads = cast(IReactorFromThreads, reactor)
+        signal.signal(signal.SIGHUP, lambda signum, frame: threads.callFromThread(_nothing_to_reload))
         # Whatever binds only once started.
         with _exit_if_cannot_listen():
             super().startService()

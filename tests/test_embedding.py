@@ -11,13 +11,18 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
-from twisted.internet.endpoints import serverFromString
+from twisted.internet.endpoints import TCP4ClientEndpoint, serverFromString
+from twisted.internet.interfaces import IHandshakeListener
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.testing import MemoryReactor
+from zope.interface import implementer
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, readBody
 from twisted.web.http_headers import Headers
 
 import pingproto
 from pingproto import ping
+from pingproto.tls import client_tls_options, wrap_client_tls
 
 from .tlsdir import write_ca_file, write_tls_dir
 
@@ -119,3 +124,88 @@ class MakeServerServiceTests(TestCase):
         result = yield ping(url, 1, ca_file=write_ca_file(self.mktemp(), ca))
         self.assertEqual(len(result.samples), 1)
         self.assertFalse(service.reloader.reload("asked"))
+
+    def serve(self, listen: str = "tcp:0:interface=127.0.0.1", **kwargs: Any) -> tuple[pingproto.ServerService, str]:
+        """
+        A started TLS service on loopback, and the CA file its clients trust.
+        """
+        tlsdir = self.mktemp()
+        ca = write_tls_dir(tlsdir)
+        service = pingproto.make_server_service(listen, pingproto.load_tls_dir(tlsdir), **kwargs)
+        service.startService()
+        self.addCleanup(lambda: service.running and service.stopService())
+        return service, write_ca_file(self.mktemp(), ca)
+
+    @inlineCallbacks
+    def test_stopLetsGoOfSocketsNotYetWebSockets(self):  # type: ignore[no-untyped-def]
+        """
+        Stopping the service lets go of a connection that has done its TLS
+        handshake and sent no request, even with no handshake timeout to
+        end it: the stop fires once no socket is left, the client sees its
+        connection end, and no timer or socket of the server is left over.
+        """
+        service, ca_file = self.serve(limits=pingproto.ServerLimits(handshake_timeout=0))
+        port = service.listeners[0].port.getHost().port
+        handshaken: Deferred[None] = Deferred()
+        lost: Deferred[None] = Deferred()
+
+        @implementer(IHandshakeListener)
+        class Silent(Protocol):
+            def handshakeCompleted(self) -> None:
+                handshaken.callback(None)
+
+            def connectionLost(self, reason: object = None) -> None:
+                lost.callback(None)
+
+        endpoint = wrap_client_tls(
+            client_tls_options("localhost", ca_file), TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+        )
+        yield endpoint.connect(Factory.forProtocol(Silent))
+        yield handshaken
+        self.assertEqual(service.factory.sockets, 1)
+        yield service.stopService()
+        self.assertEqual((service.factory.sockets, service.factory.protocols), (0, set()))
+        yield lost
+
+    @inlineCallbacks
+    def test_startedAgainListensAgain(self):  # type: ignore[no-untyped-def]
+        """
+        A service stopped and started again listens again, and serves; a
+        stop of a stopped service fires at once.
+        """
+        service, ca_file = self.serve()
+        yield service.stopService()
+        self.assertIsNone(service.listeners[0].port)
+        self.assertIsNone(self.successResultOf(service.listeners[0].stopService()))
+        service.startService()
+        port = service.listeners[0].port.getHost().port
+        result = yield ping(f"wss://localhost:{port}/", 1, ca_file=ca_file)
+        self.assertEqual(len(result.samples), 1)
+
+    def test_plainOnlyOnLoopbackUnlessAllowed(self) -> None:
+        """
+        Without TLS, an endpoint string that is not loopback is refused,
+        as twistd pingproto refuses it without --no-tls, and taken with
+        C{allow_plain}; a loopback one is taken as it is.
+        """
+        memory = MemoryReactor()
+        with self.assertRaises(ValueError) as raised:
+            pingproto.make_server_service(["tcp:1234:interface=127.0.0.1", "tcp:1235"], reactor=memory)
+        self.assertIn("'tcp:1235', which is not loopback", str(raised.exception))
+        allowed = pingproto.make_server_service(["tcp:1235"], reactor=memory, allow_plain=True)
+        local = pingproto.make_server_service("tcp:1234:interface=127.0.0.1", reactor=memory)
+        self.assertEqual([listener.scheme for listener in (*allowed.listeners, *local.listeners)], ["ws", "ws"])
+
+    def test_sighupOnlyWhenAsked(self) -> None:
+        """
+        The SIGHUP handler is the program's unless C{handle_sighup} asks
+        for a reload on it, and is given back on stop.
+        """
+        before = signal.getsignal(signal.SIGHUP)
+        service, _ = self.serve()
+        self.assertIs(signal.getsignal(signal.SIGHUP), before)
+        service.stopService()
+        service, _ = self.serve(handle_sighup=True)
+        self.assertEqual(signal.getsignal(signal.SIGHUP), service.reloader._sighup)
+        service.stopService()
+        self.assertIs(signal.getsignal(signal.SIGHUP), before)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 import trustme
@@ -298,3 +299,37 @@ class SighupHandlerTests(SynchronousTestCase):
         self.assertIsNot(signal.getsignal(signal.SIGHUP), mine)
         reloader.stopService()
         self.assertIs(signal.getsignal(signal.SIGHUP), mine)
+
+    def test_notFromAnotherThread(self) -> None:
+        """
+        Started in a thread other than the main one (a reactor run as
+        crochet runs it), where Python cannot install signal handlers,
+        the reloader says it will not reload on SIGHUP, still checks its
+        files, and stops without touching the program's handler.
+        """
+        tlsdir = self.mktemp()
+        write_tls_dir(tlsdir)
+        clock = Clock()
+        reloader = CertificateReloader(ServerTLS(load_tls_dir(tlsdir)), tlsdir, clock=clock)
+        before = signal.getsignal(signal.SIGHUP)
+        failures: list[BaseException] = []
+
+        def start() -> None:
+            try:
+                reloader.startService()
+            except BaseException as e:
+                failures.append(e)
+
+        with capturedLogs() as events:
+            thread = threading.Thread(target=start)
+            thread.start()
+            thread.join()
+        self.assertEqual(failures, [])
+        self.assertIs(signal.getsignal(signal.SIGHUP), before)
+        [warning] = [formatEvent(e) for e in events if e["log_level"] == LogLevel.warn]
+        self.assertIn("Not reloading", warning)
+        self.assertIn("outside the main thread", warning)
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
+        reloader.stopService()
+        self.assertIs(signal.getsignal(signal.SIGHUP), before)
+        self.assertEqual(clock.getDelayedCalls(), [])

@@ -236,7 +236,9 @@ class OptionsTests(SynchronousTestCase):
         self.assertIsInstance(service, WorkerPool)
         self.assertEqual(service.count, 3)
         args = service.worker_args
-        self.assertEqual(args[:2], ["--tls-dir", tlsdir])
+        # Absolute, for workers and reloads in another directory (--rundir).
+        self.assertEqual(args[:2], ["--tls-dir", os.path.abspath(tlsdir)])
+        self.assertNotEqual(tlsdir, os.path.abspath(tlsdir))
         self.assertEqual(args[args.index("--max-per-address") + 1], "7")
         self.assertEqual(args[args.index("--allow-origin") + 1], "https://a.example")
         worker = WorkerOptions()
@@ -480,7 +482,9 @@ class PluginTests(SynchronousTestCase):
     def test_shippedInDistribution(self) -> None:
         """
         The installed distribution (an ordinary, non-editable install) holds
-        the dropin, so C{pip install .} makes C{twistd pingproto} work.
+        the dropin, so C{pip install .} makes C{twistd pingproto} work, and
+        the PEP 561 marker, so an embedding program's type checker reads
+        pingproto's hints.
         """
         try:
             dist = importlib.metadata.distribution("pingproto")
@@ -492,3 +496,4 @@ class PluginTests(SynchronousTestCase):
         files = [str(f) for f in dist.files or []]
         self.assertIn("twisted/plugins/pingproto_plugin.py", files)
         self.assertIn("pingproto/tap.py", files)
+        self.assertIn("pingproto/py.typed", files)
