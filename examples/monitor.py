@@ -36,7 +36,7 @@ def main(reactor, url, ca_file=None):
     monitor = PingMonitor(url, Printer(), flatline=10.0, ca_file=ca_file, reactor=reactor)
     monitor.startService()
     reactor.addSystemEventTrigger("before", "shutdown", monitor.stopService)
-    return monitor.done  # never fires without a count: runs until Ctrl-C
+    return monitor.done  # without a count, fires once stopped: runs until Ctrl-C
 
 
 if __name__ == "__main__":

@@ -710,7 +710,11 @@ class PingMonitor(Service):
     C{done} fires with L{None} when C{count} pings are answered or lost,
     or fails with the reason when C{give_up_after} attempts in a row fail
     before any WebSocket ever opened (with C{give_up_any_time}, at any
-    time).  Cancelling C{done} stops the service.
+    time).  Stopped before either, it fires with L{None} once the
+    connection is gone (C{session} tells how far the run got).
+    Cancelling C{done} stops the service.  Started again after C{done}
+    fired, the monitor makes a new run: a new C{done}, and with a
+    C{count}, a new L{PingSession} of as many pings.
 
     C{reactor} (the global one by default) times everything: it provides
     L{IReactorTime}, and L{IReactorTCP
@@ -769,6 +773,8 @@ class PingMonitor(Service):
         )
         self.done: Deferred[None] = Deferred(self._cancel_done)
         self._stopping: Deferred[None] | None = None
+        # What done fires with when the run's stop is over.
+        self._outcome: Failure | None = None
 
     def _cancel_done(self, done: Deferred[None]) -> None:
         self.stopService()
@@ -777,7 +783,12 @@ class PingMonitor(Service):
         # A service may be started again after a stop: the next stop must
         # close that run's connection, not return the last stop's result.
         self._stopping = None
+        self._outcome = None
         self.factory.stopping = False
+        if self.done.called:
+            self.done = Deferred(self._cancel_done)
+            if self.session.count is not None:
+                self.session = self.factory.session = PingSession(self.session.timeout, self.session.count)
         super().startService()
         # Started again before a stop has finished, the client service is
         # still running: it reconnects once the old connection has closed.
@@ -832,22 +843,14 @@ class PingMonitor(Service):
         """
         if not self.running:
             return
-
-        def fire_done(_: object) -> None:
-            if self.done.called:
-                return
-            if reason is None:
-                self.done.callback(None)
-            else:
-                self.done.errback(reason)
-
-        self.stopService().addCallback(fire_done)
+        self._outcome = reason
+        self.stopService()
 
     def stopService(self) -> Deferred[None]:
         """
         Close an open WebSocket cleanly (code 1000), drop one still in its
         handshake, cancel an attempt under way, and stop reconnecting; fire
-        once the connection is gone.
+        once the connection is gone, and C{done} then.
         """
         if self._stopping is not None:
             return self._stopping
@@ -861,7 +864,19 @@ class PingMonitor(Service):
             elif protocol.state == protocol.STATE_CONNECTING:
                 protocol.abandon()
             closed = protocol.is_closed
-        self._stopping = closed.addBoth(self._stop_client)
+        done, outcome = self.done, self._outcome
+
+        def fire_done(passthrough: object) -> None:
+            # Once the connection is gone, so that done's callbacks find
+            # the run over; unless something fired it meanwhile (it may be
+            # cancelled).
+            if not done.called:
+                if outcome is None:
+                    done.callback(None)
+                else:
+                    done.errback(outcome)
+
+        self._stopping = closed.addBoth(self._stop_client).addCallback(fire_done)
         return self._stopping
 
     def _stop_client(self, _: object) -> Deferred[None] | None:

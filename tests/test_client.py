@@ -461,7 +461,8 @@ class MonitorTests(SynchronousTestCase):
     def test_stopWhileConnecting(self) -> None:
         """
         Stopping while TCP is still connecting cancels the attempt, fires at
-        once, and reports the CLOSED as asked for, not as a failure: with
+        once, and reports the CLOSED as asked for, not as a failure (C{done}
+        fires with L{None}, as for any stop): with
         no failure as its reason, nor the cancellation's text (it read "DNS
         lookup failed", as HostnameEndpoint words a cancelled attempt).
         """
@@ -473,7 +474,8 @@ class MonitorTests(SynchronousTestCase):
         closed = self.recorder.result.states[-1]
         self.assertEqual((closed.requested, closed.detail, closed.reason), (True, "stopped while connecting", None))
         self.reactor.advance(60)
-        self.assertFalse(monitor.done.called)
+        # A stop, not a failed attempt to give up over.
+        self.assertIsNone(self.successResultOf(monitor.done))
 
     def test_restart(self) -> None:
         """
@@ -499,6 +501,45 @@ class MonitorTests(SynchronousTestCase):
         self.assertEqual(monitor.session.sent, sent)
         self.assertEqual(self.states()[-2:], [ConnectionState.CLOSING, ConnectionState.CLOSED])
         self.assertEqual(self.attempts(), 0)
+
+    def test_stoppedBeforeCountFiresDone(self) -> None:
+        """
+        A monitor with a count stopped before its count (by its owner, or
+        a parent service stopping) fires C{done} with L{None} once its
+        connection is gone, not before, and not never.
+        """
+        monitor = self.monitor(interval=0.5, count=100)
+        done: list[object] = []
+        monitor.done.addCallback(done.append)
+        pump = self.connect()
+        self.advance(pump, 1.0)
+        monitor.stopService()
+        self.assertEqual(done, [])
+        self.advance(pump, 2.0)
+        self.assertEqual(self.states()[-1], ConnectionState.CLOSED)
+        self.assertEqual(done, [None])
+        self.assertLess(monitor.session.sent, 100)
+
+    def test_restartAfterCountIsANewRun(self) -> None:
+        """
+        Started again after its count was done, the monitor makes a new
+        run of as many pings, with a C{done} of its own; the finished
+        run's C{done} stays as it fired.
+        """
+        monitor = self.monitor(interval=0.5, count=2)
+        first = monitor.done
+        pump = self.connect()
+        self.advance(pump, 3.0)
+        self.assertIsNone(self.successResultOf(first))
+        monitor.startService()
+        self.assertIsNot(monitor.done, first)
+        self.assertNoResult(monitor.done)
+        pump = self.connect()
+        self.advance(pump, 3.0)
+        self.assertIsNone(self.successResultOf(monitor.done))
+        self.assertEqual((monitor.session.sent, monitor.session.received), (2, 2))
+        self.assertEqual(len(self.recorder.result.samples), 4)
+        self.assertFalse(monitor.running)
 
     def test_restartWhileStopping(self) -> None:
         """
