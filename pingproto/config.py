@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_INTERFACE",
     "DEFAULT_PORT",
     "ServerLimits",
+    "behind_proxy",
     "check_authority",
     "check_endpoint",
     "check_origin",
@@ -435,6 +436,9 @@ def is_loopback_endpoint(description: str) -> bool:
     """
     args, kwargs = parse_endpoint(description)
     kind = args[0].lower() if args else ""
+    if kind == "haproxy" and len(args) > 1:
+        # The wrapped endpoint is what listens.
+        return is_loopback_endpoint(_unparse(args[1:], kwargs))
     if kind == "unix":
         return True
     if kind not in _TCP_FIELDS:
@@ -449,6 +453,14 @@ def is_loopback_endpoint(description: str) -> bool:
         return ipaddress.ip_address(interface).is_loopback
     except ValueError:
         return False
+
+
+def behind_proxy(description: str) -> bool:
+    """
+    Whether a server endpoint string reads the PROXY protocol (C{haproxy:}).
+    """
+    args, _ = parse_endpoint(description)
+    return bool(args) and args[0].lower() == "haproxy"
 
 
 # Server endpoint kinds that do TLS themselves.
@@ -508,6 +520,11 @@ def listen_descriptions(
         )
     if listen:
         descriptions = list(listen)
+        for index, description in enumerate(descriptions):
+            if description in descriptions[:index]:
+                # With --workers, each would be a socket of its own on the
+                # address, and every worker would serve both.
+                raise ValueError(f"--listen {description!r} is given twice")
     else:
         host = DEFAULT_INTERFACE if interface is None else interface
         chosen = DEFAULT_PORT if port is None else port

@@ -7,15 +7,21 @@ inherited from the supervising twistd process (L{pingproto.workers}).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
+import stat
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
-from twisted.internet import stdio
+from twisted.internet import stdio, tcp, unix
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.endpoints import AdoptedStreamServerEndpoint
-from twisted.internet.interfaces import IReactorCore
+from twisted.internet.error import AlreadyListened
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IReactorCore, IStreamServerEndpoint
 from twisted.internet.protocol import Protocol
+from twisted.protocols.haproxy import proxyEndpoint
 from twisted.logger import (
     FileLogObserver,
     FilteringLogObserver,
@@ -45,12 +51,14 @@ class WorkerOptions(tap.Options):
 
     def opt_inherit(self, value: str) -> None:
         """
-        FD:FAMILY of a listening socket to serve (repeatable).
+        FD:FAMILY of a listening socket to serve, FD:FAMILY:haproxy for one
+        behind the PROXY protocol (repeatable).
         """
-        fd, _, family = value.partition(":")
-        if not fd.isdigit() or family not in _FAMILIES:
-            raise usage.UsageError(f"--inherit {value!r}: expected FD:INET, FD:INET6 or FD:UNIX")
-        self["inherit"].append((int(fd), _FAMILIES[family]))
+        fd, _, rest = value.partition(":")
+        family, _, wrapper = rest.partition(":")
+        if not fd.isdigit() or family not in _FAMILIES or wrapper not in ("", "haproxy"):
+            raise usage.UsageError(f"--inherit {value!r}: expected FD:INET, FD:INET6 or FD:UNIX, then :haproxy or not")
+        self["inherit"].append((int(fd), _FAMILIES[family], wrapper == "haproxy"))
 
     def postOptions(self) -> None:
         # The listeners are the inherited sockets, whatever they are bound to.
@@ -70,6 +78,62 @@ class _SupervisorGone(Protocol):
     def connectionLost(self, reason: object = None) -> None:
         if self.reactor.running:
             self.reactor.stop()
+
+
+class _SharedUnixPort(unix.Port):
+    """
+    A UNIX socket that the supervisor bound and owns.  Twisted's port
+    would make its file world-writable (0666) as it starts, whatever mode
+    the supervisor gave it, and as it stops shut the socket down, which
+    ends its listening in every process, and remove the file: one worker
+    ending would take the socket away from every other.  (Twisted's TCP
+    port spares a socket it adopted the first; not its UNIX one.)
+    """
+
+    _shouldShutdown = False
+
+    def startListening(self) -> None:
+        with contextlib.suppress(OSError):
+            self.mode = stat.S_IMODE(os.stat(self._bindPath).st_mode)
+        super().startListening()
+
+    def connectionLost(self, reason: Any) -> None:
+        tcp.Port.connectionLost(self, reason)
+
+
+class _SharedUnixEndpoint(AdoptedStreamServerEndpoint):
+    """
+    L{AdoptedStreamServerEndpoint} for an inherited UNIX socket, with a
+    L{_SharedUnixPort}.
+    """
+
+    def __init__(self, reactor: Any, fileno: int) -> None:
+        super().__init__(reactor, fileno, socket.AF_UNIX)
+
+    def listen(self, factory: IProtocolFactory) -> Deferred[IListeningPort]:
+        if self._used:
+            return fail(AlreadyListened())
+        self._used = True
+        try:
+            self._setNonBlocking(self.fileno)
+            port = _SharedUnixPort._fromListeningDescriptor(self.reactor, self.fileno, factory)
+            port.startListening()
+            os.close(self.fileno)
+        except BaseException:
+            return fail()
+        return succeed(port)
+
+
+def inherited_endpoint(reactor: Any, fileno: int, family: int, proxied: bool) -> IStreamServerEndpoint:
+    """
+    The endpoint a worker serves an inherited listening socket with.
+    """
+    endpoint: IStreamServerEndpoint
+    if family == socket.AF_UNIX:
+        endpoint = _SharedUnixEndpoint(reactor, fileno)
+    else:
+        endpoint = AdoptedStreamServerEndpoint(reactor, fileno, family)
+    return proxyEndpoint(endpoint) if proxied else endpoint
 
 
 def _nothing_to_reload(signum: int, frame: object) -> None:
@@ -97,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     at_info = FilteringLogObserver(observer, [LogLevelFilterPredicate(LogLevel.info)])
     globalLogBeginner.beginLoggingTo([at_info], redirectStandardIO=False)
-    options["endpoints"] = [AdoptedStreamServerEndpoint(reactor, fd, family) for fd, family in options["inherit"]]
+    options["endpoints"] = [inherited_endpoint(reactor, *inherited) for inherited in options["inherit"]]
     service = tap.build_service(options, quiet=True)
     # SIGHUP is blocked until here (WorkerPool._spawn).  Without a TLS
     # directory there is nothing to reload; with one, the reloader takes it

@@ -32,7 +32,7 @@ from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from pingproto._reactor import or_global_reactor
-from pingproto.config import read_number
+from pingproto.config import behind_proxy, read_number
 from pingproto.service import address_text
 
 __all__ = ["WorkerPool", "worker_count"]
@@ -232,6 +232,7 @@ class WorkerPool(Service):
         self.reactor = reactor
         # A ReusePortGroup per TCP listener, a non-accepting Port otherwise.
         self.listeners: list[Any] = []
+        self._proxied: list[bool] = []
         self.workers: dict[int, _Worker] = {}
         self._failures = 0
         self._previous_hup: Any = None
@@ -269,6 +270,8 @@ class WorkerPool(Service):
             # accepting is left to the workers.
             listener = reuse_port_group(self.reactor, description) or self._shared_port(description)
             self.listeners.append(listener)
+            # The workers read the PROXY protocol header themselves.
+            self._proxied.append(behind_proxy(description))
             _log.info(
                 "pingproto listening on {scheme}://{where}/ with {count} workers",
                 scheme=self.scheme,
@@ -290,6 +293,7 @@ class WorkerPool(Service):
             else:
                 closing.append(maybeDeferred(listener.stopListening))
         self.listeners = []
+        self._proxied = []
         self._listeners_bound = False
         return gatherResults(closing)
 
@@ -340,7 +344,8 @@ class WorkerPool(Service):
                     fds[child_fd], family = sock.fileno(), listener.family
                 else:
                     fds[child_fd], family = listener.fileno(), listener.socket.family
-                inherit += ["--inherit", f"{child_fd}:{FAMILY_NAMES.get(family, 'UNIX')}"]
+                wrapper = ":haproxy" if self._proxied[index] else ""
+                inherit += ["--inherit", f"{child_fd}:{FAMILY_NAMES.get(family, 'UNIX')}{wrapper}"]
             argv = [sys.executable, "-m", "pingproto.worker", *inherit, *self.worker_args]
             worker = _Worker(self, number)
             self.workers[number] = worker

@@ -26,6 +26,7 @@ from pingproto.config import (
     ServerLimits,
     check_authority,
     check_endpoint,
+    behind_proxy,
     check_ws_url,
     interface_address,
     is_loopback_endpoint,
@@ -574,6 +575,15 @@ class IsLoopbackEndpointTests(SynchronousTestCase):
         """
         self.assertTrue(is_loopback_endpoint("unix:/run/pingproto.sock"))
 
+    def test_behindProxy(self) -> None:
+        """
+        Behind haproxy:, the endpoint it wraps decides: loopback or not.
+        """
+        self.assertTrue(is_loopback_endpoint("haproxy:tcp:1234:interface=127.0.0.1"))
+        self.assertTrue(is_loopback_endpoint("haproxy:unix:/run/p.sock"))
+        self.assertFalse(is_loopback_endpoint("haproxy:tcp:1234"))
+        self.assertEqual([behind_proxy(d) for d in ("HAProxy:tcp:1", "tcp:1", "unix:/haproxy")], [True, False, False])
+
     def test_systemd(self) -> None:
         """
         An inherited systemd socket could be anything, so it is public.
@@ -670,6 +680,18 @@ class ListenDescriptionsTests(SynchronousTestCase):
         self.assertEqual(
             listen_descriptions(None, None, listen, tls=False, no_tls=False), listen
         )
+
+    def test_listen_twice(self) -> None:
+        """
+        The same --listen given twice is an error: without workers the
+        second would fail to bind, with them both would be served.
+        """
+        e = self.assertRaises(
+            ValueError, listen_descriptions, None, None,
+            ["tcp:1234:interface=127.0.0.1", "unix:/run/p.sock", "tcp:1234:interface=127.0.0.1"],
+            tls=False, no_tls=False,
+        )
+        self.assertEqual(str(e), "--listen 'tcp:1234:interface=127.0.0.1' is given twice")
 
     def test_listen_with_port(self) -> None:
         """

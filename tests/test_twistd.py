@@ -19,7 +19,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.error import ProcessTerminated
 from twisted.internet.interfaces import IProcessTransport
-from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint, connectProtocol
 from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
 from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
@@ -91,6 +91,35 @@ class _Deaf(Protocol):
     def dataReceived(self, data: bytes) -> None:
         if not self.answered.called:
             self.answered.callback(None)
+
+
+class _PlainRequest(Protocol):
+    """
+    Sends C{head} (a plain HTTP request, with whatever comes before it)
+    and fires C{answer} with everything read until the server closes.
+    """
+
+    def __init__(self, head: bytes) -> None:
+        self.head = head
+        self.received = b""
+        self.answer: Deferred[bytes] = Deferred()
+
+    def connectionMade(self) -> None:
+        self.transport.write(self.head)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+
+    def connectionLost(self, reason: object = None) -> None:
+        self.answer.callback(self.received)
+
+
+def plain_answer(endpoint: Any, head: bytes) -> Deferred[bytes]:
+    """
+    What the server at C{endpoint} answers C{head}.
+    """
+    request = _PlainRequest(head)
+    return connectProtocol(endpoint, request).addCallback(lambda _: request.answer)
 
 
 def benchmark_harness() -> Any:
@@ -186,6 +215,20 @@ class TwistdTests(TwistdCase):
         url = yield server.listening
         self.assertTrue(url.startswith("ws://127.0.0.1:"))
         self.assertIn(b"TLS is off", server.output)
+        result = yield ping(url, 1)
+        self.assertEqual(len(result.samples), 1)
+
+    @inlineCallbacks
+    def test_plainTakesSighup(self):  # type: ignore[no-untyped-def]
+        """
+        A server without --tls-dir lives through SIGHUP (`systemctl
+        reload`), whose default action would end it, says there is nothing
+        to reload, and serves on.
+        """
+        server = self.start("--port", "0")
+        url = yield server.listening
+        server.process.signalProcess("HUP")
+        yield server.until(lambda out: b"SIGHUP: nothing to reload without --tls-dir" in out)
         result = yield ping(url, 1)
         self.assertEqual(len(result.samples), 1)
 
@@ -302,6 +345,47 @@ class TwistdTests(TwistdCase):
         served = [len(re.findall(rb"worker %d: .* closed: code 1000" % n, server.output)) for n in (1, 2)]
         self.assertEqual(sum(served), 40, served)
         self.assertGreaterEqual(min(served), 5, served)
+
+    @inlineCallbacks
+    def test_workersShareUnixSocket(self):  # type: ignore[no-untyped-def]
+        """
+        Workers on a UNIX socket leave its file as the supervisor made it:
+        its mode stays as --listen gave it (not made world-writable), and
+        a worker that ends (SIGTERM) does not remove it; the one started in
+        its place serves, and the supervisor stops without a traceback.
+        """
+        path = os.path.join(self.mktemp_dir(), "ping.sock")
+        server = self.start("--listen", f"unix:{path}:mode=0600", "--workers", "2")
+        yield server.until(lambda out: out.count(b"pingproto listening on") >= 3)
+        self.assertEqual(oct(os.stat(path).st_mode & 0o777), oct(0o600))
+        pids = [int(p) for p in re.findall(rb"worker \d started, pid (\d+)", server.output)]
+        os.kill(pids[0], signal.SIGTERM)
+        yield server.until(lambda out: out.count(b"pingproto listening on") >= 4)
+        self.assertEqual(oct(os.stat(path).st_mode & 0o777), oct(0o600))
+        for _ in range(4):
+            answer = yield plain_answer(UNIXClientEndpoint(reactor, path), b"GET / HTTP/1.0\r\n\r\n")
+            self.assertTrue(answer.endswith(b"connect a WebSocket please"), answer)
+        server.process.signalProcess("TERM")
+        yield server.ended
+        self.assertNotIn(b"Traceback", server.output)
+        self.assertFalse(os.path.exists(path))
+
+    @inlineCallbacks
+    def test_workersReadProxyHeader(self):  # type: ignore[no-untyped-def]
+        """
+        Behind haproxy:, every worker reads the PROXY protocol header, as
+        a server without workers does, and logs the client it names.
+        """
+        server = self.start(
+            "--listen", "haproxy:tcp:0:interface=127.0.0.1", "--workers", "2", "--allow-origin", "*"
+        )
+        url = yield server.listening
+        yield server.until(lambda out: out.count(b"pingproto listening on") >= 3)
+        port = int(url.rsplit(":", 1)[1].rstrip("/"))
+        head = b"PROXY TCP4 192.0.2.7 127.0.0.1 5555 %d\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n" % port
+        for _ in range(6):
+            answer = yield plain_answer(TCP4ClientEndpoint(reactor, "127.0.0.1", port), head)
+            self.assertTrue(answer.startswith(b"HTTP/1.1 200 "), answer)
 
     @inlineCallbacks
     def test_deadWorkersShareGoesToTheOthers(self):  # type: ignore[no-untyped-def]
