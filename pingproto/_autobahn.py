@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from functools import cached_property
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from autobahn.twisted.util import create_transport_details
 from autobahn.util import _is_tls_error, _maybe_tls_reason
@@ -248,6 +248,12 @@ class FastReceive(_Connection):
     (buffer a partial frame, close with 1002, 1007 or 1009) is what
     happens.
 
+    At most L{fast_frames_per_read} frames of a read are taken here (0:
+    no bound); the rest goes to C{consumeData} as above, where the server
+    takes it apart a turn's worth at a time.  Unbounded, a read of 1,000
+    empty pings held every other client's echoes 40 ms over TLS (each
+    answer is a record and a C{send}).
+
     Relies on Autobahn's receive state living in C{state}, C{data},
     C{current_frame}, C{control_frame_data} and C{inside_message}, on
     C{_dataReceived} doing nothing but count, log and C{consumeData}, and
@@ -255,6 +261,8 @@ class FastReceive(_Connection):
     tests/test_overrides.py checks the outcomes against Autobahn's own
     path.
     """
+
+    fast_frames_per_read: ClassVar[int] = 0
 
     def _dataReceived(self, data: bytes) -> None:
         if (
@@ -278,7 +286,11 @@ class FastReceive(_Connection):
         validate = self.utf8validateIncoming
         end = len(data)
         i = 0
-        while end - i >= 6:
+        # As many frames as the bound lets through; without one, more
+        # than a read can hold.
+        left = self.fast_frames_per_read or end
+        while end - i >= 6 and left:
+            left -= 1
             b0 = data[i]
             b1 = data[i + 1]
             if b1 < 0x80:

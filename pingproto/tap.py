@@ -123,7 +123,7 @@ class Options(CommandOptions):
             "max-data-rate",
             None,
             _defaults.max_data_rate,
-            f"Bytes a second one client may send, a frame counting as {FRAME_COST} at "
+            f"Bytes a second one client may send, a message or fragment counting as {FRAME_COST} at "
             "least (bursts of two of the largest messages, or of a second's "
             "worth if more); past it the client is read more slowly.",
             positive_int,

@@ -832,9 +832,12 @@ class FloodTests(SynchronousTestCase, TimerHygiene):
         Pings count against the message rate as messages do: past the
         burst, the connection is closed with 1008.
         """
-        self.open()
+        # No data rate to wait for: the message rate is what is tested.
+        self.reopen_without_data_rate()
         burst = int(self.limits.message_burst)
         self.protocol.dataReceived(b"".join(client_frame(b"", opcode=9) for _ in range(burst + 1)))
+        # A turn's worth at a time, at one instant.
+        self.clock.advance(0)
         frames = parse_server_frames(self.transport.value())
         self.assertEqual([opcode for opcode, _ in frames[:-1]], [10] * burst)
         self.assertEqual(frames[-1][0], 8)
@@ -845,10 +848,12 @@ class FloodTests(SynchronousTestCase, TimerHygiene):
         Pongs nobody asked for (a one-way heartbeat, RFC 6455 5.5.3) are
         taken without a log line each, and count as messages too.
         """
-        self.open()
+        # No data rate to wait for: the message rate is what is tested.
+        self.reopen_without_data_rate()
         burst = int(self.limits.message_burst)
         with capturedLogs() as events:
             self.protocol.dataReceived(b"".join(client_frame(b"beat", opcode=10) for _ in range(burst)))
+            self.clock.advance(0)
         self.assertEqual([formatEvent(e) for e in events if e["log_level"] >= LogLevel.warn], [])
         self.assertEqual((self.protocol.state, self.transport.value()), (self.protocol.STATE_OPEN, b""))
         self.protocol.dataReceived(client_frame(b"beat", opcode=10))
@@ -876,6 +881,45 @@ class FloodTests(SynchronousTestCase, TimerHygiene):
         self.clock.pump([0.1] * 6)
         self.assertEqual(parse_server_frames(self.transport.value()), [(1, b"x" * 20)])
         self.assertNotIn("backlog", self.protocol._gate.holding)
+
+    def test_smallMessagesCostTheirFrames(self) -> None:
+        """
+        A whole small message, taken on the fast path, costs FRAME_COST
+        bytes of the data rate as a fragment does on Autobahn's path (its
+        7 bytes on the wire and 255 more): seven of 1 byte, each in a read
+        of its own, take 1,834 bytes of the 2,048-byte burst, and the
+        eighth leaves the client 48 bytes in debt, read no more until the
+        rate has paid it (48 ms at 1,000 bytes a second).
+        """
+        self.open()
+        for _ in range(7):
+            self.protocol.dataReceived(client_frame(b"x"))
+        self.assertEqual(self.protocol._gate.holding, frozenset())
+        self.protocol.dataReceived(client_frame(b"x"))
+        self.assertEqual(self.protocol._gate.holding, {"rate"})
+        self.assertEqual(len(parse_server_frames(self.transport.value())), 8)
+        self.clock.advance(0.047)
+        self.assertEqual(self.protocol._gate.holding, {"rate"})
+        self.clock.advance(0.002)
+        self.assertEqual(self.protocol._gate.holding, frozenset())
+
+    def test_wholeMessagesATurnsWorthAtATime(self) -> None:
+        """
+        However many whole small messages one read brings, one turn of the
+        reactor echoes only some: fast_frames_per_read of them on the fast
+        path, then STEPS_PER_TURN steps of Autobahn's parser (two a
+        frame).  The rest are echoed on later turns, in order: a client
+        pipelining 1,000 pings held every other client's echoes 40 ms.
+        """
+        self.reopen_without_data_rate()
+        count = 200
+        self.protocol.dataReceived(b"".join(client_frame(b"%d" % n) for n in range(count)))
+        first_turn = EchoServerProtocol.fast_frames_per_read + STEPS_PER_TURN // 2
+        self.assertEqual(len(parse_server_frames(self.transport.value())), first_turn)
+        self.assertEqual(self.protocol._gate.holding, {"backlog"})
+        self.clock.advance(0)
+        self.assertEqual(parse_server_frames(self.transport.value()), [(1, b"%d" % n) for n in range(count)])
+        self.assertEqual(self.protocol._gate.holding, frozenset())
 
     def test_aTurnsWorthAtATime(self) -> None:
         """
@@ -921,6 +965,33 @@ class FloodTests(SynchronousTestCase, TimerHygiene):
         self.assertEqual(len(self.clock.getDelayedCalls()), 1)
         self.protocol.connectionLost(Failure(ConnectionDone()))
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_backlogFailureEndsTheConnection(self) -> None:
+        """
+        What the frame parser raises on a later turn, working through a
+        backlog from a timer rather than a read, is logged once and ends
+        the connection, as Twisted ends one whose dataReceived raises:
+        left to the reactor, the connection held its read for ever.
+        """
+
+        class Breaks(EchoServerProtocol):
+            steps = 0
+
+            def processData(self) -> bool:
+                self.steps += 1
+                if self.steps > STEPS_PER_TURN:
+                    raise ZeroDivisionError("a parser bug")
+                return super().processData()
+
+        self.reopen_without_data_rate(Breaks)
+        frames = [client_frame(b"", opcode=1, fin=False)]
+        frames += [client_frame(b"", opcode=0, fin=False) for _ in range(STEPS_PER_TURN)]
+        self.protocol.dataReceived(b"".join(frames))
+        self.assertEqual(self.protocol._gate.holding, {"backlog"})
+        self.assertFalse(self.transport.aborted)
+        self.clock.advance(0)
+        self.assertTrue(self.transport.aborted)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
 
     def test_withoutPingprotosOnOpen(self) -> None:
         """
