@@ -9,11 +9,13 @@ import os
 import socket
 from typing import Any, Generator
 
+import trustme
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.ssl import PrivateCertificate
 from twisted.internet.tcp import Server
 from twisted.internet.testing import StringTransport
 from twisted.protocols.tls import TLSMemoryBIOFactory
@@ -203,6 +205,21 @@ class WriteNowTests(_TcpCase):
         server.transport.abortConnection()
         write_now(server.transport, b"after the abort")
         self.assertEqual(_recv_all_now(peer), b"")
+
+    @inlineCallbacks
+    def test_startedTls(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Once startTLS has put a TLS layer on the connection, bytes go
+        through that layer, never to the socket as they are: the peer,
+        which has not even begun a TLS handshake, gets none of them.
+        """
+        server, peer = yield self.connect()
+        ca = trustme.CA()
+        issued = ca.issue_cert("localhost")
+        pem = issued.private_key_pem.bytes() + issued.cert_chain_pems[0].bytes()
+        server.transport.startTLS(PrivateCertificate.loadPEM(pem).options())
+        write_now(server.transport, b"a secret in plain text")
+        self.assertNotIn(b"secret", _recv_all_now(peer))
 
     def test_otherTransports(self) -> None:
         """

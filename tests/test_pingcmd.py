@@ -275,10 +275,10 @@ class StandardErrorTests(SynchronousTestCase):
 class SummaryOnceTests(SynchronousTestCase):
     def test_summaryOnce(self) -> None:
         """
-        The summary is written once, though a signal while a count-limited
-        run's last close is pending asks for it (C{_interrupted}, once the
-        monitor has stopped) after the run's end did (C{_finished}): it
-        was printed, and logged, twice.
+        C{_summarize} writes the summary once however often it is asked:
+        a signal while a count-limited run's last close is pending asks for
+        it (C{_interrupted}, once the monitor has stopped) after the run's
+        end did (C{_finished}), and it was printed twice.
         """
         options = PingOptions()
         options.parseOptions(["-c", "1", "ws://127.0.0.1:1/"])

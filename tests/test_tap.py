@@ -17,6 +17,9 @@ import trustme
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.application.service import IServiceMaker
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IStreamServerEndpoint
+from twisted.internet.testing import MemoryReactor
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.plugin import getPlugins
 from twisted.protocols.tls import BufferingTLSTransport, TLSMemoryBIOFactory, TLSMemoryBIOProtocol
@@ -180,12 +183,17 @@ class OptionsTests(SynchronousTestCase):
         """
         Any --listen value, pieced from the words of endpoint strings, is
         taken or refused with a usage error: never another exception, a
-        traceback at the user.
+        traceback at the user.  One taken is served as given, and is an
+        endpoint Twisted can listen on.
         """
         try:
-            parse(*(["--no-tls"] if no_tls else []), "--listen", description)
-        except UsageError:
-            pass
+            options = parse(*(["--no-tls"] if no_tls else []), "--listen", description)
+        except UsageError as e:
+            self.assertTrue(str(e))
+            return
+        self.assertEqual(options["endpoints"], [description])
+        if not description.lower().startswith("systemd"):
+            self.assertTrue(IStreamServerEndpoint.providedBy(serverFromString(MemoryReactor(), description)))
 
     def test_listenPositionalInterface(self) -> None:
         """

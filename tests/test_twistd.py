@@ -762,3 +762,6 @@ class InheritedSocketTests(TwistdCase):
         server = Server()
         _, port = self.spawn_inheriting(server, "--listen", "systemd:domain=INET6:index=0")
         yield server.until(lambda log: f"listening on ws://[::1]:{port}/".encode() in log)
+        result = yield ping(f"ws://[::1]:{port}/", 1)
+        self.assertEqual(len(result.samples), 1)
+        yield server.until(lambda log: b"tcp6:::1:" in log and b"closed: code 1000" in log)
