@@ -13,6 +13,7 @@ leaves the periodic check running.
 
 from __future__ import annotations
 
+import datetime
 import os
 import signal
 import threading
@@ -25,23 +26,28 @@ from twisted.logger import Logger
 
 from pingproto._reactor import or_global_reactor
 from pingproto.tls import ServerTLS
-from pingproto.tlsfiles import TLSConfigError, TLSFiles, load_tls_dir
+from pingproto.tlsfiles import LAYOUT_FILES, TLSConfigError, load_tls_dir
 
 __all__ = ["CHECK_INTERVAL", "CertificateReloader"]
 
 CHECK_INTERVAL = 60.0
 
+# Why a periodic check reloads files that have not changed.
+_RETRY = "a retry of the failed reload"
+
 _log = Logger()
 
 
-def _signature(files: TLSFiles) -> tuple[Any, ...]:
+def _signature(directory: str) -> tuple[Any, ...]:
     """
-    What changes when any of the files is rewritten or replaced.
+    What changes when any file the directory may hold is rewritten,
+    replaced, added or removed: those of every layout, not only the ones
+    served (a ca.pem added to a directory served without one).
     """
     parts = []
-    for path in (files.key, files.cert, files.chain):
+    for name in LAYOUT_FILES:
         try:
-            st = os.stat(path) if path else None
+            st = os.stat(os.path.join(directory, name))
         except OSError:
             st = None
         parts.append(None if st is None else (st.st_ino, st.st_size, st.st_mtime_ns))
@@ -56,7 +62,8 @@ class CertificateReloader(Service):
     @param tls: the TLS layer serving the certificate; it keeps serving
         the old one when a reload fails.
     @param directory: the TLS directory given at start-up.
-    @param clock: the reactor (the global one by default); a clock
+    @param clock: the reactor (the global one by default), which times the
+        checks and tells whether a certificate is valid yet; a clock
         (L{IReactorTime}) will do without C{handle_sighup}, which needs one
         that also provides L{IReactorFromThreads}, as every reactor does.
     @param interval: seconds between looks at the files (L{CHECK_INTERVAL});
@@ -80,7 +87,11 @@ class CertificateReloader(Service):
         self.clock = clock
         self.interval = interval
         self.handle_sighup = handle_sighup
-        self._seen = _signature(tls.material.files)
+        self._seen = _signature(directory)
+        # Why the last reload failed, while the files stay as they were:
+        # tried again at every check (a certificate not valid yet becomes
+        # valid), and said again only if the reason changes.
+        self._failed: str | None = None
         self._checker = LoopingCall(self.check)
         self._checker.clock = clock
         self._previous_handler: Any = None
@@ -117,10 +128,13 @@ class CertificateReloader(Service):
         """
         Reload if the files changed since they were last looked at.
         """
-        seen = _signature(self.tls.material.files)
+        seen = _signature(self.directory)
         if seen == self._seen:
-            return False
+            if self._failed is None:
+                return False
+            return self.reload(_RETRY)
         self._seen = seen
+        self._failed = None
         return self.reload("the files changed")
 
     def reload(self, why: str = "asked") -> bool:
@@ -130,9 +144,11 @@ class CertificateReloader(Service):
         @param why: what asked for the reload, for the log line.
         @return: whether the certificate was replaced.
         """
+        # Judged valid or not at the time the checks are timed by.
+        now = datetime.datetime.fromtimestamp(self.clock.seconds(), datetime.timezone.utc)
         try:
-            material = load_tls_dir(self.directory)
-            self._seen = _signature(material.files)
+            material = load_tls_dir(self.directory, now)
+            self._seen = _signature(self.directory)
             if (material.certificate, material.chain) == (self.tls.material.certificate, self.tls.material.chain):
                 _log.info("TLS reload ({why}): the certificate is unchanged", why=why)
                 return False
@@ -140,12 +156,15 @@ class CertificateReloader(Service):
             # level); raised out of the periodic check, that would end it.
             self.tls.replace(material)
         except TLSConfigError as e:
-            _log.error(
-                "TLS reload ({why}) failed, still serving the current certificate: {problem}",
-                why=why,
-                problem=str(e),
-            )
+            if why != _RETRY or str(e) != self._failed:
+                _log.error(
+                    "TLS reload ({why}) failed, still serving the current certificate: {problem}",
+                    why=why,
+                    problem=str(e),
+                )
+            self._failed = str(e)
             return False
+        self._failed = None
         _log.info(
             "TLS reload ({why}): now serving the certificate valid until {until} UTC",
             why=why,

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, Pub
 __all__ = [
     "EXPIRY_WARNING",
     "MAX_PEM_SIZE",
+    "LAYOUT_FILES",
     "TLSConfigError",
     "TLSMaterial",
     "find_tls_files",
@@ -41,6 +42,8 @@ _LAYOUTS = (
     ("tls.key", "tls.cert", "ca.pem"),
     ("privkey.pem", "fullchain.pem", None),
 )
+# Every file name a TLS directory may hold, for whoever watches one.
+LAYOUT_FILES = tuple(name for layout in _LAYOUTS for name in layout if name)
 
 
 class TLSConfigError(Exception):

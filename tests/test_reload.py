@@ -6,9 +6,11 @@ that sees the new certificate.
 
 from __future__ import annotations
 
+import datetime
 import os
 import signal
 import threading
+import time
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 import trustme
@@ -141,6 +143,8 @@ class PeriodicCheckTests(SynchronousTestCase):
         ca = write_tls_dir(tlsdir)
         tls = ServerTLS(load_tls_dir(tlsdir))
         clock = Clock()
+        # The reloader judges certificates' dates at its clock's time.
+        clock.advance(time.time())
         self.reloader = reloader = CertificateReloader(tls, tlsdir, clock=clock, handle_sighup=False)
         reloader.startService()
         self.addCleanup(reloader.stopService)
@@ -185,6 +189,44 @@ class PeriodicCheckTests(SynchronousTestCase):
         clock.advance(CHECK_INTERVAL)
         self.assertEqual(tls.material.certificate, load_tls_dir(tlsdir).certificate)
         self.assertNotEqual(tls.material.certificate, old)
+
+    def test_addedChainFileNoticed(self) -> None:
+        """
+        A ca.pem added to a directory served without one (the
+        intermediate first forgotten) is a change the check notices: the
+        next check serves the chain.
+        """
+        tlsdir, ca, tls, clock = self.reloading()
+        root = trustme.CA()
+        leaf = root.create_child_ca().issue_cert("localhost")
+        leaf.private_key_pem.write_to_path(os.path.join(tlsdir, "tls.key"))
+        leaf.cert_chain_pems[0].write_to_path(os.path.join(tlsdir, "tls.cert"))
+        os.remove(os.path.join(tlsdir, "ca.pem"))
+        self.assertTrue(self.reloader.reload("asked"))
+        self.assertEqual(len(tls.material.chain), 0)
+        leaf.cert_chain_pems[1].write_to_path(os.path.join(tlsdir, "ca.pem"))
+        clock.advance(CHECK_INTERVAL)
+        self.assertEqual(len(tls.material.chain), 1)
+
+    def test_notYetValidRetried(self) -> None:
+        """
+        A renewal not valid yet when it is found (the CA's clock ahead of
+        this one) is refused, said once, tried again at every check while
+        the files stay, and served at the first check once it is valid.
+        """
+        tlsdir, ca, tls, clock = self.reloading()
+        old = tls.material.certificate
+        valid_from = datetime.datetime.fromtimestamp(clock.seconds() + 90, datetime.timezone.utc)
+        write_tls_dir(tlsdir, ca, not_before=valid_from)
+        with capturedLogs() as events:
+            clock.advance(CHECK_INTERVAL)
+            self.assertIs(tls.material.certificate, old)
+            clock.advance(CHECK_INTERVAL)
+        errors = [formatEvent(e) for e in events if e["log_level"] == LogLevel.error]
+        self.assertEqual(len(errors), 1, errors)
+        self.assertIn("is not valid until", errors[0])
+        self.assertNotEqual(tls.material.certificate, old)
+        self.assertEqual(tls.material.certificate, load_tls_dir(tlsdir, valid_from).certificate)
 
     def test_badRenewalReportedOnce(self) -> None:
         """
