@@ -43,7 +43,7 @@ from pingproto.server import FRAME_COST
 from pingproto.service import make_server_service
 from pingproto.tls import server_context
 from pingproto.tlsfiles import TLSConfigError, TLSMaterial, load_tls_dir
-from pingproto.workers import WorkerPool, worker_count
+from pingproto.workers import CannotSpawn, WorkerPool, worker_count
 
 _log = Logger()
 _defaults = ServerLimits()
@@ -488,7 +488,7 @@ class CannotStart(SystemExit, Exception):
 def _exit_if_cannot_listen() -> Iterator[None]:
     try:
         yield
-    except CannotListenError as e:
+    except (CannotListenError, CannotSpawn) as e:
         raise CannotStart(str(e)) from None
     except OSError as e:
         # Not every listener wraps its errors: a UNIX socket's lock file

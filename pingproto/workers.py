@@ -35,7 +35,7 @@ from pingproto._reactor import or_global_reactor
 from pingproto.config import behind_proxy, read_number
 from pingproto.service import address_text
 
-__all__ = ["WorkerPool", "worker_count"]
+__all__ = ["CannotSpawn", "WorkerPool", "worker_count"]
 
 _log = Logger()
 
@@ -64,6 +64,15 @@ def worker_count(text: str) -> int:
 
 
 worker_count.coerceDoc = "A number of processes, or 'auto' for one per core."  # type: ignore[attr-defined]
+
+
+class CannotSpawn(Exception):
+    """
+    A worker process could not be started at all (the Python it runs
+    with cannot be executed by the user twistd runs as, say): not a
+    listening problem, which an L{OSError} out of starting would be taken
+    for.
+    """
 
 
 class ReusePortGroup:
@@ -187,22 +196,27 @@ class _Worker(ProcessProtocol):
         lines = (self._partial.get(childFD, b"") + data).split(b"\n")
         self._partial[childFD] = lines.pop()
         for line in lines:
-            self._relay(line)
+            self._relay(line, childFD)
 
-    def _relay(self, line: bytes) -> None:
+    def _relay(self, line: bytes, childFD: int = 1) -> None:
         text = line.decode("utf-8", "replace")
         # A worker tags its lines [namespace#level] (pingproto.worker): a
         # warning or an error there is one here, for whoever filters the
-        # log by level.  Anything else (a traceback's lines) is info.
+        # log by level.  Untagged, a line on standard error is why the
+        # worker could not start or a traceback's: an error; anything else
+        # is info.
         tag = _LEVEL_TAG.match(text)
-        level = LogLevel.levelWithName(tag.group(1)) if tag else LogLevel.info
+        if tag:
+            level = LogLevel.levelWithName(tag.group(1))
+        else:
+            level = LogLevel.error if childFD == 2 else LogLevel.info
         _log.emit(level, "worker {number}: {line}", number=self.number, line=text)
 
     def processEnded(self, reason: Failure) -> None:
         # A last line without its newline, a traceback's often.
         for fd, partial in sorted(self._partial.items()):
             if partial:
-                self._relay(partial)
+                self._relay(partial, fd)
             self._partial[fd] = b""
         self.pool._ended(self, reason)
         self.ended.callback(None)
@@ -355,6 +369,9 @@ class WorkerPool(Service):
             mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
             try:
                 self.reactor.spawnProcess(worker, sys.executable, argv, env=dict(os.environ), childFDs=fds)
+            except OSError as e:
+                self.workers.pop(number, None)
+                raise CannotSpawn(f"cannot start worker process {sys.executable}: {e.strerror or e}") from None
             finally:
                 signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         finally:
@@ -397,9 +414,9 @@ class WorkerPool(Service):
         if self.running and number not in self.workers:
             try:
                 self._spawn(number)
-            except (OSError, CannotListenError) as e:
-                # No listening socket for it (out of file descriptors, say):
-                # the others serve meanwhile.
+            except (OSError, CannotListenError, CannotSpawn) as e:
+                # No listening socket for it (out of file descriptors, say),
+                # or no process: the others serve meanwhile.
                 cause = e.socketError if isinstance(e, CannotListenError) else e
                 self.workers.pop(number, None)
                 self._failures += 1

@@ -9,6 +9,7 @@ import errno
 import os
 import signal
 import socket
+import sys
 from typing import Any, Generator
 
 from twisted.internet.defer import Deferred, inlineCallbacks
@@ -18,6 +19,7 @@ from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from pingproto import tap
 from pingproto.workers import (
     STABLE_AFTER,
     ReusePortGroup,
@@ -300,6 +302,27 @@ class WorkerOutputTests(SynchronousTestCase):
         )
         self.assertEqual(formatEvent(events[0]), "worker 1: [pingproto.reload#error] TLS reload (SIGHUP) failed")
 
+    def test_standardErrorIsAnError(self) -> None:
+        """
+        An untagged line on a worker's standard error (why it could not
+        start: a TLS file it cannot read after -u; a traceback) is an
+        error, the last one without its newline too; on standard output,
+        info.
+        """
+        worker = _Worker(WorkerPool([], ["--no-tls"], 1, reactor=Clock()), 1)
+        with capturedLogs() as events:
+            worker.childDataReceived(1, b"a line\n")
+            worker.childDataReceived(2, b"pingproto: cannot read /etc/tls/tls.key: Permission denied")
+            worker.processEnded(Failure(ProcessDone(0)))
+        relayed = [(e["log_level"], formatEvent(e)) for e in events if formatEvent(e).startswith("worker 1: ")]
+        self.assertEqual(
+            relayed,
+            [
+                (LogLevel.info, "worker 1: a line"),
+                (LogLevel.error, "worker 1: pingproto: cannot read /etc/tls/tls.key: Permission denied"),
+            ],
+        )
+
 
 class WorkerPoolListenTests(TestCase):
     """
@@ -356,3 +379,26 @@ class WorkerPoolListenTests(TestCase):
             second.privilegedStartService()
         self.assertIn(f"127.0.0.1:{port}", str(caught.exception))
 
+
+    def test_processThatCannotStart(self) -> None:
+        """
+        A worker process that cannot be started at all (the Python it
+        runs with not there, or not executable by the user twistd became)
+        stops twistd's start-up with one line saying so: it was told as
+        "Couldn't listen on .../python3", a listening problem.
+        """
+        from twisted.internet import reactor
+
+        self.patch(sys, "executable", "/nonexistent/python3")
+        pool = WorkerPool(["tcp:0:interface=127.0.0.1"], ["--no-tls"], 2, reactor=reactor)
+        previous = signal.getsignal(signal.SIGHUP)
+        self.addCleanup(signal.signal, signal.SIGHUP, previous)
+        self.addCleanup(pool.stopService)
+        # What twistd's root service does with what starting raises.
+        with self.assertRaises(tap.CannotStart) as caught, tap._exit_if_cannot_listen():
+            pool.privilegedStartService()
+            pool.startService()
+        self.assertEqual(
+            str(caught.exception), "cannot start worker process /nonexistent/python3: No such file or directory"
+        )
+        self.assertEqual(pool.workers, {})
