@@ -222,6 +222,11 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
     server's.  It also stops reading, for as long as it takes, from a
     client over its data rate, so that one client cannot take the CPU the
     others need.
+
+    Every whole message, once the limits let it through, goes to L{echo}:
+    the one method for a subclass to override to see or change what is
+    sent back (C{onMessage} sees only the small messages of the fast path).
+    A message over L{ECHO_BUFFER} is never whole here, and never reaches it.
     """
 
     factory: EchoServerFactory
@@ -229,6 +234,7 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
     _log = Logger()
     _opened = False
     _opened_at = 0.0
+    _echo_overridden = False
     _counted: str | None = None
     _bucket: TokenBucket | None = None
     _data_bucket: TokenBucket | None = None
@@ -679,6 +685,17 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
             return False
         return True
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._echo_overridden = cls.echo is not EchoServerProtocol.echo
+
+    def echo(self, payload: bytes, isBinary: bool) -> None:
+        """
+        Send back C{payload}, a whole message of up to L{ECHO_BUFFER} bytes
+        that the limits let through.
+        """
+        self.sendMessage(payload, isBinary)
+
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         # Reached only from the fast path for small whole messages
         # (L{ServerOverrides}), which send_back relies on; Autobahn's own
@@ -687,7 +704,11 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
             if len(payload) < FRAME_COST:
                 # As onMessageFrameBegin charges on Autobahn's path.
                 self._spend_data(FRAME_COST - len(payload))
-            self.send_back(payload, isBinary)
+            if self._echo_overridden:
+                self.echo(payload, isBinary)
+            else:
+                # echo's own work, less the checks the fast path made.
+                self.send_back(payload, isBinary)
 
     def processControlFrame(self) -> bool:
         """
@@ -796,7 +817,7 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
             if self._streaming:
                 self.endMessage()
             else:
-                self.sendMessage(bytes(self._pieces), self.message_is_binary)
+                self.echo(bytes(self._pieces), self.message_is_binary)
         self._pieces = bytearray()
 
     def close_with(self, code: int, reason: str) -> None:

@@ -29,7 +29,7 @@ from zope.interface.verify import verifyObject
 from pingproto.client import ConnectionState, PingClientFactory, PingRecorder
 from pingproto.config import ServerLimits
 from pingproto.limits import socket_bound
-from pingproto.server import PLAIN_ANSWER, STEPS_PER_TURN, EchoServerFactory, EchoServerProtocol, open_for
+from pingproto.server import ECHO_BUFFER, PLAIN_ANSWER, STEPS_PER_TURN, EchoServerFactory, EchoServerProtocol, open_for
 from pingproto.service import make_server_service
 from pingproto.session import LossReason, PingSession
 from pingproto.tls import ServerTLS, TLSProtocol, client_tls_options
@@ -155,6 +155,42 @@ class ServerOverStringTransportTests(SynchronousTestCase, TimerHygiene):
         self.protocol.dataReceived(upgrade_request(path))
         self.assertTrue(self.transport.value().startswith(b"HTTP/1.1 101 "), self.transport.value()[:200])
         self.transport.clear()
+
+    def test_everyWholeMessageEchoedThroughEcho(self) -> None:
+        """
+        A subclass's C{echo} gets every whole message, whichever way it
+        came (whole in one read, in fragments, split across reads), and
+        what it sends is what goes back; a message streamed back as it
+        arrives (over ECHO_BUFFER) never reaches it, and is echoed as it
+        came.  C{onMessage} alone saw only the first kind.
+        """
+        seen: list[bytes] = []
+
+        class Shouting(EchoServerProtocol):
+            def echo(self, payload: bytes, isBinary: bool) -> None:
+                seen.append(payload)
+                super().echo(payload.upper(), isBinary)
+
+        self.factory = EchoServerFactory(ServerLimits(max_message_size=200_000, ping_interval=0), reactor=self.clock)
+        self.factory.protocol = Shouting
+        self.protocol = self.factory.buildProtocol(_ADDRESS)
+        self.protocol.makeConnection(self.transport)
+        self.handshake()
+        self.protocol.dataReceived(client_frame(b"whole"))
+        self.protocol.dataReceived(
+            client_frame(b"in ", fin=False) + client_frame(b"three ", opcode=0, fin=False)
+            + client_frame(b"parts", opcode=0)
+        )
+        split = client_frame(b"split across reads")
+        self.protocol.dataReceived(split[:5])
+        self.protocol.dataReceived(split[5:])
+        large = b"x" * (ECHO_BUFFER + 10)
+        self.protocol.dataReceived(client_frame(large[:40_000], fin=False) + client_frame(large[40_000:], opcode=0))
+        self.assertEqual(seen, [b"whole", b"in three parts", b"split across reads"])
+        frames = parse_server_frames(self.transport.value())
+        self.assertEqual([payload for _, payload in frames[:3]], [b"WHOLE", b"IN THREE PARTS", b"SPLIT ACROSS READS"])
+        self.assertEqual(b"".join(payload for _, payload in frames[3:]), large)
+        self.protocol.connectionLost(Failure(ConnectionDone()))
 
     def test_plainRequestGetsHint(self) -> None:
         """
