@@ -42,7 +42,7 @@ from pingproto.tls import client_tls_options
 from .commands import environment, twistd
 from .test_endtoend import ServerTestCase
 from .test_fidelity import Watcher
-from .test_protocols import client_frame, upgrade_answer, upgrade_request
+from .test_protocols import client_frame, parse_server_frames, upgrade_answer, upgrade_request
 from .test_twistd import Server, TwistdCase
 from .waiting import Conditions, FactoryBooks
 
@@ -53,25 +53,6 @@ MAX_GAP = 0.5
 # How late a timer-driven close may come: timers fire late by a reactor
 # turn, and the close travels over loopback.
 SLACK = 0.5
-
-
-def server_frames(data: bytes) -> list[tuple[int, bytes]]:
-    """
-    The complete unmasked server frames at the start of C{data}, as
-    (opcode, payload); a frame still arriving is left out.
-    """
-    frames = []
-    while len(data) >= 2:
-        opcode, length, offset = data[0] & 0x0F, data[1] & 0x7F, 2
-        if length == 126:
-            length, offset = int.from_bytes(data[2:4], "big"), 4
-        elif length == 127:
-            length, offset = int.from_bytes(data[2:10], "big"), 10
-        if len(data) < offset + length:
-            break
-        frames.append((opcode, data[offset : offset + length]))
-        data = data[offset + length :]
-    return frames
 
 
 class RawClient(Protocol):
@@ -130,7 +111,7 @@ class RawClient(Protocol):
 
     def frames(self) -> list[tuple[int, bytes]]:
         head = self.head
-        return [] if head is None or self.status != 101 else server_frames(self.received[len(head) :])
+        return [] if head is None or self.status != 101 else parse_server_frames(self.received[len(head) :], partial=True)
 
     def close_code(self) -> int | None:
         for opcode, payload in self.frames():

@@ -100,18 +100,23 @@ def client_frame(
 
 
 
-def parse_server_frames(data: bytes) -> list[tuple[int, bytes]]:
+def parse_server_frames(data: bytes, *, partial: bool = False) -> list[tuple[int, bytes]]:
     """
-    Split unmasked server frames into (opcode, payload) pairs.
+    Split unmasked server frames into (opcode, payload) pairs.  A frame
+    still arriving at the end is left out with C{partial}, and is an error
+    without it (a test reading a truncated payload as whole).
     """
     frames = []
     while data:
-        opcode, length = data[0] & 0x0F, data[1] & 0x7F
-        offset = 2
+        opcode, length, offset = data[0] & 0x0F, (data[1] & 0x7F) if len(data) > 1 else 0, 2
         if length == 126:
             length, offset = int.from_bytes(data[2:4], "big"), 4
         elif length == 127:
             length, offset = int.from_bytes(data[2:10], "big"), 10
+        if len(data) < 2 or len(data) < offset + length:
+            if partial:
+                break
+            raise AssertionError(f"an incomplete frame at the end: {data[:20]!r}")
         frames.append((opcode, data[offset : offset + length]))
         data = data[offset + length :]
     return frames

@@ -29,8 +29,8 @@ from pingproto.readgate import ReadGate
 from pingproto.server import ECHO_BUFFER, EchoServerFactory, EchoServerProtocol
 from pingproto.tls import client_tls_options
 
-from .test_hardening import HardeningTestCase, server_frames
-from .test_protocols import LenientTransport, client_frame, upgrade_request
+from .test_hardening import HardeningTestCase
+from .test_protocols import LenientTransport, client_frame, parse_server_frames, upgrade_request
 from .waiting import Conditions
 
 _ADDRESS = IPv4Address("TCP", "127.0.0.1", 40000)
@@ -66,7 +66,7 @@ class StreamingInMemoryTests(SynchronousTestCase):
         self.transport.clear()
 
     def written(self) -> list[tuple[int, bytes]]:
-        return server_frames(self.transport.value())
+        return parse_server_frames(self.transport.value(), partial=True)
 
     def test_echoedWhileArriving(self) -> None:
         """
@@ -235,7 +235,7 @@ class DataRateInMemoryTests(SynchronousTestCase):
         """
         self.protocol.dataReceived(frame(b"a" * 59_992) + frame(b"b" * 59_992))
         self.assertEqual(self.transport.producerState, "producing")
-        self.assertEqual([len(p) for _, p in server_frames(self.transport.value())], [59_992, 59_992])
+        self.assertEqual([len(p) for _, p in parse_server_frames(self.transport.value(), partial=True)], [59_992, 59_992])
 
     def test_overRatePausedThenResumed(self) -> None:
         """
@@ -244,7 +244,7 @@ class DataRateInMemoryTests(SynchronousTestCase):
         """
         self.protocol.dataReceived(self.over_by(30_000))
         self.assertEqual(self.transport.producerState, "paused")
-        self.assertEqual(len(server_frames(self.transport.value())), 3)
+        self.assertEqual(len(parse_server_frames(self.transport.value(), partial=True)), 3)
         self.clock.advance(0.499)
         self.assertEqual(self.transport.producerState, "paused")
         self.clock.advance(0.002)
@@ -264,7 +264,7 @@ class DataRateInMemoryTests(SynchronousTestCase):
         self.assertEqual(self.transport.producerState, "paused")
         self.clock.advance(0.002)
         self.assertEqual(self.transport.producerState, "producing")
-        self.assertEqual(len(server_frames(self.transport.value())), 4)
+        self.assertEqual(len(parse_server_frames(self.transport.value(), partial=True)), 4)
 
     def test_sendingAndRateBothHold(self) -> None:
         """
