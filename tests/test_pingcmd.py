@@ -188,6 +188,14 @@ class VersionTests(SynchronousTestCase):
         self.assertEqual(done.returncode, 1)
 
 
+def pingproto_command(*args: str) -> Deferred[tuple[bytes, bytes, int]]:
+    """
+    Run C{python -m pingproto ARGS} as a user does, on the reactor: its
+    standard output, standard error and exit status.
+    """
+    return getProcessOutputAndValue(sys.executable, ["-m", "pingproto", *args], env=environment())
+
+
 def _pingproto(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
         [sys.executable, "-m", "pingproto", *args], stderr=subprocess.PIPE, env=environment(), timeout=60, **kwargs
@@ -593,7 +601,7 @@ class CommandTests(ServerTestCase):
     """
 
     def command(self, *args: str):  # type: ignore[no-untyped-def]
-        return getProcessOutputAndValue(sys.executable, ["-m", "pingproto", *args], env=environment())
+        return pingproto_command(*args)
 
     def caPath(self) -> str:
         return os.path.abspath(self.caFile)
@@ -680,9 +688,7 @@ class NoReplyCommandTests(ServerTestCase):
                 self.sendClose(1000, "\x1b[31mRED\x1b[0m\nfake: line\r")
 
         self.service.listeners[0].factory.protocol = Closes
-        out, err, code = yield getProcessOutputAndValue(
-            sys.executable, ["-m", "pingproto", "ping", "-c", "1", self.url()], env=environment()
-        )
+        out, err, code = yield pingproto_command("ping", "-c", "1", self.url())
         self.assertEqual(code, 1, err)
         lines = out.decode().splitlines()
         self.assertIn("disconnected: code 1000: \\x1b[31mRED\\x1b[0m\\nfake: line\\r", lines)
@@ -697,9 +703,7 @@ class NoReplyCommandTests(ServerTestCase):
         """
         listener = self.service.listeners[0]
         listener.factory.protocol = StalledServerProtocol
-        out, err, code = yield getProcessOutputAndValue(
-            sys.executable, ["-m", "pingproto", "ping", "-c", "2", "-i", "0.1", "-W", "0.2", self.url()], env=environment()
-        )
+        out, err, code = yield pingproto_command("ping", "-c", "2", "-i", "0.1", "-W", "0.2", self.url())
         self.assertEqual(code, 1, err)
         self.assertIn(b"2 sent, 0 received, 100.0% lost", out)
 
@@ -718,9 +722,7 @@ class NoReplyCommandTests(ServerTestCase):
 
         self.service.listeners[0].factory.protocol = Chatty
         for args in ((), ("--json",)):
-            out, err, code = yield getProcessOutputAndValue(
-                sys.executable, ["-m", "pingproto", "ping", *args, "-c", "2", "-i", "0.05", self.url()], env=environment()
-            )
+            out, err, code = yield pingproto_command("ping", *args, "-c", "2", "-i", "0.05", self.url())
             self.assertEqual(code, 0, err)
             if args:
                 self.assertEqual(json.loads(out.decode().splitlines()[-1])["unmatched"], 2)
@@ -846,9 +848,7 @@ class BadAnswerTests(TestCase):
              "WebSocket handshake failed: the server's HTTP answer is not UTF-8 text"),
         ):
             url = self.answering(answer, close)
-            out, err, code = yield getProcessOutputAndValue(
-                sys.executable, ["-m", "pingproto", "ping", "-c", "1", url], env=environment()
-            )
+            out, err, code = yield pingproto_command("ping", "-c", "1", url)
             self.assertEqual(code, 2, answer)
             self.assertEqual(err.decode().splitlines(), [f"pingproto ping: cannot connect to {url}: {words}"])
 
@@ -862,9 +862,7 @@ class BadAnswerTests(TestCase):
         closing handshake").
         """
         url = self.answering(b"HTTP/1.1 101 Switching Protocols\r\n", True)
-        out, err, code = yield getProcessOutputAndValue(
-            sys.executable, ["-m", "pingproto", "ping", "-c", "1", url], env=environment()
-        )
+        out, err, code = yield pingproto_command("ping", "-c", "1", url)
         self.assertEqual(code, 2)
         self.assertEqual(
             err.decode().splitlines(),
@@ -882,9 +880,7 @@ class BadAnswerTests(TestCase):
         """
         url = self.answering(b"HTTP/1.1 101 Switching Protocols\r\nX-Junk: " + b"a" * 20_000, False)
         started = reactor.seconds()
-        out, err, code = yield getProcessOutputAndValue(
-            sys.executable, ["-m", "pingproto", "ping", "-c", "1", url], env=environment()
-        )
+        out, err, code = yield pingproto_command("ping", "-c", "1", url)
         self.assertEqual(code, 2)
         self.assertEqual(
             err.decode().splitlines(),
@@ -904,9 +900,7 @@ class BadAnswerTests(TestCase):
         # in it: a C1 control (CSI) comes as UTF-8 "\xc2\x9b".
         phrase = b"\xc2\x9b" + b"x" * 10_000
         url = self.answering(b"HTTP/1.1 400 " + phrase + b"\r\n\r\n", False)
-        out, err, code = yield getProcessOutputAndValue(
-            sys.executable, ["-m", "pingproto", "ping", "-c", "1", url], env=environment()
-        )
+        out, err, code = yield pingproto_command("ping", "-c", "1", url)
         said = f"WebSocket connection upgrade failed [400]: {phrase.decode('latin-1')}"
         self.assertEqual(code, 2)
         self.assertEqual(
@@ -936,9 +930,7 @@ class CertificateTests(TestCase):
         """
         url = self.serving(cert)
         ca_file = write_ca_file(os.path.abspath(self.mktemp()), ca)
-        out, err, code = yield getProcessOutputAndValue(
-            sys.executable, ["-m", "pingproto", "ping", "-c", "1", "--ca", ca_file, url], env=environment()
-        )
+        out, err, code = yield pingproto_command("ping", "-c", "1", "--ca", ca_file, url)
         self.assertEqual(code, 2, err)
         prefix = f"pingproto ping: cannot connect to {url}: "
         [line] = err.decode().splitlines()
