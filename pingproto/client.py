@@ -784,9 +784,11 @@ class PingMonitor(Service):
         # close that run's connection, not return the last stop's result.
         self._stopping = None
         self._outcome = None
+        self._failures = 0
         self.factory.stopping = False
         if self.done.called:
             self.done = Deferred(self._cancel_done)
+            self._ever_opened = False
             if self.session.count is not None:
                 self.session = self.factory.session = PingSession(self.session.timeout, self.session.count)
         super().startService()
@@ -864,24 +866,26 @@ class PingMonitor(Service):
             elif protocol.state == protocol.STATE_CONNECTING:
                 protocol.abandon()
             closed = protocol.is_closed
-        done, outcome = self.done, self._outcome
-
-        def fire_done(passthrough: object) -> None:
-            # Once the connection is gone, so that done's callbacks find
-            # the run over; unless something fired it meanwhile (it may be
-            # cancelled).
-            if not done.called:
-                if outcome is None:
-                    done.callback(None)
-                else:
-                    done.errback(outcome)
-
-        self._stopping = closed.addBoth(self._stop_client).addCallback(fire_done)
+        self._stopping = closed.addBoth(self._stop_client).addCallback(self._fire_done)
         return self._stopping
 
     def _stop_client(self, _: object) -> Deferred[None] | None:
         # Not if the monitor was started again meanwhile: that run goes on.
         return None if self.running else self._client.stopService()
+
+    def _fire_done(self, _: object) -> None:
+        """
+        End the run once the connection is gone, so that C{done}'s
+        callbacks find it over: not if the monitor was started again
+        meanwhile (the run goes on, with the same C{done}), nor if
+        something fired C{done} already (it may be cancelled).
+        """
+        if self.running or self.done.called:
+            return
+        if self._outcome is None:
+            self.done.callback(None)
+        else:
+            self.done.errback(self._outcome)
 
 
 @dataclass

@@ -10,6 +10,7 @@ tested directly and are the same whichever way the server is built.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -520,11 +521,14 @@ def listen_descriptions(
         )
     if listen:
         descriptions = list(listen)
-        for index, description in enumerate(descriptions):
-            if description in descriptions[:index]:
-                # With --workers, each would be a socket of its own on the
-                # address, and every worker would serve both.
-                raise ValueError(f"--listen {description!r} is given twice")
+        seen: dict[object, str] = {}
+        for description in descriptions:
+            # With --workers, each would be a socket of its own on the
+            # address, and every worker would serve both.
+            address = _listening_address(description)
+            if address in seen:
+                raise ValueError(f"--listen {description!r} is the address of --listen {seen[address]!r} again")
+            seen[address] = description
     else:
         host = DEFAULT_INTERFACE if interface is None else interface
         chosen = DEFAULT_PORT if port is None else port
@@ -540,6 +544,23 @@ def listen_descriptions(
                 "proxy stands in front"
             )
     return descriptions
+
+
+def _listening_address(description: str) -> object:
+    """
+    What a server endpoint string listens on, alike however it is spelt:
+    a C{tcp:} or C{tcp6:} port and interface given by position or by name
+    (C{haproxy:} in front or not), or else the string.
+    """
+    args, kwargs = parse_endpoint(description)
+    kind = args[0].lower() if args else ""
+    if kind == "haproxy" and len(args) > 1:
+        return _listening_address(_unparse(args[1:], kwargs))
+    if kind in _TCP_FIELDS:
+        with contextlib.suppress(ValueError):
+            fields = _tcp_fields(kind, args, kwargs)
+            return (kind, fields.get("port", "").strip(), fields.get("interface", ""))
+    return description
 
 
 def _escape(value: str) -> str:

@@ -17,7 +17,8 @@ import datetime
 import os
 import signal
 import threading
-from typing import Any, cast
+import time
+from typing import Any, Callable, cast
 
 from twisted.application.service import Service
 from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
@@ -31,9 +32,6 @@ from pingproto.tlsfiles import LAYOUT_FILES, TLSConfigError, load_tls_dir
 __all__ = ["CHECK_INTERVAL", "CertificateReloader"]
 
 CHECK_INTERVAL = 60.0
-
-# Why a periodic check reloads files that have not changed.
-_RETRY = "a retry of the failed reload"
 
 _log = Logger()
 
@@ -62,14 +60,15 @@ class CertificateReloader(Service):
     @param tls: the TLS layer serving the certificate; it keeps serving
         the old one when a reload fails.
     @param directory: the TLS directory given at start-up.
-    @param clock: the reactor (the global one by default), which times the
-        checks and tells whether a certificate is valid yet; a clock
+    @param clock: the reactor (the global one by default); a clock
         (L{IReactorTime}) will do without C{handle_sighup}, which needs one
         that also provides L{IReactorFromThreads}, as every reactor does.
     @param interval: seconds between looks at the files (L{CHECK_INTERVAL});
         a look is a C{stat} of each, so renewals are noticed without SIGHUP.
     @param handle_sighup: install a SIGHUP handler while running (off for
         embedding programs that own their signals).
+    @param wall: the time of day in seconds since the epoch, which tells
+        whether a certificate is valid yet.
     """
 
     def __init__(
@@ -80,6 +79,7 @@ class CertificateReloader(Service):
         clock: IReactorTime | None = None,
         interval: float = CHECK_INTERVAL,
         handle_sighup: bool = True,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         clock = or_global_reactor(clock)
         self.tls = tls
@@ -87,6 +87,7 @@ class CertificateReloader(Service):
         self.clock = clock
         self.interval = interval
         self.handle_sighup = handle_sighup
+        self._wall = wall
         self._seen = _signature(directory)
         # Why the last reload failed, while the files stay as they were:
         # tried again at every check (a certificate not valid yet becomes
@@ -132,7 +133,7 @@ class CertificateReloader(Service):
         if seen == self._seen:
             if self._failed is None:
                 return False
-            return self.reload(_RETRY)
+            return self._reload("a retry of the failed reload", retry=True)
         self._seen = seen
         self._failed = None
         return self.reload("the files changed")
@@ -144,11 +145,18 @@ class CertificateReloader(Service):
         @param why: what asked for the reload, for the log line.
         @return: whether the certificate was replaced.
         """
-        # Judged valid or not at the time the checks are timed by.
-        now = datetime.datetime.fromtimestamp(self.clock.seconds(), datetime.timezone.utc)
+        return self._reload(why, retry=False)
+
+    def _reload(self, why: str, retry: bool) -> bool:
+        """
+        L{reload}; a C{retry} of files that failed and have not changed
+        says their failure again only if it is another.
+        """
+        now = datetime.datetime.fromtimestamp(self._wall(), datetime.timezone.utc)
         try:
             material = load_tls_dir(self.directory, now)
             self._seen = _signature(self.directory)
+            self._failed = None
             if (material.certificate, material.chain) == (self.tls.material.certificate, self.tls.material.chain):
                 _log.info("TLS reload ({why}): the certificate is unchanged", why=why)
                 return False
@@ -156,7 +164,7 @@ class CertificateReloader(Service):
             # level); raised out of the periodic check, that would end it.
             self.tls.replace(material)
         except TLSConfigError as e:
-            if why != _RETRY or str(e) != self._failed:
+            if not retry or str(e) != self._failed:
                 _log.error(
                     "TLS reload ({why}) failed, still serving the current certificate: {problem}",
                     why=why,
@@ -164,7 +172,6 @@ class CertificateReloader(Service):
                 )
             self._failed = str(e)
             return False
-        self._failed = None
         _log.info(
             "TLS reload ({why}): now serving the certificate valid until {until} UTC",
             why=why,

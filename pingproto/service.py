@@ -44,34 +44,38 @@ class ListeningService(StreamServerEndpointService):
 
     def __init__(self, endpoint: IStreamServerEndpoint, factory: IProtocolFactory, scheme: str) -> None:
         super().__init__(endpoint, factory)
-        self._raiseSynchronously = True
         self.scheme = scheme
         self.port: IListeningPort | None = None
 
-    def startService(self) -> None:
-        super().startService()
+    def privilegedStartService(self) -> None:
+        # At every start, not only the first (Twisted's stops raising
+        # after it): a port taken when the service is started again fails
+        # that start, not a log line later.
+        self._raiseSynchronously = True
+        super().privilegedStartService()
         self._waitingForPort.addCallback(self._listening)
 
     def stopService(self) -> Deferred[None]:
         """
-        Stop as Twisted's service does, and forget the port, so that a
-        service started again listens again: Twisted's keeps the stopped
-        port's Deferred and, started again, only says it is running.
+        Stop as Twisted's service does, and forget the port at once, so
+        that a service started again listens again: Twisted's keeps the
+        stopped port's Deferred and, started again, only says it is
+        running.  (Started again before the old port has closed, on the
+        same fixed port, it fails to listen, and says so.)
         """
         if self._waitingForPort is None:
             # Stopped already (a stop twice over).
             Service.stopService(self)
             return succeed(None)
         stopped: Deferred[None] = super().stopService()
+        self._waitingForPort = None
+        self.port = None
+        return stopped
 
-        def forget(passthrough: object) -> object:
-            self._waitingForPort = None
-            self.port = None
-            return passthrough
-
-        return stopped.addBoth(forget)
-
-    def _listening(self, port: IListeningPort) -> IListeningPort:
+    def _listening(self, port: IListeningPort | None) -> IListeningPort | None:
+        if port is None:
+            # Failed later than its start, and logged by Twisted's service.
+            return None
         self.port = port
         _log.info("pingproto listening on {scheme}://{where}/", scheme=self.scheme, where=address_text(port.getHost()))
         return port

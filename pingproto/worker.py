@@ -93,7 +93,9 @@ class _SharedUnixPort(unix.Port):
     _shouldShutdown = False
 
     def startListening(self) -> None:
-        with contextlib.suppress(OSError):
+        # ValueError: a name in the abstract namespace, which has no file
+        # (nor does Twisted chmod one).
+        with contextlib.suppress(OSError, ValueError):
             self.mode = stat.S_IMODE(os.stat(self._bindPath).st_mode)
         super().startListening()
 
@@ -136,7 +138,7 @@ def inherited_endpoint(reactor: Any, fileno: int, family: int, proxied: bool) ->
     return proxyEndpoint(endpoint) if proxied else endpoint
 
 
-def _nothing_to_reload(signum: int, frame: object) -> None:
+def _ignore_sighup(signum: int, frame: object) -> None:
     pass
 
 
@@ -167,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     # directory there is nothing to reload; with one, the reloader takes it
     # and puts this back when it stops.  A handler, not SIG_IGN, which
     # would discard a SIGHUP already waiting for the reloader.
-    signal.signal(signal.SIGHUP, _nothing_to_reload)
+    signal.signal(signal.SIGHUP, _ignore_sighup)
     service.startService()
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)

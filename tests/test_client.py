@@ -541,6 +541,48 @@ class MonitorTests(SynchronousTestCase):
         self.assertEqual(len(self.recorder.result.samples), 4)
         self.assertFalse(monitor.running)
 
+    def test_restartedAtOnceSameRun(self) -> None:
+        """
+        Stopped and started again at once, before the connection closed,
+        the monitor goes on with the same run: C{done} fires at the end of
+        its count, not when the old connection closes.
+        """
+        monitor = self.monitor(interval=0.5, count=10)
+        done: list[object] = []
+        monitor.done.addCallback(done.append)
+        pump = self.connect()
+        self.advance(pump, 1.0)
+        monitor.stopService()
+        monitor.startService()
+        self.advance(pump, 2.0)
+        self.assertEqual(done, [])
+        self.assertTrue(monitor.running)
+        pump = self.connect()
+        self.advance(pump, 10.0)
+        self.assertEqual(done, [None])
+        self.assertEqual(monitor.session.sent, 10)
+
+    def test_newRunAfterGivingUp(self) -> None:
+        """
+        Started again after it gave up, the monitor makes as many attempts
+        as the first run could, with the first retry's delay, before it
+        gives up again.
+        """
+        monitor = self.monitor(count=5, give_up_after=3)
+        for delay in (1.0, 2.0, 0.0):
+            self.completer.failOnce(Failure(ConnectionRefusedError()))
+            self.reactor.advance(delay)
+        self.failureResultOf(monitor.done, ConnectionRefusedError)
+        monitor.startService()
+        self.assertEqual(self.attempts(), 1)
+        self.completer.failOnce(Failure(ConnectionRefusedError()))
+        self.reactor.advance(0)
+        self.assertNoResult(monitor.done)
+        self.reactor.advance(0.999)
+        self.assertEqual(self.attempts(), 0)
+        self.reactor.advance(0.001)
+        self.assertEqual(self.attempts(), 1)
+
     def test_restartWhileStopping(self) -> None:
         """
         Started again before its stop has finished (the closing handshake

@@ -683,15 +683,23 @@ class ListenDescriptionsTests(SynchronousTestCase):
 
     def test_listen_twice(self) -> None:
         """
-        The same --listen given twice is an error: without workers the
-        second would fail to bind, with them both would be served.
+        One address given twice to --listen, however it is spelt, is an
+        error: without workers the second would fail to bind, with them
+        both would be served.
         """
-        e = self.assertRaises(
-            ValueError, listen_descriptions, None, None,
-            ["tcp:1234:interface=127.0.0.1", "unix:/run/p.sock", "tcp:1234:interface=127.0.0.1"],
-            tls=False, no_tls=False,
-        )
-        self.assertEqual(str(e), "--listen 'tcp:1234:interface=127.0.0.1' is given twice")
+        for first, again in [
+            ("tcp:1234:interface=127.0.0.1", "tcp:1234:interface=127.0.0.1"),
+            ("tcp:1234:interface=127.0.0.1", "tcp:port=1234:interface=127.0.0.1"),
+            ("tcp:1234:127.0.0.1", "haproxy:tcp:interface=127.0.0.1:port=1234"),
+            ("unix:/run/p.sock", "unix:/run/p.sock"),
+        ]:
+            e = self.assertRaises(
+                ValueError, listen_descriptions, None, None, [first, "unix:/run/other.sock", again],
+                tls=False, no_tls=False,
+            )
+            self.assertEqual(str(e), f"--listen {again!r} is the address of --listen {first!r} again")
+        distinct = ["tcp:1234:interface=127.0.0.1", "tcp:1235:interface=127.0.0.1", "tcp6:1234:interface=\\:\\:1"]
+        self.assertEqual(listen_descriptions(None, None, distinct, tls=False, no_tls=False), distinct)
 
     def test_listen_with_port(self) -> None:
         """

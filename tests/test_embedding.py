@@ -12,6 +12,7 @@ from typing import Any
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactor
@@ -180,6 +181,39 @@ class MakeServerServiceTests(TestCase):
         service.startService()
         port = service.listeners[0].port.getHost().port
         result = yield ping(f"wss://localhost:{port}/", 1, ca_file=ca_file)
+        self.assertEqual(len(result.samples), 1)
+
+    @inlineCallbacks
+    def test_startedAgainWhereItCannotListen(self):  # type: ignore[no-untyped-def]
+        """
+        Started again when its port has been taken meanwhile, the service
+        fails that start with Twisted's CannotListenError, as its first
+        start would have, not with a log line later.
+        """
+        probe, _ = self.serve()
+        port = probe.listeners[0].port.getHost().port
+        yield probe.stopService()
+        service, _ = self.serve(f"tcp:{port}:interface=127.0.0.1")
+        yield service.stopService()
+        taken = yield serverFromString(reactor, f"tcp:{port}:interface=127.0.0.1").listen(Factory())
+        self.addCleanup(taken.stopListening)
+        self.assertRaises(CannotListenError, service.startService)
+        self.assertIsNone(service.listeners[0].port)
+
+    @inlineCallbacks
+    def test_startedAgainAtOnce(self):  # type: ignore[no-untyped-def]
+        """
+        Started again in the same turn as its stop (the old port not yet
+        closed), a service on port 0 listens on a new port and serves.
+        """
+        service, ca_file = self.serve()
+        old = service.listeners[0].port.getHost().port
+        stopped = service.stopService()
+        service.startService()
+        yield stopped
+        new = service.listeners[0].port.getHost().port
+        self.assertNotEqual(new, old)
+        result = yield ping(f"wss://localhost:{new}/", 1, ca_file=ca_file)
         self.assertEqual(len(result.samples), 1)
 
     def test_plainOnlyOnLoopbackUnlessAllowed(self) -> None:

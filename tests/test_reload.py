@@ -143,9 +143,11 @@ class PeriodicCheckTests(SynchronousTestCase):
         ca = write_tls_dir(tlsdir)
         tls = ServerTLS(load_tls_dir(tlsdir))
         clock = Clock()
-        # The reloader judges certificates' dates at its clock's time.
-        clock.advance(time.time())
-        self.reloader = reloader = CertificateReloader(tls, tlsdir, clock=clock, handle_sighup=False)
+        # The time of day as the clock runs, from now.
+        start = time.time()
+        self.reloader = reloader = CertificateReloader(
+            tls, tlsdir, clock=clock, handle_sighup=False, wall=lambda: start + clock.seconds()
+        )
         reloader.startService()
         self.addCleanup(reloader.stopService)
         return tlsdir, ca, tls, clock
@@ -216,7 +218,7 @@ class PeriodicCheckTests(SynchronousTestCase):
         """
         tlsdir, ca, tls, clock = self.reloading()
         old = tls.material.certificate
-        valid_from = datetime.datetime.fromtimestamp(clock.seconds() + 90, datetime.timezone.utc)
+        valid_from = datetime.datetime.fromtimestamp(self.reloader._wall() + 90, datetime.timezone.utc)
         write_tls_dir(tlsdir, ca, not_before=valid_from)
         with capturedLogs() as events:
             clock.advance(CHECK_INTERVAL)
@@ -227,6 +229,33 @@ class PeriodicCheckTests(SynchronousTestCase):
         self.assertIn("is not valid until", errors[0])
         self.assertNotEqual(tls.material.certificate, old)
         self.assertEqual(tls.material.certificate, load_tls_dir(tlsdir, valid_from).certificate)
+
+    def test_retryFindingTheSameCertificateEnds(self) -> None:
+        """
+        A retry that finds the files good, and the certificate the one
+        served, ends the retrying: one line saying it is unchanged, not one
+        at every check after.
+        """
+        tlsdir = self.mktemp()
+        now = time.time()
+        write_tls_dir(tlsdir, not_before=datetime.datetime.fromtimestamp(now - 86400, datetime.timezone.utc))
+        tls = ServerTLS(load_tls_dir(tlsdir))
+        clock = Clock()
+        # Two days ago, the certificate was not valid yet.
+        wall = [now - 2 * 86400]
+        reloader = CertificateReloader(tls, tlsdir, clock=clock, handle_sighup=False, wall=lambda: wall[0])
+        reloader.startService()
+        self.addCleanup(reloader.stopService)
+        with capturedLogs():
+            self.assertFalse(reloader.reload("SIGHUP"))
+        wall[0] = now
+        with capturedLogs() as events:
+            for _ in range(3):
+                clock.advance(CHECK_INTERVAL)
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            ["TLS reload (a retry of the failed reload): the certificate is unchanged"],
+        )
 
     def test_badRenewalReportedOnce(self) -> None:
         """

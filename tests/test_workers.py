@@ -14,12 +14,14 @@ from typing import Any, Generator
 
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.error import CannotListenError, ProcessDone, ProcessTerminated
+from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from pingproto import tap
+from pingproto.worker import inherited_endpoint
 from pingproto.workers import (
     STABLE_AFTER,
     ReusePortGroup,
@@ -402,3 +404,47 @@ class WorkerPoolListenTests(TestCase):
             str(caught.exception), "cannot start worker process /nonexistent/python3: No such file or directory"
         )
         self.assertEqual(pool.workers, {})
+
+
+class InheritedUnixSocketTests(TestCase):
+    """
+    A worker's endpoint for a UNIX socket its supervisor bound: the file,
+    its mode and the listening are the supervisor's.
+    """
+
+    def adopt(self, address: str | bytes) -> Deferred[Any]:
+        from twisted.internet import reactor
+
+        bound = socket.socket(socket.AF_UNIX)
+        self.addCleanup(bound.close)
+        bound.bind(address)
+        bound.listen()
+        bound.setblocking(False)
+        endpoint = inherited_endpoint(reactor, os.dup(bound.fileno()), socket.AF_UNIX, False)
+        return endpoint.listen(Factory())
+
+    @inlineCallbacks
+    def test_fileKept(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        Served and stopped, the socket's file keeps its mode and stays,
+        and the socket still listens for the other workers.
+        """
+        path = os.path.join(os.path.abspath(self.mktemp()), "ping.sock")
+        os.makedirs(os.path.dirname(path))
+        port = yield self.adopt(path)
+        os.chmod(path, 0o600)
+        yield port.stopListening()
+        self.assertEqual(oct(os.stat(path).st_mode & 0o777), oct(0o600))
+        client = socket.socket(socket.AF_UNIX)
+        self.addCleanup(client.close)
+        client.connect(path)
+
+    @inlineCallbacks
+    def test_abstractName(self) -> Generator[Deferred[Any], Any, None]:
+        """
+        A socket in the abstract namespace, which has no file, is served.
+        """
+        name = b"\0pingproto-test-%d" % os.getpid()
+        port = yield self.adopt(name)
+        self.assertEqual(port.getHost().name, name)
+        yield port.stopListening()
