@@ -442,22 +442,42 @@ class _ExitIfCannotListen(MultiService):
     its own signal handling.
     """
 
+    _started = False
+    _hangup_waiting = False
+
     def privilegedStartService(self) -> None:
+        # SIGHUP's default is to end the process.  From here on it does
+        # not: the listeners bind, and say so, before startService, where
+        # the reloader (or the workers' supervisor) takes the signal over;
+        # a SIGHUP in between waits for it.  Without either, it stays
+        # here, for a `systemctl reload` that has nothing to reload.
+        signal.signal(signal.SIGHUP, self._sighup)
         with _exit_if_cannot_listen():
             super().privilegedStartService()
+
+    def _sighup(self, signum: int, frame: object) -> None:
+        from twisted.internet import reactor
+
+        if self._started:
+            cast(IReactorFromThreads, reactor).callFromThread(_nothing_to_reload)
+        else:
+            self._hangup_waiting = True
 
     def startService(self) -> None:
         from twisted.internet import reactor
 
         take_stop_signals_once(reactor)
-        # SIGHUP's default is to end the process: a `systemctl reload` of a
-        # server without a TLS directory must not.  The reloader, or the
-        # workers' supervisor, takes the signal over as it starts.
-        threads = cast(IReactorFromThreads, reactor)
-        signal.signal(signal.SIGHUP, lambda signum, frame: threads.callFromThread(_nothing_to_reload))
+        if signal.getsignal(signal.SIGHUP) != self._sighup:
+            # Started without privilegedStartService (not by twistd).
+            signal.signal(signal.SIGHUP, self._sighup)
         # Whatever binds only once started.
         with _exit_if_cannot_listen():
             super().startService()
+        self._started = True
+        if self._hangup_waiting:
+            self._hangup_waiting = False
+            # To whichever handler is in place now.
+            os.kill(os.getpid(), signal.SIGHUP)
 
 
 class CannotStart(SystemExit, Exception):
