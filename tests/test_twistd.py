@@ -29,6 +29,7 @@ from twisted.trial.unittest import TestCase
 from pingproto import PingMonitor, ping
 
 from .commands import SOURCE, environment, twistd
+from .test_endtoend import Collect
 from .test_protocols import upgrade_request
 from .tlsdir import write_ca_file, write_tls_dir
 from .waiting import Conditions, Watcher
@@ -93,33 +94,12 @@ class _Deaf(Protocol):
             self.answered.callback(None)
 
 
-class _PlainRequest(Protocol):
-    """
-    Sends C{head} (a plain HTTP request, with whatever comes before it)
-    and fires C{answer} with everything read until the server closes.
-    """
-
-    def __init__(self, head: bytes) -> None:
-        self.head = head
-        self.received = b""
-        self.answer: Deferred[bytes] = Deferred()
-
-    def connectionMade(self) -> None:
-        self.transport.write(self.head)
-
-    def dataReceived(self, data: bytes) -> None:
-        self.received += data
-
-    def connectionLost(self, reason: object = None) -> None:
-        self.answer.callback(self.received)
-
-
 def plain_answer(endpoint: Any, head: bytes) -> Deferred[bytes]:
     """
     What the server at C{endpoint} answers C{head}.
     """
-    request = _PlainRequest(head)
-    return connectProtocol(endpoint, request).addCallback(lambda _: request.answer)
+    request = Collect(head)
+    return connectProtocol(endpoint, request).addCallback(lambda _: request.done)
 
 
 def benchmark_harness() -> Any:
