@@ -122,9 +122,24 @@ def _server_context(material: TLSMaterial) -> SSL.Context:
         acceptableProtocols=[b"http/1.1", b"http/1.0"],
     )
     context = options.getContext()
+    # Twisted's ALPN choice answers an offer with neither (h2 alone) with
+    # an empty protocol, which OpenSSL turns into an internal_error alert:
+    # RFC 7301 wants no_application_protocol, or no ALPN answer at all.
+    context.set_alpn_select_callback(_choose_http)
     context.set_options(SSL.OP_NO_RENEGOTIATION)
     _set_groups(context, GROUPS)
     return context
+
+
+def _choose_http(connection: SSL.Connection, offered: list[bytes]) -> Any:
+    """
+    HTTP/1.1 if offered, else HTTP/1.0, else no ALPN answer, and the
+    handshake goes on without one.
+    """
+    for protocol in (b"http/1.1", b"http/1.0"):
+        if protocol in offered:
+            return protocol
+    return SSL.NO_OVERLAPPING_PROTOCOLS
 
 
 def _set_groups(context: SSL.Context, groups: bytes, lib: Any = Binding.lib) -> None:
@@ -228,7 +243,12 @@ def release_bio_buffers(connection: SSL.Connection) -> bool:
 
 # What a plain HTTP request begins with, any method in any case (HTTP/2's
 # "PRI *" too); no TLS record does: its first byte is 0x14-0x17.
-_HTTP_REQUEST_START = re.compile(rb"[A-Za-z]{1,32} ").match
+# A TLS connection's first byte is a record's type (0x14-0x17) or, from an
+# SSLv2-style hello, 0x80 or over: a letter is a request method's first,
+# whether or not the rest came in the same segment.
+_HTTP_REQUEST_START = re.compile(rb"[A-Za-z]").match
+# What _flushSendBIO takes out of the outgoing BIO at a time.
+_SEND_CHUNK = 2**15
 _PLAIN_HTTP_BODY = b"This server speaks TLS: use https:// (or wss:// for a WebSocket).\n"
 _PLAIN_HTTP_ANSWER = (
     # The reason phrase says it too: clients that show only the status
@@ -358,12 +378,25 @@ class TLSProtocol(TLSMemoryBIOProtocol):
     def _flushSendBIO(self) -> None:
         """
         As Twisted 26.10's, except that the bytes go to the socket at once
-        (L{write_now}), not on the reactor's next turn.
+        (L{write_now}), not on the reactor's next turn, and all of them.
         """
+        connection = self._tlsConnection
         try:
-            data = self._tlsConnection.bio_read(2**15)
+            data = connection.bio_read(_SEND_CHUNK)
         except SSL.WantReadError:
             return
+        if len(data) == _SEND_CHUNK:
+            # More may wait: a handshake flight with a large certificate,
+            # answers to a flood of KeyUpdates.  Left in the BIO (Twisted
+            # reads 32 KiB a flush), they waited for the peer's next bytes,
+            # which might never come.
+            pieces = [data]
+            try:
+                while len(pieces[-1]) == _SEND_CHUNK:
+                    pieces.append(connection.bio_read(_SEND_CHUNK))
+            except SSL.WantReadError:
+                pass
+            data = b"".join(pieces)
         # Set from connectionMade on: bytes come after it.
         write_now(cast(ITransport, self.transport), data)
 

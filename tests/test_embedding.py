@@ -243,3 +243,28 @@ class MakeServerServiceTests(TestCase):
         self.assertEqual(signal.getsignal(signal.SIGHUP), service.reloader._sighup)
         service.stopService()
         self.assertIs(signal.getsignal(signal.SIGHUP), before)
+
+    @inlineCallbacks
+    def test_largeCertificate(self):  # type: ignore[no-untyped-def]
+        """
+        A certificate whose handshake flight is over 32 KiB (1,500 names)
+        is sent whole at once: the rest of the flight waited in OpenSSL's
+        buffer for bytes from the client that never came, until the
+        handshake timeout.
+        """
+        tlsdir = self.mktemp()
+        names = ("localhost", *(f"host{n}.example.com" for n in range(1500)))
+        ca = write_tls_dir(tlsdir, identities=names)
+        self.assertGreater(os.path.getsize(os.path.join(tlsdir, "tls.cert")), 40_000)
+        service = pingproto.make_server_service(
+            "tcp:0:interface=127.0.0.1",
+            pingproto.load_tls_dir(tlsdir),
+            pingproto.ServerLimits(handshake_timeout=60),
+        )
+        service.startService()
+        self.addCleanup(service.stopService)
+        port = service.listeners[0].port.getHost().port
+        result = yield ping(f"wss://localhost:{port}/", 1, ca_file=write_ca_file(self.mktemp(), ca))
+        self.assertEqual(len(result.samples), 1)
+
+    test_largeCertificate.timeout = 10  # type: ignore[attr-defined]

@@ -428,6 +428,21 @@ class RequestHeadTests(HardeningTestCase):
         yield self.assertWitnessUnharmed(since)
 
     @inlineCallbacks
+    def test_plainHttpFirstSegmentAlone(self):  # type: ignore[no-untyped-def]
+        """
+        The first segment of a plain request can be its method alone (a
+        client that writes "GET" and then the rest): it is answered 400
+        then, not taken for the start of a TLS record and left to the
+        handshake timeout.
+        """
+        since = reactor.seconds()
+        client = yield self.request(b"GET", tls=False)
+        yield client.until_lost()
+        self.assertEqual(client.status, 400, client.received[:200])
+        self.assertLess(client.lost_at - client.made_at, 5.0)
+        yield self.assertWitnessUnharmed(since)
+
+    @inlineCallbacks
     def test_plainTlsHttp10Client(self):  # type: ignore[no-untyped-def]
         """
         A plain HTTPS client speaking HTTP/1.0 without Host gets the hint

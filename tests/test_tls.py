@@ -100,6 +100,18 @@ class ProfileTests(SynchronousTestCase):
         self.material = load_tls_dir(tlsdir)
         self.server = server_context(self.material)
 
+    def test_alpnWithoutHttp(self) -> None:
+        """
+        A client offering only protocols the server does not speak (h2
+        alone) gets no ALPN answer and a handshake, not an internal_error
+        alert; one offering HTTP/1.1 among them gets it.
+        """
+        for offered, chosen in [([b"h2"], b""), ([b"h2", b"http/1.1"], b"http/1.1"), ([b"http/1.0"], b"http/1.0")]:
+            ctx = client()
+            ctx.set_alpn_protos(offered)
+            s, c = handshake(self.server, ctx)
+            self.assertEqual(c.get_alpn_proto_negotiated(), chosen, offered)
+
     def test_tls13Preferred(self) -> None:
         """
         A modern client gets TLS 1.3.
