@@ -24,8 +24,9 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from pingproto.tls import (
-    RECORDS_PER_TURN,
+    BYTES_PER_TURN,
     GROUPS,
+    RECORDS_PER_TURN,
     ServerTLS,
     TLSProtocol,
     _set_groups,
@@ -393,6 +394,28 @@ class CoalescedReadTests(SynchronousTestCase):
         self.assertEqual(len(self.clock.getDelayedCalls()), 1)
         self.clock.advance(0)
         self.assertEqual(self.inner.calls, [sent[:256], sent[256:512], sent[512:768], sent[768:]])
+        self.assertEqual(self.transport.producerState, "producing")
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_bytesPerTurn(self) -> None:
+        """
+        Of a 40 KB read, BYTES_PER_TURN bytes go to OpenSSL now and the
+        rest a turn's worth at a time, the socket not read meanwhile: TLS
+        1.3 KeyUpdates, which carry no data, never reach RECORDS_PER_TURN,
+        and one read of 64 KiB of them held every other client for 40 ms.
+        Everything arrives, in order, and reading resumes after it.
+        """
+        sent = bytes(range(256)) * 160
+        for n in range(0, len(sent), 4096):
+            self.client.send(sent[n : n + 4096])
+        blob = self.client.bio_read(1 << 20)
+        self.assertGreater(len(blob), 4 * BYTES_PER_TURN)
+        self.server.dataReceived(blob)
+        self.assertLess(len(b"".join(self.inner.calls)), BYTES_PER_TURN)
+        self.assertEqual(self.transport.producerState, "paused")
+        self.clock.advance(0)
+        self.assertEqual(b"".join(self.inner.calls), sent)
+        self.assertGreaterEqual(len(self.inner.calls), 5)
         self.assertEqual(self.transport.producerState, "producing")
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
