@@ -30,6 +30,7 @@ from pingproto.config import ServerLimits
 from pingproto.limits import AddressCounter, RefusalTally, TokenBucket, client_address, origin_allowed, socket_bound
 from pingproto.readgate import ReadGate
 from pingproto.sharedkeys import share_transport_names
+from pingproto.text import peer_text as _peer_of
 from pingproto.text import printable as _printable
 from pingproto.webapp import content_security_policy, page
 
@@ -142,17 +143,6 @@ def _host_of(address: IAddress) -> str:
     a UNIX socket, which has none.
     """
     return getattr(address, "host", "unix")
-
-
-def _peer_of(address: IAddress) -> str:
-    """
-    A peer as Autobahn names it in the log (its C{peer2str}), from the
-    address alone: a socket refused as it is accepted has no transport.
-    """
-    host = getattr(address, "host", None)
-    if host is None:
-        return "unix"
-    return f"{'tcp6' if ':' in host else 'tcp4'}:{host}:{getattr(address, 'port', '')}"
 
 
 def _phrase(code: int) -> str:

@@ -5,7 +5,7 @@ what C{pingproto ping} prints.
 
 from __future__ import annotations
 
-__all__ = ["QUOTED_MAX", "printable", "shortened"]
+__all__ = ["QUOTED_MAX", "peer_text", "printable", "shortened"]
 
 # The most characters of a peer's text a message quotes: more than any
 # honest reason phrase or header needs, and one line however long the
@@ -29,3 +29,14 @@ def shortened(text: str, limit: int = QUOTED_MAX) -> str:
     header as long as the answer head it may send (16 KiB).
     """
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def peer_text(address: object) -> str:
+    """
+    A peer as Autobahn names it in the log (its C{peer2str}), from the
+    address alone: a socket refused as it is accepted has no transport.
+    """
+    host = getattr(address, "host", None)
+    if host is None:
+        return "unix"
+    return f"{'tcp6' if ':' in host else 'tcp4'}:{host}:{getattr(address, 'port', '')}"

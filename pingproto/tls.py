@@ -41,10 +41,12 @@ from twisted.internet.ssl import (
 )
 from twisted.protocols.policies import ProtocolWrapper
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from pingproto.eagerwrite import write_now
+from pingproto.text import peer_text
 from pingproto.tlsfiles import TLSConfigError, TLSMaterial, load_certificates
 
 __all__ = [
@@ -58,6 +60,8 @@ __all__ = [
     "server_context",
     "wrap_client_tls",
 ]
+
+_log = Logger()
 
 # Mozilla's intermediate list for TLS 1.2: ECDHE key exchange, AEAD only.
 # TLS 1.3 suites are all AEAD and forward secret, so OpenSSL's defaults stand.
@@ -206,6 +210,12 @@ RECORDS_PER_TURN = 256
 # them held every other client's echoes 40 ms a read; 8 KiB at a time,
 # about 6 ms a turn.  A 16 KiB record takes two turns.
 BYTES_PER_TURN = 8 * 1024
+# Bytes a client may send before its TLS handshake is done: its hello (a
+# few KiB, post-quantum key shares included) and its Finished; no client
+# certificate is asked for.  OpenSSL buffers a hello of up to 128 KiB
+# until it is whole: half-sent, one held 185 KiB until the handshake
+# timeout.
+HANDSHAKE_BYTES = 32 * 1024
 
 # A read or write into a connection's memory BIOs larger than this may have
 # grown their buffers enough to be worth giving back (about 1 us).
@@ -281,6 +291,10 @@ class TLSProtocol(TLSMemoryBIOProtocol):
     again when neither the backlog nor the protocol above
     (C{pauseProducing}) holds it.
 
+    A server's client that sends more than C{handshake_limit} bytes
+    before its handshake is done is cut off: OpenSSL would hold up to
+    128 KiB of a hello for it until the handshake timeout.
+
     Not L{BufferingTLSTransport}, Twisted's default, which holds every
     write until the next reactor turn to coalesce small ones: an echo server
     writes once per message it reads, so that costs a timer per echo, 10-20 %
@@ -317,13 +331,19 @@ class TLSProtocol(TLSMemoryBIOProtocol):
     _backlog: IDelayedCall | None = None
     # What a read brought past BYTES_PER_TURN, for the turns after.
     _unfed = b""
+    # What a server's client may send before the handshake is done; 0: no
+    # limit, as on the client side (wrap_client_tls), where a server's
+    # certificates may take more.
+    handshake_limit: ClassVar[int] = HANDSHAKE_BYTES
+    # What the peer sent before the handshake was done.
+    _handshakeBytes = 0
     _pausedAbove = False
     # Off once the connection is lost: what is left is read at once.
     _bounded = True
     # Given to an open connection after it is made, by Twisted's TLS layer
     # and by this one: named before the first (pingproto/sharedkeys.py).
     late_names: ClassVar[tuple[str, ...]] = (
-        "_handshakeDone", "_producer", "_biosGrown", "_backlog", "_pausedAbove", "_unfed",
+        "_handshakeDone", "_producer", "_biosGrown", "_backlog", "_pausedAbove", "_unfed", "_handshakeBytes",
     )
 
     def pauseProducing(self) -> None:
@@ -371,10 +391,27 @@ class TLSProtocol(TLSMemoryBIOProtocol):
 
     def _feed(self, data: bytes) -> None:
         """
-        Hand C{data} to OpenSSL, as Twisted's C{dataReceived} does.
+        Hand C{data} to OpenSSL, as Twisted's C{dataReceived} does, unless
+        the handshake has taken more than C{handshake_limit} bytes: then
+        end the connection.  (Counted a piece at a time: a client's first
+        data may come in its Finished's read.)
         """
         handshaking = not self._handshakeDone
+        if handshaking and self.handshake_limit:
+            self._handshakeBytes += len(data)
+            if self._handshakeBytes > self.handshake_limit and not self._aborted:
+                _log.info(
+                    "{peer}: closed: sent over {limit} KiB before its TLS handshake was done",
+                    peer=peer_text(cast(ITransport, self.transport).getPeer()),
+                    limit=self.handshake_limit // 1024,
+                )
+                self._unfed = b""
+                self.abortConnection()
+                return
         super().dataReceived(data)
+        if handshaking and self._handshakeDone and self._handshakeBytes:
+            # A cached small int, not an object of its own per connection.
+            self._handshakeBytes = 0
         if self._biosGrown or len(data) > RELEASE_OVER or (handshaking and self._handshakeDone):
             self._releaseBuffers()
 
@@ -508,6 +545,10 @@ class TLSProtocol(TLSMemoryBIOProtocol):
                 self._releaseBuffers()
 
 
+class _ClientTLSProtocol(TLSProtocol):
+    handshake_limit = 0
+
+
 @implementer(IStreamClientEndpoint)
 class _TLSClientEndpoint:
     def __init__(self, creator: IOpenSSLClientConnectionCreator, endpoint: IStreamClientEndpoint) -> None:
@@ -516,7 +557,7 @@ class _TLSClientEndpoint:
 
     def connect(self, factory: IProtocolFactory) -> Deferred[IProtocol]:
         tls = TLSMemoryBIOFactory(self._creator, True, factory)
-        tls.protocol = TLSProtocol
+        tls.protocol = _ClientTLSProtocol
 
         def wrapped(protocol: IProtocol) -> IProtocol:
             # What the endpoint made with the TLS factory: a TLSProtocol.

@@ -19,6 +19,7 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import capturedLogs, formatEvent
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -26,6 +27,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from pingproto.tls import (
     BYTES_PER_TURN,
     GROUPS,
+    HANDSHAKE_BYTES,
     RECORDS_PER_TURN,
     ServerTLS,
     TLSProtocol,
@@ -330,6 +332,39 @@ class _Records(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         self.calls.append(data)
+
+
+class HandshakeBytesTests(SynchronousTestCase):
+    def test_overLimitBeforeHandshake(self) -> None:
+        """
+        A client that sends over HANDSHAKE_BYTES before its handshake is
+        done (a hello declared 100,000 bytes long, sent in part: OpenSSL
+        buffers up to 128 KiB of one until the handshake timeout) is cut
+        off, with one line at info saying why; under the limit, it is not.
+        """
+        tlsdir = self.mktemp()
+        write_tls_dir(tlsdir)
+        clock = Clock()
+        factory = TLSMemoryBIOFactory(ServerTLS(load_tls_dir(tlsdir)), False, Factory.forProtocol(Protocol), clock=clock)
+        factory.protocol = TLSProtocol
+        server = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+        transport = StringTransport()
+        server.makeConnection(transport)
+        fragment = b"\x01" + (100_000).to_bytes(3, "big") + bytes(16_380)
+        records = [b"\x16\x03\x01" + len(fragment).to_bytes(2, "big") + fragment]
+        records += [b"\x16\x03\x01\x27\x10" + bytes(10_000), b"\x16\x03\x01\x40\x00" + bytes(16_384)]
+        with capturedLogs() as events:
+            for record in records[:2]:
+                server.dataReceived(record)
+                clock.advance(0)
+            self.assertFalse(transport.disconnecting)
+            server.dataReceived(records[2])
+            clock.advance(0)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(clock.getDelayedCalls(), [])
+        [line] = [formatEvent(e) for e in events if "handshake" in formatEvent(e)]
+        self.assertEqual(line, f"tcp4:{transport.getPeer().host}:{transport.getPeer().port}: closed: sent over {HANDSHAKE_BYTES // 1024} KiB before its TLS handshake was done")
+        self.assertEqual(HANDSHAKE_BYTES, 32 * 1024)
 
 
 class CoalescedReadTests(SynchronousTestCase):
