@@ -331,11 +331,12 @@ class TLSProtocol(TLSMemoryBIOProtocol):
     _backlog: IDelayedCall | None = None
     # What a read brought past BYTES_PER_TURN, for the turns after.
     _unfed = b""
-    # What a server's client may send before the handshake is done; 0: no
-    # limit, as on the client side (wrap_client_tls), where a server's
-    # certificates may take more.
+    # What a server's client may send before the handshake is done (0: no
+    # limit).  A client's side has none: a server's certificates may take
+    # more.
     handshake_limit: ClassVar[int] = HANDSHAKE_BYTES
-    # What the peer sent before the handshake was done.
+    # What a server's client sent before the handshake was done; 0 until
+    # the first byte, -1 on a client's side.
     _handshakeBytes = 0
     _pausedAbove = False
     # Off once the connection is lost: what is left is read at once.
@@ -373,8 +374,16 @@ class TLSProtocol(TLSMemoryBIOProtocol):
         super().connectionLost(reason)
 
     def dataReceived(self, data: bytes) -> None:
-        if not self._handshakeDone and _HTTP_REQUEST_START(data) and self._plainHttp():
-            return
+        if self._handshakeBytes == 0 and not self._handshakeDone:
+            # The connection's first bytes (a server's counts every byte
+            # of its handshake): a client has spoken first, and is past
+            # "before SSL initialization"; a server is not, and then a
+            # letter begins a plain HTTP request, not a TLS record.
+            if self._tlsConnection.get_state_string() != b"before SSL initialization":
+                self._handshakeBytes = -1  # Not counted: a server's answer may be large.
+            elif _HTTP_REQUEST_START(data):
+                self._plainHttp()
+                return
         if self._bounded:
             if self._unfed:
                 # A backlog waits (Twisted's TLS layer under a mounted
@@ -389,15 +398,15 @@ class TLSProtocol(TLSMemoryBIOProtocol):
         if self._unfed and not self._lostTLSConnection:
             self._holdBacklog()
 
-    def _feed(self, data: bytes) -> None:
+    def _feed(self, data: bytes) -> bool:
         """
         Hand C{data} to OpenSSL, as Twisted's C{dataReceived} does, unless
         the handshake has taken more than C{handshake_limit} bytes: then
-        end the connection.  (Counted a piece at a time: a client's first
-        data may come in its Finished's read.)
+        end the connection, and return false.  (Counted a piece at a time:
+        a client's first data may come in its Finished's read.)
         """
         handshaking = not self._handshakeDone
-        if handshaking and self.handshake_limit:
+        if handshaking and self.handshake_limit and self._handshakeBytes >= 0:
             self._handshakeBytes += len(data)
             if self._handshakeBytes > self.handshake_limit and not self._aborted:
                 _log.info(
@@ -407,36 +416,34 @@ class TLSProtocol(TLSMemoryBIOProtocol):
                 )
                 self._unfed = b""
                 self.abortConnection()
-                return
+                return False
         super().dataReceived(data)
-        if handshaking and self._handshakeDone and self._handshakeBytes:
-            # A cached small int, not an object of its own per connection.
-            self._handshakeBytes = 0
+        if handshaking and self._handshakeDone and self._handshakeBytes > 0:
+            # A cached small int, not an object of its own per connection,
+            # and not 0, which would say no byte has come.
+            self._handshakeBytes = 1
         if self._biosGrown or len(data) > RELEASE_OVER or (handshaking and self._handshakeDone):
             self._releaseBuffers()
+        return True
 
     def write(self, data: bytes) -> None:
         super().write(data)
         if self._biosGrown or len(data) > RELEASE_OVER:
             self._releaseBuffers()
 
-    def _plainHttp(self) -> bool:
+    def _plainHttp(self) -> None:
         """
         Answer a plain HTTP request sent to this TLS server, in plain HTTP,
-        as nginx does, if nothing of the TLS handshake has come yet.
+        as nginx does.
 
         The usual mistake (http:// or ws:// for https:// or wss://): it
         would get no answer at all, and the log an error line from
         Autobahn for each one ("SSL error: http request").
         """
-        # A client is past it from the start: it sends the first message.
-        if self._tlsConnection.get_state_string() != b"before SSL initialization":
-            return False
         transport = self.transport
         assert transport is not None  # data came from it
         transport.write(_PLAIN_HTTP_ANSWER)
         transport.loseConnection()
-        return True
 
     def _releaseBuffers(self) -> None:
         connection = self._tlsConnection
@@ -533,7 +540,9 @@ class TLSProtocol(TLSMemoryBIOProtocol):
             return
         if self._unfed:
             chunk, self._unfed = self._unfed[:BYTES_PER_TURN], self._unfed[BYTES_PER_TURN:]
-            self._feed(chunk)
+            if not self._feed(chunk):
+                # Cut off over the handshake limit: not read again.
+                return
         else:
             self._flushReceiveBIO()
         if self._unfed and not self._lostTLSConnection:
@@ -545,10 +554,6 @@ class TLSProtocol(TLSMemoryBIOProtocol):
                 self._releaseBuffers()
 
 
-class _ClientTLSProtocol(TLSProtocol):
-    handshake_limit = 0
-
-
 @implementer(IStreamClientEndpoint)
 class _TLSClientEndpoint:
     def __init__(self, creator: IOpenSSLClientConnectionCreator, endpoint: IStreamClientEndpoint) -> None:
@@ -557,7 +562,7 @@ class _TLSClientEndpoint:
 
     def connect(self, factory: IProtocolFactory) -> Deferred[IProtocol]:
         tls = TLSMemoryBIOFactory(self._creator, True, factory)
-        tls.protocol = _ClientTLSProtocol
+        tls.protocol = TLSProtocol
 
         def wrapped(protocol: IProtocol) -> IProtocol:
             # What the endpoint made with the TLS factory: a TLSProtocol.
