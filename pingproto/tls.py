@@ -406,9 +406,9 @@ class TLSProtocol(TLSMemoryBIOProtocol):
         a client's first data may come in its Finished's read.)
         """
         handshaking = not self._handshakeDone
-        if handshaking and self.handshake_limit and self._handshakeBytes >= 0:
+        if handshaking and self._handshakeBytes >= 0:
             self._handshakeBytes += len(data)
-            if self._handshakeBytes > self.handshake_limit and not self._aborted:
+            if 0 < self.handshake_limit < self._handshakeBytes and not self._aborted:
                 _log.info(
                     "{peer}: closed: sent over {limit} KiB before its TLS handshake was done",
                     peer=peer_text(cast(ITransport, self.transport).getPeer()),

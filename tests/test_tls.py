@@ -336,7 +336,9 @@ class _Records(Protocol):
 
 
 class HandshakeBytesTests(SynchronousTestCase):
-    def server(self, identities: tuple[str, ...] = ("localhost",)) -> tuple[TLSProtocol, StringTransport, Clock]:
+    def server(
+        self, identities: tuple[str, ...] = ("localhost",), protocol: type[TLSProtocol] = TLSProtocol
+    ) -> tuple[TLSProtocol, StringTransport, Clock]:
         """
         A server's TLSProtocol on an in-memory transport and a clock
         (C{self.ca} issued its certificate).
@@ -345,7 +347,7 @@ class HandshakeBytesTests(SynchronousTestCase):
         self.ca = write_tls_dir(tlsdir, identities=identities)
         clock = Clock()
         factory = TLSMemoryBIOFactory(ServerTLS(load_tls_dir(tlsdir)), False, Factory.forProtocol(Protocol), clock=clock)
-        factory.protocol = TLSProtocol
+        factory.protocol = protocol
         server = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
         transport = StringTransport()
         server.makeConnection(transport)
@@ -356,19 +358,25 @@ class HandshakeBytesTests(SynchronousTestCase):
         A ClientHello that comes in two reads, the second beginning with a
         letter, is TLS, answered with the server's hello: only the
         connection's first byte tells plain HTTP (it was answered 400 at
-        about a fifth of the places a 1.5 KB hello can be split).
+        about a fifth of the places a 1.5 KB hello can be split), with a
+        handshake limit or without one.
         """
+
+        class Unlimited(TLSProtocol):
+            handshake_limit = 0
+
         hello_from = SSL.Connection(client(), None)
         hello_from.set_connect_state()
         with self.assertRaises(SSL.WantReadError):
             hello_from.do_handshake()
         hello = hello_from.bio_read(1 << 16)
         split = next(i for i in range(1, len(hello)) if hello[i : i + 1].isalpha())
-        server, transport, clock = self.server()
-        server.dataReceived(hello[:split])
-        server.dataReceived(hello[split:])
-        self.assertTrue(transport.value().startswith(b"\x16\x03"), transport.value()[:40])
-        self.assertFalse(transport.disconnecting)
+        for protocol in (TLSProtocol, Unlimited):
+            server, transport, clock = self.server(protocol=protocol)
+            server.dataReceived(hello[:split])
+            server.dataReceived(hello[split:])
+            self.assertTrue(transport.value().startswith(b"\x16\x03"), (protocol, transport.value()[:40]))
+            self.assertFalse(transport.disconnecting)
 
     def test_noLimitOnAClientsSide(self) -> None:
         """
