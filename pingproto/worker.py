@@ -16,9 +16,7 @@ import sys
 from typing import Any, Sequence
 
 from twisted.internet import stdio, tcp, unix
-from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.endpoints import AdoptedStreamServerEndpoint
-from twisted.internet.error import AlreadyListened
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IReactorCore, IStreamServerEndpoint
 from twisted.internet.protocol import Protocol
 from twisted.protocols.haproxy import proxyEndpoint
@@ -103,27 +101,19 @@ class _SharedUnixPort(unix.Port):
         tcp.Port.connectionLost(self, reason)
 
 
-class _SharedUnixEndpoint(AdoptedStreamServerEndpoint):
+class _SharedUnixAdopter:
     """
-    L{AdoptedStreamServerEndpoint} for an inherited UNIX socket, with a
-    L{_SharedUnixPort}.
+    What L{AdoptedStreamServerEndpoint} adopts an inherited UNIX socket
+    with, in place of the reactor: a L{_SharedUnixPort}.
     """
 
-    def __init__(self, reactor: Any, fileno: int) -> None:
-        super().__init__(reactor, fileno, socket.AF_UNIX)
+    def __init__(self, reactor: Any) -> None:
+        self._reactor = reactor
 
-    def listen(self, factory: IProtocolFactory) -> Deferred[IListeningPort]:
-        if self._used:
-            return fail(AlreadyListened())
-        self._used = True
-        try:
-            self._setNonBlocking(self.fileno)
-            port = _SharedUnixPort._fromListeningDescriptor(self.reactor, self.fileno, factory)
-            port.startListening()
-            os.close(self.fileno)
-        except BaseException:
-            return fail()
-        return succeed(port)
+    def adoptStreamPort(self, fileno: int, family: int, factory: IProtocolFactory) -> IListeningPort:
+        port = _SharedUnixPort._fromListeningDescriptor(self._reactor, fileno, factory)
+        port.startListening()
+        return port
 
 
 def inherited_endpoint(reactor: Any, fileno: int, family: int, proxied: bool) -> IStreamServerEndpoint:
@@ -132,7 +122,7 @@ def inherited_endpoint(reactor: Any, fileno: int, family: int, proxied: bool) ->
     """
     endpoint: IStreamServerEndpoint
     if family == socket.AF_UNIX:
-        endpoint = _SharedUnixEndpoint(reactor, fileno)
+        endpoint = AdoptedStreamServerEndpoint(_SharedUnixAdopter(reactor), fileno, family)
     else:
         endpoint = AdoptedStreamServerEndpoint(reactor, fileno, family)
     return proxyEndpoint(endpoint) if proxied else endpoint
