@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence, TypeVar
 from urllib.parse import SplitResult, urlsplit
@@ -23,6 +25,7 @@ from twisted.python.usage import UsageError
 __all__ = [
     "DEFAULT_INTERFACE",
     "DEFAULT_PORT",
+    "UNIX_PATH_MAX",
     "ServerLimits",
     "behind_proxy",
     "check_authority",
@@ -53,6 +56,9 @@ DEFAULT_INTERFACE = "127.0.0.1"
 # client reconnects at once, and each SYN dropped at a full queue costs its
 # client a retransmission a second or more later (docs/reliability.md).
 LISTEN_BACKLOG = 1024
+# The bytes a UNIX socket's path may have: sockaddr_un's sun_path less
+# its closing NUL (108 on Linux, 104 on the BSDs and macOS).
+UNIX_PATH_MAX = 107 if sys.platform.startswith("linux") else 103
 
 # The shortest timer a server may set, and the lowest message rate.
 # Near zero a server closes every client (no handshake or pong comes
@@ -406,8 +412,18 @@ def check_endpoint(description: str) -> None:
     kind = args[0].lower() if args else ""
     if kind == "haproxy" and len(args) > 1:
         check_endpoint(_unparse(args[1:], kwargs))
-    elif kind == "unix" and not unix_socket_path(description):
-        raise ValueError("unix: needs the path of the socket, e.g. unix:/run/pingproto/ws.sock")
+    elif kind == "unix":
+        path = unix_socket_path(description)
+        if not path:
+            raise ValueError("unix: needs the path of the socket, e.g. unix:/run/pingproto/ws.sock")
+        size = len(os.fsencode(path))
+        if size > UNIX_PATH_MAX:
+            # Twisted would say only "AF_UNIX path too long", after the
+            # workers (if any) were already on their way.
+            raise ValueError(
+                f"the socket's path is {size} bytes, and this system takes at most {UNIX_PATH_MAX}; "
+                "choose a shorter one"
+            )
     elif kind in _TCP_FIELDS:
         fields = _tcp_fields(kind, args, kwargs)
         if "port" not in fields:

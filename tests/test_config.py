@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import math
+import os
+import socket
 from urllib.parse import urlsplit
 
 from hypothesis import given, settings
@@ -23,6 +25,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from pingproto.config import (
     DEFAULT_INTERFACE,
     DEFAULT_PORT,
+    UNIX_PATH_MAX,
     ServerLimits,
     check_authority,
     check_endpoint,
@@ -38,6 +41,8 @@ from pingproto.config import (
     tls_endpoint_kind,
     whole_number,
 )
+
+from .sockets import socket_dir
 
 YEAR = 86400 * 365
 
@@ -451,6 +456,28 @@ class CheckEndpointTests(SynchronousTestCase):
         for description, message in cases:
             e = self.assertRaises(ValueError, check_endpoint, description)
             self.assertIn(message, str(e), description)
+
+    def test_unixPathLength(self) -> None:
+        """
+        A UNIX socket's path longer than the kernel takes is refused with
+        its length, before anything listens; the longest one the kernel
+        takes is taken, and binds.
+        """
+        directory = socket_dir(self)
+        fits = os.path.join(directory, "s" * (UNIX_PATH_MAX - len(directory) - 1))
+        too_long = fits + "s"
+        self.assertEqual(len(fits), UNIX_PATH_MAX)
+        check_endpoint("unix:" + fits)
+        e = self.assertRaises(ValueError, check_endpoint, "unix:" + too_long)
+        self.assertEqual(
+            str(e), f"the socket's path is {UNIX_PATH_MAX + 1} bytes, and this system takes at most {UNIX_PATH_MAX}; "
+            "choose a shorter one"
+        )
+        # What the limit stands for: the kernel's own.
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.bind(fits)
+        with socket.socket(socket.AF_UNIX) as sock:
+            self.assertRaises(OSError, sock.bind, too_long)
 class CheckWsUrlTests(SynchronousTestCase):
     """
     L{check_ws_url}: the URLs a client can open.

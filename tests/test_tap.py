@@ -36,6 +36,7 @@ from pingproto.webapp import AppOptions
 from pingproto.worker import WorkerOptions
 from pingproto.workers import WorkerPool
 
+from .sockets import socket_dir
 from .tlsdir import write_tls_dir
 
 
@@ -158,6 +159,7 @@ class OptionsTests(SynchronousTestCase):
             ("tcp:5102:interface=127.1", "'127.1' is not an IP address or host name"),
             ("unix:", "unix: needs the path of the socket"),
             ("unix:" + directory, f"{directory} is a directory"),
+            ("unix:/" + "s" * 200, "the socket's path is 201 bytes"),
         ]
         for description, problem in cases:
             with self.assertRaises(UsageError, msg=description) as caught:
@@ -399,7 +401,7 @@ class MakeServiceTests(SynchronousTestCase):
         tlsdir = self.mktemp()
         write_tls_dir(tlsdir)
         service = build_service(
-            parse("--tls-dir", tlsdir, "--listen", "tcp:0:interface=127.0.0.1", "--listen", "unix:" + self.mktemp())
+            parse("--tls-dir", tlsdir, "--listen", "tcp:0:interface=127.0.0.1", "--listen", "unix:" + os.path.join(socket_dir(self), "s.sock"))
         )
         listeners = service.listeners
         self.assertEqual(len(listeners), 2)
@@ -443,7 +445,7 @@ class MakeServiceTests(SynchronousTestCase):
         with or without workers, with one line naming the path, not a
         traceback.
         """
-        path = os.path.join(self.mktemp(), "missing", "s.sock")
+        path = os.path.join(socket_dir(self), "missing", "s.sock")
         for extra in ([], ["--workers", "2"]):
             command = makeService(parse("--listen", "unix:" + path, *extra))
             with self.assertRaises(SystemExit, msg=extra) as caught:

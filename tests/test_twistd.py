@@ -31,6 +31,7 @@ from pingproto import PingMonitor, ping
 from .commands import SOURCE, environment, twistd
 from .test_endtoend import Collect
 from .test_protocols import upgrade_request
+from .sockets import socket_dir
 from .tlsdir import write_ca_file, write_tls_dir
 from .waiting import Conditions, Watcher
 
@@ -334,7 +335,7 @@ class TwistdTests(TwistdCase):
         a worker that ends (SIGTERM) does not remove it; the one started in
         its place serves, and the supervisor stops without a traceback.
         """
-        path = os.path.join(self.mktemp_dir(), "ping.sock")
+        path = os.path.join(socket_dir(self), "ping.sock")
         server = self.start("--listen", f"unix:{path}:mode=0600", "--workers", "2")
         yield server.until(lambda out: out.count(b"pingproto listening on") >= 3)
         self.assertEqual(oct(os.stat(path).st_mode & 0o777), oct(0o600))

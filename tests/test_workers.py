@@ -30,6 +30,8 @@ from pingproto.workers import (
     reuse_port_group,
 )
 
+from .sockets import socket_dir
+
 
 def accept_all(sock: socket.socket) -> int:
     """
@@ -343,7 +345,7 @@ class WorkerPoolListenTests(TestCase):
         """
         from twisted.internet import reactor
 
-        path = self.mktemp()
+        path = os.path.join(socket_dir(self), "s.sock")
         pool = WorkerPool(["tcp:0:interface=127.0.0.1", "unix:" + path], ["--no-tls"], 2, reactor=reactor)
         pool.privilegedStartService()
         self.addCleanup(pool.stopService)
@@ -429,8 +431,7 @@ class InheritedUnixSocketTests(TestCase):
         Served and stopped, the socket's file keeps its mode and stays,
         and the socket still listens for the other workers.
         """
-        path = os.path.join(os.path.abspath(self.mktemp()), "ping.sock")
-        os.makedirs(os.path.dirname(path))
+        path = os.path.join(socket_dir(self), "ping.sock")
         port = yield self.adopt(path)
         os.chmod(path, 0o600)
         yield port.stopListening()
