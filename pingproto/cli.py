@@ -188,8 +188,15 @@ def entry_point() -> None:
         _complain("pingproto: standard output is closed")
         sys.exit(EXIT_ERROR)
     sys.stdout = cast(TextIO, _CheckedOutput(sys.stdout))
+    status: int | str | None
     try:
-        status = main()
+        try:
+            status = main()
+        except SystemExit as e:
+            # --help and --version print, then exit: what they printed is
+            # flushed below too, not at the interpreter's exit, where a
+            # failure is a traceback and exit status 120.
+            status = e.code
         sys.stdout.flush()
         # The command is over: a signal now (the second of two quick
         # Ctrl-Cs) must not change how it ended.  Python puts the default
@@ -206,7 +213,24 @@ def entry_point() -> None:
         _complain(f"pingproto: cannot write to standard output: {e.strerror}")
         _discard_stdout()
         status = EXIT_ERROR
+    _flush_stderr()
     sys.exit(status)
+
+
+def _flush_stderr() -> None:
+    """
+    Flush standard error now, and send it nowhere if that fails (C{2>&1 |
+    head -1}, C{2>/dev/full}): a line that could not be written stays in
+    its buffer, and the interpreter's flush at exit would fail on it again,
+    with a traceback where nobody reads and exit status 120 rather than
+    the command's own.
+    """
+    if sys.stderr is None:
+        return
+    try:
+        sys.stderr.flush()
+    except OSError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
 
 
 def _discard_stdout() -> None:

@@ -31,8 +31,12 @@ def twistd() -> str:
 def environment() -> dict[str, str]:
     """
     This environment with the source tree first on C{PYTHONPATH}, so that
-    its package and its twistd dropin are the ones that run.
+    its package and its twistd dropin are the ones that run, and without
+    C{PYTHONUNBUFFERED}.
     """
     env = dict(os.environ)
+    # Users' Python buffers standard output and error, and only then can
+    # a failed write surface again at exit: test what they run.
+    env.pop("PYTHONUNBUFFERED", None)
     env["PYTHONPATH"] = os.pathsep.join([SOURCE, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env

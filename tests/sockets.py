@@ -20,6 +20,7 @@ def socket_dir(case: SynchronousTestCase) -> str:
     A new, empty directory with a short absolute path, removed when
     C{case} ends.
     """
-    path = tempfile.mkdtemp(prefix="pingproto-")
+    # Not under $TMPDIR, which can be long too.
+    path = tempfile.mkdtemp(prefix="pingproto-", dir="/tmp")
     case.addCleanup(shutil.rmtree, path, True)
     return path
