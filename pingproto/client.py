@@ -663,7 +663,7 @@ def client_endpoint(
     secure, host, port = parse_url(url)[:3]
     endpoint: IStreamClientEndpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
     if secure:
-        endpoint = wrap_client_tls(client_tls_options(host, ca_file), endpoint)
+        endpoint = wrap_client_tls(client_tls_options(host, ca_file), endpoint, cast(IReactorTime, reactor))
     return endpoint
 
 

@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence, TypeVar
 from urllib.parse import SplitResult, urlsplit
 
 from twisted.internet.endpoints import _parse as _parseEndpoint
+from twisted.internet.endpoints import quoteStringArgument
 from twisted.python.usage import UsageError
 
 __all__ = [
@@ -37,10 +38,10 @@ __all__ = [
     "listen_descriptions",
     "message_rate",
     "naming_options",
-    "parse_endpoint",
     "port_number",
     "positive_int",
     "read_number",
+    "refuse_public_plain",
     "seconds_or_off",
     "tls_endpoint_kind",
     "unix_socket_path",
@@ -368,7 +369,7 @@ def interface_address(text: str) -> str:
 interface_address.coerceDoc = "An IP address or a host name."  # type: ignore[attr-defined]
 
 
-def parse_endpoint(description: str) -> tuple[list[str], dict[str, str]]:
+def _parse_endpoint(description: str) -> tuple[list[str], dict[str, str]]:
     """
     An endpoint string's positional and named fields, as Twisted reads
     them; L{ValueError} for the one string it cannot read, which ends in
@@ -379,6 +380,17 @@ def parse_endpoint(description: str) -> tuple[list[str], dict[str, str]]:
         return _parseEndpoint(description)
     except RuntimeError:
         raise ValueError("it ends in a backslash that escapes nothing (write \\\\ for a backslash)") from None
+
+
+def _listener(description: str) -> tuple[str, list[str], dict[str, str]]:
+    """
+    The kind (lower case), positional fields and named fields of the
+    endpoint that listens: behind C{haproxy:}, the one it wraps.
+    """
+    args, kwargs = _parse_endpoint(description)
+    while len(args) > 1 and args[0].lower() == "haproxy":
+        args = args[1:]
+    return (args[0].lower() if args else ""), args, kwargs
 
 
 # The positional fields of Twisted's tcp: and tcp6: server endpoints, in
@@ -408,12 +420,9 @@ def check_endpoint(description: str) -> None:
     a port out of range (only when it listens: C{OverflowError}), too
     many fields, no port, an interface that is not an address, no path.
     """
-    args, kwargs = parse_endpoint(description)
-    kind = args[0].lower() if args else ""
-    if kind == "haproxy" and len(args) > 1:
-        check_endpoint(_unparse(args[1:], kwargs))
-    elif kind == "unix":
-        path = unix_socket_path(description)
+    kind, args, kwargs = _listener(description)
+    if kind == "unix":
+        path = _unix_path(args, kwargs)
         if not path:
             raise ValueError("unix: needs the path of the socket, e.g. unix:/run/pingproto/ws.sock")
         size = len(os.fsencode(path))
@@ -435,11 +444,14 @@ def check_endpoint(description: str) -> None:
 
 def unix_socket_path(description: str) -> str | None:
     """
-    The path of a C{unix:} endpoint string; L{None} for another kind.
+    The path of a C{unix:} endpoint string (also behind C{haproxy:});
+    L{None} for another kind.
     """
-    args, kwargs = parse_endpoint(description)
-    if not args or args[0].lower() != "unix":
-        return None
+    kind, args, kwargs = _listener(description)
+    return _unix_path(args, kwargs) if kind == "unix" else None
+
+
+def _unix_path(args: Sequence[str], kwargs: dict[str, str]) -> str:
     return args[1] if len(args) > 1 else kwargs.get("address", "")
 
 
@@ -451,11 +463,7 @@ def is_loopback_endpoint(description: str) -> bool:
     sockets qualify; anything else (no interface means every interface, an
     inherited systemd socket could be anything) is treated as public.
     """
-    args, kwargs = parse_endpoint(description)
-    kind = args[0].lower() if args else ""
-    if kind == "haproxy" and len(args) > 1:
-        # The wrapped endpoint is what listens.
-        return is_loopback_endpoint(_unparse(args[1:], kwargs))
+    kind, args, kwargs = _listener(description)
     if kind == "unix":
         return True
     if kind not in _TCP_FIELDS:
@@ -476,7 +484,7 @@ def behind_proxy(description: str) -> bool:
     """
     Whether a server endpoint string reads the PROXY protocol (C{haproxy:}).
     """
-    args, _ = parse_endpoint(description)
+    args, _ = _parse_endpoint(description)
     return bool(args) and args[0].lower() == "haproxy"
 
 
@@ -493,21 +501,13 @@ def tls_endpoint_kind(description: str) -> str | None:
     its certificate reload; such an endpoint would bypass the policy (with
     C{--no-tls}) or add TLS inside TLS (with C{--tls-dir}).
     """
-    args, kwargs = parse_endpoint(description)
-    kind = args[0].lower() if args else ""
+    kind, args, _ = _listener(description)
     if kind in _TLS_KINDS:
         return kind
-    if kind == "haproxy" and len(args) > 1:
-        # haproxy:ssl:443:... : the rest is the wrapped endpoint.
-        return tls_endpoint_kind(_unparse(args[1:], kwargs))
     if kind == "autobahn" and len(args) > 1:
         # autobahn:ssl\:443\:...:url=... : the first argument is.
         return tls_endpoint_kind(args[1])
     return None
-
-
-def _unparse(args: Sequence[str], kwargs: dict[str, str]) -> str:
-    return ":".join([_escape(a) for a in args] + [f"{_escape(k)}={_escape(v)}" for k, v in kwargs.items()])
 
 
 def listen_descriptions(
@@ -549,38 +549,36 @@ def listen_descriptions(
         host = DEFAULT_INTERFACE if interface is None else interface
         chosen = DEFAULT_PORT if port is None else port
         descriptions = [
-            f"tcp{'6' if ':' in host else ''}:{chosen}:interface={_escape(host)}:backlog={LISTEN_BACKLOG}"
+            f"tcp{'6' if ':' in host else ''}:{chosen}:interface={quoteStringArgument(host)}:backlog={LISTEN_BACKLOG}"
         ]
     if not tls and not no_tls:
-        public = [d for d in descriptions if not is_loopback_endpoint(d)]
-        if public:
-            raise ValueError(
-                f"refusing to serve plain ws:// on {public[0]!r}, which is not "
-                "loopback: give --tls-dir DIR, or --no-tls if a TLS-terminating "
-                "proxy stands in front"
-            )
+        refuse_public_plain(descriptions, "give --tls-dir DIR, or --no-tls if a TLS-terminating proxy stands in front")
     return descriptions
+
+
+def refuse_public_plain(descriptions: Sequence[object], remedy: str) -> None:
+    """
+    Raise L{ValueError} at the first endpoint string that is not loopback
+    (L{is_loopback_endpoint}), for a server without TLS, saying C{remedy}.
+    Endpoints given as objects are the program's own business.
+    """
+    for description in descriptions:
+        if isinstance(description, str) and not is_loopback_endpoint(description):
+            raise ValueError(f"refusing to serve plain ws:// on {description!r}, which is not loopback: {remedy}")
 
 
 def _listening_address(description: str) -> object:
     """
     What a server endpoint string listens on, alike however it is spelt:
-    a C{tcp:} or C{tcp6:} port and interface given by position or by name
-    (C{haproxy:} in front or not), or else the string.
+    a C{tcp:} or C{tcp6:} port and interface or a C{unix:} path, given by
+    position or by name (C{haproxy:} in front or not), or else its kind
+    and fields.
     """
-    args, kwargs = parse_endpoint(description)
-    kind = args[0].lower() if args else ""
-    if kind == "haproxy" and len(args) > 1:
-        return _listening_address(_unparse(args[1:], kwargs))
+    kind, args, kwargs = _listener(description)
     if kind in _TCP_FIELDS:
         with contextlib.suppress(ValueError):
             fields = _tcp_fields(kind, args, kwargs)
             return (kind, fields.get("port", "").strip(), fields.get("interface", ""))
-    return description
-
-
-def _escape(value: str) -> str:
-    """
-    Escape a value for an endpoint string, where C{:} separates fields.
-    """
-    return value.replace("\\", "\\\\").replace(":", "\\:")
+    if kind == "unix":
+        return (kind, _unix_path(args, kwargs))
+    return (kind, tuple(args[1:]), tuple(sorted(kwargs.items())))

@@ -127,14 +127,10 @@ class _PeerFaultsAsInfo:
         else:
             self._log.warn(format, **kwargs)
 
-    # Looked up on each call: txaio replaces a logger's methods when its
-    # level changes.
-    critical = property(lambda self: self._log.critical)
-    error = property(lambda self: self._log.error)
-    failure = property(lambda self: self._log.failure)
-    info = property(lambda self: self._log.info)
-    debug = property(lambda self: self._log.debug)
-    trace = property(lambda self: self._log.trace)
+    def __getattr__(self, name: str) -> Any:
+        # Every other method, looked up on each call: txaio replaces a
+        # logger's methods when its level changes.
+        return getattr(self._log, name)
 
 
 def _host_of(address: IAddress) -> str:
@@ -252,7 +248,6 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
 
     def connectionMade(self) -> None:
         factory = self.factory
-        factory.sockets += 1
         factory.protocols.add(self)
         super().connectionMade()
         limits = factory.limits
@@ -317,7 +312,6 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         factory = self.factory
-        factory.sockets -= 1
         if self._over_cap:
             factory.over_cap -= 1
         factory.protocols.discard(self)
@@ -879,14 +873,13 @@ class EchoServerFactory(OptionsOnClass, WebSocketServerFactory):
         self._batched_timer = ReactorTimer(self.reactor)
         self.limits = limits
         self.paths = None if paths is None else frozenset(paths)
-        # Every socket, whatever its stage, and those of them refused over
-        # a cap and closing; per address, every socket served (behind a
-        # trusted proxy, once its request has been read); and every
-        # socket's protocol, to say goodbye to on stop.
-        self.sockets = 0
+        # Every socket's protocol, whatever its stage (to say goodbye to on
+        # stop); how many of them were refused over a cap and are closing;
+        # per address, every socket served (behind a trusted proxy, once
+        # its request has been read).
+        self.protocols: set[EchoServerProtocol] = set()
         self.over_cap = 0
         self.per_address = AddressCounter(limits.max_per_address)
-        self.protocols: set[EchoServerProtocol] = set()
         # The most sockets held at once, counted or not (0: no bound; see
         # buildProtocol), and the open-file limit it was set under.
         self.max_sockets = 0
@@ -988,6 +981,13 @@ class EchoServerFactory(OptionsOnClass, WebSocketServerFactory):
                 period=open_for(since),
                 address=address,
             )
+
+    @property
+    def sockets(self) -> int:
+        """
+        How many sockets the server holds, whatever their stage.
+        """
+        return len(self.protocols)
 
     @property
     def open_protocols(self) -> set[EchoServerProtocol]:

@@ -18,14 +18,13 @@ from twisted.internet.defer import Deferred, TimeoutError, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.logger import Logger
-from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 
 from pingproto._reactor import or_global_reactor
-from pingproto.config import ServerLimits, is_loopback_endpoint
+from pingproto.config import ServerLimits, refuse_public_plain
 from pingproto.reload import CertificateReloader
 from pingproto.server import EchoServerFactory
-from pingproto.tls import ServerTLS, TLSProtocol
+from pingproto.tls import ServerTLS, TLSFactory
 from pingproto.tlsfiles import TLSMaterial
 
 __all__ = ["GOODBYE_GRACE", "ListeningService", "ServerService", "make_server_service"]
@@ -106,21 +105,6 @@ def _soft_open_files() -> int | None:
     return None if soft == resource.RLIM_INFINITY else soft
 
 
-class _TLSFactory(TLSMemoryBIOFactory):
-    """
-    TLS around the echo, passing on the echo factory's refusal to build a
-    protocol for a socket past its bound (L{EchoServerFactory.buildProtocol}):
-    Twisted then closes the socket as it is accepted.  Twisted's own wraps
-    the L{None} in a TLS layer, which fails on it.
-    """
-
-    protocol = TLSProtocol
-
-    def buildProtocol(self, addr: Any) -> TLSProtocol | None:  # type: ignore[override]
-        wrapped = self.wrappedFactory.buildProtocol(addr)
-        return None if wrapped is None else self.protocol(self, wrapped)
-
-
 class _Goodbye(Service):
     """
     On stop (SIGTERM under twistd), after the listeners have closed, tell
@@ -199,12 +183,7 @@ def make_server_service(
         # One endpoint string, not a sequence of one-letter ones.
         listen = [listen]
     if tls is None and not allow_plain:
-        for description in listen:
-            if isinstance(description, str) and not is_loopback_endpoint(description):
-                raise ValueError(
-                    f"refusing to serve plain ws:// on {description!r}, which is not loopback: "
-                    "give tls, or allow_plain=True if a TLS-terminating proxy stands in front"
-                )
+        refuse_public_plain(listen, "give tls, or allow_plain=True if a TLS-terminating proxy stands in front")
     reloader = None
     if isinstance(tls, TLSMaterial):
         directory = os.path.dirname(tls.files.key)
@@ -218,7 +197,7 @@ def make_server_service(
         factory.bound_sockets(open_files)
     wrapped: IProtocolFactory = factory
     if tls is not None:
-        wrapped = _TLSFactory(tls, False, factory)
+        wrapped = TLSFactory(tls, False, factory, clock=reactor)
     service = ServerService(factory, tls, reloader)
     # Added first, so stopped last: the listeners close before the goodbyes.
     _Goodbye(factory, reactor).setServiceParent(service)

@@ -26,6 +26,7 @@ from twisted.internet.interfaces import (
     IProtocol,
     IProtocolFactory,
     IPushProducer,
+    IReactorTime,
     IStreamClientEndpoint,
     ITransport,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "CIPHERS",
     "GROUPS",
     "ServerTLS",
+    "TLSFactory",
     "TLSProtocol",
     "client_tls_options",
     "openssl_queue",
@@ -114,6 +116,10 @@ def openssl_reasons(error: SSL.Error) -> str:
     return "; ".join(dict.fromkeys(reasons)) or str(error) or "no reason given"
 
 
+# The ALPN protocols a server takes, in its order of preference.
+_HTTP = (b"http/1.1", b"http/1.0")
+
+
 def _server_context(material: TLSMaterial) -> SSL.Context:
     options = CertificateOptions(
         privateKey=crypto.PKey.from_cryptography_key(material.key),  # type: ignore[arg-type]
@@ -123,7 +129,7 @@ def _server_context(material: TLSMaterial) -> SSL.Context:
         acceptableCiphers=AcceptableCiphers.fromOpenSSLCipherString(CIPHERS),
         # Browsers offer h2 first; a WebSocket upgrade needs HTTP/1.1, and a
         # plain HTTP/1.0 request still deserves its answer.
-        acceptableProtocols=[b"http/1.1", b"http/1.0"],
+        acceptableProtocols=list(_HTTP),
     )
     context = options.getContext()
     # Twisted's ALPN choice answers an offer with neither (h2 alone) with
@@ -140,7 +146,7 @@ def _choose_http(connection: SSL.Connection, offered: list[bytes]) -> Any:
     HTTP/1.1 if offered, else HTTP/1.0, else no ALPN answer, and the
     handshake goes on without one.
     """
-    for protocol in (b"http/1.1", b"http/1.0"):
+    for protocol in _HTTP:
         if protocol in offered:
             return protocol
     return SSL.NO_OVERLAPPING_PROTOCOLS
@@ -554,15 +560,34 @@ class TLSProtocol(TLSMemoryBIOProtocol):
                 self._releaseBuffers()
 
 
+class TLSFactory(TLSMemoryBIOFactory):
+    """
+    Twisted's TLS factory with L{TLSProtocol} for the TLS layer, on both
+    sides.  It passes on a wrapped factory's refusal to build a protocol
+    (a server's socket past its bound, L{EchoServerFactory.buildProtocol
+    <pingproto.server.EchoServerFactory.buildProtocol>}), so that Twisted
+    closes the socket as it is accepted; Twisted's own factory wraps the
+    L{None} in a TLS layer, which fails on it.
+    """
+
+    protocol = TLSProtocol
+
+    def buildProtocol(self, addr: Any) -> TLSProtocol | None:  # type: ignore[override]
+        wrapped = self.wrappedFactory.buildProtocol(addr)
+        return None if wrapped is None else self.protocol(self, wrapped)
+
+
 @implementer(IStreamClientEndpoint)
 class _TLSClientEndpoint:
-    def __init__(self, creator: IOpenSSLClientConnectionCreator, endpoint: IStreamClientEndpoint) -> None:
+    def __init__(
+        self, creator: IOpenSSLClientConnectionCreator, endpoint: IStreamClientEndpoint, clock: IReactorTime | None
+    ) -> None:
         self._creator = creator
         self._endpoint = endpoint
+        self._clock = clock
 
     def connect(self, factory: IProtocolFactory) -> Deferred[IProtocol]:
-        tls = TLSMemoryBIOFactory(self._creator, True, factory)
-        tls.protocol = TLSProtocol
+        tls = TLSFactory(self._creator, True, factory, clock=self._clock)
 
         def wrapped(protocol: IProtocol) -> IProtocol:
             # What the endpoint made with the TLS factory: a TLSProtocol.
@@ -572,12 +597,13 @@ class _TLSClientEndpoint:
 
 
 def wrap_client_tls(
-    creator: IOpenSSLClientConnectionCreator, endpoint: IStreamClientEndpoint
+    creator: IOpenSSLClientConnectionCreator, endpoint: IStreamClientEndpoint, clock: IReactorTime | None = None
 ) -> IStreamClientEndpoint:
     """
-    Twisted's C{wrapClientTLS}, with L{TLSProtocol} for the TLS layer.
+    Twisted's C{wrapClientTLS}, with L{TLSProtocol} for the TLS layer,
+    whose timers run on C{clock} (the global reactor by default).
     """
-    return _TLSClientEndpoint(creator, endpoint)
+    return _TLSClientEndpoint(creator, endpoint, clock)
 
 
 def client_tls_options(

@@ -24,7 +24,12 @@ from typing import Any, Sequence
 from twisted.application.service import Service
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
-from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint, serverFromString
+from twisted.internet.endpoints import (
+    TCP4ServerEndpoint,
+    TCP6ServerEndpoint,
+    _WrapperServerEndpoint,
+    serverFromString,
+)
 from twisted.internet.error import CannotListenError, ProcessDone
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Factory, ProcessProtocol
@@ -160,11 +165,14 @@ class ReusePortGroup:
 
 def reuse_port_group(reactor: Any, description: str) -> ReusePortGroup | None:
     """
-    A L{ReusePortGroup} for a C{tcp:} or C{tcp6:} listener, or L{None} for
-    any other kind (a UNIX socket, an inherited systemd socket), which the
-    workers then share.
+    A L{ReusePortGroup} for a C{tcp:} or C{tcp6:} listener (also behind
+    C{haproxy:}, whose header each worker reads), or L{None} for any other
+    kind (a UNIX socket, an inherited systemd socket), which the workers
+    then share.
     """
     endpoint = serverFromString(reactor, description)
+    while isinstance(endpoint, _WrapperServerEndpoint):
+        endpoint = endpoint._wrappedEndpoint  # noqa: SLF001
     if not hasattr(socket, "SO_REUSEPORT") or type(endpoint) not in (TCP4ServerEndpoint, TCP6ServerEndpoint):
         return None
     family = socket.AF_INET6 if type(endpoint) is TCP6ServerEndpoint else socket.AF_INET
@@ -198,7 +206,7 @@ class _Worker(ProcessProtocol):
         for line in lines:
             self._relay(line, childFD)
 
-    def _relay(self, line: bytes, childFD: int = 1) -> None:
+    def _relay(self, line: bytes, childFD: int) -> None:
         text = line.decode("utf-8", "replace")
         # A worker tags its lines [namespace#level] (pingproto.worker): a
         # warning or an error there is one here, for whoever filters the
@@ -246,7 +254,6 @@ class WorkerPool(Service):
         self.reactor = reactor
         # A ReusePortGroup per TCP listener, a non-accepting Port otherwise.
         self.listeners: list[Any] = []
-        self._proxied: list[bool] = []
         self.workers: dict[int, _Worker] = {}
         self._failures = 0
         self._previous_hup: Any = None
@@ -284,8 +291,6 @@ class WorkerPool(Service):
             # accepting is left to the workers.
             listener = reuse_port_group(self.reactor, description) or self._shared_port(description)
             self.listeners.append(listener)
-            # The workers read the PROXY protocol header themselves.
-            self._proxied.append(behind_proxy(description))
             _log.info(
                 "pingproto listening on {scheme}://{where}/ with {count} workers",
                 scheme=self.scheme,
@@ -307,7 +312,6 @@ class WorkerPool(Service):
             else:
                 closing.append(maybeDeferred(listener.stopListening))
         self.listeners = []
-        self._proxied = []
         self._listeners_bound = False
         return gatherResults(closing)
 
@@ -350,7 +354,7 @@ class WorkerPool(Service):
         inherit = []
         own: list[socket.socket] = []
         try:
-            for index, listener in enumerate(self.listeners):
+            for index, (description, listener) in enumerate(zip(self.listen, self.listeners)):
                 child_fd = 3 + index
                 if isinstance(listener, ReusePortGroup):
                     sock = listener.listening_socket()
@@ -358,7 +362,8 @@ class WorkerPool(Service):
                     fds[child_fd], family = sock.fileno(), listener.family
                 else:
                     fds[child_fd], family = listener.fileno(), listener.socket.family
-                wrapper = ":haproxy" if self._proxied[index] else ""
+                # The workers read the PROXY protocol header themselves.
+                wrapper = ":haproxy" if behind_proxy(description) else ""
                 inherit += ["--inherit", f"{child_fd}:{FAMILY_NAMES.get(family, 'UNIX')}{wrapper}"]
             argv = [sys.executable, "-m", "pingproto.worker", *inherit, *self.worker_args]
             worker = _Worker(self, number)

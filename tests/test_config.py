@@ -719,6 +719,8 @@ class ListenDescriptionsTests(SynchronousTestCase):
             ("tcp:1234:interface=127.0.0.1", "tcp:port=1234:interface=127.0.0.1"),
             ("tcp:1234:127.0.0.1", "haproxy:tcp:interface=127.0.0.1:port=1234"),
             ("unix:/run/p.sock", "unix:/run/p.sock"),
+            ("unix:/run/p.sock", "haproxy:UNIX:address=/run/p.sock"),
+            ("systemd:domain=INET:index=0", "systemd:index=0:domain=INET"),
         ]:
             e = self.assertRaises(
                 ValueError, listen_descriptions, None, None, [first, "unix:/run/other.sock", again],

@@ -15,7 +15,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.testing import MemoryReactor
+from twisted.internet.testing import MemoryReactor, MemoryReactorClock
 from zope.interface import implementer
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, readBody
@@ -229,6 +229,24 @@ class MakeServerServiceTests(TestCase):
         allowed = pingproto.make_server_service(["tcp:1235"], reactor=memory, allow_plain=True)
         local = pingproto.make_server_service("tcp:1234:interface=127.0.0.1", reactor=memory)
         self.assertEqual([listener.scheme for listener in (*allowed.listeners, *local.listeners)], ["ws", "ws"])
+
+    def test_tlsTimesOnTheGivenReactor(self) -> None:
+        """
+        The TLS layers time what they leave for a later turn on the reactor
+        the program gives, the server's and a client's, not on the global
+        reactor (Twisted's TLS factory takes that unless told).
+        """
+        memory = MemoryReactorClock()
+        tlsdir = self.mktemp()
+        write_tls_dir(tlsdir)
+        service = pingproto.make_server_service(
+            "tcp:1234:interface=127.0.0.1", pingproto.load_tls_dir(tlsdir), reactor=memory
+        )
+        self.assertIs(service.listeners[0].factory._clock, memory)
+        endpoint = wrap_client_tls(client_tls_options("localhost"), TCP4ClientEndpoint(memory, "127.0.0.1", 1), memory)
+        endpoint.connect(Factory.forProtocol(Protocol))
+        # TCP4ClientEndpoint's own wrapper around the TLS factory.
+        self.assertIs(memory.tcpClients[0][2]._wrappedFactory._clock, memory)
 
     def test_sighupOnlyWhenAsked(self) -> None:
         """

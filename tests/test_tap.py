@@ -159,6 +159,7 @@ class OptionsTests(SynchronousTestCase):
             ("tcp:5102:interface=127.1", "'127.1' is not an IP address or host name"),
             ("unix:", "unix: needs the path of the socket"),
             ("unix:" + directory, f"{directory} is a directory"),
+            ("haproxy:unix:" + directory, f"{directory} is a directory"),
             ("unix:/" + "s" * 200, "the socket's path is 201 bytes"),
         ]
         for description, problem in cases:

@@ -114,8 +114,9 @@ class ReusePortGroupTests(SynchronousTestCase):
 
     def test_onlyTcpListenersGrouped(self) -> None:
         """
-        tcp: and tcp6: descriptions get a group with their address and
-        listen queue; a UNIX socket is shared instead.
+        tcp: and tcp6: descriptions, behind haproxy: or not, get a group
+        with their address and listen queue; a UNIX socket is shared
+        instead.
         """
         group = reuse_port_group(Clock(), "tcp:0:interface=127.0.0.1:backlog=77")
         assert group is not None
@@ -126,6 +127,11 @@ class ReusePortGroupTests(SynchronousTestCase):
         assert group6 is not None
         self.addCleanup(group6.close)
         self.assertEqual((group6.family, group6.getHost().host), (socket.AF_INET6, "::1"))
+        # Behind haproxy: too, whose header each worker reads.
+        proxied = reuse_port_group(Clock(), "haproxy:tcp:0:interface=127.0.0.1:backlog=78")
+        assert proxied is not None
+        self.addCleanup(proxied.close)
+        self.assertEqual((proxied.family, proxied.address[0], proxied.backlog), (socket.AF_INET, "127.0.0.1", 78))
         self.assertIsNone(reuse_port_group(Clock(), "unix:" + self.mktemp()))
 
 
@@ -142,7 +148,7 @@ class RespawnTests(SynchronousTestCase):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         group.address = taken.getsockname()
-        pool = WorkerPool([], ["--no-tls"], 2, reactor=clock)
+        pool = WorkerPool([f"tcp:{group.address[1]}:interface=127.0.0.1"], ["--no-tls"], 2, reactor=clock)
         pool.listeners = [group]
         return pool
 
