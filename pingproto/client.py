@@ -306,10 +306,11 @@ class PingClientProtocol(WebSocketClientProtocol):
         UnicodeDecodeError would escape as an unhandled error.  Refuse one
         whose head goes on past L{MAX_ANSWER_HEAD} as soon as it does: a
         server sending a head without end would otherwise have the client
-        hold and search all of it until the handshake timeout.
+        hold and search all of it until the handshake timeout.  A whole
+        head that long is refused alike, however it came.
         """
         end = self.data.find(b"\r\n\r\n")
-        if end < 0 and len(self.data) > MAX_ANSWER_HEAD:
+        if (len(self.data) if end < 0 else end) > MAX_ANSWER_HEAD:
             self.failHandshake(
                 f"the server's HTTP answer head is over {MAX_ANSWER_HEAD // 1024} KiB"
                 if _may_be_http(self.data)
