@@ -65,11 +65,22 @@ __all__ = [
 ]
 
 
-# A private-use close code (RFC 6455 7.4.2) that says why we closed.
+# Private-use close codes (RFC 6455 7.4.2) that say why we closed.
 FLATLINE_CLOSE_CODE = 4000
+UNMATCHED_CLOSE_CODE = 4001
 
 # Seconds a server that sent a close frame has to drop the connection.
 CLOSE_LINGER = 1.0
+
+# Messages that answer no ping a connection may bring: this many, and this
+# many more for each ping sent on it.  An echo server's late, repeated or
+# stray replies stay far below; a server that sends without end (not an
+# echo server, or a hostile one) would otherwise keep the client reading
+# at the full speed of a core, the flatline never coming while it answers
+# the pings too.  Past it, the client says why (UNMATCHED_CLOSE_CODE),
+# drops the connection and reconnects.
+UNMATCHED_ALLOWANCE = 16
+UNMATCHED_PER_PING = 4
 
 
 class HandshakeError(ConnectionError):
@@ -234,6 +245,11 @@ class PingClientProtocol(WebSocketClientProtocol):
         self._silence: IDelayedCall | None = None
         # The latest ping answered: the link worked when it was sent.
         self._answered = 0
+        # Pings sent on this connection, and messages that answered none;
+        # why the client closed it on the server, if it did.
+        self._sent = 0
+        self._unmatched = 0
+        self._gave_up: str | None = None
         self._linger: IDelayedCall | None = None
         self._gate: ReadGate | None = None
         # Why the upgrade was refused (L{failHandshake}), if it was.
@@ -412,6 +428,7 @@ class PingClientProtocol(WebSocketClientProtocol):
             self._stop_ticker()
             return
         payload = factory.session.send(factory.monotonic(), factory.wall_ms())
+        self._sent += 1
         self.sendMessage(payload, isBinary=False)
         if self._silence is None:
             # Nothing older is waiting for an answer: the silence starts now.
@@ -420,8 +437,22 @@ class PingClientProtocol(WebSocketClientProtocol):
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         factory = self.factory
-        sample = factory.session.receive(payload, factory.monotonic())
-        if sample is not None:
+        now = factory.monotonic()
+        # An echo can be read before the timer that gives up on its ping
+        # has run (a busy reactor, a long read): past the timeout, the
+        # ping is lost all the same, and the echo answers none.
+        for loss in factory.session.expire(now):
+            factory.observer.ping_lost(loss)
+        sample = factory.session.receive(payload, now)
+        if sample is None:
+            self._unmatched += 1
+            if self._unmatched > UNMATCHED_ALLOWANCE + UNMATCHED_PER_PING * self._sent and self.state == self.STATE_OPEN:
+                self._gave_up = f"code {UNMATCHED_CLOSE_CODE} sent: the server sends messages that answer no ping"
+                self.close(UNMATCHED_CLOSE_CODE, "the server sends messages that answer no ping", requested=False)
+                # Not waiting for its answer, behind the rest of its flood.
+                self.dropConnection(abort=True)
+                return
+        else:
             factory.observer.ping_replied(sample)
             self._answered = max(self._answered, sample.seq)
             self._arm_silence()
@@ -548,7 +579,10 @@ class PingClientProtocol(WebSocketClientProtocol):
         factory = self.factory
         for loss in factory.session.disconnect():
             factory.observer.ping_lost(loss)
-        if not wasClean:
+        if self._gave_up is not None:
+            # Whatever the server answered, or not, this is why it ended.
+            detail = self._gave_up
+        elif not wasClean:
             # Autobahn reports every unclean end as 1006, with words of its
             # own for the reason.
             detail = f"code {code or 1006}: {self._unclean_end()}"

@@ -28,6 +28,8 @@ from pingproto.client import (
     PingMonitor,
     PingRecorder,
     TLSHandshakeIncomplete,
+    UNMATCHED_ALLOWANCE,
+    UNMATCHED_PER_PING,
     ping,
 )
 from pingproto.pingcmd import describe_failure
@@ -357,6 +359,59 @@ class MonitorTests(SynchronousTestCase):
         while not self.recorder.result.flatlines and self.reactor.seconds() < 20:
             self.advance(pump, 0.125)
         self.assertAlmostEqual(self.reactor.seconds(), 14.0, delta=0.25)
+
+    def test_echoPastItsTimeoutIsALoss(self) -> None:
+        """
+        An echo read after its ping's timeout, but before the timer that
+        gives up on the ping has run (a busy reactor, a long read), is a
+        lost ping and a reply that answers none: not a round trip longer
+        than the timeout.
+        """
+        monitor = self.monitor(interval=1.0, timeout=2.0, flatline=0)
+        pump = self.connect()
+        server = pump.server
+        echo = server.onMessage
+        held: list[bytes] = []
+        server.onMessage = lambda payload, isBinary: held.append(payload)
+        # Ping 1 went at the open, and came back; ping 2 goes at 1 s.
+        self.advance(pump, 1.0)
+        self.assertEqual(len(held), 1)
+        # Time passes with no timer run, then the echo is read.
+        self.reactor.rightNow += 2.5
+        echo(held[0], False)
+        pump.flush(advanceClock=False)
+        self.assertEqual([s.seq for s in self.recorder.result.samples], [1])
+        self.assertEqual([(loss.seq, loss.reason) for loss in self.recorder.result.losses], [(2, LossReason.TIMEOUT)])
+        self.assertEqual(monitor.session.unmatched, 1)
+
+    def test_serverSendingWhatAnswersNoPing(self) -> None:
+        """
+        A server that sends messages answering no ping is allowed
+        L{UNMATCHED_ALLOWANCE} of them and L{UNMATCHED_PER_PING} more per
+        ping sent; past that, the client says why with code 4001, drops
+        the connection without reading on, and reconnects.
+        """
+        monitor = self.monitor(interval=1.0, timeout=2.0, flatline=0)
+        pump = self.connect()
+        server = pump.server
+        # Ping 1 went at the open: 20 strays are within bounds.
+        allowed = UNMATCHED_ALLOWANCE + UNMATCHED_PER_PING
+        for _ in range(allowed):
+            server.sendMessage(b"stray")
+        pump.flush()
+        self.assertEqual(self.states(), [ConnectionState.CONNECTING, ConnectionState.OPEN])
+        for _ in range(50):
+            server.sendMessage(b"stray")
+        pump.flush()
+        self.assertEqual(monitor.session.unmatched, allowed + 1)
+        self.assertEqual(self.states()[-2:], [ConnectionState.CLOSING, ConnectionState.CLOSED])
+        self.assertEqual(
+            self.recorder.result.states[-1].detail, "code 4001 sent: the server sends messages that answer no ping"
+        )
+        self.assertFalse(self.recorder.result.states[-1].requested)
+        self.assertEqual(self.attempts(), 0)
+        self.reactor.advance(10.0)
+        self.assertEqual(self.attempts(), 1)
 
     def test_giveUpAfterFailures(self) -> None:
         """
