@@ -317,7 +317,8 @@ class PingClientProtocol(WebSocketClientProtocol):
 
     def processHandshake(self) -> None:
         """
-        Refuse an answer whose head is not UTF-8 before Autobahn reads it:
+        Refuse an answer that is not HTTP from its first bytes on, and one
+        whose head is not UTF-8 before Autobahn reads it:
         Autobahn decodes the head for a debug line first, and its
         UnicodeDecodeError would escape as an unhandled error.  Refuse one
         whose head goes on past L{MAX_ANSWER_HEAD} as soon as it does: a
@@ -325,21 +326,20 @@ class PingClientProtocol(WebSocketClientProtocol):
         hold and search all of it until the handshake timeout.  A whole
         head that long is refused alike, however it came.
         """
+        if not _may_be_http(self.data):
+            # No more bytes can make it an HTTP answer: said now, not
+            # as a handshake timeout when the server then says nothing.
+            self.failHandshake(_NOT_HTTP)
+            return
         end = self.data.find(b"\r\n\r\n")
         if (len(self.data) if end < 0 else end) > MAX_ANSWER_HEAD:
-            self.failHandshake(
-                f"the server's HTTP answer head is over {MAX_ANSWER_HEAD // 1024} KiB"
-                if _may_be_http(self.data)
-                else _NOT_HTTP
-            )
+            self.failHandshake(f"the server's HTTP answer head is over {MAX_ANSWER_HEAD // 1024} KiB")
             return
         if end >= 0:
             try:
                 self.data[:end].decode("utf-8")
             except UnicodeDecodeError:
-                self.failHandshake(
-                    "the server's HTTP answer is not UTF-8 text" if _may_be_http(self.data) else _NOT_HTTP
-                )
+                self.failHandshake("the server's HTTP answer is not UTF-8 text")
                 return
         super().processHandshake()
 

@@ -838,19 +838,24 @@ class BadAnswerTests(TestCase):
         """
         An answer that is not HTTP, whether or not it is UTF-8 text and
         ends a head, is named as such in one line, exit 2, no traceback;
-        so is an HTTP answer whose head is not UTF-8.
+        so is an HTTP answer whose head is not UTF-8.  A server that says
+        something else and then nothing (another protocol's greeting) is
+        named at once, not at the 10 s handshake timeout.
         """
         not_http = "WebSocket handshake failed: the server's answer is not HTTP (is it a WebSocket server?)"
         for answer, close, words in (
             (b"\x00\xffgarbage\r\n\r\n", False, not_http),
             (b"\x00\xffgarbage", True, not_http),
+            (b"SSH-2.0-OpenSSH_9.2\r\n", False, not_http),
             (b"HTTP/1.1 200 OK\r\nX: \xe9\r\n\r\n", False,
              "WebSocket handshake failed: the server's HTTP answer is not UTF-8 text"),
         ):
             url = self.answering(answer, close)
+            started = reactor.seconds()
             out, err, code = yield pingproto_command("ping", "-c", "1", url)
             self.assertEqual(code, 2, answer)
             self.assertEqual(err.decode().splitlines(), [f"pingproto ping: cannot connect to {url}: {words}"])
+            self.assertLess(reactor.seconds() - started, 5.0, answer)
 
 
     @inlineCallbacks
