@@ -77,8 +77,8 @@ CLOSE_LINGER = 1.0
 # stray replies stay far below; a server that sends without end (not an
 # echo server, or a hostile one) would otherwise keep the client reading
 # at the full speed of a core, the flatline never coming while it answers
-# the pings too.  Past it, the client says why (UNMATCHED_CLOSE_CODE),
-# drops the connection and reconnects.
+# the pings too.  Past it, the client stops reading, closes with
+# UNMATCHED_CLOSE_CODE and reconnects.
 UNMATCHED_ALLOWANCE = 16
 UNMATCHED_PER_PING = 4
 
@@ -326,9 +326,10 @@ class PingClientProtocol(WebSocketClientProtocol):
         hold and search all of it until the handshake timeout.  A whole
         head that long is refused alike, however it came.
         """
-        if not _may_be_http(self.data):
-            # No more bytes can make it an HTTP answer: said now, not
-            # as a handshake timeout when the server then says nothing.
+        if not _may_be_http(self.data.lstrip(b" ")):
+            # No more bytes can make it an HTTP answer (Autobahn strips
+            # leading spaces): said now, not as a handshake timeout when
+            # the server then says nothing.
             self.failHandshake(_NOT_HTTP)
             return
         end = self.data.find(b"\r\n\r\n")
@@ -436,6 +437,9 @@ class PingClientProtocol(WebSocketClientProtocol):
         self._arm_deadline()
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        if self._gave_up is not None:
+            # The rest of the read that brought it past its bound.
+            return
         factory = self.factory
         now = factory.monotonic()
         # An echo can be read before the timer that gives up on its ping
@@ -447,10 +451,14 @@ class PingClientProtocol(WebSocketClientProtocol):
         if sample is None:
             self._unmatched += 1
             if self._unmatched > UNMATCHED_ALLOWANCE + UNMATCHED_PER_PING * self._sent and self.state == self.STATE_OPEN:
-                self._gave_up = f"code {UNMATCHED_CLOSE_CODE} sent: the server sends messages that answer no ping"
-                self.close(UNMATCHED_CLOSE_CODE, "the server sends messages that answer no ping", requested=False)
-                # Not waiting for its answer, behind the rest of its flood.
-                self.dropConnection(abort=True)
+                why = "the server sends messages that answer no ping"
+                self._gave_up = f"closed with code {UNMATCHED_CLOSE_CODE}: {why}"
+                if self._gate is not None:
+                    # Nothing more is read: the server's answer to the
+                    # close would come behind the rest of what it sends,
+                    # so the close handshake's timeout ends it.
+                    self._gate.hold("gave up")
+                self.close(UNMATCHED_CLOSE_CODE, why, requested=False)
                 return
         else:
             factory.observer.ping_replied(sample)

@@ -21,6 +21,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from twisted.internet.endpoints import _parse as _parseEndpoint
 from twisted.internet.endpoints import quoteStringArgument
+from twisted.protocols.haproxy._parser import unparseEndpoint
 from twisted.python.usage import UsageError
 
 __all__ = [
@@ -389,7 +390,9 @@ def _listener(description: str) -> tuple[str, list[str], dict[str, str]]:
     """
     args, kwargs = _parse_endpoint(description)
     while len(args) > 1 and args[0].lower() == "haproxy":
-        args = args[1:]
+        # As Twisted's haproxy: parser does: the rest written out again
+        # (an escaped "=" unescaped) and read anew.
+        args, kwargs = _parse_endpoint(unparseEndpoint(tuple(args[1:]), kwargs))
     return (args[0].lower() if args else ""), args, kwargs
 
 

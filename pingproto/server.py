@@ -130,6 +130,9 @@ class _PeerFaultsAsInfo:
     def __getattr__(self, name: str) -> Any:
         # Every other method, looked up on each call: txaio replaces a
         # logger's methods when its level changes.
+        if name == "_log":
+            # Not set yet (a copy, say): not looked up in itself.
+            raise AttributeError(name)
         return getattr(self._log, name)
 
 

@@ -388,8 +388,8 @@ class MonitorTests(SynchronousTestCase):
         """
         A server that sends messages answering no ping is allowed
         L{UNMATCHED_ALLOWANCE} of them and L{UNMATCHED_PER_PING} more per
-        ping sent; past that, the client says why with code 4001, drops
-        the connection without reading on, and reconnects.
+        ping sent; past that, the client closes with code 4001, and
+        reconnects.
         """
         monitor = self.monitor(interval=1.0, timeout=2.0, flatline=0)
         pump = self.connect()
@@ -403,10 +403,14 @@ class MonitorTests(SynchronousTestCase):
         for _ in range(50):
             server.sendMessage(b"stray")
         pump.flush()
+        # The rest of the read that went past the bound is not counted.
         self.assertEqual(monitor.session.unmatched, allowed + 1)
+        # Told why (in memory, the server's answer to the close is read
+        # all the same: test_straysWithoutEnd has a real socket).
+        self.assertEqual(server.remoteCloseCode, 4001)
         self.assertEqual(self.states()[-2:], [ConnectionState.CLOSING, ConnectionState.CLOSED])
         self.assertEqual(
-            self.recorder.result.states[-1].detail, "code 4001 sent: the server sends messages that answer no ping"
+            self.recorder.result.states[-1].detail, "closed with code 4001: the server sends messages that answer no ping"
         )
         self.assertFalse(self.recorder.result.states[-1].requested)
         self.assertEqual(self.attempts(), 0)
@@ -895,6 +899,73 @@ class HostileServerTests(TestCase):
         grown = tracemalloc.get_traced_memory()[0] - before
         # 8 bytes a fragment were kept: 800 KB.
         self.assertLess(grown, 200_000)
+
+    @inlineCallbacks
+    def test_answerAfterSpaces(self):  # type: ignore[no-untyped-def]
+        """
+        An answer whose status line begins with spaces, which Autobahn
+        strips, is HTTP all the same: the WebSocket opens.
+        """
+
+        class Spaced(_HostileServer):
+            def dataReceived(self, data: bytes) -> None:
+                self.received += data
+                if b"\r\n\r\n" in self.received and not self.is_upgraded:
+                    self.is_upgraded = True
+                    self.transport.write(b"  " + upgrade_answer(self.received))
+
+        url, _ = yield self.serve(Spaced)
+        watcher = Watcher()
+        self.monitor(url, watcher, interval=60.0)
+        yield watcher.when(lambda result: bool(result.states) and result.states[-1].state is not ConnectionState.CONNECTING)
+        self.assertEqual(watcher.result.states[-1].state, ConnectionState.OPEN)
+
+    @inlineCallbacks
+    def test_straysWithoutEnd(self):  # type: ignore[no-untyped-def]
+        """
+        A server that sends messages answering no ping as fast as it can
+        is told why with close code 4001 past the client's bound, and
+        read no further: the connection ends at the close handshake's
+        timeout, the client not having read the server's own flood.
+        """
+        closed_with: Deferred[int] = Deferred()
+
+        class Strays(_HostileServer):
+            flooding = True
+            frames = b""
+
+            def upgraded(self) -> None:
+                reactor.callLater(0, self.flood)
+
+            def flood(self) -> None:
+                if self.flooding:
+                    self.transport.write(_frame(0x1, b"stray") * 64)
+                    reactor.callLater(0, self.flood)
+
+            def frames_received(self, data: bytes) -> None:
+                # The client's frames, masked, each under 126 bytes.
+                self.frames += data
+                while len(self.frames) >= 6 and len(self.frames) >= 6 + (self.frames[1] & 0x7F):
+                    size = self.frames[1] & 0x7F
+                    mask, payload = self.frames[2:6], self.frames[6 : 6 + size]
+                    opcode, self.frames = self.frames[0] & 0x0F, self.frames[6 + size :]
+                    if opcode == 0x8 and not closed_with.called:
+                        plain = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+                        closed_with.callback(int.from_bytes(plain[:2], "big"))
+
+            def connectionLost(self, reason: object = None) -> None:
+                self.flooding = False
+
+        url, _ = yield self.serve(Strays)
+        watcher = Watcher()
+        monitor = self.monitor(url, watcher, interval=60.0)
+        code = yield closed_with
+        self.assertEqual(code, 4001)
+        yield watcher.when(lambda result: result.states[-1].state is ConnectionState.CLOSED)
+        self.assertEqual(
+            watcher.result.states[-1].detail, "closed with code 4001: the server sends messages that answer no ping"
+        )
+        self.assertEqual(monitor.session.unmatched, UNMATCHED_ALLOWANCE + UNMATCHED_PER_PING + 1)
 
     @inlineCallbacks
     def test_pingFloodUnread(self):  # type: ignore[no-untyped-def]
