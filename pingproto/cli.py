@@ -170,7 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         options.parseOptions(list(sys.argv[1:] if argv is None else argv))
     except usage.UsageError as e:
         command = f"pingproto {options.subCommand}" if options.subCommand else "pingproto"
-        sys.stderr.write(f"{command}: {e}\nTry '{command} --help'.\n")
+        with contextlib.suppress(OSError):
+            # Standard error gone (2>/dev/full): the status still says it.
+            sys.stderr.write(f"{command}: {e}\nTry '{command} --help'.\n")
         return EXIT_ERROR
     return int(options.subOptions.run())
 

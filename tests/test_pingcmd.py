@@ -279,6 +279,25 @@ class StandardErrorTests(SynchronousTestCase):
         """
         self.assertEqual(self.exit_status(subprocess.DEVNULL, preexec_fn=lambda: os.close(2)), 2)
 
+    def test_usageErrorUnwritten(self) -> None:
+        """
+        A usage error that cannot be written (C{2>/dev/full}, or into a
+        pipe nobody reads) still ends with status 2, not a traceback at
+        exit (status 120) or 1.
+        """
+        read, write = os.pipe()
+        os.close(read)
+        try:
+            with open("/dev/full", "w") as full:
+                for stderr in (full, write):
+                    done = subprocess.run(
+                        [sys.executable, "-m", "pingproto", "ping", "--no-such-option"],
+                        stdout=subprocess.DEVNULL, stderr=stderr, env=environment(), timeout=30,
+                    )
+                    self.assertEqual(done.returncode, 2, stderr)
+        finally:
+            os.close(write)
+
 
 class SummaryOnceTests(SynchronousTestCase):
     def test_summaryOnce(self) -> None:
