@@ -417,12 +417,22 @@ def _tcp_fields(kind: str, args: Sequence[str], kwargs: dict[str, str]) -> dict[
 
 def check_endpoint(description: str) -> None:
     """
-    Raise L{ValueError} saying what is wrong with a C{tcp:}, C{tcp6:} or
-    C{unix:} server endpoint string (also behind C{haproxy:}) that
-    Twisted would take and then fail on puzzlingly or with a traceback:
-    a port out of range (only when it listens: C{OverflowError}), too
-    many fields, no port, an interface that is not an address, no path.
+    Raise L{ValueError} saying what is wrong with a server endpoint string
+    for pingproto to listen on: one that brings a TLS of its own
+    (L{tls_endpoint_kind}), or a C{tcp:}, C{tcp6:} or C{unix:} one (also
+    behind C{haproxy:}) that Twisted would take and then fail on
+    puzzlingly or with a traceback: a port out of range (only when it
+    listens: C{OverflowError}), too many fields, no port, an interface
+    that is not an address, no path or one too long.
     """
+    tls_kind = tls_endpoint_kind(description)
+    if tls_kind is not None:
+        # Outside pingproto's TLS policy and its reload, or TLS inside
+        # pingproto's own with --tls-dir.
+        raise ValueError(
+            f"{tls_kind}: endpoints bring TLS of their own; "
+            "listen on tcp:, unix: or systemd: and give --tls-dir DIR to serve wss://"
+        )
     kind, args, kwargs = _listener(description)
     if kind == "unix":
         path = _unix_path(args, kwargs)

@@ -34,7 +34,6 @@ from pingproto.config import (
     port_number,
     positive_int,
     seconds_or_off,
-    tls_endpoint_kind,
     unix_socket_path,
     whole_number,
 )
@@ -219,20 +218,9 @@ class Options(CommandOptions):
         from twisted.internet import reactor
 
         try:
-            kind = tls_endpoint_kind(description)
-            if kind is None:
-                # What Twisted would take here and fail on only as it
-                # listens, or say puzzlingly.
-                check_endpoint(description)
+            check_endpoint(description)
         except ValueError as e:
             raise usage.UsageError(f"--listen {description!r}: {e}")
-        if kind is not None:
-            # Its own TLS, outside pingproto's policy and its reload, or
-            # TLS inside pingproto's with --tls-dir.
-            raise usage.UsageError(
-                f"--listen {description!r}: {kind}: endpoints bring TLS of their own; "
-                "listen on tcp:, unix: or systemd: and give --tls-dir DIR to serve wss://"
-            )
         path = unix_socket_path(description)
         if path and os.path.isdir(path):
             # The socket could not be made there: "Address already in use".

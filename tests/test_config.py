@@ -452,6 +452,7 @@ class CheckEndpointTests(SynchronousTestCase):
             ("tcp:1:interface=127.1", "'127.1' is not an IP address or host name"),
             ("unix:", "unix: needs the path of the socket"),
             ("tcp:1\\", "it ends in a backslash that escapes nothing"),
+            ("haproxy:ssl:443", "ssl: endpoints bring TLS of their own"),
             # Behind haproxy:, read as Twisted reads it: "\=" unescaped.
             ("haproxy:unix:/tmp/a\\=b.sock", "unix: needs the path of the socket"),
             ("haproxy:tcp:1:interface=127.0.0.1:interface\\=203.0.113.9=x", "'203.0.113.9=x' is not an IP address"),
