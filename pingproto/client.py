@@ -775,7 +775,7 @@ class PingMonitor(Service):
         count: int | None = None,
         flatline: float | None = None,
         ca_file: str | None = None,
-        reactor: Any = None,
+        reactor: TimeTCPReactor | None = None,
         endpoint: IStreamClientEndpoint | None = None,
         retry_policy: Callable[[int], float] | None = None,
         give_up_after: int | None = None,
@@ -784,7 +784,9 @@ class PingMonitor(Service):
         wall_ms: Callable[[], int] = _wall_ms,
     ) -> None:
         reactor = or_global_reactor(reactor)
-        self._reactor: IReactorTime = reactor
+        # Its IReactorTime side, as Twisted's APIs ask for it.
+        clock = cast(IReactorTime, reactor)
+        self._reactor = clock
         self.session = PingSession(timeout, count)
         self.factory = PingClientFactory(
             url,
@@ -792,7 +794,7 @@ class PingMonitor(Service):
             observer,
             interval=interval,
             flatline=flatline,
-            clock=reactor,
+            clock=clock,
             monotonic=monotonic,
             wall_ms=wall_ms,
             on_open=self._opened,
@@ -812,7 +814,7 @@ class PingMonitor(Service):
             # ClientService counts only endpoint failures; ours also counts
             # connections whose TLS or WebSocket handshake failed.
             retryPolicy=lambda attempt: self._policy(self._failures),
-            clock=reactor,
+            clock=clock,
         )
         self.done: Deferred[None] = Deferred(self._cancel_done)
         self._stopping: Deferred[None] | None = None

@@ -10,17 +10,17 @@ can be replaced in one place (L{ServerTLS.replace}).
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred, TimeoutError, succeed
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IReactorTime, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from pingproto._reactor import or_global_reactor
+from pingproto._reactor import TimeTCPReactor, or_global_reactor
 from pingproto.config import ServerLimits, refuse_public_plain
 from pingproto.reload import CertificateReloader
 from pingproto.server import EchoServerFactory
@@ -155,7 +155,7 @@ def make_server_service(
     listen: Sequence[str | IStreamServerEndpoint],
     tls: TLSMaterial | ServerTLS | None = None,
     limits: ServerLimits = ServerLimits(),
-    reactor: Any = None,
+    reactor: TimeTCPReactor | None = None,
     *,
     handle_sighup: bool = False,
     allow_plain: bool = False,
@@ -179,6 +179,8 @@ def make_server_service(
     (C{IReactorTCP} for C{tcp:}, C{IReactorUNIX} for C{unix:}).
     """
     reactor = or_global_reactor(reactor)
+    # Its IReactorTime side, as Twisted's APIs ask for it.
+    clock = cast(IReactorTime, reactor)
     if isinstance(listen, str):
         # One endpoint string, not a sequence of one-letter ones.
         listen = [listen]
@@ -188,8 +190,8 @@ def make_server_service(
     if isinstance(tls, TLSMaterial):
         directory = os.path.dirname(tls.files.key)
         tls = ServerTLS(tls)
-        reloader = CertificateReloader(tls, directory, clock=reactor, handle_sighup=handle_sighup)
-    factory = EchoServerFactory(limits, reactor=reactor)
+        reloader = CertificateReloader(tls, directory, clock=clock, handle_sighup=handle_sighup)
+    factory = EchoServerFactory(limits, reactor=clock)
     open_files = _soft_open_files()
     if open_files is not None:
         # Under the limit in force now, which twistd pingproto raises first
@@ -197,7 +199,7 @@ def make_server_service(
         factory.bound_sockets(open_files)
     wrapped: IProtocolFactory = factory
     if tls is not None:
-        wrapped = TLSFactory(tls, False, factory, clock=reactor)
+        wrapped = TLSFactory(tls, False, factory, clock=clock)
     service = ServerService(factory, tls, reloader)
     # Added first, so stopped last: the listeners close before the goodbyes.
     _Goodbye(factory, reactor).setServiceParent(service)
