@@ -106,12 +106,17 @@ def _forget(result: object) -> None:
     return None
 
 
-def release_is_closed(protocol: WebSocketProtocol) -> None:
+def settle_lost(protocol: WebSocketProtocol) -> None:
     """
-    Let a closed connection be freed by reference counting, as soon as
-    nothing else holds it; call after Autobahn's C{connectionLost}.
+    What Autobahn's C{connectionLost} leaves undone; call after it.
 
-    Autobahn fires C{is_closed} with the protocol itself: a cycle (the
+    Its close-handshake timer keeps running when the connection ends
+    before the peer's answer to a close (a connection it failed, e.g. with
+    1007; a peer gone while a client's stop was closing): nothing is left
+    to time out, and a trial test would find the reactor dirty.
+
+    And the closed connection is let be freed by reference counting, as
+    soon as nothing else holds it.  Autobahn fires C{is_closed} with the protocol itself: a cycle (the
     protocol holds the Deferred, the Deferred its result) that only the
     cycle collector frees, at its next full pass, which in a busy process
     can be minutes away.  Until then each closed connection's objects stay
@@ -120,6 +125,11 @@ def release_is_closed(protocol: WebSocketProtocol) -> None:
     glibc's malloc (docs/performance.md).  Whoever waited on C{is_closed}
     has had the protocol by now; callbacks added later get C{None}.
     """
+    # Autobahn's types say the attribute is only ever None.
+    call: Any = protocol.closeHandshakeTimeoutCall
+    if call is not None:
+        call.cancel()
+        protocol.closeHandshakeTimeoutCall = None
     if protocol.is_closed.called:
         protocol.is_closed.addCallback(_forget)
 

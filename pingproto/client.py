@@ -37,7 +37,7 @@ from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
-from pingproto._autobahn import ReactorTimer, release_is_closed
+from pingproto._autobahn import ReactorTimer, settle_lost
 from pingproto._reactor import TimeTCPReactor, or_global_reactor
 from pingproto.readgate import ReadGate
 from pingproto.session import Loss, PingSession, Sample
@@ -273,7 +273,7 @@ class PingClientProtocol(WebSocketClientProtocol):
         if self._gate is not None:
             self._gate.detach()
         super().connectionLost(reason)
-        release_is_closed(self)
+        settle_lost(self)
         if not self._was_open and not self._requested_close:
             factory.on_failed(self._setup_failure or self._why_not_opened(reason))
 

@@ -25,7 +25,7 @@ from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
-from pingproto._autobahn import OptionsOnClass, ReactorTimer, ServerOverrides, release_is_closed
+from pingproto._autobahn import OptionsOnClass, ReactorTimer, ServerOverrides, settle_lost
 from pingproto.config import ServerLimits
 from pingproto.limits import AddressCounter, RefusalTally, TokenBucket, client_address, origin_allowed, socket_bound
 from pingproto.readgate import ReadGate
@@ -326,12 +326,7 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         if self._gate is not None:
             self._gate.detach()
         super().connectionLost(reason)
-        # Autobahn leaves its close-handshake timer running when it drops a
-        # connection it failed (e.g. 1007); nothing is left to time out.
-        if self.closeHandshakeTimeoutCall is not None:
-            self.closeHandshakeTimeoutCall.cancel()
-            self.closeHandshakeTimeoutCall = None
-        release_is_closed(self)
+        settle_lost(self)
 
     def dropConnection(self, abort: bool = False) -> None:
         """

@@ -84,6 +84,9 @@ class _Marker:
         return self._name
 
 
+# Seconds FaultProxy.stop gives its connections to close gently.
+STOP_GRACE = 1.0
+
 # The sender shut down its write side (a FIN): shut down the receiver's.
 _EOF = _Marker("EOF")
 # The sender's connection is gone: close the receiver's.
@@ -427,6 +430,9 @@ def _target_endpoint(reactor: TimeTCPReactor, host: str, port: int) -> IStreamCl
 
 
 def _delay(value: float) -> float:
+    # float() would take "0.05" and True as well.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"a delay is a number of seconds, not {value!r}")
     value = float(value)
     if not (value >= 0.0 and math.isfinite(value)):
         raise ValueError(f"a delay must be a finite number of seconds >= 0, not {value!r}")
@@ -456,8 +462,13 @@ class FaultProxy:
     """
 
     def __init__(self, reactor: TimeTCPReactor, target_host: str, target_port: int) -> None:
+        # Else each connection would fail, said only in the log.
+        if isinstance(target_port, bool) or not isinstance(target_port, int):
+            raise TypeError(f"a TCP port is an int, not {target_port!r}")
         if not 0 < target_port < 65536:
             raise ValueError(f"not a TCP port: {target_port!r}")
+        if not isinstance(target_host, str) or not target_host:
+            raise ValueError(f"not a host: {target_host!r}")
         self._reactor = reactor
         host = f"[{target_host}]" if ":" in target_host else target_host
         self._target = f"{host}:{target_port}"
@@ -572,7 +583,23 @@ class FaultProxy:
             idle: Deferred[None] = Deferred()
             self._idle.append(idle)
             waits.append(idle)
+            # A gentle close waits until its peer has taken the last bytes,
+            # which a peer that reads nothing never does: what is still
+            # open after STOP_GRACE seconds is aborted.
+            late = self._reactor.callLater(STOP_GRACE, self._abort_all)
+
+            def closed(result: object) -> object:
+                if late.active():
+                    late.cancel()
+                return result
+
+            idle.addBoth(closed)
         return gatherResults(waits, consumeErrors=True).addCallback(lambda _: None)
+
+    def _abort_all(self) -> None:
+        for pair in list(self._pairs):
+            for side in (pair.client, pair.server):
+                side.abort()
 
     def _forget(self, pair: _Pair) -> None:
         self._pairs.discard(pair)

@@ -417,6 +417,22 @@ class MonitorTests(SynchronousTestCase):
         self.reactor.advance(10.0)
         self.assertEqual(self.attempts(), 1)
 
+    def test_stopAsTheLinkDrops(self) -> None:
+        """
+        Stopped while the connection is going (the close sent, the link
+        then gone before the server's answer), the monitor leaves no timer
+        behind: Autobahn's close-handshake timer went with the connection.
+        """
+        monitor = self.monitor(interval=1.0, timeout=2.0, flatline=0)
+        pump = self.connect()
+        stopped: list[object] = []
+        monitor.stopService().addCallback(stopped.append)
+        # The server's side goes without reading the close.
+        pump.server.transport.abortConnection()
+        pump.flush()
+        self.assertEqual(stopped, [None])
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
     def test_giveUpAfterFailures(self) -> None:
         """
         C{done} fails with the connection error when the first connection

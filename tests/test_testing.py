@@ -31,7 +31,7 @@ from pingproto.client import ConnectionState
 from pingproto.server import EchoServerProtocol
 from pingproto.session import LossReason
 from pingproto.tap import Options, build_service
-from pingproto.testing import FaultProxy
+from pingproto.testing import STOP_GRACE, FaultProxy
 
 from .tlsdir import write_ca_file, write_tls_dir
 from .waiting import Conditions, Watcher
@@ -132,8 +132,9 @@ class MemoryTests(SynchronousTestCase):
 
     def test_badArguments(self) -> None:
         """
-        A negative, infinite or NaN delay, and a port out of range, are
-        refused with L{ValueError}.
+        A negative, infinite or NaN delay, a port out of range and an
+        empty host are refused with L{ValueError}; a delay or a port that
+        is not a number, with L{TypeError}, not taken as one.
         """
         for bad in (-0.001, float("inf"), float("nan")):
             with self.assertRaises(ValueError):
@@ -144,6 +145,16 @@ class MemoryTests(SynchronousTestCase):
         for port in (0, 65536):
             with self.assertRaises(ValueError):
                 FaultProxy(self.memory, "127.0.0.1", port)
+        with self.assertRaises(ValueError):
+            FaultProxy(self.memory, "", 1234)
+        for not_a_port in (1234.5, True, "1234"):
+            with self.assertRaises(TypeError):
+                FaultProxy(self.memory, "127.0.0.1", not_a_port)  # type: ignore[arg-type]
+        for not_a_delay in ("0.05", True, None):
+            with self.assertRaises(TypeError):
+                self.proxy.delay_up = not_a_delay  # type: ignore[assignment]
+        self.proxy.delay_up = 1
+        self.assertEqual(self.proxy.delay_up, 1.0)
 
     def test_readingWaitsForTarget(self) -> None:
         """
@@ -414,6 +425,28 @@ class MemoryTests(SynchronousTestCase):
         pending.client.connectionLost(Failure(ConnectionDone()))
         self.assertIsNone(self.successResultOf(d))
         self.assertEqual(self.proxy.connections, 0)
+
+
+    def test_stopAbortsWhatDoesNotClose(self) -> None:
+        """
+        A connection whose gentle close does not finish (a peer that reads
+        nothing never takes the last bytes) is aborted after
+        L{STOP_GRACE} seconds, so that C{stop} fires; one that closes in
+        time is not.
+        """
+        link = self.link()
+        d = self.proxy.stop()
+        self.memory.advance(STOP_GRACE - 0.01)
+        # StringTransport's abortConnection sets "disconnected" (its
+        # docstring says "aborted").
+        self.assertFalse(link.client_tr.disconnected or link.server_tr.disconnected)
+        self.assertNoResult(d)
+        self.memory.advance(0.01)
+        self.assertTrue(link.client_tr.disconnected and link.server_tr.disconnected)
+        link.client.connectionLost(Failure(ConnectionDone()))
+        link.server.connectionLost(Failure(ConnectionDone()))
+        self.assertIsNone(self.successResultOf(d))
+        self.assertEqual(self.memory.getDelayedCalls(), [])
 
 
 # On loopback ------------------------------------------------------------------
