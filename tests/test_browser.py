@@ -1183,3 +1183,101 @@ class ReplyTimeoutTests(BrowserTestCase):
             self.assertLess(found["flatlineAfter"], 6.0)
 
         return self.browse(scenario).addCallback(check)
+
+
+class PageFaultTests(BrowserTestCase):
+    """
+    The page against a server that is not an echo server, a page the
+    browser could not run for a while, and settings it cannot take.
+    """
+
+    def test_serverSendingStrays(self):  # type: ignore[no-untyped-def]
+        """
+        A server that sends messages answering no ping past the bound
+        pingproto ping keeps too (16, and 4 more a ping) is closed with
+        4001 and a notice that says why, and the page reconnects: it is
+        not left reading them all.
+        """
+
+        class Strays(EchoServerProtocol):
+            def send_back(self, payload: bytes, isBinary: bool) -> None:
+                super().send_back(payload, isBinary)
+                for _ in range(30):
+                    super().send_back(b"stray", False)
+
+        self.service.factory.protocol = Strays
+
+        def scenario(browser: Browser) -> dict[str, Any]:
+            browser.page.goto(self.https("/app") + "#flatline=0")
+            browser.wait("() => document.getElementById('notice').textContent.includes('answer no ping')")
+            notice = browser.js("document.getElementById('notice').textContent")
+            browser.wait("() => pingproto.history.marks.filter((m) => m.k === 'open').length >= 2")
+            return {"notice": notice, "errors": list(browser.errors)}
+
+        def check(found: dict[str, Any]) -> None:
+            self.assertEqual(
+                found["notice"],
+                "The server sends messages that answer no ping: is it an echo server? Closed it; reconnecting.",
+            )
+            self.assertEqual(found["errors"], [])
+
+        return self.browse(scenario).addCallback(check)
+
+    @inlineCallbacks
+    def test_pageHeldUp(self):  # type: ignore[no-untyped-def]
+        """
+        A page whose thread was held up for 3 s (a busy machine, a frozen
+        tab) while a ping waited for its echo neither times that echo
+        across the pause nor counts the ping lost: the ping is forgotten,
+        and the pause is away on the graph.
+        """
+        proxy = yield self.proxy(delay_down=0.3)
+        address = self.https("/app") + f"#host=127.0.0.1:{proxy.port}&flatline=2"
+
+        def scenario(browser: Browser) -> dict[str, Any]:
+            browser.page.goto(address)
+            browser.wait("() => pingproto.samples >= 2 && pingproto.outstanding === 1")
+            browser.js("(() => { const t = performance.now(); while (performance.now() - t < 3000) {} })()")
+            browser.wait("() => pingproto.samples >= 5")
+            return {
+                "stats": browser.js("pingproto.stats"),
+                "marks": [m["k"] for m in browser.js("pingproto.history.marks")],
+                "errors": list(browser.errors),
+            }
+
+        found = yield self.browse(scenario)
+        stats = found["stats"]
+        self.assertLess(stats["max"], 1000, "no round trip timed across the pause")
+        self.assertEqual((stats["lost"], stats["flatlines"], stats["disconnects"]), (0, 0, 0))
+        self.assertIn("away", found["marks"])
+        self.assertEqual(found["marks"][-1], "open")
+        self.assertEqual(found["errors"], [])
+
+    def test_settingsOutOfRange(self):  # type: ignore[no-untyped-def]
+        """
+        A timeout or flatline time that is not a number of seconds in
+        range is not taken, and not dropped silently either: the page says
+        which it ignored, and keeps saying it while it pings.  A flatline
+        time past what a browser's timer can wait used to make every
+        connection attempt give up at once.
+        """
+
+        def scenario(browser: Browser) -> dict[str, Any]:
+            browser.page.goto(self.https("/app") + "?timeout=2#timeout=abc&flatline=1e300")
+            browser.wait("() => pingproto.samples >= 2")
+            return {
+                "timeout": browser.js("pingproto.replyTimeoutSeconds"),
+                "flatline": browser.js("pingproto.flatlineSeconds"),
+                "notice": browser.js("document.getElementById('notice').textContent"),
+            }
+
+        def check(found: dict[str, Any]) -> None:
+            # The query's good value stands when the fragment's is bad.
+            self.assertEqual((found["timeout"], found["flatline"]), (2, 10))
+            self.assertEqual(
+                found["notice"],
+                "#flatline=1e300 ignored (seconds from 0 to 86400): using 10. "
+                "#timeout=abc ignored (seconds from 0.1 to 60): using 2.",
+            )
+
+        return self.browse(scenario).addCallback(check)
