@@ -1253,6 +1253,37 @@ class PageFaultTests(BrowserTestCase):
         self.assertEqual(found["marks"][-1], "open")
         self.assertEqual(found["errors"], [])
 
+    @inlineCallbacks
+    def test_hiddenTabKeepsCounting(self):  # type: ignore[no-untyped-def]
+        """
+        A hidden tab's timers are throttled while its messages still come:
+        a late step there is no stall, and the ping then waiting is
+        answered (or lost) as ever, not forgotten, and no time is away.
+        """
+        proxy = yield self.proxy(delay_down=0.3)
+        address = self.https("/app") + f"#host=127.0.0.1:{proxy.port}&flatline=0"
+
+        def scenario(browser: Browser) -> dict[str, Any]:
+            browser.page.goto(address)
+            browser.wait("() => pingproto.samples >= 2 && pingproto.outstanding === 1")
+            waiting = browser.last("pings", "fate", "waiting")
+            browser.js(
+                "(() => { Object.defineProperty(document, 'hidden', { value: true, configurable: true });"
+                " document.dispatchEvent(new Event('visibilitychange'));"
+                " const t = performance.now(); while (performance.now() - t < 3000) {} })()"
+            )
+            browser.wait("() => pingproto.samples >= 4")
+            pings = browser.js("pingproto.history.pings")
+            return {
+                # None: the ping was forgotten.
+                "fate": next((p["fate"] for p in pings if p["t"] == waiting["t"]), None),
+                "marks": [m["k"] for m in browser.js("pingproto.history.marks")],
+            }
+
+        found = yield self.browse(scenario)
+        self.assertEqual(found["fate"], "reply")
+        self.assertNotIn("away", found["marks"])
+
     def test_settingsOutOfRange(self):  # type: ignore[no-untyped-def]
         """
         A timeout or flatline time that is not a number of seconds in
