@@ -116,9 +116,9 @@ def settle_lost(protocol: WebSocketProtocol) -> None:
     to time out, and a trial test would find the reactor dirty.
 
     And the closed connection is let be freed by reference counting, as
-    soon as nothing else holds it.  Autobahn fires C{is_closed} with the protocol itself: a cycle (the
-    protocol holds the Deferred, the Deferred its result) that only the
-    cycle collector frees, at its next full pass, which in a busy process
+    soon as nothing else holds it.  Autobahn fires C{is_closed} with the
+    protocol itself: a cycle (the protocol holds the Deferred, the
+    Deferred its result) that only the cycle collector frees, at its next full pass, which in a busy process
     can be minutes away.  Until then each closed connection's objects stay
     allocated between the memory freed around them: after 10,000 clients
     left a server at once, every later echo cost a third more CPU, in

@@ -209,11 +209,11 @@ def entry_point() -> None:
     except BrokenPipeError:
         # The reader went away (pingproto ping ... | head): nothing more to
         # say, and no traceback about it.
-        _discard_stdout()
+        _send_nowhere(sys.stdout)
         status = 1
     except OutputError as e:
         _complain(f"pingproto: cannot write to standard output: {e.strerror}")
-        _discard_stdout()
+        _send_nowhere(sys.stdout)
         status = EXIT_ERROR
     _flush_stderr()
     sys.exit(status)
@@ -232,15 +232,15 @@ def _flush_stderr() -> None:
     try:
         sys.stderr.flush()
     except OSError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
+        _send_nowhere(sys.stderr)
 
 
-def _discard_stdout() -> None:
+def _send_nowhere(stream: TextIO) -> None:
     """
-    Send standard output nowhere from here on, so that the flush at exit,
-    of what could not be written, cannot fail again.
+    Send C{stream} nowhere from here on, so that the flush at exit, of
+    what could not be written, cannot fail again.
     """
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
 
 
 def _complain(line: str) -> None:
