@@ -36,6 +36,7 @@ from pingproto.records import read_records
 from pingproto.server import EchoServerProtocol
 from pingproto.session import Loss, LossReason, Sample
 
+from .sockets import refusing_port
 from .test_endtoend import ServerTestCase
 from .test_protocols import StalledServerProtocol
 from .commands import environment
@@ -212,7 +213,7 @@ class StandardOutputTests(SynchronousTestCase):
         with open(self.log, "w") as f:
             f.write('{"event":"start","t":1,"target":"ws://h:1/","interval":1,"timeout":5}\n')
         # Nothing listens there: ping fails at its first line, before it connects.
-        self.commands = [["ping", "-c", "1", "ws://127.0.0.1:1/"], ["report", self.log], ["app", "-s", "h:1"]]
+        self.commands = [["ping", "-c", "1", f"ws://127.0.0.1:{refusing_port(self)}/"], ["report", self.log], ["app", "-s", "h:1"]]
 
     def test_closed(self) -> None:
         """
@@ -247,9 +248,9 @@ class StandardErrorTests(SynchronousTestCase):
     """
 
     def exit_status(self, stderr: Any, preexec_fn: Any = None) -> int:
-        # Nothing listens there: the first connection is refused.
+        # The first connection is refused.
         done = subprocess.run(
-            [sys.executable, "-m", "pingproto", "ping", "ws://127.0.0.1:1/"],
+            [sys.executable, "-m", "pingproto", "ping", f"ws://127.0.0.1:{refusing_port(self)}/"],
             stdout=subprocess.DEVNULL, stderr=stderr, env=environment(), timeout=30, preexec_fn=preexec_fn,
         )
         return done.returncode
