@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import Any, Callable, Protocol, Sequence, TypeVar, cast
 
-from twisted.internet.interfaces import IConnector, IDelayedCall, IListeningPort
+from twisted.internet.interfaces import IConnector, IDelayedCall, IListeningPort, IReactorTime
 from twisted.internet.protocol import ClientFactory, ServerFactory
+from twisted.internet.task import LoopingCall
 
-__all__ = ["TimeTCPReactor", "or_global_reactor"]
+__all__ = ["TimeTCPReactor", "looping_call", "or_global_reactor"]
 
 _R = TypeVar("_R")
 
@@ -28,6 +29,21 @@ def or_global_reactor(reactor: _R | None) -> _R:
         # pingproto asks of a reactor.
         return cast(_R, global_reactor)
     return reactor
+
+
+def looping_call(clock: IReactorTime, f: Callable[[], object]) -> LoopingCall:
+    """
+    A L{LoopingCall} of C{f} timed by C{clock}.
+
+    L{LoopingCall}'s constructor imports the global reactor for its default
+    clock, and that import installs the default reactor: a program that
+    passed its own reactor could then install no other.  So the call is
+    made without it, setting what it would (the documented C{f}, C{a},
+    C{kw} and C{clock}; the rest are class attributes).
+    """
+    call = LoopingCall.__new__(LoopingCall)
+    call.f, call.a, call.kw, call.clock = f, (), {}, clock
+    return call
 
 
 class TimeTCPReactor(Protocol):

@@ -38,7 +38,7 @@ from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
 from pingproto._autobahn import ReactorTimer, settle_lost
-from pingproto._reactor import TimeTCPReactor, or_global_reactor
+from pingproto._reactor import TimeTCPReactor, looping_call, or_global_reactor
 from pingproto.readgate import ReadGate
 from pingproto.session import Loss, PingSession, Sample
 from pingproto.stats import RttSummary, summarize
@@ -401,8 +401,7 @@ class PingClientProtocol(WebSocketClientProtocol):
         if self.state != self.STATE_OPEN:
             # Whoever was told closed it already (stopping the monitor, say).
             return
-        self._ticker = LoopingCall(self._send_ping)
-        self._ticker.clock = factory.clock
+        self._ticker = looping_call(factory.clock, self._send_ping)
         self._ticker.start(factory.interval, now=True)
 
     def _read_only_while_sending(self) -> None:

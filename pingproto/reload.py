@@ -22,10 +22,9 @@ from typing import Any, Callable, cast
 
 from twisted.application.service import Service
 from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from pingproto._reactor import or_global_reactor
+from pingproto._reactor import looping_call, or_global_reactor
 from pingproto.tls import ServerTLS
 from pingproto.tlsfiles import LAYOUT_FILES, TLSConfigError, load_tls_dir
 
@@ -93,8 +92,7 @@ class CertificateReloader(Service):
         # tried again at every check (a certificate not valid yet becomes
         # valid), and said again only if the reason changes.
         self._failed: str | None = None
-        self._checker = LoopingCall(self.check)
-        self._checker.clock = clock
+        self._checker = looping_call(clock, self.check)
         self._previous_handler: Any = None
         self._handling_sighup = False
 

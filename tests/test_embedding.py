@@ -5,8 +5,11 @@ The public API, and the README's embedding example working for real.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import signal
+import subprocess
+import sys
 from typing import Any
 
 from twisted.internet import reactor
@@ -25,6 +28,7 @@ import pingproto
 from pingproto import ping
 from pingproto.tls import client_tls_options, wrap_client_tls
 
+from .commands import environment
 from .tlsdir import write_ca_file, write_tls_dir
 
 _EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
@@ -247,6 +251,22 @@ class MakeServerServiceTests(TestCase):
         endpoint.connect(Factory.forProtocol(Protocol))
         # TCP4ClientEndpoint's own wrapper around the TLS factory.
         self.assertIs(memory.tcpClients[0][2]._wrappedFactory._clock, memory)
+
+    def test_ownReactorInstallsNoOther(self) -> None:
+        """
+        A program that gives the server service and a ping monitor its own
+        reactor can still install the reactor it wants: building them and
+        a connection's pings never import the global reactor, which
+        installs the default one (Twisted's L{LoopingCall} did, for the
+        certificate checks and the ping ticker).
+        """
+        tlsdir = self.mktemp()
+        write_tls_dir(tlsdir)
+        child = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ownreactor_child.py")
+        done = subprocess.run(
+            [sys.executable, child, tlsdir], capture_output=True, env=environment(), timeout=60, check=True
+        )
+        self.assertEqual(json.loads(done.stdout), {"echoes": 5, "installed": False}, done.stderr)
 
     def test_sighupOnlyWhenAsked(self) -> None:
         """
