@@ -821,6 +821,11 @@ class PingMonitor(Service):
         self._outcome: Failure | None = None
 
     def _cancel_done(self, done: Deferred[None]) -> None:
+        # A stop with no connection to close is over at once, and would
+        # fire done with None inside the canceller: a cancelled run would
+        # read as one that ended.
+        if self._stopping is None:
+            self._outcome = Failure(CancelledError())
         self.stopService()
 
     def startService(self) -> None:

@@ -719,6 +719,26 @@ class MonitorTests(SynchronousTestCase):
         self.reactor.advance(60)
         self.assertEqual(self.attempts(), 0)
 
+    def test_cancelBeforeOpen(self) -> None:
+        """
+        Cancelling L{ping}'s result before a WebSocket opens, while TCP
+        connects or while waiting to retry, fails it with
+        L{CancelledError} too, and stops reconnecting: it fired with an
+        empty result, as if the server had answered nothing, since the
+        stop was over at once.
+        """
+        connecting = ping("ws://127.0.0.1:4321/", 5, reactor=self.reactor)
+        connecting.cancel()
+        self.failureResultOf(connecting, CancelledError)
+        self.completer.failOnce(Failure(ConnectionRefusedError()))
+        waiting = ping("ws://127.0.0.1:4321/", 5, reactor=self.reactor)
+        self.completer.failOnce(Failure(ConnectionRefusedError()))
+        self.reactor.advance(0.25)
+        waiting.cancel()
+        self.failureResultOf(waiting, CancelledError)
+        self.reactor.advance(60)
+        self.assertEqual(self.attempts(), 0)
+
     def test_wssToPlainServer(self) -> None:
         """
         A wss:// connection to a server that does not speak TLS and never
