@@ -171,6 +171,11 @@ class ServerLimits:
                 raise ValueError(
                     f"{name.replace('_', ' ')} must be 0 (off) or from {MIN_SECONDS} s up to a year, not {value!r}"
                 )
+        # Typed as a tuple, but a program without a type checker may pass
+        # one string, read as its letters otherwise.
+        origins: object = self.allowed_origins
+        if isinstance(origins, str):
+            raise TypeError(f"allowed_origins is a tuple of origins: ({origins!r},), not one string")
         for pattern in self.allowed_origins:
             try:
                 check_origin(pattern)

@@ -199,6 +199,18 @@ def _never_http(start: bytes) -> bool:
     return b"\n\n" in start
 
 
+def _request_paths(paths: str | Collection[str]) -> frozenset[str]:
+    """
+    C{paths} as a set, refusing a path no request can ask for: a string
+    taken for a collection of paths is one of its letters each.
+    """
+    chosen = frozenset([paths] if isinstance(paths, str) else paths)
+    for path in chosen:
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ValueError(f"a WebSocket path starts with '/', as a request's path does: not {path!r}")
+    return chosen
+
+
 class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
     """
     Echo each message, text as text and binary as binary, byte for byte.
@@ -317,16 +329,20 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         factory = self.factory
         if self._over_cap:
             factory.over_cap -= 1
-        factory.protocols.discard(self)
-        factory.notify_if_idle()
         self._release_address()
         for call in (self._throttle, self._linger, self._backlog):
             if call is not None and call.active():
                 call.cancel()
         if self._gate is not None:
             self._gate.detach()
-        super().connectionLost(reason)
-        settle_lost(self)
+        try:
+            super().connectionLost(reason)
+            settle_lost(self)
+        finally:
+            # Last: a stop waiting for the server to be idle must find every
+            # connection over, its onClose run and its timers cancelled.
+            factory.protocols.discard(self)
+            factory.notify_if_idle()
 
     def dropConnection(self, abort: bool = False) -> None:
         """
@@ -839,9 +855,10 @@ class EchoServerFactory(OptionsOnClass, WebSocketServerFactory):
 
     @param limits: everything a connection may cost the server (see
         L{ServerLimits}).
-    @param paths: request paths that may open a WebSocket; L{None} allows
-        any, for mounting with L{autobahn.twisted.resource.WebSocketResource}
-        where the site already chose the path.
+    @param paths: request paths that may open a WebSocket (one string is
+        one path); L{None} allows any, for mounting with
+        L{autobahn.twisted.resource.WebSocketResource} where the site
+        already chose the path.
     @param reactor: what every timer of the connections (handshake and
         close timeouts, keepalive, rate limits) runs on, and the refusal
         warnings read the time from; the global reactor if L{None}.
@@ -861,7 +878,7 @@ class EchoServerFactory(OptionsOnClass, WebSocketServerFactory):
     def __init__(
         self,
         limits: ServerLimits = ServerLimits(),
-        paths: Collection[str] | None = WEBSOCKET_PATHS,
+        paths: str | Collection[str] | None = WEBSOCKET_PATHS,
         *,
         reactor: IReactorTime | None = None,
     ) -> None:
@@ -870,7 +887,7 @@ class EchoServerFactory(OptionsOnClass, WebSocketServerFactory):
         share_transport_names()
         self._batched_timer = ReactorTimer(self.reactor)
         self.limits = limits
-        self.paths = None if paths is None else frozenset(paths)
+        self.paths = None if paths is None else _request_paths(paths)
         # Every socket's protocol, whatever its stage (to say goodbye to on
         # stop); how many of them were refused over a cap and are closing;
         # per address, every socket served (behind a trusted proxy, once

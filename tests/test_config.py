@@ -136,6 +136,15 @@ class ServerLimitsTests(SynchronousTestCase):
         e = self.assertRaises(ValueError, ServerLimits, max_request_head=255)
         self.assertEqual(str(e), "the maximum request head must be at least 256 bytes")
 
+    def test_origins_as_one_string(self) -> None:
+        """
+        One string given for the allowed origins is refused, saying how to
+        write it: it was read as its letters, and refused for the first
+        of them ("allowed origin 'h': give a scheme").
+        """
+        e = self.assertRaises(TypeError, ServerLimits, allowed_origins="https://a.example")
+        self.assertEqual(str(e), "allowed_origins is a tuple of origins: ('https://a.example',), not one string")
+
     def test_origin_without_scheme(self) -> None:
         """
         An allowed origin without a scheme is refused, as C{--allow-origin}

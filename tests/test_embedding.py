@@ -69,6 +69,25 @@ class PublicAPITests(SynchronousTestCase):
         self.assertTrue(callable(load_example("monitor").main))
 
 
+class FactoryArgumentTests(SynchronousTestCase):
+    def test_onePathAsAString(self) -> None:
+        """
+        One string for C{paths} is that one path; it was read as its
+        letters, a set of one-letter "paths" that no request asks for but
+        C{/}, and only the mistyped path was refused (404).
+        """
+        self.assertEqual(pingproto.EchoServerFactory(paths="/ping").paths, frozenset({"/ping"}))
+        self.assertEqual(pingproto.EchoServerFactory(paths=["/a", "/b"]).paths, frozenset({"/a", "/b"}))
+
+    def test_pathWithoutSlash(self) -> None:
+        """
+        A path that does not start with C{/}, which no request's path
+        can match, is refused with a L{ValueError} saying so.
+        """
+        e = self.assertRaises(ValueError, pingproto.EchoServerFactory, paths=("/ok", "ping"))
+        self.assertEqual(str(e), "a WebSocket path starts with '/', as a request's path does: not 'ping'")
+
+
 class MountInSiteTests(TestCase):
     @inlineCallbacks
     def test_echoUnderPath(self):  # type: ignore[no-untyped-def]

@@ -629,6 +629,34 @@ class ServerOverStringTransportTests(SynchronousTestCase, TimerHygiene):
         self.protocol.dropConnection(abort=True)
 
 
+class StopOrderTests(SynchronousTestCase):
+    def test_idleOnceEveryConnectionIsOver(self) -> None:
+        """
+        What L{EchoServerFactory.going_away} returns fires once the last
+        connection is over: a subclass's C{onClose} has run and the
+        connection's timers are cancelled.  It fired first, from the start
+        of C{connectionLost}, so that a program's stop could find a
+        connection's own end-of-connection work not done yet.
+        """
+        clock = Clock()
+        events: list[object] = []
+
+        class Recording(EchoServerProtocol):
+            def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+                super().onClose(wasClean, code, reason)
+                events.append("onClose")
+
+        factory = EchoServerFactory(ServerLimits(ping_interval=20, ping_timeout=20), reactor=clock)
+        factory.protocol = Recording
+        protocol = factory.buildProtocol(_ADDRESS)
+        protocol.makeConnection(LenientTransport())
+        protocol.dataReceived(upgrade_request())
+        stopped = factory.going_away()
+        stopped.addCallback(lambda _: events.append(("stopped", clock.getDelayedCalls())))
+        protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(events, ["onClose", ("stopped", [])])
+
+
 class OpenForTests(SynchronousTestCase):
     def test_units(self) -> None:
         """
