@@ -646,7 +646,7 @@ class PingClientFactory(WebSocketClientFactory):
         max_message_size: int = 64 * 1024,
         handshake_timeout: float = 10.0,
     ) -> None:
-        if interval <= 0:
+        if not interval > 0:  # also refuses NaN
             raise ValueError("the ping interval must be positive")
         if flatline is not None and not flatline >= 0:  # also refuses NaN
             raise ValueError("the flatline time must be 0 (never) or more")
@@ -805,6 +805,8 @@ class PingMonitor(Service):
         self._policy = retry_policy or backoffPolicy(initialDelay=0.5, maxDelay=30.0)
         self._failures = 0
         self._ever_opened = False
+        if give_up_after is not None and give_up_after < 1:
+            raise ValueError("give_up_after must be 1 or more attempts, or None (never give up)")
         self._give_up_after = give_up_after
         self._give_up_any_time = give_up_any_time
         self._client = ClientService(

@@ -184,6 +184,17 @@ def make_server_service(
     if isinstance(listen, str):
         # One endpoint string, not a sequence of one-letter ones.
         listen = [listen]
+    # Checked here, or they would fail only at startService, or with
+    # Twisted's words about a context factory.
+    if tls is not None and not isinstance(tls, (TLSMaterial, ServerTLS)):
+        raise TypeError(f"tls takes what load_tls_dir(directory) returns, not {tls!r}")
+    if not isinstance(limits, ServerLimits):
+        raise TypeError(f"limits takes a ServerLimits, not {limits!r}")
+    # Parsed first: a kind Twisted does not know is refused as that.
+    endpoints = [serverFromString(reactor, d) if isinstance(d, str) else d for d in listen]
+    for endpoint in endpoints:
+        if not IStreamServerEndpoint.providedBy(endpoint):
+            raise TypeError(f"listen takes endpoint strings or IStreamServerEndpoint providers, not {endpoint!r}")
     if tls is None and not allow_plain:
         refuse_public_plain(listen, "give tls, or allow_plain=True if a TLS-terminating proxy stands in front")
     reloader = None
@@ -203,8 +214,7 @@ def make_server_service(
     service = ServerService(factory, tls, reloader)
     # Added first, so stopped last: the listeners close before the goodbyes.
     _Goodbye(factory, reactor).setServiceParent(service)
-    for description in listen:
-        endpoint = serverFromString(reactor, description) if isinstance(description, str) else description
+    for endpoint in endpoints:
         listener = ListeningService(endpoint, wrapped, "wss" if tls else "ws")
         listener.setServiceParent(service)
         service.listeners.append(listener)

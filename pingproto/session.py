@@ -68,7 +68,7 @@ class PingSession:
     """
 
     def __init__(self, timeout: float, count: int | None = None) -> None:
-        if timeout <= 0:
+        if not timeout > 0:  # also refuses NaN
             raise ValueError("the reply timeout must be positive")
         if count is not None and count < 1:
             raise ValueError("the ping count must be 1 or more")

@@ -334,6 +334,18 @@ class MonitorTests(SynchronousTestCase):
             with self.assertRaises(ValueError):
                 PingMonitor("ws://127.0.0.1:1/", PingRecorder(), flatline=bad, reactor=self.reactor)
 
+    def test_badArguments(self) -> None:
+        """
+        A NaN interval (which compared as neither too small nor not) and a
+        C{give_up_after} under one attempt are refused, each saying what
+        it takes.
+        """
+        make = PingMonitor
+        e = self.assertRaises(ValueError, make, "ws://h:1/", PingRecorder(), interval=math.nan, reactor=self.reactor)
+        self.assertEqual(str(e), "the ping interval must be positive")
+        e = self.assertRaises(ValueError, make, "ws://h:1/", PingRecorder(), give_up_after=0, reactor=self.reactor)
+        self.assertEqual(str(e), "give_up_after must be 1 or more attempts, or None (never give up)")
+
     def test_flatlineTimedFromAfterTheLatestAnswer(self) -> None:
         """
         A ping whose echo never came but which is older than one answered

@@ -271,6 +271,27 @@ class MakeServerServiceTests(TestCase):
         # TCP4ClientEndpoint's own wrapper around the TLS factory.
         self.assertIs(memory.tcpClients[0][2]._wrappedFactory._clock, memory)
 
+    def test_wrongArguments(self) -> None:
+        """
+        Arguments of the wrong kind are refused when the service is made,
+        each saying what was expected: a number for an endpoint failed
+        only at C{startService} (C{'int' object has no attribute
+        'listen'}), a directory's path for C{tls} with Twisted's words
+        about a context factory, and a kind of endpoint Twisted does not
+        know was refused as plain ws:// off loopback.
+        """
+        memory = MemoryReactorClock()
+        cases: list[tuple[type[Exception], str, Any, dict[str, Any]]] = [
+            (TypeError, "listen takes endpoint strings or IStreamServerEndpoint providers, not 1234", [1234], {}),
+            (TypeError, "tls takes what load_tls_dir(directory) returns, not '/etc/pingproto'", ["tcp:0"],
+             {"tls": "/etc/pingproto"}),
+            (TypeError, "limits takes a ServerLimits, not None", ["tcp:0"], {"limits": None}),
+            (ValueError, "Unknown endpoint type: 'tcpx'", ["tcpx:0"], {}),
+        ]
+        for error, message, listen, kwargs in cases:
+            e = self.assertRaises(error, pingproto.make_server_service, listen, reactor=memory, **kwargs)
+            self.assertEqual(str(e), message)
+
     def test_ownReactorInstallsNoOther(self) -> None:
         """
         A program that gives the server service and a ping monitor its own

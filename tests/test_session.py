@@ -5,6 +5,8 @@ pings sent, answered and lost.
 
 from __future__ import annotations
 
+import math
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
@@ -277,11 +279,13 @@ class CountTests(SynchronousTestCase):
 
     def test_bad_constructor_arguments(self) -> None:
         """
-        A timeout of 0 or less and a count below 1 are refused.
+        A timeout of 0 or less or NaN (a ping that is never lost) and a
+        count below 1 are refused.
         """
         e = self.assertRaises(ValueError, PingSession, 0)
         self.assertEqual(str(e), "the reply timeout must be positive")
         self.assertRaises(ValueError, PingSession, -1.0)
+        self.assertRaises(ValueError, PingSession, math.nan)
         e = self.assertRaises(ValueError, PingSession, 1, 0)
         self.assertEqual(str(e), "the ping count must be 1 or more")
         self.assertRaises(ValueError, PingSession, 1, -5)
