@@ -9,6 +9,7 @@ C{wrap_client_tls} among them) and of L{pingproto.testing}
 change.
 """
 
+from pingproto._reactor import TimeTCPReactor
 from pingproto.client import (
     ConnectionState,
     HandshakeError,
@@ -55,6 +56,7 @@ __all__ = [
     "TLSConfigError",
     "TLSHandshakeIncomplete",
     "TLSMaterial",
+    "TimeTCPReactor",
     "client_tls_options",
     "load_tls_dir",
     "make_server_service",

@@ -628,6 +628,9 @@ class PingClientFactory(WebSocketClientFactory):
     # naming their protocol type, which no protocol whose factory attribute
     # is its own factory class then fits.
     protocol = PingClientProtocol  # type: ignore[assignment]
+    # Twisted's "Starting factory <...>" and "Stopping factory" lines at
+    # every connection: the observer is told of each state change.
+    noisy = False
 
     def __init__(
         self,

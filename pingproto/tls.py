@@ -57,8 +57,6 @@ __all__ = [
     "TLSFactory",
     "TLSProtocol",
     "client_tls_options",
-    "openssl_queue",
-    "openssl_reasons",
     "server_context",
     "wrap_client_tls",
 ]

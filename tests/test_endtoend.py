@@ -249,7 +249,8 @@ class LoggingTests(ServerTestCase):
         """
         A WebSocket is logged in one line at info when it ends, with the
         peer, the path, how long it was open and the close code; the
-        messages in between are not logged.
+        messages in between are not logged, nor the client factory's
+        start and stop (Twisted's "Starting factory <...>" lines).
         """
         events: list[dict] = []
         serverClosed: Deferred[None] = Deferred()
@@ -265,6 +266,7 @@ class LoggingTests(ServerTestCase):
         yield serverClosed
         ours = [formatEvent(e) for e in events if e.get("log_namespace", "").startswith("pingproto.server")]
         self.assertEqual(len(ours), 1, ours)
+        self.assertEqual([formatEvent(e) for e in events if "PingClientFactory" in formatEvent(e)], [])
         self.assertRegex(
             ours[0], r"^tcp4:127\.0\.0\.1:\d+ at /sock/websocket, open \d+\.\d s, closed: code 1000 \(done\)$"
         )
