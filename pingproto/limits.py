@@ -7,7 +7,6 @@ open files a server needs, and when a refusal is worth a warning.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from functools import lru_cache
 
@@ -116,18 +115,42 @@ def origin_allowed(origin: str | None, patterns: tuple[str, ...], allow_null: bo
     origin = origin.strip().lower()
     if origin == "null":
         return allow_null
-    return any(_origin_pattern(pattern).fullmatch(origin) for pattern in patterns)
+    return any(_glob_match(_pieces(pattern), origin) for pattern in patterns)
 
 
 @lru_cache(maxsize=256)
-def _origin_pattern(pattern: str) -> re.Pattern[str]:
+def _pieces(pattern: str) -> tuple[str, ...]:
     """
-    An origin pattern as a regular expression, made once per pattern (the
+    An origin pattern split at its C{*}s, made once per pattern (the
     patterns are the server's configuration; every WebSocket request
     matches against them).  Not L{fnmatch}, where C{[}, C{]} and C{?} are
     syntax too.
     """
-    return re.compile(re.escape(pattern.lower()).replace(r"\*", ".*"), re.DOTALL)
+    return tuple(pattern.lower().split("*"))
+
+
+def _glob_match(pieces: tuple[str, ...], text: str) -> bool:
+    """
+    Whether C{text} is C{pieces} joined by runs of any characters.
+
+    In one pass, each middle piece taken where it first fits: that is
+    enough when C{*} is the only wildcard.  A regular expression
+    (C{.*} for each C{*}) backtracks: a pattern with two C{*}s against a
+    hostile Origin of 16,000 dots took 0.8 s of the reactor's thread.
+    """
+    if len(pieces) == 1:
+        return text == pieces[0]
+    first, *middle, last = pieces
+    end = len(text) - len(last)
+    if end < len(first) or not text.startswith(first) or not text.endswith(last):
+        return False
+    position = len(first)
+    for piece in middle:
+        found = text.find(piece, position, end)
+        if found < 0:
+            return False
+        position = found + len(piece)
+    return True
 
 
 class AddressCounter:

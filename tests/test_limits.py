@@ -453,6 +453,33 @@ class OriginAllowedTests(SynchronousTestCase):
         self.assertFalse(origin_allowed("https://ab", ("https://a?",), True))
 
 
+    @given(
+        pattern=st.text(st.sampled_from("ab.*"), max_size=8),
+        origin=st.text(st.sampled_from("ab.*"), max_size=12),
+    )
+    def test_star_as_any_run(self, pattern: str, origin: str) -> None:
+        """
+        A pattern matches exactly the origins that the regular expression
+        with C{.*} for each C{*} matches in whole, as before origins were
+        matched without one (a hostile Origin made it backtrack).
+        """
+        assume(origin not in ("", "null"))
+        regex = re.escape(pattern).replace(r"\*", ".*")
+        expected = re.fullmatch(regex, origin, re.DOTALL) is not None
+        self.assertEqual(origin_allowed(origin, (pattern,), allow_null=True), expected)
+
+    def test_hostile_origin(self) -> None:
+        """
+        Origins made to make a matcher backtrack, for patterns with more
+        than one C{*}, are refused, and ones that fit are allowed.
+        """
+        patterns = ("https://*.*.example.com", "https://*-*.example.com")
+        for origin in ("https://" + "." * 16000, "https://" + "-" * 16000 + ".example.co", "https://a.b" * 2000):
+            self.assertFalse(origin_allowed(origin, patterns, True))
+        self.assertTrue(origin_allowed("https://" + "." * 16000 + ".example.com", patterns, True))
+        self.assertTrue(origin_allowed("https://a-b.example.com", patterns, True))
+
+
 class AddressCounterTests(SynchronousTestCase):
     """
     L{AddressCounter}: concurrent connections per address, with a cap.
