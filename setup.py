@@ -45,6 +45,8 @@ setup(
             # issue_cert(not_before=, not_after=) for the expiry tests.
             "trustme>=1.2.0",
             "hypothesis>=6.100",
+            # A TLS 1.3 client that sends key updates (tests/keyupdate_client.py).
+            "tlslite-ng>=0.8.2",
             "matplotlib>=3.7",
             # Drives Debian's chromium; never downloads a browser.
             "playwright>=1.40",

@@ -47,6 +47,8 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from pingproto.eagerwrite import write_now
+from pingproto.limits import TokenBucket
+from pingproto.tlsframing import RecordCursor, records_end
 from pingproto.text import peer_text
 from pingproto.tlsfiles import TLSConfigError, TLSMaterial, load_certificates
 
@@ -135,8 +137,23 @@ def _server_context(material: TLSMaterial) -> SSL.Context:
     # RFC 7301 wants no_application_protocol, or no ALPN answer at all.
     context.set_alpn_select_callback(_choose_http)
     context.set_options(SSL.OP_NO_RENEGOTIATION)
+    context.set_info_callback(_count_key_updates)
     _set_groups(context, GROUPS)
     return context
+
+
+def _count_key_updates(connection: SSL.Connection, where: int, ret: int) -> None:
+    """
+    OpenSSL's word on a server connection's progress: count the client's
+    key updates (L{KEY_UPDATE_BURST}).  Called from inside OpenSSL, so it
+    only counts: the connection is cut off once OpenSSL has returned.
+    """
+    if where & SSL.SSL_CB_LOOP:
+        protocol = connection.get_app_data()
+        # Not L{TLSProtocol} where a program mounts the context otherwise.
+        count = getattr(protocol, "keyUpdateRead", None)
+        if count is not None and protocol._handshakeDone and connection.get_state_string() == _KEY_UPDATE_READ:
+            count()
 
 
 def _choose_http(connection: SSL.Connection, offered: list[bytes]) -> Any:
@@ -198,7 +215,11 @@ class ServerTLS:
         self.material = material
 
     def serverConnectionForTLS(self, tlsProtocol: object) -> SSL.Connection:
-        return SSL.Connection(self._context, None)
+        connection = SSL.Connection(self._context, None)
+        # For _count_key_updates.  No cycle is left: Twisted's TLS layer
+        # lets go of the connection when it is lost.
+        connection.set_app_data(tlsProtocol)
+        return connection
 
 
 # The most TLS records of a connection decrypted in one reactor turn: a
@@ -214,6 +235,19 @@ RECORDS_PER_TURN = 256
 # them held every other client's echoes 40 ms a read; 8 KiB at a time,
 # about 6 ms a turn.  A 16 KiB record takes two turns.
 BYTES_PER_TURN = 8 * 1024
+# TLS 1.3 key updates a client may send: bursts of KEY_UPDATE_BURST, and
+# KEY_UPDATE_RATE a second on average past them.  Each costs the server a
+# key derivation, and one the client asks to be answered, a second: about
+# 17 us.  A key update carries no data, so no limit on what a client sends
+# counts it, and OpenSSL reads every one a read holds in one call: sixty
+# clients sending nothing else held every other client's echoes 290 ms
+# (973 at worst).  A browser sends one after gigabytes, if ever.
+KEY_UPDATE_BURST = 16
+KEY_UPDATE_RATE = 1 / 60
+# Records of a read handed to OpenSSL at a time, so that a connection past
+# its key updates is cut off after a few more, not after all a read holds.
+RECORDS_PER_FEED = 16
+_KEY_UPDATE_READ = b"TLSv1.3 read client key update"
 # Bytes a client may send before its TLS handshake is done: its hello (a
 # few KiB, post-quantum key shares included) and its Finished; no client
 # certificate is asked for.  OpenSSL buffers a hello of up to 128 KiB
@@ -345,10 +379,17 @@ class TLSProtocol(TLSMemoryBIOProtocol):
     _pausedAbove = False
     # Off once the connection is lost: what is left is read at once.
     _bounded = True
+    # The client's key updates (_count_key_updates), from its first; and
+    # whether it sent more than they allow, to be cut off for.
+    _keyUpdates: TokenBucket | None = None
+    _overKeyUpdates = False
+    # Where the stream is, record-wise: from the connection's first byte.
+    _records: RecordCursor | None = None
     # Given to an open connection after it is made, by Twisted's TLS layer
     # and by this one: named before the first (pingproto/sharedkeys.py).
     late_names: ClassVar[tuple[str, ...]] = (
         "_handshakeDone", "_producer", "_biosGrown", "_backlog", "_pausedAbove", "_unfed", "_handshakeBytes",
+        "_keyUpdates", "_overKeyUpdates", "_records",
     )
 
     def pauseProducing(self) -> None:
@@ -408,7 +449,12 @@ class TLSProtocol(TLSMemoryBIOProtocol):
         the handshake has taken more than C{handshake_limit} bytes: then
         end the connection, and return false.  (Counted a piece at a time:
         a client's first data may come in its Finished's read.)
+
+        Handed on L{RECORDS_PER_FEED} records at a time, stopping if the
+        client has sent too many key updates meanwhile (L{keyUpdateRead}):
+        OpenSSL would read every one a read holds, some 300 in 8 KiB.
         """
+        size = len(data)
         handshaking = not self._handshakeDone
         if handshaking and self._handshakeBytes >= 0:
             self._handshakeBytes += len(data)
@@ -421,12 +467,26 @@ class TLSProtocol(TLSMemoryBIOProtocol):
                 self._unfed = b""
                 self.abortConnection()
                 return False
-        super().dataReceived(data)
+        records = self._records
+        if records is None:
+            records = self._records = RecordCursor()
+        # As Twisted's dataReceived, but the bytes go to OpenSSL a few
+        # records at a time: key updates may come right after the client's
+        # Finished, in the same read.
+        while data and not self._handshakeDone and not self._lostTLSConnection:
+            cut = records_end(records, data, RECORDS_PER_FEED)
+            self._tlsConnection.bio_write(data[:cut])
+            data = data[cut:]
+            self._checkHandshakeStatus()
+        if self._handshakeDone and not self._lostTLSConnection:
+            if self._appSendBuffer:
+                self._unbufferPendingWrites()
+            self._flushReceiveBIO(data)
         if handshaking and self._handshakeDone and self._handshakeBytes > 0:
             # A cached small int, not an object of its own per connection,
             # and not 0, which would say no byte has come.
             self._handshakeBytes = 1
-        if self._biosGrown or len(data) > RELEASE_OVER or (handshaking and self._handshakeDone):
+        if self._biosGrown or size > RELEASE_OVER or (handshaking and self._handshakeDone):
             self._releaseBuffers()
         return True
 
@@ -487,10 +547,14 @@ class TLSProtocol(TLSMemoryBIOProtocol):
             reason.cleanFailure()
         super()._tlsShutdownFinished(reason)
 
-    def _flushReceiveBIO(self) -> None:
+    def _flushReceiveBIO(self, more: bytes = b"") -> None:
         """
         As Twisted 26.10's, except that what all the records of a read hold
-        goes to the protocol in one call, not a call per record.
+        goes to the protocol in one call, not a call per record; and that
+        C{more} bytes of the read, not yet handed to OpenSSL, are handed to
+        it L{RECORDS_PER_FEED} records at a time as it reads them, so that
+        a client past its key updates is cut off after a few more, not
+        after all a read holds (some 300 in 8 KiB).
 
         A client sending one-byte records (some 2,800 in one 64 KiB read)
         made as many calls of the protocol, each counting, buffering and
@@ -505,19 +569,30 @@ class TLSProtocol(TLSMemoryBIOProtocol):
         records = 0
         while not self._lostTLSConnection:
             if records == RECORDS_PER_TURN and self._bounded:
+                # What OpenSSL has not been given waits with the rest.
+                self._unfed = more + self._unfed
                 self._holdBacklog()
                 break
             records += 1
             try:
                 pieces.append(connection.recv(2**15))
             except SSL.WantReadError:
-                break
+                if not more or self._overKeyUpdates:
+                    break
+                cut = records_end(cast(RecordCursor, self._records), more, RECORDS_PER_FEED)
+                connection.bio_write(more[:cut])
+                more = more[cut:]
+                records -= 1
             except SSL.ZeroReturnError:
                 ended = True
                 break
             except SSL.Error:
                 ended, reason = True, Failure()
                 break
+        if self._overKeyUpdates:
+            if not self._aborted:
+                self._cutOffKeyUpdates()
+            return
         if pieces and not self._aborted:
             ProtocolWrapper.dataReceived(self, b"".join(pieces))
         if ended:
@@ -525,6 +600,26 @@ class TLSProtocol(TLSMemoryBIOProtocol):
                 self._shutdownTLS()
             self._tlsShutdownFinished(reason)
         self._flushSendBIO()
+
+    def keyUpdateRead(self) -> None:
+        """
+        OpenSSL has read a key update from the client
+        (L{_count_key_updates}): note whether it was one too many.
+        """
+        now = self.factory._clock.seconds()
+        if self._keyUpdates is None:
+            self._keyUpdates = TokenBucket(KEY_UPDATE_RATE, KEY_UPDATE_BURST, now)
+        if not self._keyUpdates.take(now):
+            self._overKeyUpdates = True
+
+    def _cutOffKeyUpdates(self) -> None:
+        _log.info(
+            "{peer}: closed: sent over {burst} TLS key updates at once",
+            peer=peer_text(cast(ITransport, self.transport).getPeer()),
+            burst=KEY_UPDATE_BURST,
+        )
+        self._unfed = b""
+        self.abortConnection()
 
     def _holdBacklog(self) -> None:
         """

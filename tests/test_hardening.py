@@ -15,6 +15,7 @@ hang up must not wedge pingproto's client.
 from __future__ import annotations
 
 import gc
+import json
 import os
 import random
 import resource
@@ -29,6 +30,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, c
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
+from twisted.internet.utils import getProcessOutputAndValue
 from twisted.logger import LogLevel, capturedLogs, formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, TestCase
@@ -37,7 +39,7 @@ from pingproto import PingMonitor, StateChange
 from pingproto.server import EchoServerProtocol
 from pingproto.service import GOODBYE_GRACE
 from pingproto.session import Sample
-from pingproto.tls import client_tls_options
+from pingproto.tls import KEY_UPDATE_BURST, client_tls_options
 
 from .commands import environment, twistd
 from .test_endtoend import ServerTestCase
@@ -811,6 +813,55 @@ class PerAddressCapOverTLSTests(HardeningTestCase):
         self.assertLess(over.lost_at - over.made_at, SLACK)
         yield self.eventually(lambda: self.counts() == (2, 1, 2, 1))
         yield self.assertWitnessUnharmed(since, released=False)
+
+
+class KeyUpdateTests(HardeningTestCase):
+    """
+    TLS 1.3 key updates, which carry no data and so no limit on what a
+    client sends counted: past a burst of them, the client is cut off.
+    """
+
+    timeout = 60
+    CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "keyupdate_client.py")
+
+    @inlineCallbacks
+    def key_updates(self, count: int):  # type: ignore[no-untyped-def]
+        """
+        The first line of the answer to a plain request sent after
+        C{count} key updates, or "" if the connection ended first.
+        """
+        out, err, code = yield getProcessOutputAndValue(
+            sys.executable, [self.CLIENT, str(self.port), str(count)], env=environment()
+        )
+        self.assertEqual(code, 0, err)
+        return json.loads(out)["answer"]
+
+    @inlineCallbacks
+    def test_burstAllowed(self):  # type: ignore[no-untyped-def]
+        """
+        A client's burst of 16 key updates is answered, and its request
+        after them too: nothing is logged.
+        """
+        answer = yield self.key_updates(KEY_UPDATE_BURST)
+        self.assertEqual(answer, "HTTP/1.1 200 OK")
+        self.assertFalse([e for _, e in self.logged if "key updates" in e.get("log_format", "")])
+
+    @inlineCallbacks
+    def test_floodCutOff(self):  # type: ignore[no-untyped-def]
+        """
+        A client sending 2,000 key updates is cut off after the 17th's
+        read, with one line saying why, and its request gets no answer;
+        the witness keeps getting its echoes.  It held every other
+        client's echoes for as long as OpenSSL took to answer them all.
+        """
+        since = reactor.seconds()
+        logged = self.logged_event(lambda e: "key updates" in e.get("log_format", ""))
+        answer = yield self.key_updates(2000)
+        self.assertEqual(answer, "")
+        yield logged
+        [line] = [formatEvent(e) for _, e in self.logged if "key updates" in e.get("log_format", "")]
+        self.assertRegex(line, r"^tcp4:127\.0\.0\.1:\d+: closed: sent over 16 TLS key updates at once$")
+        yield self.assertWitnessUnharmed(since)
 
 
 class SocketBoundTests(HardeningTestCase):

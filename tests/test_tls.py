@@ -29,8 +29,11 @@ from pingproto.tls import (
     BYTES_PER_TURN,
     GROUPS,
     HANDSHAKE_BYTES,
+    KEY_UPDATE_BURST,
+    KEY_UPDATE_RATE,
     RECORDS_PER_TURN,
     ServerTLS,
+    TLSFactory,
     TLSProtocol,
     _set_groups,
     client_tls_options,
@@ -450,6 +453,33 @@ class HandshakeBytesTests(SynchronousTestCase):
         [line] = [formatEvent(e) for e in events if "handshake" in formatEvent(e)]
         self.assertEqual(line, f"tcp4:{transport.getPeer().host}:{transport.getPeer().port}: closed: sent over {HANDSHAKE_BYTES // 1024} KiB before its TLS handshake was done")
         self.assertEqual(HANDSHAKE_BYTES, 32 * 1024)
+
+
+class KeyUpdateBudgetTests(SynchronousTestCase):
+    def test_burstThenOneAMinute(self) -> None:
+        """
+        A server's connection takes a burst of L{KEY_UPDATE_BURST} key
+        updates from its client, then one every minute on average: one
+        more marks it for cutting off, and none is marked before the
+        burst is spent.  (tests/test_hardening.py's KeyUpdateTests send
+        real ones.)
+        """
+        tlsdir = self.mktemp()
+        write_tls_dir(tlsdir)
+        clock = Clock()
+        factory = TLSFactory(ServerTLS(load_tls_dir(tlsdir)), False, Factory.forProtocol(Protocol), clock=clock)
+        calm, eager = (factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1)) for _ in range(2))
+        for protocol in (calm, eager):
+            for _ in range(KEY_UPDATE_BURST):
+                protocol.keyUpdateRead()
+            self.assertFalse(protocol._overKeyUpdates)
+        eager.keyUpdateRead()
+        self.assertTrue(eager._overKeyUpdates)
+        clock.advance(1 / KEY_UPDATE_RATE)
+        calm.keyUpdateRead()
+        self.assertFalse(calm._overKeyUpdates)
+        calm.keyUpdateRead()
+        self.assertTrue(calm._overKeyUpdates)
 
 
 class CoalescedReadTests(SynchronousTestCase):
