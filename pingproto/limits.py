@@ -7,6 +7,7 @@ open files a server needs, and when a refusal is worth a warning.
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from functools import lru_cache
 
@@ -14,6 +15,7 @@ __all__ = [
     "AddressCounter",
     "RefusalTally",
     "TokenBucket",
+    "address_group",
     "client_address",
     "files_needed",
     "origin_allowed",
@@ -153,9 +155,30 @@ def _glob_match(pieces: tuple[str, ...], text: str) -> bool:
     return True
 
 
+def address_group(address: str) -> str:
+    """
+    What a client address is counted as under the per-address cap: an
+    IPv6 address by its /64, which is one client's as an IPv4 address is
+    (a household or a host is given a whole /64, and can take any address
+    in it: counted one by one, one client could fill every cap).  An IPv4
+    address, one mapped into IPv6 and anything that is not an address
+    count as themselves.
+    """
+    if ":" not in address:
+        return address
+    try:
+        ip = ipaddress.IPv6Address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
+
+
 class AddressCounter:
     """
-    Concurrent connections per client address, with a cap.
+    Concurrent connections per client address (an IPv6 one by its /64:
+    L{address_group}), with a cap.
     """
 
     def __init__(self, limit: int) -> None:
@@ -169,16 +192,17 @@ class AddressCounter:
         """
         How many connections from C{address} are counted now.
         """
-        return self._counts[address]
+        return self._counts[address_group(address)]
 
     def acquire(self, address: str) -> bool:
         """
         Count a connection from C{address} unless it is at the cap
         (0: no cap).
         """
-        if self.limit and self._counts[address] >= self.limit:
+        group = address_group(address)
+        if self.limit and self._counts[group] >= self.limit:
             return False
-        self._counts[address] += 1
+        self._counts[group] += 1
         return True
 
     def release(self, address: str) -> None:
@@ -186,9 +210,10 @@ class AddressCounter:
         Forget one connection from C{address}; an address down to none is
         dropped, so the counter holds only the addresses connected now.
         """
-        self._counts[address] -= 1
-        if self._counts[address] <= 0:
-            del self._counts[address]
+        group = address_group(address)
+        self._counts[group] -= 1
+        if self._counts[group] <= 0:
+            del self._counts[group]
 
 
 def files_needed(max_connections: int) -> int:

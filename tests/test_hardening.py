@@ -1029,6 +1029,19 @@ class TrustedProxyTests(HardeningTestCase):
         yield self.assertWitnessUnharmed(since, released=False)
 
     @inlineCallbacks
+    def test_forwardedIpv6CountedByIts64(self):  # type: ignore[no-untyped-def]
+        """
+        Two forwarded IPv6 addresses in one /64 are one client under the
+        cap: the second gets 503; an address in another /64 is let in.
+        """
+        since = reactor.seconds()
+        yield self.open_websocket("X-Forwarded-For: 2001:db8:1:2::1\r\n")
+        refused = yield self.websocket("X-Forwarded-For: 2001:db8:1:2:ab::9\r\n")
+        self.assertEqual(refused.status, 503)
+        yield self.open_websocket("X-Forwarded-For: 2001:db8:1:3::1\r\n")
+        yield self.assertWitnessUnharmed(since, released=False)
+
+    @inlineCallbacks
     def test_logNamesForwardedClient(self):  # type: ignore[no-untyped-def]
         """
         The log line of a WebSocket names the forwarded client, not the

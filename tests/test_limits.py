@@ -30,6 +30,7 @@ from pingproto.limits import (
     AddressCounter,
     RefusalTally,
     TokenBucket,
+    address_group,
     client_address,
     files_needed,
     origin_allowed,
@@ -484,6 +485,42 @@ class AddressCounterTests(SynchronousTestCase):
     """
     L{AddressCounter}: concurrent connections per address, with a cap.
     """
+
+    def test_ipv6_by_its_64(self) -> None:
+        """
+        IPv6 addresses in one /64 count as one client, which can take any
+        address in it (counted one by one, one client could fill every
+        cap); other /64s, IPv4 addresses and IPv4 ones mapped into IPv6
+        count apart, the mapped one as its IPv4 address.
+        """
+        counter = AddressCounter(2)
+        self.assertTrue(counter.acquire("2001:db8:1:2::1"))
+        self.assertTrue(counter.acquire("2001:db8:1:2:ffff:ffff:ffff:ffff"))
+        self.assertFalse(counter.acquire("2001:db8:1:2:abcd::9"))
+        self.assertTrue(counter.acquire("2001:db8:1:3::1"))
+        self.assertTrue(counter.acquire("::ffff:192.0.2.1"))
+        self.assertEqual(counter.count("192.0.2.1"), 1)
+        self.assertEqual(counter.count("2001:db8:1:2::"), 2)
+        counter.release("2001:db8:1:2::1")
+        self.assertTrue(counter.acquire("2001:db8:1:2::7"))
+        self.assertEqual(len(counter), 3)
+
+    def test_address_group(self) -> None:
+        """
+        What an address is counted as: an IPv6 one (zone or not) as its
+        /64, anything else as itself, a name or garbage from a proxy's
+        header included.
+        """
+        for address, group in (
+            ("2001:db8::1", "2001:db8::/64"),
+            ("fe80::1%eth0", "fe80::/64"),
+            ("::1", "::/64"),
+            ("::ffff:10.0.0.1", "10.0.0.1"),
+            ("203.0.113.9", "203.0.113.9"),
+            ("not:an:address:at:all", "not:an:address:at:all"),
+            ("unknown", "unknown"),
+        ):
+            self.assertEqual(address_group(address), group, address)
 
     @settings(deadline=None)
     @given(
