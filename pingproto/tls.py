@@ -240,8 +240,8 @@ BYTES_PER_TURN = 8 * 1024
 # key derivation, and one the client asks to be answered, a second: about
 # 17 us.  A key update carries no data, so no limit on what a client sends
 # counts it, and OpenSSL reads every one a read holds in one call: sixty
-# clients sending nothing else held every other client's echoes 290 ms
-# (973 at worst).  A browser sends one after gigabytes, if ever.
+# clients sending nothing else held every other client's echoes 290-550 ms
+# (800-970 at worst).  A browser sends one after gigabytes, if ever.
 KEY_UPDATE_BURST = 16
 KEY_UPDATE_RATE = 1 / 60
 # Records of a read handed to OpenSSL at a time, so that a connection past
@@ -331,7 +331,10 @@ class TLSProtocol(TLSMemoryBIOProtocol):
 
     A server's client that sends more than C{handshake_limit} bytes
     before its handshake is done is cut off: OpenSSL would hold up to
-    128 KiB of a hello for it until the handshake timeout.
+    128 KiB of a hello for it until the handshake timeout.  So is one
+    that sends more TLS 1.3 key updates than L{KEY_UPDATE_BURST} allows
+    (with a L{ServerTLS} context, which counts them); a read goes to
+    OpenSSL L{RECORDS_PER_FEED} records at a time for that.
 
     Not L{BufferingTLSTransport}, Twisted's default, which holds every
     write until the next reactor turn to coalesce small ones: an echo server
@@ -473,12 +476,12 @@ class TLSProtocol(TLSMemoryBIOProtocol):
         # As Twisted's dataReceived, but the bytes go to OpenSSL a few
         # records at a time: key updates may come right after the client's
         # Finished, in the same read.
-        while data and not self._handshakeDone and not self._lostTLSConnection:
+        while data and not (self._handshakeDone or self._lostTLSConnection or self._aborted):
             cut = records_end(records, data, RECORDS_PER_FEED)
             self._tlsConnection.bio_write(data[:cut])
             data = data[cut:]
             self._checkHandshakeStatus()
-        if self._handshakeDone and not self._lostTLSConnection:
+        if self._handshakeDone and not (self._lostTLSConnection or self._aborted):
             if self._appSendBuffer:
                 self._unbufferPendingWrites()
             self._flushReceiveBIO(data)
@@ -582,6 +585,7 @@ class TLSProtocol(TLSMemoryBIOProtocol):
                 cut = records_end(cast(RecordCursor, self._records), more, RECORDS_PER_FEED)
                 connection.bio_write(more[:cut])
                 more = more[cut:]
+                # That recv found no record: the next may.
                 records -= 1
             except SSL.ZeroReturnError:
                 ended = True
