@@ -4,6 +4,7 @@ C{twistd pingproto}: the command-line face of the server.
 
 from __future__ import annotations
 
+import atexit
 import os
 import resource
 import signal
@@ -16,7 +17,7 @@ from typing import Any, Iterator, Sequence, cast
 from twisted.application.service import IService, MultiService
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IReactorFromThreads
+from twisted.internet.interfaces import IReactorCore, IReactorFromThreads
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -328,6 +329,29 @@ def _inherited_family_problem(endpoint: object) -> str | None:
     return f"the inherited socket is {domain}, not {socket.AddressFamily(family).name.removeprefix('AF_')}: write domain={domain}"
 
 
+# twistd's exit status when no worker could start (WorkerPool's give_up).
+WORKERS_FAILED = 3
+
+
+def _stop_failed() -> None:
+    """
+    Stop twistd, to exit with L{WORKERS_FAILED}: twistd exits 0 once its
+    reactor has stopped, whatever stopped it, and a service manager that
+    restarts a failed server (systemd's C{Restart=on-failure}) would take
+    it for a clean stop.  Set at interpreter exit, after twistd has
+    stopped its services and removed its pidfile.
+    """
+    from twisted.internet import reactor
+
+    def exit_failed() -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(WORKERS_FAILED)
+
+    atexit.register(exit_failed)
+    cast(IReactorCore, reactor).stop()
+
+
 def build_service(options: Options, quiet: bool = False) -> IService:
     """
     Check the TLS directory, then build the listening service (or, with
@@ -343,7 +367,13 @@ def build_service(options: Options, quiet: bool = False) -> IService:
     if files < needed and max_connections and not quiet:
         _warn_open_file_limit(files, needed, max_connections)
     if options["workers"] > 1:
-        return WorkerPool(options["endpoints"], worker_args(options), options["workers"], scheme="wss" if tls else "ws")
+        return WorkerPool(
+            options["endpoints"],
+            worker_args(options),
+            options["workers"],
+            scheme="wss" if tls else "ws",
+            give_up=_stop_failed,
+        )
     return make_server_service(
         options["endpoints"], tls, options["limits"], handle_sighup=True, allow_plain=bool(options["no-tls"])
     )

@@ -24,8 +24,9 @@ from twisted.logger import (
     FileLogObserver,
     FilteringLogObserver,
     LogLevel,
+    LogEvent,
     LogLevelFilterPredicate,
-    formatEvent,
+    eventAsText,
     globalLogBeginner,
 )
 from twisted.python import usage
@@ -132,6 +133,18 @@ def _ignore_sighup(signum: int, frame: object) -> None:
     pass
 
 
+def _tagged(event: LogEvent) -> str:
+    """
+    An event as the supervisor relays it: each line tagged with the
+    event's namespace and level, a failure's traceback included (the
+    event's text alone leaves it out, and its untagged lines would be
+    relayed at info).
+    """
+    tag = f"[{event.get('log_namespace', '-')}#{event['log_level'].name}] "
+    text = eventAsText(event, includeTimestamp=False, includeSystem=False)
+    return "".join(f"{tag}{line}\n" for line in text.splitlines() or [""])
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """
     Serve the inherited sockets until the supervisor says stop (SIGTERM)
@@ -147,10 +160,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(f"pingproto worker: {e}")
     # The supervisor stamps the time on each line it relays, and logs it at
     # the level named in its tag; below info, as under twistd, nothing.
-    observer = FileLogObserver(
-        sys.stdout,
-        lambda event: f"[{event.get('log_namespace', '-')}#{event['log_level'].name}] {formatEvent(event)}\n",
-    )
+    observer = FileLogObserver(sys.stdout, _tagged)
     at_info = FilteringLogObserver(observer, [LogLevelFilterPredicate(LogLevel.info)])
     globalLogBeginner.beginLoggingTo([at_info], redirectStandardIO=False)
     options["endpoints"] = [inherited_endpoint(reactor, *inherited) for inherited in options["inherit"]]
@@ -168,6 +178,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     # terminal reaches it, not us, and it passes on a SIGTERM.  If it dies
     # without doing so, our stdin (its pipe) closes, and we stop too.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Blocked until here too (WorkerPool._spawn): a Ctrl-C while the worker
+    # started up ended it with a KeyboardInterrupt's traceback.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     # mypy reads twisted.internet.stdio's Windows branch, whose StandardIO
     # takes no descriptors.
     stdio.StandardIO(  # type: ignore[call-arg]

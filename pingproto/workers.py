@@ -19,7 +19,7 @@ import re
 import signal
 import socket
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from twisted.application.service import Service
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -30,7 +30,7 @@ from twisted.internet.endpoints import (
     _WrapperServerEndpoint,
     serverFromString,
 )
-from twisted.internet.error import CannotListenError, ProcessDone
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Factory, ProcessProtocol
 from twisted.logger import Logger, LogLevel
@@ -49,6 +49,11 @@ STOP_TIMEOUT = 10.0
 # A worker that dies after serving this long was not crash-looping: the
 # delay before the next restart starts again from the shortest.
 STABLE_AFTER = 10.0
+# Starts in a row that each worker may fail (end within STABLE_AFTER, or
+# not start at all) before the pool gives up, once none is running: a
+# worker that cannot start (files it cannot read, a bad install) would
+# be retried for ever, the supervisor up and serving nothing.
+GIVE_UP_AFTER = 4
 MAX_WORKERS = 256
 # The names --inherit gives the address families of the sockets a worker
 # inherits (pingproto.worker reads them back).
@@ -236,6 +241,8 @@ class WorkerPool(Service):
 
     @param worker_args: the C{twistd pingproto} options each worker gets
         besides the inherited sockets (TLS directory, limits).
+    @param give_up: called when no worker can start (L{GIVE_UP_AFTER});
+        by default, the reactor is stopped.
     """
 
     def __init__(
@@ -245,6 +252,7 @@ class WorkerPool(Service):
         count: int,
         reactor: Any = None,
         scheme: str = "ws",
+        give_up: Callable[[], object] | None = None,
     ) -> None:
         reactor = or_global_reactor(reactor)
         self.scheme = scheme
@@ -255,7 +263,10 @@ class WorkerPool(Service):
         # A ReusePortGroup per TCP listener, a non-accepting Port otherwise.
         self.listeners: list[Any] = []
         self.workers: dict[int, _Worker] = {}
-        self._failures = 0
+        # Short lives in a row, by worker number.
+        self._failures: dict[int, int] = {}
+        # What to do when no worker can start: stop the reactor.
+        self._give_up = give_up or (lambda: self.reactor.stop())
         self._previous_hup: Any = None
         # Restarts waiting for their delay, by worker number.
         self._respawns: dict[int, IDelayedCall] = {}
@@ -368,10 +379,11 @@ class WorkerPool(Service):
             argv = [sys.executable, "-m", "pingproto.worker", *inherit, *self.worker_args]
             worker = _Worker(self, number)
             self.workers[number] = worker
-            # The worker starts with SIGHUP blocked (a signal mask outlives
-            # exec) and unblocks it once it can take one: a SIGHUP passed on
-            # while it starts up waits for it, instead of ending it.
-            mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+            # The worker starts with SIGHUP and SIGINT blocked (a signal
+            # mask outlives exec) and unblocks them once it can take them:
+            # a SIGHUP passed on, or a Ctrl-C in the terminal, while it
+            # starts up waits for it, instead of ending it.
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP, signal.SIGINT})
             try:
                 self.reactor.spawnProcess(worker, sys.executable, argv, env=dict(os.environ), childFDs=fds)
             except OSError as e:
@@ -392,10 +404,11 @@ class WorkerPool(Service):
         if not self.running:
             return
         lived = self.reactor.seconds() - worker.started
-        if reason.check(ProcessDone) or lived >= STABLE_AFTER:
-            self._failures = 0
-        else:
-            self._failures += 1
+        # However it ended: a worker that exits at once, even with status
+        # 0, is not serving.
+        self._failures[worker.number] = 0 if lived >= STABLE_AFTER else self._failures.get(worker.number, 0) + 1
+        if self._giving_up():
+            return
         delay = self._respawn_later(worker.number)
         _log.warn(
             "worker {number} exited ({why}); starting it again in {delay:.1f} s",
@@ -404,13 +417,32 @@ class WorkerPool(Service):
             delay=delay,
         )
 
+    def _giving_up(self) -> bool:
+        """
+        Give up if no worker is running and each has failed
+        L{GIVE_UP_AFTER} starts in a row: say so and stop.
+        """
+        if self.workers or any(self._failures.get(n, 0) < GIVE_UP_AFTER for n in range(1, self.count + 1)):
+            return False
+        _log.critical(
+            "no worker could start: each ended within {stable:.0f} s, {times} times in a row (why is above); "
+            "stopping",
+            stable=STABLE_AFTER,
+            times=GIVE_UP_AFTER,
+        )
+        for call in self._respawns.values():
+            call.cancel()
+        self._respawns.clear()
+        self._give_up()
+        return True
+
     def _respawn_later(self, number: int) -> float:
         """
         Start worker C{number} again after a delay, longer the more often
-        in a row that has failed, so that a worker that cannot start does
+        in a row it has failed, so that a worker that cannot start does
         not take the CPU starting; return the delay.
         """
-        delay = min(30.0, 0.5 * 2 ** min(self._failures, 6))
+        delay = min(30.0, 0.5 * 2 ** min(self._failures.get(number, 0), 6))
         self._respawns[number] = self.reactor.callLater(delay, self._respawn, number)
         return delay
 
@@ -424,7 +456,9 @@ class WorkerPool(Service):
                 # or no process: the others serve meanwhile.
                 cause = e.socketError if isinstance(e, CannotListenError) else e
                 self.workers.pop(number, None)
-                self._failures += 1
+                self._failures[number] = self._failures.get(number, 0) + 1
+                if self._giving_up():
+                    return
                 delay = self._respawn_later(number)
                 _log.error(
                     "worker {number} not started ({why}); trying again in {delay:.1f} s",
@@ -448,6 +482,11 @@ class WorkerPool(Service):
         self._signal_all("TERM")
 
         def kill() -> None:
+            _log.warn(
+                "{count} worker(s) still running {timeout:.0f} s after SIGTERM: killed",
+                count=len(self.workers),
+                timeout=STOP_TIMEOUT,
+            )
             self._signal_all("KILL")
 
         killer = self.reactor.callLater(STOP_TIMEOUT, kill)

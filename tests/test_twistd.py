@@ -27,6 +27,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
 from pingproto import PingMonitor, ping
+from pingproto.tap import WORKERS_FAILED
+from pingproto.workers import GIVE_UP_AFTER
 
 from .commands import SOURCE, environment, twistd
 from .test_endtoend import Collect
@@ -212,6 +214,26 @@ class TwistdTests(TwistdCase):
         yield server.until(lambda out: b"SIGHUP: nothing to reload without --tls-dir" in out)
         result = yield ping(url, 1)
         self.assertEqual(len(result.samples), 1)
+
+    @inlineCallbacks
+    def test_ctrlCWhileWorkersStart(self):  # type: ignore[no-untyped-def]
+        """
+        A SIGINT that reaches the workers as they start (a Ctrl-C in the
+        terminal reaches the whole process group) does not end them: it
+        waits, blocked, until they ignore it.  It ended a worker still
+        importing with a KeyboardInterrupt traceback, and it was started
+        again.
+        """
+        server = self.start("--port", "0", "--workers", "2")
+        url = yield server.listening
+        yield server.until(lambda out: out.count(b" started, pid ") >= 2)
+        for pid in re.findall(rb"worker \d started, pid (\d+)", server.output):
+            os.kill(int(pid), signal.SIGINT)
+        yield server.until(lambda out: out.count(b"pingproto listening on") >= 3)
+        result = yield ping(url, 1)
+        self.assertEqual(len(result.samples), 1)
+        self.assertNotIn(b"exited", server.output)
+        self.assertNotIn(b"Traceback", server.output)
 
     @inlineCallbacks
     def test_workers(self):  # type: ignore[no-untyped-def]
@@ -478,6 +500,41 @@ class _Exits(ProcessProtocol):
     def processEnded(self, reason: Failure) -> None:
         code = reason.value.exitCode if reason.value.signal is None else None
         self.ended.callback((self.out, self.err, code))
+
+
+# Installed as sitecustomize: a worker process fails as it starts, as on
+# a broken install; the supervisor, not a worker, starts as usual.
+_BROKEN_WORKERS = """
+import os
+with open("/proc/self/cmdline", "rb") as cmdline:
+    if b"pingproto.worker" in cmdline.read():
+        os.write(2, b"broken worker install\\n")
+        os._exit(1)
+"""
+
+
+class WorkersThatCannotStartTests(TwistdCase):
+    @inlineCallbacks
+    def test_givesUp(self):  # type: ignore[no-untyped-def]
+        """
+        When no worker can start, the supervisor tries each GIVE_UP_AFTER
+        times (relaying why each failed), then says it gives up and
+        exits with status 3, for a service manager to see the failure.
+        It tried again every 30 s for ever, serving nothing, and twistd
+        would have exited 0.
+        """
+        site = self.mktemp_dir()
+        with open(os.path.join(site, "sitecustomize.py"), "w") as f:
+            f.write(_BROKEN_WORKERS)
+        env = environment()
+        env["PYTHONPATH"] = os.pathsep.join([site, env["PYTHONPATH"]])
+        out, err, code = yield self.run_twistd("--port", "0", "--workers", "2", env=env)
+        log = out.decode()
+        self.assertEqual(code, WORKERS_FAILED, log + err.decode())
+        for number in (1, 2):
+            self.assertEqual(log.count(f"worker {number}: broken worker install"), GIVE_UP_AFTER, log)
+        self.assertEqual(log.count("no worker could start"), 1, log)
+        self.assertNotIn("Traceback", log)
 
 
 class DaemonTests(TwistdCase):

@@ -16,13 +16,14 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.error import CannotListenError, ProcessDone, ProcessTerminated
 from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
-from twisted.logger import LogLevel, capturedLogs, formatEvent
+from twisted.logger import Logger, LogLevel, capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from pingproto import tap
-from pingproto.worker import inherited_endpoint
+from pingproto.worker import _tagged, inherited_endpoint
 from pingproto.workers import (
+    GIVE_UP_AFTER,
     STABLE_AFTER,
     ReusePortGroup,
     WorkerPool,
@@ -186,11 +187,14 @@ class RespawnTests(SynchronousTestCase):
 
     def running_pool(self) -> tuple[WorkerPool, Clock]:
         """
-        A running pool of one worker, on a clock, that starts no process.
+        A running pool, on a clock, that starts no process: worker 1's
+        restarts are timed, while worker 2 runs on (so that the pool does
+        not give up on worker 1's crash loop).
         """
         clock = Clock()
-        pool = WorkerPool([], ["--no-tls"], 1, reactor=clock)
+        pool = WorkerPool([], ["--no-tls"], 2, reactor=clock)
         pool.running = True
+        pool.workers[2] = _Worker(pool, 2)
         return pool, clock
 
     def ends_after(self, pool: WorkerPool, clock: Clock, seconds: float, reason: Failure | None = None) -> float:
@@ -230,15 +234,65 @@ class RespawnTests(SynchronousTestCase):
         self.assertEqual(delays[:8], [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0])
         self.assertEqual(set(delays[5:]), {30.0})
 
-    def test_delayBackToShortestAfterCleanExit(self) -> None:
+    def test_quickCleanExitIsAFailure(self) -> None:
         """
-        A worker that exits cleanly (status 0), however soon, ends a crash
-        loop: it is started again after the shortest delay.
+        A worker that exits with status 0 soon after starting is not
+        serving either: its restart is delayed as a crash's is.  (It was
+        started again every half second, however often it did.)
         """
         pool, clock = self.running_pool()
-        self.assertEqual([self.ends_after(pool, clock, 1.0) for _ in range(3)], [1.0, 2.0, 4.0])
-        self.assertEqual(self.ends_after(pool, clock, 1.0, Failure(ProcessDone(0))), 0.5)
-        self.assertEqual(self.ends_after(pool, clock, 1.0), 1.0)
+        self.assertEqual([self.ends_after(pool, clock, 0.05, Failure(ProcessDone(0))) for _ in range(3)], [1.0, 2.0, 4.0])
+
+    def test_delayCountedPerWorker(self) -> None:
+        """
+        Each worker's restart delay counts its own failures: one worker's
+        crash loop neither lengthens another's first restart nor is cut
+        short when another, long-lived, dies.
+        """
+        clock = Clock()
+        pool = WorkerPool([], ["--no-tls"], 2, reactor=clock)
+        pool.running = True
+        long_lived = _Worker(pool, 2)
+        for _ in range(3):
+            pool._ended(_Worker(pool, 1), Failure(ProcessTerminated(exitCode=1)))
+            pool._respawns.pop(1).cancel()
+        clock.advance(STABLE_AFTER)
+        pool._ended(long_lived, Failure(ProcessTerminated(exitCode=1)))
+        pool._ended(_Worker(pool, 1), Failure(ProcessTerminated(exitCode=1)))
+        delays = {number: call.getTime() - clock.seconds() for number, call in pool._respawns.items()}
+        self.assertEqual(delays, {1: 8.0, 2: 0.5})
+        for call in pool._respawns.values():
+            call.cancel()
+
+    def test_givesUpWhenNoWorkerCanStart(self) -> None:
+        """
+        Once no worker is running and each has ended within STABLE_AFTER
+        GIVE_UP_AFTER times in a row, the pool says so in one critical
+        line and gives up, starting none again; not while one still
+        runs, however often the others fail.
+        """
+        clock = Clock()
+        gave_up: list[None] = []
+        pool = WorkerPool([], ["--no-tls"], 2, reactor=clock, give_up=lambda: gave_up.append(None))
+        pool.running = True
+        survivor = pool.workers[2] = _Worker(pool, 2)
+        with capturedLogs() as events:
+            for _ in range(GIVE_UP_AFTER + 2):
+                pool._ended(_Worker(pool, 1), Failure(ProcessTerminated(exitCode=1)))
+                pool._respawns.pop(1).cancel()
+            self.assertEqual(gave_up, [])
+            for _ in range(GIVE_UP_AFTER - 1):
+                pool._ended(_Worker(pool, 2), Failure(ProcessTerminated(exitCode=1)))
+                pool._respawns.pop(2).cancel()
+            self.assertEqual(gave_up, [])
+            pool._ended(survivor, Failure(ProcessTerminated(exitCode=1)))
+        self.assertEqual(gave_up, [None])
+        self.assertEqual(clock.getDelayedCalls(), [])
+        critical = [formatEvent(e) for e in events if e["log_level"] == LogLevel.critical]
+        self.assertEqual(
+            critical,
+            [f"no worker could start: each ended within 10 s, {GIVE_UP_AFTER} times in a row (why is above); stopping"],
+        )
 
     def test_previousSighupHandlerRestored(self) -> None:
         """
@@ -271,6 +325,28 @@ class RespawnTests(SynchronousTestCase):
         self.assertEqual(len(clock.getDelayedCalls()), 2)
         self.successResultOf(pool.stopService())
         self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class WorkerLogLineTests(SynchronousTestCase):
+    def test_failureKeptAndEveryLineTagged(self) -> None:
+        """
+        A worker writes an event with a failure (an error in a timed call,
+        say) with its traceback, every line tagged with the event's level,
+        so that the supervisor relays all of it as that level: the
+        traceback was left out, and only the summary reached the log.
+        """
+        try:
+            1 / 0
+        except ZeroDivisionError:
+            failure = Failure()
+        with capturedLogs() as events:
+            Logger(namespace="some.where").failure("while handling timed call", failure)
+        self.flushLoggedErrors(ZeroDivisionError)
+        lines = _tagged(events[0]).splitlines()
+        self.assertEqual(lines[0], "[some.where#critical] while handling timed call")
+        self.assertEqual(lines[-1], "[some.where#critical] builtins.ZeroDivisionError: division by zero")
+        self.assertTrue(all(line.startswith("[some.where#critical] ") for line in lines), lines)
+        self.assertGreater(len(lines), 3)
 
 
 class WorkerOutputTests(SynchronousTestCase):
