@@ -137,23 +137,8 @@ def _server_context(material: TLSMaterial) -> SSL.Context:
     # RFC 7301 wants no_application_protocol, or no ALPN answer at all.
     context.set_alpn_select_callback(_choose_http)
     context.set_options(SSL.OP_NO_RENEGOTIATION)
-    context.set_info_callback(_count_key_updates)
     _set_groups(context, GROUPS)
     return context
-
-
-def _count_key_updates(connection: SSL.Connection, where: int, ret: int) -> None:
-    """
-    OpenSSL's word on a server connection's progress: count the client's
-    key updates (L{KEY_UPDATE_BURST}).  Called from inside OpenSSL, so it
-    only counts: the connection is cut off once OpenSSL has returned.
-    """
-    if where & SSL.SSL_CB_LOOP:
-        protocol = connection.get_app_data()
-        # Not L{TLSProtocol} where a program mounts the context otherwise.
-        count = getattr(protocol, "keyUpdateRead", None)
-        if count is not None and protocol._handshakeDone and connection.get_state_string() == _KEY_UPDATE_READ:
-            count()
 
 
 def _choose_http(connection: SSL.Connection, offered: list[bytes]) -> Any:
@@ -215,11 +200,7 @@ class ServerTLS:
         self.material = material
 
     def serverConnectionForTLS(self, tlsProtocol: object) -> SSL.Connection:
-        connection = SSL.Connection(self._context, None)
-        # For _count_key_updates.  No cycle is left: Twisted's TLS layer
-        # lets go of the connection when it is lost.
-        connection.set_app_data(tlsProtocol)
-        return connection
+        return SSL.Connection(self._context, None)
 
 
 # The most TLS records of a connection decrypted in one reactor turn: a
@@ -235,19 +216,19 @@ RECORDS_PER_TURN = 256
 # them held every other client's echoes 40 ms a read; 8 KiB at a time,
 # about 6 ms a turn.  A 16 KiB record takes two turns.
 BYTES_PER_TURN = 8 * 1024
-# TLS 1.3 key updates a client may send: bursts of KEY_UPDATE_BURST, and
-# KEY_UPDATE_RATE a second on average past them.  Each costs the server a
-# key derivation, and one the client asks to be answered, a second: about
-# 17 us.  A key update carries no data, so no limit on what a client sends
-# counts it, and OpenSSL reads every one a read holds in one call: sixty
-# clients sending nothing else held every other client's echoes 290-550 ms
-# (800-970 at worst).  A browser sends one after gigabytes, if ever.
-KEY_UPDATE_BURST = 16
-KEY_UPDATE_RATE = 1 / 60
+# Records without data a client may send once its handshake is done:
+# bursts of NO_DATA_BURST, and NO_DATA_RATE a second on average past them.
+# TLS 1.3 key updates above all: each costs the server a key derivation,
+# and one the client asks to be answered, a second (about 17 us), while no
+# limit on what a client sends counts it, and OpenSSL reads every one a
+# read holds in one call.  Sixty clients sending nothing else held every
+# other client's echoes 290-550 ms (800-970 at worst).  A browser sends a
+# key update after gigabytes, if ever, and a close_notify at the end.
+NO_DATA_BURST = 16
+NO_DATA_RATE = 1 / 60
 # Records of a read handed to OpenSSL at a time, so that a connection past
-# its key updates is cut off after a few more, not after all a read holds.
+# those is cut off after a few more, not after all a read holds.
 RECORDS_PER_FEED = 16
-_KEY_UPDATE_READ = b"TLSv1.3 read client key update"
 # Bytes a client may send before its TLS handshake is done: its hello (a
 # few KiB, post-quantum key shares included) and its Finished; no client
 # certificate is asked for.  OpenSSL buffers a hello of up to 128 KiB
@@ -332,9 +313,9 @@ class TLSProtocol(TLSMemoryBIOProtocol):
     A server's client that sends more than C{handshake_limit} bytes
     before its handshake is done is cut off: OpenSSL would hold up to
     128 KiB of a hello for it until the handshake timeout.  So is one
-    that sends more TLS 1.3 key updates than L{KEY_UPDATE_BURST} allows
-    (with a L{ServerTLS} context, which counts them); a read goes to
-    OpenSSL L{RECORDS_PER_FEED} records at a time for that.
+    that sends more records without data than L{NO_DATA_BURST} allows
+    (TLS 1.3 key updates): a read goes to OpenSSL L{RECORDS_PER_FEED}
+    records at a time, and the records that gave no data are counted.
 
     Not L{BufferingTLSTransport}, Twisted's default, which holds every
     write until the next reactor turn to coalesce small ones: an echo server
@@ -382,17 +363,17 @@ class TLSProtocol(TLSMemoryBIOProtocol):
     _pausedAbove = False
     # Off once the connection is lost: what is left is read at once.
     _bounded = True
-    # The client's key updates (_count_key_updates), from its first; and
-    # whether it sent more than they allow, to be cut off for.
-    _keyUpdates: TokenBucket | None = None
-    _overKeyUpdates = False
+    # The peer's records without data, from its first; and whether it sent
+    # more than they allow, to be cut off for.
+    _noData: TokenBucket | None = None
+    _overNoData = False
     # Where the stream is, record-wise: from the connection's first byte.
     _records: RecordCursor | None = None
     # Given to an open connection after it is made, by Twisted's TLS layer
     # and by this one: named before the first (pingproto/sharedkeys.py).
     late_names: ClassVar[tuple[str, ...]] = (
         "_handshakeDone", "_producer", "_biosGrown", "_backlog", "_pausedAbove", "_unfed", "_handshakeBytes",
-        "_keyUpdates", "_overKeyUpdates", "_records",
+        "_noData", "_overNoData", "_records",
     )
 
     def pauseProducing(self) -> None:
@@ -453,9 +434,7 @@ class TLSProtocol(TLSMemoryBIOProtocol):
         end the connection, and return false.  (Counted a piece at a time:
         a client's first data may come in its Finished's read.)
 
-        Handed on L{RECORDS_PER_FEED} records at a time, stopping if the
-        client has sent too many key updates meanwhile (L{keyUpdateRead}):
-        OpenSSL would read every one a read holds, some 300 in 8 KiB.
+        Handed on L{RECORDS_PER_FEED} records at a time (L{_flushReceiveBIO}).
         """
         size = len(data)
         handshaking = not self._handshakeDone
@@ -477,14 +456,18 @@ class TLSProtocol(TLSMemoryBIOProtocol):
         # records at a time: key updates may come right after the client's
         # Finished, in the same read.
         while data and not (self._handshakeDone or self._lostTLSConnection or self._aborted):
-            cut = records_end(records, data, RECORDS_PER_FEED)
+            cut, _ = records_end(records, data, RECORDS_PER_FEED)
             self._tlsConnection.bio_write(data[:cut])
             data = data[cut:]
             self._checkHandshakeStatus()
         if self._handshakeDone and not (self._lostTLSConnection or self._aborted):
             if self._appSendBuffer:
                 self._unbufferPendingWrites()
-            self._flushReceiveBIO(data)
+            # The first piece at once: a read is one record, most often.
+            cut, fed = records_end(records, data, RECORDS_PER_FEED)
+            if cut:
+                self._tlsConnection.bio_write(data[:cut])
+            self._flushReceiveBIO(data[cut:], fed)
         if handshaking and self._handshakeDone and self._handshakeBytes > 0:
             # A cached small int, not an object of its own per connection,
             # and not 0, which would say no byte has come.
@@ -550,14 +533,17 @@ class TLSProtocol(TLSMemoryBIOProtocol):
             reason.cleanFailure()
         super()._tlsShutdownFinished(reason)
 
-    def _flushReceiveBIO(self, more: bytes = b"") -> None:
+    def _flushReceiveBIO(self, more: bytes = b"", fed: int = 0) -> None:
         """
         As Twisted 26.10's, except that what all the records of a read hold
         goes to the protocol in one call, not a call per record; and that
         C{more} bytes of the read, not yet handed to OpenSSL, are handed to
-        it L{RECORDS_PER_FEED} records at a time as it reads them, so that
-        a client past its key updates is cut off after a few more, not
-        after all a read holds (some 300 in 8 KiB).
+        it L{RECORDS_PER_FEED} records at a time as it reads them.  Each
+        time OpenSSL has read all it was given, the records that gave no
+        data (C{fed}, the records handed to it since, less those read) are
+        counted (L{_spendNoData}), so that a client sending key updates is
+        cut off a few past its allowance, not after all a read holds (some
+        300 in 8 KiB).
 
         A client sending one-byte records (some 2,800 in one 64 KiB read)
         made as many calls of the protocol, each counting, buffering and
@@ -579,13 +565,17 @@ class TLSProtocol(TLSMemoryBIOProtocol):
             records += 1
             try:
                 pieces.append(connection.recv(2**15))
+                # OpenSSL reads one record with data a call.
+                fed -= 1
             except SSL.WantReadError:
-                if not more or self._overKeyUpdates:
+                if fed > 0 and self._spendNoData(fed):
                     break
-                cut = records_end(cast(RecordCursor, self._records), more, RECORDS_PER_FEED)
+                if not more:
+                    break
+                cut, fed = records_end(cast(RecordCursor, self._records), more, RECORDS_PER_FEED)
                 connection.bio_write(more[:cut])
                 more = more[cut:]
-                # That recv found no record: the next may.
+                # That call found no record: the next may.
                 records -= 1
             except SSL.ZeroReturnError:
                 ended = True
@@ -593,9 +583,9 @@ class TLSProtocol(TLSMemoryBIOProtocol):
             except SSL.Error:
                 ended, reason = True, Failure()
                 break
-        if self._overKeyUpdates:
+        if self._overNoData:
             if not self._aborted:
-                self._cutOffKeyUpdates()
+                self._cutOffNoData()
             return
         if pieces and not self._aborted:
             ProtocolWrapper.dataReceived(self, b"".join(pieces))
@@ -605,22 +595,24 @@ class TLSProtocol(TLSMemoryBIOProtocol):
             self._tlsShutdownFinished(reason)
         self._flushSendBIO()
 
-    def keyUpdateRead(self) -> None:
+    def _spendNoData(self, count: int) -> bool:
         """
-        OpenSSL has read a key update from the client
-        (L{_count_key_updates}): note whether it was one too many.
+        Count C{count} records from the peer that gave no data; return
+        whether that is more than L{NO_DATA_BURST} and L{NO_DATA_RATE}
+        allow.
         """
         now = self.factory._clock.seconds()
-        if self._keyUpdates is None:
-            self._keyUpdates = TokenBucket(KEY_UPDATE_RATE, KEY_UPDATE_BURST, now)
-        if not self._keyUpdates.take(now):
-            self._overKeyUpdates = True
+        if self._noData is None:
+            self._noData = TokenBucket(NO_DATA_RATE, NO_DATA_BURST, now)
+        if self._noData.spend(count, now) > 0:
+            self._overNoData = True
+        return self._overNoData
 
-    def _cutOffKeyUpdates(self) -> None:
+    def _cutOffNoData(self) -> None:
         _log.info(
-            "{peer}: closed: sent over {burst} TLS key updates at once",
+            "{peer}: closed: sent over {burst} TLS records without data (key updates)",
             peer=peer_text(cast(ITransport, self.transport).getPeer()),
-            burst=KEY_UPDATE_BURST,
+            burst=NO_DATA_BURST,
         )
         self._unfed = b""
         self.abortConnection()

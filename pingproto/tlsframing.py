@@ -31,12 +31,13 @@ class RecordCursor:
         self.head = b""
 
 
-def records_end(cursor: RecordCursor, data: bytes, most: int) -> int:
+def records_end(cursor: RecordCursor, data: bytes, most: int) -> tuple[int, int]:
     """
     How many bytes of C{data}, a connection's next read, to hand on so
-    that at most C{most} records end in them: all of it if fewer end in
-    it.  C{cursor} is moved over those bytes, and not past them: the rest
-    of C{data} is the next read's beginning.
+    that at most C{most} records end in them (all of it if fewer end in
+    it), and how many records end in them.  C{cursor} is moved over those
+    bytes, and not past them: the rest of C{data} is the next read's
+    beginning.
     """
     size = len(data)
     ended = 0
@@ -45,25 +46,25 @@ def records_end(cursor: RecordCursor, data: bytes, most: int) -> int:
     if position:
         if position > size:
             cursor.body = position - size
-            return size
+            return size, 0
         ended = 1
         if ended == most:
             cursor.body = 0
-            return position
+            return position, ended
     head = cursor.head
     while True:
         missing = HEADER - len(head)
         if position + missing > size:
             cursor.body, cursor.head = 0, head + data[position:]
-            return size
+            return size, ended
         header = head + data[position : position + missing] if head else data[position : position + HEADER]
         head = b""
         end = position + missing + ((header[3] << 8) | header[4])
         if end > size:
             cursor.body, cursor.head = end - size, b""
-            return size
+            return size, ended
         ended += 1
         position = end
         if ended == most:
             cursor.body, cursor.head = 0, b""
-            return position
+            return position, ended

@@ -29,8 +29,8 @@ from pingproto.tls import (
     BYTES_PER_TURN,
     GROUPS,
     HANDSHAKE_BYTES,
-    KEY_UPDATE_BURST,
-    KEY_UPDATE_RATE,
+    NO_DATA_BURST,
+    NO_DATA_RATE,
     RECORDS_PER_TURN,
     ServerTLS,
     TLSFactory,
@@ -455,14 +455,14 @@ class HandshakeBytesTests(SynchronousTestCase):
         self.assertEqual(HANDSHAKE_BYTES, 32 * 1024)
 
 
-class KeyUpdateBudgetTests(SynchronousTestCase):
+class NoDataBudgetTests(SynchronousTestCase):
     def test_burstThenOneAMinute(self) -> None:
         """
-        A server's connection takes a burst of L{KEY_UPDATE_BURST} key
-        updates from its client, then one every minute on average: one
-        more marks it for cutting off, and none is marked before the
-        burst is spent.  (tests/test_hardening.py's KeyUpdateTests send
-        real ones.)
+        A connection takes a burst of L{NO_DATA_BURST} records without data
+        from its peer, then one every minute on average: one more marks it
+        for cutting off, and none is marked before the burst is spent,
+        however the records come.  (tests/test_hardening.py's
+        KeyUpdateTests send real key updates.)
         """
         tlsdir = self.mktemp()
         write_tls_dir(tlsdir)
@@ -470,16 +470,12 @@ class KeyUpdateBudgetTests(SynchronousTestCase):
         factory = TLSFactory(ServerTLS(load_tls_dir(tlsdir)), False, Factory.forProtocol(Protocol), clock=clock)
         calm, eager = (factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1)) for _ in range(2))
         for protocol in (calm, eager):
-            for _ in range(KEY_UPDATE_BURST):
-                protocol.keyUpdateRead()
-            self.assertFalse(protocol._overKeyUpdates)
-        eager.keyUpdateRead()
-        self.assertTrue(eager._overKeyUpdates)
-        clock.advance(1 / KEY_UPDATE_RATE)
-        calm.keyUpdateRead()
-        self.assertFalse(calm._overKeyUpdates)
-        calm.keyUpdateRead()
-        self.assertTrue(calm._overKeyUpdates)
+            self.assertFalse(protocol._spendNoData(NO_DATA_BURST - 3))
+            self.assertFalse(protocol._spendNoData(3))
+        self.assertTrue(eager._spendNoData(1))
+        clock.advance(1 / NO_DATA_RATE)
+        self.assertFalse(calm._spendNoData(1))
+        self.assertTrue(calm._spendNoData(1))
 
 
 class CoalescedReadTests(SynchronousTestCase):

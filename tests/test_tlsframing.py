@@ -25,10 +25,10 @@ class RecordsEndTests(SynchronousTestCase):
     def test_cutAtRecordEnds(self, lengths: list[int], cuts: list[int], at_ends: list[int], most: int) -> None:
         """
         However a stream of records comes in reads (split anywhere, a
-        header too), the pieces handed on are the stream, in order; each
-        holds at most C{most} record ends, and a piece cut short of its
-        read's end holds exactly C{most} and ends where a record does.
-        Reads end anywhere, at a record's end too.
+        header too; at a record's end too), the pieces handed on are the
+        stream, in order; each holds at most C{most} record ends, as many
+        as it says, and a piece cut short of its read's end holds exactly
+        C{most} and ends where a record does.
         """
         stream = b"".join(record(n) for n in lengths)
         ends, position = set(), 0
@@ -42,9 +42,10 @@ class RecordsEndTests(SynchronousTestCase):
         for start, stop in zip(bounds, bounds[1:]):
             data = stream[start:stop]
             while data:
-                cut = records_end(cursor, data, most)
+                cut, ended = records_end(cursor, data, most)
                 self.assertGreater(cut, 0)
                 within = sum(1 for end in ends if handed < end <= handed + cut)
+                self.assertEqual(ended, within)
                 self.assertLessEqual(within, most)
                 if cut < len(data):
                     self.assertEqual(within, most)
@@ -59,6 +60,6 @@ class RecordsEndTests(SynchronousTestCase):
         is taken from its first byte as a header.
         """
         cursor = RecordCursor()
-        self.assertEqual(records_end(cursor, record(40), 1), 45)
+        self.assertEqual(records_end(cursor, record(40), 1), (45, 1))
         self.assertEqual((cursor.body, cursor.head), (0, b""))
-        self.assertEqual(records_end(cursor, record(2) * 3, 2), 14)
+        self.assertEqual(records_end(cursor, record(2) * 3, 2), (14, 2))
