@@ -48,7 +48,7 @@ from zope.interface import implementer
 
 from pingproto.eagerwrite import write_now
 from pingproto.limits import TokenBucket
-from pingproto.tlsframing import RecordCursor, records_end
+from pingproto.tlsframing import BOUNDARY, Position, records_end
 from pingproto.text import peer_text
 from pingproto.tlsfiles import TLSConfigError, TLSMaterial, load_certificates
 
@@ -363,17 +363,16 @@ class TLSProtocol(TLSMemoryBIOProtocol):
     _pausedAbove = False
     # Off once the connection is lost: what is left is read at once.
     _bounded = True
-    # The peer's records without data, from its first; and whether it sent
-    # more than they allow, to be cut off for.
+    # The peer's records without data, from its first.
     _noData: TokenBucket | None = None
-    _overNoData = False
-    # Where the stream is, record-wise: from the connection's first byte.
-    _records: RecordCursor | None = None
+    # Where the stream is, record-wise, from the connection's first byte:
+    # set only while a record is cut by the end of a read.
+    _recordsAt: Position = BOUNDARY
     # Given to an open connection after it is made, by Twisted's TLS layer
     # and by this one: named before the first (pingproto/sharedkeys.py).
     late_names: ClassVar[tuple[str, ...]] = (
         "_handshakeDone", "_producer", "_biosGrown", "_backlog", "_pausedAbove", "_unfed", "_handshakeBytes",
-        "_noData", "_overNoData", "_records",
+        "_noData", "_recordsAt",
     )
 
     def pauseProducing(self) -> None:
@@ -449,14 +448,11 @@ class TLSProtocol(TLSMemoryBIOProtocol):
                 self._unfed = b""
                 self.abortConnection()
                 return False
-        records = self._records
-        if records is None:
-            records = self._records = RecordCursor()
         # As Twisted's dataReceived, but the bytes go to OpenSSL a few
         # records at a time: key updates may come right after the client's
         # Finished, in the same read.
         while data and not (self._handshakeDone or self._lostTLSConnection or self._aborted):
-            cut, _ = records_end(records, data, RECORDS_PER_FEED)
+            cut, _ = self._nextRecords(data)
             self._tlsConnection.bio_write(data[:cut])
             data = data[cut:]
             self._checkHandshakeStatus()
@@ -464,7 +460,7 @@ class TLSProtocol(TLSMemoryBIOProtocol):
             if self._appSendBuffer:
                 self._unbufferPendingWrites()
             # The first piece at once: a read is one record, most often.
-            cut, fed = records_end(records, data, RECORDS_PER_FEED)
+            cut, fed = self._nextRecords(data)
             if cut:
                 self._tlsConnection.bio_write(data[:cut])
             self._flushReceiveBIO(data[cut:], fed)
@@ -556,6 +552,7 @@ class TLSProtocol(TLSMemoryBIOProtocol):
         ended = False
         reason: Failure | None = None  # None: the peer's close_notify
         records = 0
+        over = False
         while not self._lostTLSConnection:
             if records == RECORDS_PER_TURN and self._bounded:
                 # What OpenSSL has not been given waits with the rest.
@@ -569,10 +566,11 @@ class TLSProtocol(TLSMemoryBIOProtocol):
                 fed -= 1
             except SSL.WantReadError:
                 if fed > 0 and self._spendNoData(fed):
+                    over = True
                     break
                 if not more:
                     break
-                cut, fed = records_end(cast(RecordCursor, self._records), more, RECORDS_PER_FEED)
+                cut, fed = self._nextRecords(more)
                 connection.bio_write(more[:cut])
                 more = more[cut:]
                 # That call found no record: the next may.
@@ -583,7 +581,7 @@ class TLSProtocol(TLSMemoryBIOProtocol):
             except SSL.Error:
                 ended, reason = True, Failure()
                 break
-        if self._overNoData:
+        if over:
             if not self._aborted:
                 self._cutOffNoData()
             return
@@ -604,9 +602,17 @@ class TLSProtocol(TLSMemoryBIOProtocol):
         now = self.factory._clock.seconds()
         if self._noData is None:
             self._noData = TokenBucket(NO_DATA_RATE, NO_DATA_BURST, now)
-        if self._noData.spend(count, now) > 0:
-            self._overNoData = True
-        return self._overNoData
+        return self._noData.spend(count, now) > 0
+
+    def _nextRecords(self, data: bytes) -> tuple[int, int]:
+        """
+        How much of C{data} to hand OpenSSL next (L{RECORDS_PER_FEED}
+        records at most), and how many records end in it.
+        """
+        cut, ended, at = records_end(self._recordsAt, data, RECORDS_PER_FEED)
+        if at is not self._recordsAt:
+            self._recordsAt = at
+        return cut, ended
 
     def _cutOffNoData(self) -> None:
         _log.info(

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from pingproto.tlsframing import RecordCursor, records_end
+from pingproto.tlsframing import BOUNDARY, records_end
 
 
 def record(length: int) -> bytes:
@@ -37,12 +37,12 @@ class RecordsEndTests(SynchronousTestCase):
             ends.add(position)
         aligned = [sorted(ends)[i] for i in at_ends if i < len(ends)]
         bounds = sorted({0, len(stream), *(c for c in cuts + aligned if c < len(stream))})
-        cursor = RecordCursor()
+        position = BOUNDARY
         handed = 0
         for start, stop in zip(bounds, bounds[1:]):
             data = stream[start:stop]
             while data:
-                cut, ended = records_end(cursor, data, most)
+                cut, ended, position = records_end(position, data, most)
                 self.assertGreater(cut, 0)
                 within = sum(1 for end in ends if handed < end <= handed + cut)
                 self.assertEqual(ended, within)
@@ -56,10 +56,11 @@ class RecordsEndTests(SynchronousTestCase):
 
     def test_oneWholeRecord(self) -> None:
         """
-        A read of one whole record is handed on whole, and the next read
-        is taken from its first byte as a header.
+        A read of one whole record is handed on whole, and leaves the
+        stream at the shared boundary (nothing of a connection's own), the
+        next read taken from its first byte as a header.
         """
-        cursor = RecordCursor()
-        self.assertEqual(records_end(cursor, record(40), 1), (45, 1))
-        self.assertEqual((cursor.body, cursor.head), (0, b""))
-        self.assertEqual(records_end(cursor, record(2) * 3, 2), (14, 2))
+        self.assertEqual(records_end(BOUNDARY, record(40), 1), (45, 1, BOUNDARY))
+        self.assertIs(records_end(BOUNDARY, record(40), 16)[2], BOUNDARY)
+        self.assertEqual(records_end(BOUNDARY, record(2) * 3, 2), (14, 2, BOUNDARY))
+        self.assertEqual(records_end(BOUNDARY, record(9)[:3], 2), (3, 0, (0, record(9)[:3])))
