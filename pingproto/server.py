@@ -204,7 +204,14 @@ def _request_paths(paths: str | Collection[str]) -> frozenset[str]:
     C{paths} as a set, refusing a path no request can ask for: a string
     taken for a collection of paths is one of its letters each.
     """
+    # Typed as text, but a program without a type checker may pass bytes,
+    # read as numbers otherwise.
+    given: object = paths
+    if isinstance(given, bytes):
+        raise TypeError(f"WebSocket paths are text: {given.decode('latin-1')!r}, not {given!r}")
     chosen = frozenset([paths] if isinstance(paths, str) else paths)
+    if not chosen:
+        raise ValueError("no WebSocket path given: name one or more, or None for any")
     for path in chosen:
         if not isinstance(path, str) or not path.startswith("/"):
             raise ValueError(f"a WebSocket path starts with '/', as a request's path does: not {path!r}")

@@ -181,9 +181,9 @@ def make_server_service(
     reactor = or_global_reactor(reactor)
     # Its IReactorTime side, as Twisted's APIs ask for it.
     clock = cast(IReactorTime, reactor)
-    if isinstance(listen, str):
-        # One endpoint string, not a sequence of one-letter ones.
-        listen = [listen]
+    # One endpoint string, not a sequence of one-letter ones; and read
+    # once, as a list: a generator would be used up by the first look.
+    listen = [listen] if isinstance(listen, str) else list(listen)
     # Checked here, or they would fail only at startService, or with
     # Twisted's words about a context factory.
     if tls is not None and not isinstance(tls, (TLSMaterial, ServerTLS)):

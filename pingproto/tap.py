@@ -10,13 +10,13 @@ import resource
 import signal
 import socket
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import partial
 from typing import Any, Iterator, Sequence, cast
 
 from twisted.application.service import IService, MultiService
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.error import CannotListenError
+from twisted.internet.error import CannotListenError, ReactorNotRunning
 from twisted.internet.interfaces import IReactorCore, IReactorFromThreads
 from twisted.logger import Logger
 from twisted.python import usage
@@ -339,7 +339,8 @@ def _stop_failed() -> None:
     reactor has stopped, whatever stopped it, and a service manager that
     restarts a failed server (systemd's C{Restart=on-failure}) would take
     it for a clean stop.  Set at interpreter exit, after twistd has
-    stopped its services and removed its pidfile.
+    stopped its services and removed its pidfile; L{os._exit} skips the
+    exit handlers registered before this one (a coverage tool's, say).
     """
     from twisted.internet import reactor
 
@@ -349,7 +350,9 @@ def _stop_failed() -> None:
         os._exit(WORKERS_FAILED)
 
     atexit.register(exit_failed)
-    cast(IReactorCore, reactor).stop()
+    with suppress(ReactorNotRunning):
+        # Already stopping: a SIGTERM came in the same turn.
+        cast(IReactorCore, reactor).stop()
 
 
 def build_service(options: Options, quiet: bool = False) -> IService:

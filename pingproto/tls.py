@@ -209,12 +209,11 @@ class ServerTLS:
 # its read took.  A read of full records, or of a browser's pings, is far
 # under it.
 RECORDS_PER_TURN = 256
-# Bytes of a read handed to OpenSSL a turn, once the handshake is done.
-# Records that carry no data never reach the count above: OpenSSL takes
-# every TLS 1.3 KeyUpdate a read holds within one call, about 17 us each
-# when the client asks for one back.  A client sending 64 KiB reads of
-# them held every other client's echoes 40 ms a read; 8 KiB at a time,
-# about 6 ms a turn.  A 16 KiB record takes two turns.
+# Bytes of a read handed to OpenSSL a turn, once the handshake is done:
+# records that carry no data never reach the count above.  A 16 KiB record
+# takes two turns.  (Before RECORDS_PER_FEED, a client sending 64 KiB reads
+# of TLS 1.3 key updates held every other client's echoes 40 ms a read; 8
+# KiB at a time, about 6 ms a turn.)
 BYTES_PER_TURN = 8 * 1024
 # Records without data a client may send once its handshake is done:
 # bursts of NO_DATA_BURST, and NO_DATA_RATE a second on average past them.
@@ -394,11 +393,15 @@ class TLSProtocol(TLSMemoryBIOProtocol):
             self._backlog.cancel()
             self._backlog = None
         self._bounded = False
-        if self._unfed and self._tlsConnection is not None and not self._lostTLSConnection:
+        unfed, self._unfed = self._unfed, b""
+        if unfed and self._tlsConnection is not None and not (self._lostTLSConnection or self._aborted):
             # What came before the end is delivered before it, as the
-            # records already in the BIO are (Twisted's connectionLost).
-            self._tlsConnection.bio_write(self._unfed)
-        self._unfed = b""
+            # records already in the BIO are (Twisted's connectionLost);
+            # not after an abort, when nothing more is.
+            if self._handshakeDone:
+                self._readRecords(unfed)
+            else:
+                self._tlsConnection.bio_write(unfed)
         super().connectionLost(reason)
 
     def dataReceived(self, data: bytes) -> None:
@@ -459,11 +462,7 @@ class TLSProtocol(TLSMemoryBIOProtocol):
         if self._handshakeDone and not (self._lostTLSConnection or self._aborted):
             if self._appSendBuffer:
                 self._unbufferPendingWrites()
-            # The first piece at once: a read is one record, most often.
-            cut, fed = self._nextRecords(data)
-            if cut:
-                self._tlsConnection.bio_write(data[:cut])
-            self._flushReceiveBIO(data[cut:], fed)
+            self._readRecords(data)
         if handshaking and self._handshakeDone and self._handshakeBytes > 0:
             # A cached small int, not an object of its own per connection,
             # and not 0, which would say no byte has come.
@@ -582,6 +581,7 @@ class TLSProtocol(TLSMemoryBIOProtocol):
                 ended, reason = True, Failure()
                 break
         if over:
+            # What this read decrypted goes nowhere: the connection is cut.
             if not self._aborted:
                 self._cutOffNoData()
             return
@@ -603,6 +603,17 @@ class TLSProtocol(TLSMemoryBIOProtocol):
         if self._noData is None:
             self._noData = TokenBucket(NO_DATA_RATE, NO_DATA_BURST, now)
         return self._noData.spend(count, now) > 0
+
+    def _readRecords(self, data: bytes) -> None:
+        """
+        Have OpenSSL read C{data}, once the handshake is done: its first
+        records at once (a read is one record, most often), the rest as
+        it reads them (L{_flushReceiveBIO}).
+        """
+        cut, fed = self._nextRecords(data)
+        if cut:
+            self._tlsConnection.bio_write(data[:cut])
+        self._flushReceiveBIO(data[cut:], fed)
 
     def _nextRecords(self, data: bytes) -> tuple[int, int]:
         """

@@ -408,6 +408,8 @@ class WorkerPool(Service):
         # 0, is not serving.
         self._failures[worker.number] = 0 if lived >= STABLE_AFTER else self._failures.get(worker.number, 0) + 1
         if self._giving_up():
+            _log.warn("worker {number} exited ({why})", number=worker.number, why=reason.getErrorMessage())
+            self._stop_trying()
             return
         delay = self._respawn_later(worker.number)
         _log.warn(
@@ -419,11 +421,12 @@ class WorkerPool(Service):
 
     def _giving_up(self) -> bool:
         """
-        Give up if no worker is running and each has failed
-        L{GIVE_UP_AFTER} starts in a row: say so and stop.
+        Whether to give up: no worker is running, and each has failed
+        L{GIVE_UP_AFTER} starts in a row.
         """
-        if self.workers or any(self._failures.get(n, 0) < GIVE_UP_AFTER for n in range(1, self.count + 1)):
-            return False
+        return not self.workers and all(self._failures.get(n, 0) >= GIVE_UP_AFTER for n in range(1, self.count + 1))
+
+    def _stop_trying(self) -> None:
         _log.critical(
             "no worker could start: each ended within {stable:.0f} s, {times} times in a row (why is above); "
             "stopping",
@@ -434,7 +437,6 @@ class WorkerPool(Service):
             call.cancel()
         self._respawns.clear()
         self._give_up()
-        return True
 
     def _respawn_later(self, number: int) -> float:
         """
@@ -458,6 +460,12 @@ class WorkerPool(Service):
                 self.workers.pop(number, None)
                 self._failures[number] = self._failures.get(number, 0) + 1
                 if self._giving_up():
+                    _log.error(
+                        "worker {number} not started ({why})",
+                        number=number,
+                        why=getattr(cause, "strerror", None) or cause,
+                    )
+                    self._stop_trying()
                     return
                 delay = self._respawn_later(number)
                 _log.error(

@@ -87,6 +87,17 @@ class FactoryArgumentTests(SynchronousTestCase):
         e = self.assertRaises(ValueError, pingproto.EchoServerFactory, paths=("/ok", "ping"))
         self.assertEqual(str(e), "a WebSocket path starts with '/', as a request's path does: not 'ping'")
 
+    def test_pathsAsBytesOrNone(self) -> None:
+        """
+        Paths given as bytes are refused saying so (they were read as
+        numbers: "not 47"), and no path at all, which refused every
+        WebSocket, saying how to allow any.
+        """
+        e = self.assertRaises(TypeError, pingproto.EchoServerFactory, paths=b"/ping")
+        self.assertEqual(str(e), "WebSocket paths are text: '/ping', not b'/ping'")
+        e = self.assertRaises(ValueError, pingproto.EchoServerFactory, paths=())
+        self.assertEqual(str(e), "no WebSocket path given: name one or more, or None for any")
+
 
 class MountInSiteTests(TestCase):
     @inlineCallbacks
@@ -291,6 +302,17 @@ class MakeServerServiceTests(TestCase):
         for error, message, listen, kwargs in cases:
             e = self.assertRaises(error, pingproto.make_server_service, listen, reactor=memory, **kwargs)
             self.assertEqual(str(e), message)
+
+    def test_generatorOfEndpointsChecked(self) -> None:
+        """
+        Endpoints given as a generator are checked as a list is: plain
+        ws:// off loopback is refused (the generator was used up by the
+        first look, and the check saw nothing).
+        """
+        public = (d for d in ["tcp:0:interface=0.0.0.0"])
+        self.assertRaises(ValueError, pingproto.make_server_service, public, reactor=MemoryReactorClock())
+        service = pingproto.make_server_service((d for d in ["tcp:0:interface=127.0.0.1"]), reactor=MemoryReactorClock())
+        self.assertEqual(len(service.listeners), 1)
 
     def test_ownReactorInstallsNoOther(self) -> None:
         """

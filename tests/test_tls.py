@@ -478,6 +478,84 @@ class NoDataBudgetTests(SynchronousTestCase):
         self.assertTrue(calm._spendNoData(1))
 
 
+class _MemorySocket:
+    """
+    What tlslite-ng's client takes for a socket: what it sends goes to a
+    server protocol on an in-memory transport, at once or, while held,
+    when asked; what it reads is what the server wrote.
+    """
+
+    def __init__(self, server: TLSProtocol, transport: StringTransport) -> None:
+        self.server, self.transport = server, transport
+        self.held: list[bytes] | None = None
+
+    def send(self, data: bytes) -> int:
+        self.sendall(data)
+        return len(data)
+
+    def sendall(self, data: bytes) -> None:
+        if self.held is None:
+            self.server.dataReceived(bytes(data))
+        else:
+            self.held.append(bytes(data))
+
+    def recv(self, size: int) -> bytes:
+        pending = self.transport.value()
+        self.transport.clear()
+        self.transport.write(pending[size:])
+        return pending[:size]
+
+
+class _PausableAfterAbort(StringTransport):
+    """
+    A transport that, as a TCP one does, can be paused after an abort.
+    """
+
+    def _checkState(self) -> None:
+        pass
+
+
+class _AbortsOnMark(Protocol):
+    def dataReceived(self, data: bytes) -> None:
+        if b"ABORT" in data:
+            self.transport.abortConnection()
+
+
+class NoDataAfterAbortTests(SynchronousTestCase):
+    def test_keyUpdatesLeftOverNotReadAfterAbort(self) -> None:
+        """
+        Key updates left over from a read (past L{BYTES_PER_TURN}) when the
+        protocol above aborts are not handed to OpenSSL as the connection
+        ends: they all were, at once, whatever their number, and each
+        answered (here, 2,000 of them: some 50 KB of answers).
+        """
+        from tlslite import HandshakeSettings, TLSConnection
+        from tlslite.constants import KeyUpdateMessageType
+
+        tlsdir = self.mktemp()
+        write_tls_dir(tlsdir)
+        factory = TLSFactory(ServerTLS(load_tls_dir(tlsdir)), False, Factory.forProtocol(_AbortsOnMark), clock=Clock())
+        server = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+        transport = _PausableAfterAbort()
+        server.makeConnection(transport)
+        sock = _MemorySocket(server, transport)
+        client = TLSConnection(sock)
+        settings = HandshakeSettings()
+        settings.minVersion = settings.maxVersion = (3, 4)
+        client.handshakeClientCert(settings=settings, serverName="localhost")
+        sock.held = []
+        # One record that fits in the first turn's bytes, with a few key updates.
+        client.write(b"ABORT" + b"x" * (BYTES_PER_TURN - 200))
+        for _ in range(2000):
+            for _ in client.send_keyupdate_request(KeyUpdateMessageType.update_requested):
+                pass
+        server.dataReceived(b"".join(sock.held))
+        self.assertTrue(server._aborted)
+        transport.clear()
+        server.connectionLost(Failure(ConnectionDone()))
+        self.assertLess(len(transport.value()), 1000)
+
+
 class CoalescedReadTests(SynchronousTestCase):
     """
     L{TLSProtocol} hands the protocol what all the records of one read

@@ -267,9 +267,9 @@ class RespawnTests(SynchronousTestCase):
     def test_givesUpWhenNoWorkerCanStart(self) -> None:
         """
         Once no worker is running and each has ended within STABLE_AFTER
-        GIVE_UP_AFTER times in a row, the pool says so in one critical
-        line and gives up, starting none again; not while one still
-        runs, however often the others fail.
+        GIVE_UP_AFTER times in a row, the pool says how the last one ended,
+        then in one critical line that it gives up, and starts none again;
+        not while one still runs, however often the others fail.
         """
         clock = Clock()
         gave_up: list[None] = []
@@ -288,11 +288,15 @@ class RespawnTests(SynchronousTestCase):
             pool._ended(survivor, Failure(ProcessTerminated(exitCode=1)))
         self.assertEqual(gave_up, [None])
         self.assertEqual(clock.getDelayedCalls(), [])
-        critical = [formatEvent(e) for e in events if e["log_level"] == LogLevel.critical]
+        last = [formatEvent(e) for e in events[-2:]]
         self.assertEqual(
-            critical,
-            [f"no worker could start: each ended within 10 s, {GIVE_UP_AFTER} times in a row (why is above); stopping"],
+            last,
+            [
+                "worker 2 exited (A process has ended with a probable error condition: process ended with exit code 1.)",
+                f"no worker could start: each ended within 10 s, {GIVE_UP_AFTER} times in a row (why is above); stopping",
+            ],
         )
+        self.assertEqual(events[-1]["log_level"], LogLevel.critical)
 
     def test_previousSighupHandlerRestored(self) -> None:
         """
