@@ -2,7 +2,7 @@
 One worker of C{twistd pingproto --workers N}: a whole server on sockets
 inherited from the supervising twistd process (L{pingproto.workers}).
 
-    python -m pingproto.worker --inherit 3:INET [twistd pingproto options]
+    python -m pingproto.worker --inherit 3:INET:listen=50 [twistd pingproto options]
 """
 
 from __future__ import annotations
@@ -50,14 +50,25 @@ class WorkerOptions(tap.Options):
 
     def opt_inherit(self, value: str) -> None:
         """
-        FD:FAMILY of a listening socket to serve, FD:FAMILY:haproxy for one
-        behind the PROXY protocol (repeatable).
+        FD:FAMILY of a socket to serve (FAMILY: INET, INET6 or UNIX), then
+        :haproxy for one behind the PROXY protocol, and :listen=N for one
+        only bound, to listen on with a backlog of N once the worker is
+        ready (repeatable).
         """
         fd, _, rest = value.partition(":")
-        family, _, wrapper = rest.partition(":")
-        if not fd.isdigit() or family not in _FAMILIES or wrapper not in ("", "haproxy"):
-            raise usage.UsageError(f"--inherit {value!r}: expected FD:INET, FD:INET6 or FD:UNIX, then :haproxy or not")
-        self["inherit"].append((int(fd), _FAMILIES[family], wrapper == "haproxy"))
+        family, *flags = rest.split(":")
+        backlog = [flag.removeprefix("listen=") for flag in flags if flag.startswith("listen=")]
+        if (
+            not fd.isdigit()
+            or family not in _FAMILIES
+            or any(flag != "haproxy" and not flag.startswith("listen=") for flag in flags)
+            or len(backlog) > 1
+            or not all(b.isdigit() and int(b) > 0 for b in backlog)
+        ):
+            raise usage.UsageError(
+                f"--inherit {value!r}: expected FD:INET, FD:INET6 or FD:UNIX, then :haproxy or not, then :listen=N or not"
+            )
+        self["inherit"].append((int(fd), _FAMILIES[family], "haproxy" in flags, int(backlog[0]) if backlog else None))
 
     def postOptions(self) -> None:
         # The listeners are the inherited sockets, whatever they are bound to.
@@ -129,6 +140,18 @@ def inherited_endpoint(reactor: Any, fileno: int, family: int, proxied: bool) ->
     return proxyEndpoint(endpoint) if proxied else endpoint
 
 
+def _listen(fd: int, family: int, backlog: int) -> None:
+    """
+    Listen on the inherited socket C{fd}, leaving the descriptor open for
+    the endpoint that adopts it.
+    """
+    sock = socket.socket(family, socket.SOCK_STREAM, fileno=fd)
+    try:
+        sock.listen(backlog)
+    finally:
+        sock.detach()
+
+
 def _ignore_sighup(signum: int, frame: object) -> None:
     pass
 
@@ -163,8 +186,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     observer = FileLogObserver(sys.stdout, _tagged)
     at_info = FilteringLogObserver(observer, [LogLevelFilterPredicate(LogLevel.info)])
     globalLogBeginner.beginLoggingTo([at_info], redirectStandardIO=False)
-    options["endpoints"] = [inherited_endpoint(reactor, *inherited) for inherited in options["inherit"]]
+    options["endpoints"] = [
+        inherited_endpoint(reactor, fd, family, proxied) for fd, family, proxied, _ in options["inherit"]
+    ]
     service = tap.build_service(options, quiet=True)
+    # Ready to serve: only now may the kernel queue connections for us.
+    for fd, family, _, backlog in options["inherit"]:
+        if backlog is not None:
+            _listen(fd, family, backlog)
+
     # SIGHUP is blocked until here (WorkerPool._spawn).  Without a TLS
     # directory there is nothing to reload; with one, the reloader takes it
     # and puts this back when it stops.  A handler, not SIG_IGN, which

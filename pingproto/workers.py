@@ -103,11 +103,13 @@ class ReusePortGroup:
     take a share of the connections; so the address is first bound by a
     socket without it, which fails if anything listens there (a port in
     use fails twistd at start-up), and picks the port when asked for port
-    0.  A worker's listening socket is made when the
-    worker starts and the supervisor keeps no copy: when a worker dies its
-    socket closes with it and the kernel sends new connections to the other
-    workers at once (connections still waiting in the dead worker's queue
-    are reset, as they would be by any server that dies).
+    0.  A worker's socket is made when the worker starts, bound, and the
+    worker listens on it once it is ready to serve; the supervisor keeps no
+    copy.  So a worker that fails to start takes no connection with it, and
+    when a worker dies its socket closes with it and the kernel sends new
+    connections to the other workers at once (connections still waiting in
+    the dead worker's queue are reset, as they would be by any server that
+    dies).
     """
 
     def __init__(self, family: int, host: str, port: int, backlog: int) -> None:
@@ -141,21 +143,19 @@ class ReusePortGroup:
             raise
         return sock
 
-    def listening_socket(self) -> socket.socket:
+    def worker_socket(self) -> socket.socket:
         """
-        A new socket listening on the group's address, for one worker.
+        A new socket bound to the group's address, for one worker, which
+        listens on it (with L{backlog}) once it is ready to serve
+        (L{pingproto.worker}): until then the kernel sends new connections
+        to the other workers, and none is queued for a worker that fails
+        to start, to be reset with its socket.
         """
         try:
-            sock = self._bound(self.address)
+            return self._bound(self.address)
         except OSError as e:
             host, port = self.address[:2]
             raise CannotListenError(host, port, e) from None
-        try:
-            sock.listen(self.backlog)
-        except BaseException:
-            sock.close()
-            raise
-        return sock
 
     def getHost(self) -> IPv4Address | IPv6Address:
         """
@@ -367,15 +367,18 @@ class WorkerPool(Service):
         try:
             for index, (description, listener) in enumerate(zip(self.listen, self.listeners)):
                 child_fd = 3 + index
+                spec = ""
                 if isinstance(listener, ReusePortGroup):
-                    sock = listener.listening_socket()
+                    sock = listener.worker_socket()
                     own.append(sock)
                     fds[child_fd], family = sock.fileno(), listener.family
+                    spec = f":listen={listener.backlog}"
                 else:
                     fds[child_fd], family = listener.fileno(), listener.socket.family
                 # The workers read the PROXY protocol header themselves.
-                wrapper = ":haproxy" if behind_proxy(description) else ""
-                inherit += ["--inherit", f"{child_fd}:{FAMILY_NAMES.get(family, 'UNIX')}{wrapper}"]
+                if behind_proxy(description):
+                    spec = ":haproxy" + spec
+                inherit += ["--inherit", f"{child_fd}:{FAMILY_NAMES.get(family, 'UNIX')}{spec}"]
             argv = [sys.executable, "-m", "pingproto.worker", *inherit, *self.worker_args]
             worker = _Worker(self, number)
             self.workers[number] = worker

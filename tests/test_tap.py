@@ -262,6 +262,26 @@ class OptionsTests(SynchronousTestCase):
             )["limits"],
         )
 
+    def test_inheritedSockets(self) -> None:
+        """
+        C{--inherit} names a descriptor, its family, C{:haproxy} for one
+        behind the PROXY protocol and C{:listen=N} for one only bound,
+        listened on with a backlog of N once the worker is ready; anything
+        else is refused in one line saying what is expected.
+        """
+        worker = WorkerOptions()
+        worker.parseOptions(
+            ["--inherit", "3:INET:listen=50", "--inherit", "4:INET6:haproxy:listen=7", "--inherit", "5:UNIX", "--no-tls"]
+        )
+        self.assertEqual(
+            worker["inherit"],
+            [(3, socket.AF_INET, False, 50), (4, socket.AF_INET6, True, 7), (5, socket.AF_UNIX, False, None)],
+        )
+        for bad in ("3", "x:INET", "3:IPX", "3:INET:listen=", "3:INET:listen=0", "3:INET:listen=5:listen=6", "3:INET:tls"):
+            with self.assertRaises(UsageError) as caught:
+                WorkerOptions().parseOptions(["--inherit", bad])
+            self.assertIn(f"--inherit {bad!r}: expected FD:INET", str(caught.exception))
+
     def test_workersGetEveryLimit(self) -> None:
         """
         Every limit a twistd option sets reaches the workers: each field of

@@ -12,6 +12,7 @@ import re
 import signal
 import socket
 import sys
+import time
 from typing import Any, Callable, TypeVar
 
 import trustme
@@ -22,6 +23,7 @@ from twisted.internet.interfaces import IProcessTransport
 from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint, connectProtocol
 from twisted.internet.protocol import Factory, ProcessProtocol, Protocol
 from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThread
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
@@ -535,6 +537,62 @@ class WorkersThatCannotStartTests(TwistdCase):
             self.assertEqual(log.count(f"worker {number}: broken worker install"), GIVE_UP_AFTER, log)
         self.assertEqual(log.count("no worker could start"), 1, log)
         self.assertNotIn("Traceback", log)
+
+    @inlineCallbacks
+    def test_noConnectionLostToAFailedStart(self):  # type: ignore[no-untyped-def]
+        """
+        While one worker serves and the other fails each time it starts,
+        every connection is served: a worker's socket takes connections
+        only once the worker is ready.  It listened from the start, and
+        the connections the kernel gave it were reset when it failed.
+        """
+        site = self.mktemp_dir()
+        with open(os.path.join(site, "sitecustomize.py"), "w") as f:
+            f.write(_BROKEN_LATER_WORKERS)
+        env = environment()
+        env["PYTHONPATH"] = os.pathsep.join([site, env["PYTHONPATH"]])
+        env["PINGPROTO_TEST_FIRST"] = os.path.join(site, "first")
+        server = self.start("--port", "0", "--workers", "2", env=env)
+        url = yield server.listening
+        yield server.until(lambda out: b"[pingproto.service#info] pingproto listening" in out)
+        port = int(url.rstrip("/").rsplit(":", 1)[1])
+        answered, failed = yield deferToThread(_probe, port, 4.0)
+        self.assertEqual(failed, [])
+        self.assertGreater(answered, 100)
+        self.assertGreaterEqual(server.output.count(b"broken worker install"), 3, server.output)
+
+
+# As _BROKEN_WORKERS, for every worker process but the first.
+_BROKEN_LATER_WORKERS = """
+import os
+with open("/proc/self/cmdline", "rb") as cmdline:
+    if b"pingproto.worker" in cmdline.read():
+        try:
+            os.close(os.open(os.environ["PINGPROTO_TEST_FIRST"], os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            os.write(2, b"broken worker install\\n")
+            os._exit(1)
+"""
+
+
+def _probe(port: int, seconds: float) -> tuple[int, list[str]]:
+    """
+    Plain requests to C{port}, one after another for C{seconds}: how
+    many were answered, and what happened to the others.
+    """
+    answered, failed = 0, []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                if sock.recv(12) == b"HTTP/1.1 200":
+                    answered += 1
+                else:
+                    failed.append("no answer")
+        except OSError as e:
+            failed.append(repr(e))
+    return answered, failed
 
 
 class DaemonTests(TwistdCase):

@@ -56,9 +56,26 @@ class ReusePortGroupTests(SynchronousTestCase):
         return group
 
     def listening(self, group: ReusePortGroup) -> socket.socket:
-        sock = group.listening_socket()
+        sock = group.worker_socket()
         self.addCleanup(sock.close)
+        sock.listen(group.backlog)
         return sock
+
+    def test_workerSocketServesOnceListening(self) -> None:
+        """
+        A worker's socket takes no connection until the worker listens on
+        it: the kernel sends them all to the sockets listening.  (Made
+        listening, it took its share at once, and when its worker failed
+        to start, those were reset.)
+        """
+        group = self.group()
+        port = group.address[1]
+        serving = self.listening(group)
+        starting = group.worker_socket()
+        self.addCleanup(starting.close)
+        for _ in range(64):
+            self.connect(port)
+        self.assertEqual(accept_all(serving), 64)
 
     def connect(self, port: int) -> socket.socket:
         client = socket.create_connection(("127.0.0.1", port))
@@ -460,8 +477,9 @@ class WorkerPoolListenTests(TestCase):
         first = WorkerPool(["tcp:0:interface=127.0.0.1"], ["--no-tls"], 2, reactor=reactor)
         first.privilegedStartService()
         self.addCleanup(first.stopService)
-        worker_socket = first.listeners[0].listening_socket()
+        worker_socket = first.listeners[0].worker_socket()
         self.addCleanup(worker_socket.close)
+        worker_socket.listen(first.listeners[0].backlog)
         port = first.listeners[0].getHost().port
         second = WorkerPool([f"tcp:{port}:interface=127.0.0.1"], ["--no-tls"], 2, reactor=reactor)
         self.addCleanup(second.stopService)
