@@ -43,7 +43,7 @@ from pingproto.server import FRAME_COST
 from pingproto.service import make_server_service
 from pingproto.tls import server_context
 from pingproto.tlsfiles import TLSConfigError, TLSMaterial, load_tls_dir
-from pingproto.workers import CannotSpawn, WorkerPool, worker_count
+from pingproto.workers import WORKER_TIMEOUT, CannotSpawn, WorkerPool, worker_count, worker_timeout
 
 _log = Logger()
 _defaults = ServerLimits()
@@ -152,6 +152,14 @@ class Options(CommandOptions):
             "Serve with this many processes sharing the listeners; twistd "
             "supervises them.",
             worker_count,
+        ],
+        [
+            "worker-timeout",
+            None,
+            WORKER_TIMEOUT,
+            "With --workers, kill and restart a worker that has not said it "
+            "is alive (once a second) for this many seconds (0: never).",
+            worker_timeout,
         ],
         [
             "trust-proxy",
@@ -376,6 +384,7 @@ def build_service(options: Options, quiet: bool = False) -> IService:
             options["workers"],
             scheme="wss" if tls else "ws",
             give_up=_stop_failed,
+            timeout=options["worker-timeout"],
         )
     return make_server_service(
         options["endpoints"], tls, options["limits"], handle_sighup=True, allow_plain=bool(options["no-tls"])

@@ -32,7 +32,8 @@ from twisted.logger import (
 from twisted.python import usage
 
 from pingproto import tap
-from pingproto.workers import FAMILY_NAMES
+from pingproto._reactor import looping_call
+from pingproto.workers import ALIVE, FAMILY_NAMES, HEARTBEAT
 
 _FAMILIES = {name: family for family, name in FAMILY_NAMES.items()}
 
@@ -152,6 +153,11 @@ def _listen(fd: int, family: int, backlog: int) -> None:
         sock.detach()
 
 
+def _alive() -> None:
+    sys.stdout.buffer.write(ALIVE + b"\n")
+    sys.stdout.flush()
+
+
 def _ignore_sighup(signum: int, frame: object) -> None:
     pass
 
@@ -216,6 +222,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     stdio.StandardIO(  # type: ignore[call-arg]
         _SupervisorGone(reactor), stdin=0, stdout=os.open(os.devnull, os.O_WRONLY)
     )
+    # That the reactor turns, for the supervisor, which kills a worker
+    # that has gone silent (--worker-timeout).
+    looping_call(reactor, _alive).start(HEARTBEAT)
     reactor.run()  # installing its signal handlers, as it does by default
 
 

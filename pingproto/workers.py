@@ -14,6 +14,7 @@ to its clients with 1001) and waited for.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -30,13 +31,13 @@ from twisted.internet.endpoints import (
     _WrapperServerEndpoint,
     serverFromString,
 )
-from twisted.internet.error import CannotListenError
+from twisted.internet.error import CannotListenError, ProcessExitedAlready
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Factory, ProcessProtocol
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
-from pingproto._reactor import or_global_reactor
+from pingproto._reactor import looping_call, or_global_reactor
 from pingproto.config import behind_proxy, read_number
 from pingproto.service import address_text
 
@@ -55,6 +56,15 @@ STABLE_AFTER = 10.0
 # be retried for ever, the supervisor up and serving nothing.
 GIVE_UP_AFTER = 4
 MAX_WORKERS = 256
+# Seconds between a worker's "alive" lines (pingproto.worker), which say
+# that its reactor is turning; the supervisor looks at them as often.
+HEARTBEAT = 1.0
+# The line itself, never logged.
+ALIVE = b"pingproto-worker-alive"
+# A worker silent for this long is killed and started again (--worker-
+# timeout): hung, its socket would keep taking its share of connections.
+WORKER_TIMEOUT = 30.0
+MIN_WORKER_TIMEOUT = 3.0
 # The names --inherit gives the address families of the sockets a worker
 # inherits (pingproto.worker reads them back).
 FAMILY_NAMES: dict[int, str] = {socket.AF_INET: "INET", socket.AF_INET6: "INET6", socket.AF_UNIX: "UNIX"}
@@ -74,6 +84,20 @@ def worker_count(text: str) -> int:
 
 
 worker_count.coerceDoc = "A number of processes, or 'auto' for one per core."  # type: ignore[attr-defined]
+
+
+def worker_timeout(text: str) -> float:
+    """
+    Read C{--worker-timeout}: seconds, at least L{MIN_WORKER_TIMEOUT} (a
+    busy worker must have time to say it is alive), or 0 for never.
+    """
+    value = read_number(text, float, "a number of seconds")
+    if not (value == 0 or MIN_WORKER_TIMEOUT <= value <= 86400):
+        raise ValueError(f"{text!r} seconds is out of range: 0 (never), or from {MIN_WORKER_TIMEOUT:.0f} up to a day")
+    return value
+
+
+worker_timeout.coerceDoc = f"Seconds, at least {MIN_WORKER_TIMEOUT:.0f}; 0 never kills a worker."  # type: ignore[attr-defined]
 
 
 class CannotSpawn(Exception):
@@ -200,6 +224,9 @@ class _Worker(ProcessProtocol):
         self.pool = pool
         self.number = number
         self.started = pool.reactor.seconds()
+        # When it last said it was alive (ALIVE); killed for silence.
+        self.heard = self.started
+        self.killed = False
         self.ended: Deferred[None] = Deferred()
         # The unfinished last line of stdout and of stderr, apart: the two
         # pipes' chunks arrive interleaved.
@@ -209,7 +236,10 @@ class _Worker(ProcessProtocol):
         lines = (self._partial.get(childFD, b"") + data).split(b"\n")
         self._partial[childFD] = lines.pop()
         for line in lines:
-            self._relay(line, childFD)
+            if line == ALIVE:
+                self.heard = self.pool.reactor.seconds()
+            else:
+                self._relay(line, childFD)
 
     def _relay(self, line: bytes, childFD: int) -> None:
         text = line.decode("utf-8", "replace")
@@ -243,6 +273,8 @@ class WorkerPool(Service):
         besides the inherited sockets (TLS directory, limits).
     @param give_up: called when no worker can start (L{GIVE_UP_AFTER});
         by default, the reactor is stopped.
+    @param timeout: seconds a worker may go without saying it is alive
+        before it is killed and started again (0: never).
     """
 
     def __init__(
@@ -253,6 +285,7 @@ class WorkerPool(Service):
         reactor: Any = None,
         scheme: str = "ws",
         give_up: Callable[[], object] | None = None,
+        timeout: float = WORKER_TIMEOUT,
     ) -> None:
         reactor = or_global_reactor(reactor)
         self.scheme = scheme
@@ -267,6 +300,8 @@ class WorkerPool(Service):
         self._failures: dict[int, int] = {}
         # What to do when no worker can start: stop the reactor.
         self._give_up = give_up or (lambda: self.reactor.stop())
+        self.timeout = timeout
+        self._watch = looping_call(reactor, self._kill_silent)
         self._previous_hup: Any = None
         # Restarts waiting for their delay, by worker number.
         self._respawns: dict[int, IDelayedCall] = {}
@@ -292,6 +327,27 @@ class WorkerPool(Service):
         self._previous_hup = signal.signal(signal.SIGHUP, self._sighup)
         for number in range(1, self.count + 1):
             self._spawn(number)
+        if self.timeout:
+            self._watch.start(HEARTBEAT, now=False)
+
+    def _kill_silent(self) -> None:
+        """
+        Kill every worker that has not said it is alive for L{timeout}
+        seconds: its reactor is stuck (or the process stopped), and its
+        clients and its share of new connections wait for nothing.  It is
+        started again as one that died.
+        """
+        now = self.reactor.seconds()
+        for worker in list(self.workers.values()):
+            if not worker.killed and now - worker.heard > self.timeout and worker.transport is not None:
+                worker.killed = True
+                _log.error(
+                    "worker {number} has not answered for {silent:.0f} s; killing it",
+                    number=worker.number,
+                    silent=now - worker.heard,
+                )
+                with contextlib.suppress(ProcessExitedAlready):
+                    worker.transport.signalProcess("KILL")
 
     def _bind(self) -> None:
         if self._listeners_bound:
@@ -483,6 +539,8 @@ class WorkerPool(Service):
             # Bound by privilegedStartService, perhaps, and never started.
             return self._close_listeners()
         super().stopService()
+        if self._watch.running:
+            self._watch.stop()
         signal.signal(signal.SIGHUP, self._previous_hup or signal.SIG_DFL)
         # A worker waiting to be started again stays stopped.
         for call in self._respawns.values():

@@ -218,6 +218,26 @@ class TwistdTests(TwistdCase):
         self.assertEqual(len(result.samples), 1)
 
     @inlineCallbacks
+    def test_hungWorkerReplaced(self):  # type: ignore[no-untyped-def]
+        """
+        A worker that stops answering (stopped here with SIGSTOP; a stuck
+        reactor is the same) is killed after --worker-timeout and started
+        again, saying so; it kept its share of new connections, which
+        waited for nothing.
+        """
+        server = self.start("--port", "0", "--workers", "2", "--worker-timeout", "3")
+        url = yield server.listening
+        yield server.until(lambda out: out.count(b"pingproto listening on") >= 3)
+        pid = int(re.findall(rb"worker 1 started, pid (\d+)", server.output)[0])
+        os.kill(pid, signal.SIGSTOP)
+        yield server.until(lambda out: b"worker 1 has not answered for " in out)
+        yield server.until(lambda out: out.count(b"worker 1 started, pid ") >= 2)
+        yield server.until(lambda out: out.count(b"pingproto listening on") >= 4)
+        result = yield ping(url, 1)
+        self.assertEqual(len(result.samples), 1)
+        self.assertNotIn(b"alive", server.output)
+
+    @inlineCallbacks
     def test_ctrlCWhileWorkersStart(self):  # type: ignore[no-untyped-def]
         """
         A SIGINT that reaches the workers as they start (a Ctrl-C in the

@@ -23,12 +23,15 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from pingproto import tap
 from pingproto.worker import _tagged, inherited_endpoint
 from pingproto.workers import (
+    ALIVE,
     GIVE_UP_AFTER,
+    HEARTBEAT,
     STABLE_AFTER,
     ReusePortGroup,
     WorkerPool,
     _Worker,
     reuse_port_group,
+    worker_timeout,
 )
 
 from .sockets import socket_dir
@@ -346,6 +349,50 @@ class RespawnTests(SynchronousTestCase):
         self.assertEqual(len(clock.getDelayedCalls()), 2)
         self.successResultOf(pool.stopService())
         self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class _SignalsRecorded:
+    pid = 4242
+
+    def __init__(self) -> None:
+        self.signals: list[str] = []
+
+    def signalProcess(self, name: str) -> None:
+        self.signals.append(name)
+
+
+class SilentWorkerTests(SynchronousTestCase):
+    def test_silentWorkerKilled(self) -> None:
+        """
+        A worker that has not said it is alive for the pool's timeout is
+        killed, once, with a line saying so; one that says it every
+        second is left alone, and its "alive" lines are not logged.
+        """
+        clock = Clock()
+        pool = WorkerPool([], ["--no-tls"], 2, reactor=clock, timeout=5.0)
+        pool.running = True
+        hung, busy = _Worker(pool, 1), _Worker(pool, 2)
+        for worker in (hung, busy):
+            worker.transport = _SignalsRecorded()  # type: ignore[assignment]
+            pool.workers[worker.number] = worker
+        pool._watch.start(HEARTBEAT, now=False)
+        self.addCleanup(pool._watch.stop)
+        with capturedLogs() as events:
+            for _ in range(8):
+                clock.advance(HEARTBEAT)
+                busy.childDataReceived(1, ALIVE + b"\n")
+        self.assertEqual(hung.transport.signals, ["KILL"])  # type: ignore[attr-defined]
+        self.assertEqual(busy.transport.signals, [])  # type: ignore[attr-defined]
+        self.assertEqual([formatEvent(e) for e in events], ["worker 1 has not answered for 6 s; killing it"])
+
+    def test_timeoutOption(self) -> None:
+        """
+        C{--worker-timeout} takes 0 (never) or from 3 seconds to a day,
+        saying so otherwise.
+        """
+        self.assertEqual([worker_timeout(t) for t in ("0", "3", "30", "86400")], [0, 3, 30, 86400])
+        for bad in ("1", "-5", "86401", "nan", "soon"):
+            self.assertRaises(ValueError, worker_timeout, bad)
 
 
 class WorkerLogLineTests(SynchronousTestCase):
