@@ -277,6 +277,8 @@ class Options(CommandOptions):
             )
         except ValueError as e:
             raise usage.UsageError(str(e))
+        if self["workers"] == 1 and self["worker-timeout"] != WORKER_TIMEOUT:
+            raise usage.UsageError("--worker-timeout needs --workers 2 or more: one process has no supervisor to watch it")
 
 
 def makeService(options: Options) -> IService:

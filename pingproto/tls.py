@@ -362,8 +362,11 @@ class TLSProtocol(TLSMemoryBIOProtocol):
     _pausedAbove = False
     # Off once the connection is lost: what is left is read at once.
     _bounded = True
-    # The peer's records without data, from its first.
+    # The peer's records without data, from its first; and the records
+    # handed to OpenSSL and not read yet when a turn's reading stopped
+    # (RECORDS_PER_TURN), counted as the next turn reads them.
     _noData: TokenBucket | None = None
+    _fedUnread = 0
     # Where the stream is, record-wise, from the connection's first byte:
     # set only while a record is cut by the end of a read.
     _recordsAt: Position = BOUNDARY
@@ -371,7 +374,7 @@ class TLSProtocol(TLSMemoryBIOProtocol):
     # and by this one: named before the first (pingproto/sharedkeys.py).
     late_names: ClassVar[tuple[str, ...]] = (
         "_handshakeDone", "_producer", "_biosGrown", "_backlog", "_pausedAbove", "_unfed", "_handshakeBytes",
-        "_noData", "_recordsAt",
+        "_noData", "_recordsAt", "_fedUnread",
     )
 
     def pauseProducing(self) -> None:
@@ -552,10 +555,15 @@ class TLSProtocol(TLSMemoryBIOProtocol):
         reason: Failure | None = None  # None: the peer's close_notify
         records = 0
         over = False
+        if self._fedUnread:
+            fed, self._fedUnread = fed + self._fedUnread, 0
         while not self._lostTLSConnection:
             if records == RECORDS_PER_TURN and self._bounded:
-                # What OpenSSL has not been given waits with the rest.
+                # What OpenSSL has not been given waits with the rest, and
+                # what it has is counted as it is read: a client could
+                # otherwise put key updates after every 256th record.
                 self._unfed = more + self._unfed
+                self._fedUnread = max(fed, 0)
                 self._holdBacklog()
                 break
             records += 1

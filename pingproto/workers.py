@@ -65,6 +65,9 @@ ALIVE = b"pingproto-worker-alive"
 # timeout): hung, its socket would keep taking its share of connections.
 WORKER_TIMEOUT = 30.0
 MIN_WORKER_TIMEOUT = 3.0
+# What a worker gets to say it is alive the first time, if the timeout is
+# shorter: starting (imports, TLS files) takes seconds on a busy machine.
+STARTUP_ALLOWANCE = 60.0
 # The names --inherit gives the address families of the sockets a worker
 # inherits (pingproto.worker reads them back).
 FAMILY_NAMES: dict[int, str] = {socket.AF_INET: "INET", socket.AF_INET6: "INET6", socket.AF_UNIX: "UNIX"}
@@ -224,8 +227,10 @@ class _Worker(ProcessProtocol):
         self.pool = pool
         self.number = number
         self.started = pool.reactor.seconds()
-        # When it last said it was alive (ALIVE); killed for silence.
+        # When it last said it was alive (ALIVE), and whether it has yet;
+        # killed for silence.
         self.heard = self.started
+        self.answered = False
         self.killed = False
         self.ended: Deferred[None] = Deferred()
         # The unfinished last line of stdout and of stderr, apart: the two
@@ -238,6 +243,7 @@ class _Worker(ProcessProtocol):
         for line in lines:
             if line == ALIVE:
                 self.heard = self.pool.reactor.seconds()
+                self.answered = True
             else:
                 self._relay(line, childFD)
 
@@ -302,6 +308,7 @@ class WorkerPool(Service):
         self._give_up = give_up or (lambda: self.reactor.stop())
         self.timeout = timeout
         self._watch = looping_call(reactor, self._kill_silent)
+        self._watched: float | None = None
         self._previous_hup: Any = None
         # Restarts waiting for their delay, by worker number.
         self._respawns: dict[int, IDelayedCall] = {}
@@ -338,11 +345,20 @@ class WorkerPool(Service):
         started again as one that died.
         """
         now = self.reactor.seconds()
+        last, self._watched = self._watched, now
+        if last is not None and not 0 <= now - last < 2 * HEARTBEAT:
+            # This process did not run meanwhile (stopped, the machine
+            # suspended) or the clock stepped: the workers' lines wait
+            # unread, and their silence is ours.  Timed afresh from now.
+            for worker in self.workers.values():
+                worker.heard = now
+            return
         for worker in list(self.workers.values()):
-            if not worker.killed and now - worker.heard > self.timeout and worker.transport is not None:
+            limit = self.timeout if worker.answered else max(self.timeout, STARTUP_ALLOWANCE)
+            if not worker.killed and now - worker.heard > limit and worker.transport is not None:
                 worker.killed = True
                 _log.error(
-                    "worker {number} has not answered for {silent:.0f} s; killing it",
+                    "worker {number} has not answered for {silent:.1f} s; killing it",
                     number=worker.number,
                     silent=now - worker.heard,
                 )

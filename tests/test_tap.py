@@ -262,6 +262,19 @@ class OptionsTests(SynchronousTestCase):
             )["limits"],
         )
 
+    def test_workerTimeoutNeedsWorkers(self) -> None:
+        """
+        C{--worker-timeout} without C{--workers} is refused, saying why: a
+        single process has no supervisor to watch it, and the option was
+        taken and did nothing.
+        """
+        with self.assertRaises(UsageError) as caught:
+            parse("--no-tls", "--worker-timeout", "5")
+        self.assertEqual(
+            str(caught.exception), "--worker-timeout needs --workers 2 or more: one process has no supervisor to watch it"
+        )
+        self.assertEqual(parse("--no-tls", "--workers", "2", "--worker-timeout", "5")["worker-timeout"], 5.0)
+
     def test_inheritedSockets(self) -> None:
         """
         C{--inherit} names a descriptor, its family, C{:haproxy} for one

@@ -6,6 +6,7 @@ clients configured to try what the profile forbids.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 import os
 import datetime
 
@@ -521,6 +522,62 @@ class _AbortsOnMark(Protocol):
             self.transport.abortConnection()
 
 
+def _tlslite_client(case: SynchronousTestCase, protocol: type[Protocol]) -> tuple[Any, TLSProtocol, StringTransport, _MemorySocket, Clock]:
+    """
+    A tlslite-ng TLS 1.3 client connected to a server's L{TLSProtocol}
+    around C{protocol}, on an in-memory transport and a clock.
+    """
+    from tlslite import HandshakeSettings, TLSConnection
+
+    tlsdir = case.mktemp()
+    write_tls_dir(tlsdir)
+    clock = Clock()
+    factory = TLSFactory(ServerTLS(load_tls_dir(tlsdir)), False, Factory.forProtocol(protocol), clock=clock)
+    server = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+    transport = _PausableAfterAbort()
+    server.makeConnection(transport)
+    sock = _MemorySocket(server, transport)
+    client = TLSConnection(sock)
+    settings = HandshakeSettings()
+    settings.minVersion = settings.maxVersion = (3, 4)
+    client.handshakeClientCert(settings=settings, serverName="localhost")
+    return client, server, transport, sock, clock
+
+
+def _key_update(client: Any) -> None:
+    from tlslite.constants import KeyUpdateMessageType
+
+    for _ in client.send_keyupdate_request(KeyUpdateMessageType.update_requested):
+        pass
+
+
+class NoDataBehindRecordBoundTests(SynchronousTestCase):
+    def test_keyUpdatesAfterEvery256thRecordCounted(self) -> None:
+        """
+        Key updates placed right after the 256th record of a turn (where
+        the turn's reading stops, RECORDS_PER_TURN) are counted as the next
+        turn reads them: a client repeating 254 data records, a key update,
+        a data record, 15 key updates and a data record was counted one in
+        each 16, and 64 of them went by.
+        """
+        client, server, transport, sock, clock = _tlslite_client(self, Protocol)
+        sock.held = []
+        for _ in range(4):
+            for _ in range(254):
+                client.write(b"d")
+            _key_update(client)
+            client.write(b"d")
+            for _ in range(15):
+                _key_update(client)
+            client.write(b"d")
+        with capturedLogs() as events:
+            server.dataReceived(b"".join(sock.held))
+            for _ in range(100):
+                clock.advance(0)
+        self.assertTrue(server._aborted)
+        self.assertEqual(len([e for e in events if "without data" in e.get("log_format", "")]), 1)
+
+
 class NoDataAfterAbortTests(SynchronousTestCase):
     def test_keyUpdatesLeftOverNotReadAfterAbort(self) -> None:
         """
@@ -529,26 +586,12 @@ class NoDataAfterAbortTests(SynchronousTestCase):
         ends: they all were, at once, whatever their number, and each
         answered (here, 2,000 of them: some 50 KB of answers).
         """
-        from tlslite import HandshakeSettings, TLSConnection
-        from tlslite.constants import KeyUpdateMessageType
-
-        tlsdir = self.mktemp()
-        write_tls_dir(tlsdir)
-        factory = TLSFactory(ServerTLS(load_tls_dir(tlsdir)), False, Factory.forProtocol(_AbortsOnMark), clock=Clock())
-        server = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
-        transport = _PausableAfterAbort()
-        server.makeConnection(transport)
-        sock = _MemorySocket(server, transport)
-        client = TLSConnection(sock)
-        settings = HandshakeSettings()
-        settings.minVersion = settings.maxVersion = (3, 4)
-        client.handshakeClientCert(settings=settings, serverName="localhost")
+        client, server, transport, sock, _ = _tlslite_client(self, _AbortsOnMark)
         sock.held = []
         # One record that fits in the first turn's bytes, with a few key updates.
         client.write(b"ABORT" + b"x" * (BYTES_PER_TURN - 200))
         for _ in range(2000):
-            for _ in client.send_keyupdate_request(KeyUpdateMessageType.update_requested):
-                pass
+            _key_update(client)
         server.dataReceived(b"".join(sock.held))
         self.assertTrue(server._aborted)
         transport.clear()

@@ -26,6 +26,7 @@ from pingproto.workers import (
     ALIVE,
     GIVE_UP_AFTER,
     HEARTBEAT,
+    STARTUP_ALLOWANCE,
     STABLE_AFTER,
     ReusePortGroup,
     WorkerPool,
@@ -362,28 +363,73 @@ class _SignalsRecorded:
 
 
 class SilentWorkerTests(SynchronousTestCase):
+    def watched_pool(self, timeout: float = 5.0) -> tuple[WorkerPool, Clock, _Worker, _Worker]:
+        """
+        A pool watching two workers on a clock, each with a transport that
+        records the signals it is sent.
+        """
+        clock = Clock()
+        pool = WorkerPool([], ["--no-tls"], 2, reactor=clock, timeout=timeout)
+        pool.running = True
+        first, second = _Worker(pool, 1), _Worker(pool, 2)
+        for worker in (first, second):
+            worker.transport = _SignalsRecorded()  # type: ignore[assignment]
+            pool.workers[worker.number] = worker
+        pool._watch.start(HEARTBEAT, now=False)
+        self.addCleanup(pool._watch.stop)
+        return pool, clock, first, second
+
     def test_silentWorkerKilled(self) -> None:
         """
         A worker that has not said it is alive for the pool's timeout is
         killed, once, with a line saying so; one that says it every
         second is left alone, and its "alive" lines are not logged.
         """
-        clock = Clock()
-        pool = WorkerPool([], ["--no-tls"], 2, reactor=clock, timeout=5.0)
-        pool.running = True
-        hung, busy = _Worker(pool, 1), _Worker(pool, 2)
-        for worker in (hung, busy):
-            worker.transport = _SignalsRecorded()  # type: ignore[assignment]
-            pool.workers[worker.number] = worker
-        pool._watch.start(HEARTBEAT, now=False)
-        self.addCleanup(pool._watch.stop)
+        pool, clock, hung, busy = self.watched_pool()
         with capturedLogs() as events:
+            hung.childDataReceived(1, ALIVE + b"\n")
             for _ in range(8):
                 clock.advance(HEARTBEAT)
                 busy.childDataReceived(1, ALIVE + b"\n")
         self.assertEqual(hung.transport.signals, ["KILL"])  # type: ignore[attr-defined]
         self.assertEqual(busy.transport.signals, [])  # type: ignore[attr-defined]
-        self.assertEqual([formatEvent(e) for e in events], ["worker 1 has not answered for 6 s; killing it"])
+        self.assertEqual([formatEvent(e) for e in events], ["worker 1 has not answered for 6.0 s; killing it"])
+
+    def test_startingGetsLonger(self) -> None:
+        """
+        A worker that has not said it is alive yet gets STARTUP_ALLOWANCE
+        to start, a short timeout notwithstanding: on a busy machine, with
+        many workers starting, one was killed while it started, and that
+        counted towards giving up on all of them.
+        """
+        pool, clock, starting, _ = self.watched_pool(timeout=3.0)
+        pool.workers.pop(2)
+        for _ in range(int(STARTUP_ALLOWANCE)):
+            clock.advance(HEARTBEAT)
+        self.assertEqual(starting.transport.signals, [])  # type: ignore[attr-defined]
+        clock.advance(HEARTBEAT)
+        self.assertEqual(starting.transport.signals, ["KILL"])  # type: ignore[attr-defined]
+
+    def test_supervisorPausedKillsNone(self) -> None:
+        """
+        When the supervisor itself did not run for longer than the timeout
+        (stopped, the machine suspended, the clock stepped), no worker is
+        killed for it: their lines wait unread, and they are timed afresh.
+        Every worker was killed at once.
+        """
+        pool, clock, first, second = self.watched_pool()
+        for worker in (first, second):
+            worker.childDataReceived(1, ALIVE + b"\n")
+        clock.advance(HEARTBEAT)
+        # The watch's next turn comes 40 s late.
+        [watch] = clock.getDelayedCalls()
+        watch.delay(39.0)
+        clock.advance(40.0)
+        self.assertEqual([w.transport.signals for w in (first, second)], [[], []])  # type: ignore[attr-defined]
+        for worker in (first, second):
+            worker.childDataReceived(1, ALIVE + b"\n")
+        clock.advance(HEARTBEAT)
+        self.assertEqual([w.transport.signals for w in (first, second)], [[], []])  # type: ignore[attr-defined]
 
     def test_timeoutOption(self) -> None:
         """
