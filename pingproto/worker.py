@@ -206,6 +206,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     # and puts this back when it stops.  A handler, not SIG_IGN, which
     # would discard a SIGHUP already waiting for the reloader.
     signal.signal(signal.SIGHUP, _ignore_sighup)
+    # That the reactor turns, for the supervisor, which kills a worker
+    # that has gone silent (--worker-timeout): the first line before the
+    # "listening" one, so that a worker seen listening has answered.
+    looping_call(reactor, _alive).start(HEARTBEAT)
     service.startService()
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
@@ -222,9 +226,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     stdio.StandardIO(  # type: ignore[call-arg]
         _SupervisorGone(reactor), stdin=0, stdout=os.open(os.devnull, os.O_WRONLY)
     )
-    # That the reactor turns, for the supervisor, which kills a worker
-    # that has gone silent (--worker-timeout).
-    looping_call(reactor, _alive).start(HEARTBEAT)
     reactor.run()  # installing its signal handlers, as it does by default
 
 

@@ -228,9 +228,10 @@ class _Worker(ProcessProtocol):
         self.number = number
         self.started = pool.reactor.seconds()
         # When it last said it was alive (ALIVE), and whether it has yet;
-        # killed for silence.
+        # found silent at the last check; killed for silence.
         self.heard = self.started
         self.answered = False
+        self.silent = False
         self.killed = False
         self.ended: Deferred[None] = Deferred()
         # The unfinished last line of stdout and of stderr, apart: the two
@@ -308,7 +309,6 @@ class WorkerPool(Service):
         self._give_up = give_up or (lambda: self.reactor.stop())
         self.timeout = timeout
         self._watch = looping_call(reactor, self._kill_silent)
-        self._watched: float | None = None
         self._previous_hup: Any = None
         # Restarts waiting for their delay, by worker number.
         self._respawns: dict[int, IDelayedCall] = {}
@@ -340,22 +340,21 @@ class WorkerPool(Service):
     def _kill_silent(self) -> None:
         """
         Kill every worker that has not said it is alive for L{timeout}
-        seconds: its reactor is stuck (or the process stopped), and its
-        clients and its share of new connections wait for nothing.  It is
-        started again as one that died.
+        seconds at two checks in a row: its reactor is stuck (or the
+        process stopped), and its clients and its share of new connections
+        wait for nothing.  It is started again as one that died.
+
+        Two checks, with the reactor reading the workers' pipes between
+        them: after this process itself did not run for a while (stopped,
+        the machine suspended, the clock stepped), the timer comes before
+        the lines the workers wrote meanwhile are read, and every worker
+        looks silent once.
         """
         now = self.reactor.seconds()
-        last, self._watched = self._watched, now
-        if last is not None and not 0 <= now - last < 2 * HEARTBEAT:
-            # This process did not run meanwhile (stopped, the machine
-            # suspended) or the clock stepped: the workers' lines wait
-            # unread, and their silence is ours.  Timed afresh from now.
-            for worker in self.workers.values():
-                worker.heard = now
-            return
         for worker in list(self.workers.values()):
             limit = self.timeout if worker.answered else max(self.timeout, STARTUP_ALLOWANCE)
-            if not worker.killed and now - worker.heard > limit and worker.transport is not None:
+            was_silent, worker.silent = worker.silent, now - worker.heard > limit
+            if was_silent and worker.silent and not worker.killed and worker.transport is not None:
                 worker.killed = True
                 _log.error(
                     "worker {number} has not answered for {silent:.1f} s; killing it",

@@ -381,9 +381,10 @@ class SilentWorkerTests(SynchronousTestCase):
 
     def test_silentWorkerKilled(self) -> None:
         """
-        A worker that has not said it is alive for the pool's timeout is
-        killed, once, with a line saying so; one that says it every
-        second is left alone, and its "alive" lines are not logged.
+        A worker that has not said it is alive for the pool's timeout at
+        two checks in a row is killed, once, with a line saying so; one
+        that says it every second is left alone, and its "alive" lines are
+        not logged.
         """
         pool, clock, hung, busy = self.watched_pool()
         with capturedLogs() as events:
@@ -393,7 +394,7 @@ class SilentWorkerTests(SynchronousTestCase):
                 busy.childDataReceived(1, ALIVE + b"\n")
         self.assertEqual(hung.transport.signals, ["KILL"])  # type: ignore[attr-defined]
         self.assertEqual(busy.transport.signals, [])  # type: ignore[attr-defined]
-        self.assertEqual([formatEvent(e) for e in events], ["worker 1 has not answered for 6.0 s; killing it"])
+        self.assertEqual([formatEvent(e) for e in events], ["worker 1 has not answered for 7.0 s; killing it"])
 
     def test_startingGetsLonger(self) -> None:
         """
@@ -404,7 +405,7 @@ class SilentWorkerTests(SynchronousTestCase):
         """
         pool, clock, starting, _ = self.watched_pool(timeout=3.0)
         pool.workers.pop(2)
-        for _ in range(int(STARTUP_ALLOWANCE)):
+        for _ in range(int(STARTUP_ALLOWANCE) + 1):
             clock.advance(HEARTBEAT)
         self.assertEqual(starting.transport.signals, [])  # type: ignore[attr-defined]
         clock.advance(HEARTBEAT)
@@ -414,8 +415,9 @@ class SilentWorkerTests(SynchronousTestCase):
         """
         When the supervisor itself did not run for longer than the timeout
         (stopped, the machine suspended, the clock stepped), no worker is
-        killed for it: their lines wait unread, and they are timed afresh.
-        Every worker was killed at once.
+        killed for it: the lines they wrote meanwhile, read after the
+        first check, count before the second.  Every worker was killed at
+        once.
         """
         pool, clock, first, second = self.watched_pool()
         for worker in (first, second):
