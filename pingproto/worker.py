@@ -200,7 +200,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     for fd, family, _, backlog in options["inherit"]:
         if backlog is not None:
             _listen(fd, family, backlog)
-
     # SIGHUP is blocked until here (WorkerPool._spawn).  Without a TLS
     # directory there is nothing to reload; with one, the reloader takes it
     # and puts this back when it stops.  A handler, not SIG_IGN, which

@@ -481,26 +481,27 @@ class WorkerPool(Service):
         # However it ended: a worker that exits at once, even with status
         # 0, is not serving.
         self._failures[worker.number] = 0 if lived >= STABLE_AFTER else self._failures.get(worker.number, 0) + 1
-        if self._giving_up():
-            _log.warn("worker {number} exited ({why})", number=worker.number, why=reason.getErrorMessage())
-            self._stop_trying()
+        self._start_again(worker.number, LogLevel.warn, "exited", reason.getErrorMessage())
+
+    def _start_again(self, number: int, level: LogLevel, what: str, why: object) -> None:
+        """
+        Worker C{number} has ended, or could not be started: say so, and
+        start it again after a delay (L{_respawn_later}), or give up if no
+        worker is running and each has failed L{GIVE_UP_AFTER} starts in a
+        row.
+        """
+        if self.workers or any(self._failures.get(n, 0) < GIVE_UP_AFTER for n in range(1, self.count + 1)):
+            delay = self._respawn_later(number)
+            _log.emit(
+                level,
+                "worker {number} {what} ({why}); starting it again in {delay:.1f} s",
+                number=number,
+                what=what,
+                why=why,
+                delay=delay,
+            )
             return
-        delay = self._respawn_later(worker.number)
-        _log.warn(
-            "worker {number} exited ({why}); starting it again in {delay:.1f} s",
-            number=worker.number,
-            why=reason.getErrorMessage(),
-            delay=delay,
-        )
-
-    def _giving_up(self) -> bool:
-        """
-        Whether to give up: no worker is running, and each has failed
-        L{GIVE_UP_AFTER} starts in a row.
-        """
-        return not self.workers and all(self._failures.get(n, 0) >= GIVE_UP_AFTER for n in range(1, self.count + 1))
-
-    def _stop_trying(self) -> None:
+        _log.emit(level, "worker {number} {what} ({why})", number=number, what=what, why=why)
         _log.critical(
             "no worker could start: each ended within {stable:.0f} s, {times} times in a row (why is above); "
             "stopping",
@@ -533,21 +534,7 @@ class WorkerPool(Service):
                 cause = e.socketError if isinstance(e, CannotListenError) else e
                 self.workers.pop(number, None)
                 self._failures[number] = self._failures.get(number, 0) + 1
-                if self._giving_up():
-                    _log.error(
-                        "worker {number} not started ({why})",
-                        number=number,
-                        why=getattr(cause, "strerror", None) or cause,
-                    )
-                    self._stop_trying()
-                    return
-                delay = self._respawn_later(number)
-                _log.error(
-                    "worker {number} not started ({why}); trying again in {delay:.1f} s",
-                    number=number,
-                    why=getattr(cause, "strerror", None) or cause,
-                    delay=delay,
-                )
+                self._start_again(number, LogLevel.error, "not started", getattr(cause, "strerror", None) or cause)
 
     def stopService(self) -> Deferred[Any]:
         if not self.running:

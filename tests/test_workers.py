@@ -186,7 +186,7 @@ class RespawnTests(SynchronousTestCase):
             pool._respawn(1)
         self.assertEqual(pool.workers, {})
         errors = [formatEvent(e) for e in events if e["log_level"] == LogLevel.error]
-        self.assertEqual(errors, ["worker 1 not started (Address already in use); trying again in 1.0 s"])
+        self.assertEqual(errors, ["worker 1 not started (Address already in use); starting it again in 1.0 s"])
         [retry] = clock.getDelayedCalls()
         self.assertEqual((retry.getTime(), retry.func, retry.args), (1.0, pool._respawn, (1,)))
 
