@@ -486,10 +486,16 @@ class TLSProtocol(TLSMemoryBIOProtocol):
 
         The usual mistake (http:// or ws:// for https:// or wss://): it
         would get no answer at all, and the log an error line from
-        Autobahn for each one ("SSL error: http request").
+        Autobahn for each one ("SSL error: http request").  Logged as the
+        server's other refused requests are, at info: the operator of a
+        page whose users see only "connection failed" can tell why.
         """
         transport = self.transport
         assert transport is not None  # data came from it
+        _log.info(
+            "{peer}: answered 400 Bad Request: plain HTTP to a TLS port",
+            peer=peer_text(cast(ITransport, transport).getPeer()),
+        )
         transport.write(_PLAIN_HTTP_ANSWER)
         transport.loseConnection()
 

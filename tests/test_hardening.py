@@ -380,7 +380,7 @@ class RequestHeadTests(HardeningTestCase):
         """
         Plain HTTP sent to the TLS port (http:// for https://) is answered
         in plain HTTP, 400 with what to use instead, as nginx does, and
-        logs no error.
+        logged at info in one line, as other refused requests are.
         """
         since = reactor.seconds()
         requests = [
@@ -398,6 +398,8 @@ class RequestHeadTests(HardeningTestCase):
             self.assertEqual(client.status, 400, (request, client.received[:200]))
             self.assertTrue(client.received.endswith(b"use https:// (or wss:// for a WebSocket).\n"))
             self.assertEqual([formatEvent(e) for e in events if e["log_level"] >= LogLevel.warn], [])
+            [line] = [formatEvent(e) for e in events if "answered" in formatEvent(e)]
+            self.assertRegex(line, r"^tcp4:127\.0\.0\.1:\d+: answered 400 Bad Request: plain HTTP to a TLS port$")
         yield self.assertWitnessUnharmed(since)
 
     @inlineCallbacks
