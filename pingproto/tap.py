@@ -148,17 +148,19 @@ class Options(CommandOptions):
         [
             "workers",
             None,
-            1,
+            # None: not given, which --worker-timeout needs to know; 1 after
+            # postOptions.
+            None,
             "Serve with this many processes sharing the listeners; twistd "
-            "supervises them.",
+            "supervises them (1 by default: the twistd process serves)",
             worker_count,
         ],
         [
             "worker-timeout",
             None,
-            WORKER_TIMEOUT,
+            None,
             "With --workers, kill and restart a worker that has not said it "
-            "is alive (once a second) for this many seconds (0: never).",
+            f"is alive (once a second) for this many seconds ({WORKER_TIMEOUT:.0f} by default)",
             worker_timeout,
         ],
         [
@@ -222,7 +224,7 @@ class Options(CommandOptions):
     def opt_listen(self, description: str) -> None:
         """
         Listen on a Twisted endpoint, e.g. tcp:8443:interface=127.0.0.1 or
-        systemd:domain=INET:index=0 (repeatable; replaces --port/--interface).
+        systemd:domain=INET6:index=0 (repeatable; replaces --port/--interface).
         """
         from twisted.internet import reactor
 
@@ -277,8 +279,15 @@ class Options(CommandOptions):
             )
         except ValueError as e:
             raise usage.UsageError(str(e))
-        if self["workers"] == 1 and self["worker-timeout"] != WORKER_TIMEOUT:
-            raise usage.UsageError("--worker-timeout needs --workers 2 or more: one process has no supervisor to watch it")
+        # Refused only when --workers is not given: "--workers auto" is one
+        # worker on a machine of one core, and the same command line should
+        # start everywhere.
+        if self["workers"] is None and self["worker-timeout"] is not None:
+            raise usage.UsageError("--worker-timeout needs --workers: one process has no supervisor to watch it")
+        if self["workers"] is None:
+            self["workers"] = 1
+        if self["worker-timeout"] is None:
+            self["worker-timeout"] = WORKER_TIMEOUT
 
 
 def makeService(options: Options) -> IService:

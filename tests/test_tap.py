@@ -34,7 +34,7 @@ from pingproto.tap import Options, build_service, makeService, worker_args
 from pingproto.tls import TLSProtocol
 from pingproto.webapp import AppOptions
 from pingproto.worker import WorkerOptions
-from pingproto.workers import WorkerPool
+from pingproto.workers import WORKER_TIMEOUT, WorkerPool
 
 from .sockets import socket_dir
 from .tlsdir import write_tls_dir
@@ -266,14 +266,20 @@ class OptionsTests(SynchronousTestCase):
         """
         C{--worker-timeout} without C{--workers} is refused, saying why: a
         single process has no supervisor to watch it, and the option was
-        taken and did nothing.
+        taken and did nothing.  The default given by hand is refused too;
+        with C{--workers} of any count (C{auto} is 1 on one core) it is
+        taken, so that one command line starts on every machine.
         """
-        with self.assertRaises(UsageError) as caught:
-            parse("--no-tls", "--worker-timeout", "5")
-        self.assertEqual(
-            str(caught.exception), "--worker-timeout needs --workers 2 or more: one process has no supervisor to watch it"
-        )
-        self.assertEqual(parse("--no-tls", "--workers", "2", "--worker-timeout", "5")["worker-timeout"], 5.0)
+        for value in ("5", str(WORKER_TIMEOUT)):
+            with self.assertRaises(UsageError) as caught:
+                parse("--no-tls", "--worker-timeout", value)
+            self.assertEqual(
+                str(caught.exception), "--worker-timeout needs --workers: one process has no supervisor to watch it"
+            )
+        for workers in ("1", "2"):
+            options = parse("--no-tls", "--workers", workers, "--worker-timeout", "5")
+            self.assertEqual((options["workers"], options["worker-timeout"]), (int(workers), 5.0))
+        self.assertEqual((parse()["workers"], parse()["worker-timeout"]), (1, WORKER_TIMEOUT))
 
     def test_inheritedSockets(self) -> None:
         """
