@@ -1,8 +1,9 @@
 """
 Assembling a listening pingproto server from endpoint strings.
 
-TLS is applied by wrapping the protocol factory in L{TLSMemoryBIOFactory}
-rather than by choosing C{ssl:} endpoints, so it covers every kind of
+TLS is applied by wrapping the protocol factory in L{TLSFactory
+<pingproto.tls.TLSFactory>} (Twisted's C{TLSMemoryBIOFactory} with
+pingproto's TLS layer) rather than by choosing C{ssl:} endpoints, so it covers every kind of
 listener alike, inherited systemd sockets included, and the certificate
 can be replaced in one place (L{ServerTLS.replace}).
 """
