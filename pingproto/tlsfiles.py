@@ -320,10 +320,19 @@ def _check_rsa_pss(files: TLSFiles, leaf: x509.Certificate) -> None:
         )
 
 
+# The PEM blocks cryptography reads as certificates.
+_CERTIFICATE_BEGINS = (b"-----BEGIN CERTIFICATE-----", b"-----BEGIN X509 CERTIFICATE-----")
+
+
 def load_certificates(path: str) -> list[x509.Certificate]:
     """
     The certificates in the PEM file at C{path}, in order; raise
     L{TLSConfigError} saying what is wrong with the file otherwise.
+
+    cryptography skips a block that begins and never ends: a fullchain.pem
+    cut off in the intermediate (half written, or copied short) read as
+    the leaf alone, which was served, and no client could verify it.  So
+    every block begun must have been read.
     """
     data = _read(path)
     if b"-----BEGIN CERTIFICATE-----" not in data:
@@ -331,9 +340,14 @@ def load_certificates(path: str) -> list[x509.Certificate]:
             raise TLSConfigError(f"{path} holds a private key, not a certificate")
         raise TLSConfigError(f"{path} is not PEM: expected '-----BEGIN CERTIFICATE-----' blocks")
     try:
-        return x509.load_pem_x509_certificates(data)
+        certs = x509.load_pem_x509_certificates(data)
     except ValueError:
         raise TLSConfigError(f"{path} holds a damaged PEM certificate") from None
+    if len(certs) < sum(data.count(begin) for begin in _CERTIFICATE_BEGINS):
+        raise TLSConfigError(
+            f"{path} holds a damaged or incomplete PEM certificate (a BEGIN without its END: half written?)"
+        )
+    return certs
 
 
 def _same_public_key(key: PrivateKeyTypes, cert: x509.Certificate) -> bool:

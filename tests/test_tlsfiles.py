@@ -265,6 +265,25 @@ class BadContentTests(_Helpers):
         )
         self.assertRefused(directory, cert, "holds a damaged PEM certificate")
 
+    def test_cut_off_in_the_chain(self) -> None:
+        """
+        A file of certificates cut off after the first (the leaf whole, the
+        next one begun and never ended: half written) is refused naming
+        it, for tls.cert holding the chain, fullchain.pem and ca.pem; the
+        leaf alone loaded, with no chain, and no client could verify it.
+        """
+        end = b"-----END CERTIFICATE-----"
+        for layout, name in (("bundled", "tls.cert"), ("letsencrypt", "fullchain.pem"), ("pingproto", "ca.pem")):
+            directory = self.tls_dir(layout=layout, intermediate=True)
+            path = os.path.join(directory, name)
+            data = _read(path)
+            _write(path, data[: data.index(end) + len(end) + 200])
+            message = self.assertRefused(directory)
+            self.assertEqual(
+                message,
+                f"{path} holds a damaged or incomplete PEM certificate (a BEGIN without its END: half written?)",
+            )
+
     def test_encrypted_key(self) -> None:
         """
         A key protected by a passphrase is refused with a message saying so.
