@@ -26,7 +26,7 @@ from twisted.logger import Logger
 
 from pingproto._reactor import looping_call, or_global_reactor
 from pingproto.tls import ServerTLS
-from pingproto.tlsfiles import LAYOUT_FILES, TLSConfigError, load_tls_dir
+from pingproto.tlsfiles import LAYOUT_FILES, TLSConfigError, TLSMaterial, load_tls_dir
 
 __all__ = ["CHECK_INTERVAL", "CertificateReloader"]
 
@@ -68,6 +68,9 @@ class CertificateReloader(Service):
         embedding programs that own their signals).
     @param wall: the time of day in seconds since the epoch, which tells
         whether a certificate is valid yet.
+    @param load: reads and checks the directory at a time of day
+        (L{load_tls_dir}); a test may stand in for it to change the files
+        while they are read.
     """
 
     def __init__(
@@ -79,6 +82,7 @@ class CertificateReloader(Service):
         interval: float = CHECK_INTERVAL,
         handle_sighup: bool = True,
         wall: Callable[[], float] = time.time,
+        load: Callable[[str, datetime.datetime], TLSMaterial] = load_tls_dir,
     ) -> None:
         clock = or_global_reactor(clock)
         self.tls = tls
@@ -87,6 +91,7 @@ class CertificateReloader(Service):
         self.interval = interval
         self.handle_sighup = handle_sighup
         self._wall = wall
+        self._load = load
         self._seen = _signature(directory)
         # Why the last reload failed, while the files stay as they were:
         # tried again at every check (a certificate not valid yet becomes
@@ -151,9 +156,14 @@ class CertificateReloader(Service):
         says their failure again only if it is another.
         """
         now = datetime.datetime.fromtimestamp(self._wall(), datetime.timezone.utc)
+        # Taken before the files are read, as check() takes it: files
+        # rewritten while they are read are then a change the next check
+        # finds.  Taken after, it was the new files', and they were never
+        # loaded while the older ones stayed served.
+        seen = _signature(self.directory)
         try:
-            material = load_tls_dir(self.directory, now)
-            self._seen = _signature(self.directory)
+            material = self._load(self.directory, now)
+            self._seen = seen
             self._failed = None
             if (material.certificate, material.chain) == (self.tls.material.certificate, self.tls.material.chain):
                 _log.info("TLS reload ({why}): the certificate is unchanged", why=why)

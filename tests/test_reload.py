@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 import time
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 import trustme
@@ -25,7 +26,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from pingproto import PingMonitor
 from pingproto.reload import CHECK_INTERVAL, CertificateReloader
 from pingproto.tls import ServerTLS, client_tls_options
-from pingproto.tlsfiles import load_tls_dir
+from pingproto.tlsfiles import TLSMaterial, load_tls_dir
 
 from .test_endtoend import ServerTestCase
 from .test_tlsfiles import self_signed_dir
@@ -134,10 +135,10 @@ class RenewalTests(ServerTestCase):
 
 
 class PeriodicCheckTests(SynchronousTestCase):
-    def reloading(self) -> tuple[str, trustme.CA, ServerTLS, Clock]:
+    def reloading(self, **options: Any) -> tuple[str, trustme.CA, ServerTLS, Clock]:
         """
         A TLS directory served and checked once a minute on a clock, by
-        C{self.reloader}.
+        C{self.reloader}, made with C{options} besides.
         """
         tlsdir = self.mktemp()
         ca = write_tls_dir(tlsdir)
@@ -146,7 +147,7 @@ class PeriodicCheckTests(SynchronousTestCase):
         # The time of day as the clock runs, from now.
         start = time.time()
         self.reloader = reloader = CertificateReloader(
-            tls, tlsdir, clock=clock, handle_sighup=False, wall=lambda: start + clock.seconds()
+            tls, tlsdir, clock=clock, handle_sighup=False, wall=lambda: start + clock.seconds(), **options
         )
         reloader.startService()
         self.addCleanup(reloader.stopService)
@@ -165,6 +166,35 @@ class PeriodicCheckTests(SynchronousTestCase):
         clock.advance(0.1)
         self.assertEqual(tls.material.certificate, load_tls_dir(tlsdir).certificate)
         self.assertNotEqual(tls.material.certificate, old)
+
+    def test_filesRewrittenWhileLoadedAreLoadedNext(self) -> None:
+        """
+        Files rewritten while a reload reads them (a renewal landing in the
+        middle) are a change the next check finds and loads: the files'
+        signature was taken after the reading, so the check saw the new
+        files as seen, and the ones read before them stayed served.
+        """
+        renewals: list[str] = []
+
+        def load(directory: str, now: datetime.datetime) -> TLSMaterial:
+            material = load_tls_dir(directory, now)
+            if not renewals:
+                # Another renewal lands just after these files were read:
+                # with an intermediate, ca.pem grows, a change however
+                # coarse the file system's times.
+                renewals.append(directory)
+                write_tls_dir(directory, ca, intermediate=True)
+            return material
+
+        tlsdir, ca, tls, clock = self.reloading(load=load)
+        write_tls_dir(tlsdir, ca)
+        first = load_tls_dir(tlsdir).certificate
+        self.assertTrue(self.reloader.reload("SIGHUP"))
+        self.assertEqual(renewals, [tlsdir])
+        self.assertEqual(tls.material.certificate, first)
+        clock.advance(CHECK_INTERVAL)
+        self.assertEqual(tls.material.certificate, load_tls_dir(tlsdir).certificate)
+        self.assertEqual(len(tls.material.chain), 2)
 
     def test_refusedKeyKeepsChecking(self) -> None:
         """
