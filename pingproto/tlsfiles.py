@@ -127,7 +127,7 @@ def load_tls_dir(directory: str, now: datetime.datetime | None = None) -> TLSMat
     leaf, chain = certs[0], tuple(certs[1:])
     _check_rsa_pss(files, leaf)
     _check_chain(files, certs, in_cert_file)
-    warnings = _check_dates(files, certs, now)
+    warnings = _check_dates(files, certs, now) + _check_chain_sent(files, leaf, chain)
     return TLSMaterial(files, key, leaf, chain, warnings)
 
 
@@ -169,6 +169,30 @@ def _check_dates(files: TLSFiles, certs: Sequence[x509.Certificate], now: dateti
                 f"{what} expires in {left.days} days, on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC: renew it"
             )
     return tuple(warnings)
+
+
+def _check_chain_sent(files: TLSFiles, leaf: x509.Certificate, chain: Sequence[x509.Certificate]) -> tuple[str, ...]:
+    """
+    A warning when a certificate issued by a CA is sent without a chain:
+    clients that do not hold its issuer fail with "unable to get local
+    issuer certificate".  That is the classic cert.pem given instead of
+    fullchain.pem; but a certificate whose issuer every client holds
+    (issued by a root, or by an intermediate shipped in a private trust
+    store) is served rightly so, hence a warning, not a refusal.  A
+    self-issued certificate has no chain to send.
+    """
+    if chain or leaf.issuer == leaf.subject:
+        return ()
+    issuer = _display(leaf.issuer)
+    if os.path.basename(files.cert) == "fullchain.pem":
+        advice = "fullchain.pem should hold the chain after it"
+    else:
+        advice = f"give fullchain.pem as {os.path.basename(files.cert)} rather than cert.pem, or put the chain in ca.pem"
+    return (
+        f"only the server's certificate is sent, {files.cert} holding no chain: it was issued by {issuer}, "
+        f"and clients that do not hold {issuer} cannot verify it (\"unable to get local issuer certificate\"): "
+        f"{advice}",
+    )
 
 
 def _present(path: str) -> bool:
@@ -383,10 +407,17 @@ def _check_chain(files: TLSFiles, certs: Sequence[x509.Certificate], in_cert_fil
 
 
 def _name(cert: x509.Certificate) -> str:
-    names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return _display(cert.subject, f"serial {cert.serial_number}")
+
+
+def _display(name: x509.Name, instead: str = "an empty name") -> str:
+    """
+    C{name} in a log line: its common name, or the whole of it.
+    """
+    names = name.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
     if names:
         return repr(names[0].value)
-    return repr(cert.subject.rfc4514_string() or f"serial {cert.serial_number}")
+    return repr(name.rfc4514_string() or instead)
 
 
 def _where(files: TLSFiles, cert: x509.Certificate, leaf: x509.Certificate) -> str:

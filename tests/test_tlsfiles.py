@@ -577,6 +577,56 @@ class ValidityTests(_Helpers):
         self.assertEqual(material.not_after, NOW + 20 * DAY)
 
 
+class ChainSentTests(_Helpers):
+    """
+    A certificate issued by a CA and sent without its chain loads with a
+    warning: clients that do not hold its issuer cannot verify it.
+    """
+
+    def test_leaf_alone_warns(self) -> None:
+        """
+        A tls.cert holding only a certificate issued by a CA, with no
+        ca.pem (cert.pem given where fullchain.pem belongs), loads with one
+        warning naming tls.cert and the issuer, and saying what to do; so
+        does a fullchain.pem holding the leaf alone.  It loaded without a
+        word, and clients failed with "unable to get local issuer
+        certificate".
+        """
+        directory = self.tls_dir(intermediate=True)
+        os.remove(os.path.join(directory, "ca.pem"))
+        cert = os.path.join(directory, "tls.cert")
+        issuer = repr(_certs(cert)[0].issuer.rfc4514_string())
+        material = load_tls_dir(directory, now=NOW)
+        self.assertEqual(material.chain, ())
+        self.assertEqual(
+            material.warnings,
+            (
+                f"only the server's certificate is sent, {cert} holding no chain: it was issued by {issuer}, "
+                f"and clients that do not hold {issuer} cannot verify it "
+                '("unable to get local issuer certificate"): '
+                "give fullchain.pem as tls.cert rather than cert.pem, or put the chain in ca.pem",
+            ),
+        )
+        directory = self.tls_dir(layout="letsencrypt")
+        fullchain = os.path.join(directory, "fullchain.pem")
+        _write(fullchain, _certs(fullchain)[0].public_bytes(serialization.Encoding.PEM))
+        [warning] = load_tls_dir(directory, now=NOW).warnings
+        self.assertTrue(warning.startswith(f"only the server's certificate is sent, {fullchain} holding no chain"))
+        self.assertTrue(warning.endswith(": fullchain.pem should hold the chain after it"), warning)
+
+    def test_self_issued_or_chained_no_warning(self) -> None:
+        """
+        A self-signed certificate alone, which has no chain to send, loads
+        without a warning; so does a certificate with its chain, in
+        ca.pem or after it in tls.cert.
+        """
+        directory = self_signed_dir(self.mktemp(), ec.generate_private_key(ec.SECP256R1()))
+        self.assertEqual(load_tls_dir(directory, now=NOW).warnings, ())
+        for layout in ("pingproto", "bundled", "letsencrypt"):
+            directory = self.tls_dir(layout=layout, intermediate=True)
+            self.assertEqual(load_tls_dir(directory, now=NOW).warnings, (), layout)
+
+
 class ChainTests(_Helpers):
     """
     The certificates must form a chain in the order TLS sends them.
