@@ -8,7 +8,9 @@ files exactly as start-up does, and hands them to L{ServerTLS}, which serves
 them to new connections; open connections keep the session they have.  A
 reload that fails (half-written files, a key that does not match, a key
 OpenSSL refuses) keeps the old certificate, says why in one line, and
-leaves the periodic check running.
+leaves the periodic check running.  That check also warns, once a day,
+while the certificate served is about to expire, and says once when it
+has: a renewal that stopped is not found otherwise until clients fail.
 """
 
 from __future__ import annotations
@@ -26,11 +28,21 @@ from twisted.logger import Logger
 
 from pingproto._reactor import looping_call, or_global_reactor
 from pingproto.tls import ServerTLS
-from pingproto.tlsfiles import LAYOUT_FILES, TLSConfigError, TLSMaterial, load_tls_dir
+from pingproto.tlsfiles import (
+    LAYOUT_FILES,
+    TLSConfigError,
+    TLSMaterial,
+    expired_certificate,
+    expiry_warnings,
+    load_tls_dir,
+)
 
-__all__ = ["CHECK_INTERVAL", "CertificateReloader"]
+__all__ = ["CHECK_INTERVAL", "EXPIRY_REMINDER", "CertificateReloader"]
 
 CHECK_INTERVAL = 60.0
+# Seconds between two warnings from the periodic check that the
+# certificate served is about to expire.
+EXPIRY_REMINDER = 24 * 3600.0
 
 _log = Logger()
 
@@ -97,6 +109,12 @@ class CertificateReloader(Service):
         # tried again at every check (a certificate not valid yet becomes
         # valid), and said again only if the reason changes.
         self._failed: str | None = None
+        # When the periodic check last warned that the certificate served
+        # is about to expire (the clock's seconds), and whether it has said
+        # that it expired: a server whose renewal broke says so once a
+        # day, not once a minute, and the expiry itself once.
+        self._expiry_warned: float | None = None
+        self._expired_said = False
         self._checker = looping_call(clock, self.check)
         self._previous_handler: Any = None
         self._handling_sighup = False
@@ -113,6 +131,10 @@ class CertificateReloader(Service):
                 "It is still reloaded when its files change, and by reloader.reload().",
                 directory=self.directory,
             )
+        if expiry_warnings(self.tls.material, self._now()):
+            # Start-up has just given them (twistd pingproto logs the
+            # material's warnings, as a reload does).
+            self._expiry_warned = self.clock.seconds()
         self._checker.start(self.interval, now=False)
 
     def stopService(self) -> None:
@@ -130,16 +152,45 @@ class CertificateReloader(Service):
 
     def check(self) -> bool:
         """
-        Reload if the files changed since they were last looked at.
+        Reload if the files changed since they were last looked at; then
+        say whether the certificate served is about to expire, or has.
         """
         seen = _signature(self.directory)
         if seen == self._seen:
-            if self._failed is None:
-                return False
-            return self._reload("a retry of the failed reload", retry=True)
-        self._seen = seen
-        self._failed = None
-        return self.reload("the files changed")
+            reloaded = self._failed is not None and self._reload("a retry of the failed reload", retry=True)
+        else:
+            self._seen = seen
+            self._failed = None
+            reloaded = self.reload("the files changed")
+        self._check_expiry()
+        return reloaded
+
+    def _check_expiry(self) -> None:
+        """
+        Warn that the certificate served is about to expire, at most once
+        every L{EXPIRY_REMINDER}, and say once, as an error, that it has
+        expired.  The warning at start-up (or after a reload) is not heard
+        again otherwise from a server that runs for months while its
+        renewal has silently stopped.
+        """
+        now = self._now()
+        expired = expired_certificate(self.tls.material, now)
+        if expired is not None:
+            if not self._expired_said:
+                _log.error("{text}", text=expired)
+                self._expired_said = True
+            return
+        warnings = expiry_warnings(self.tls.material, now)
+        if not warnings:
+            return
+        if self._expiry_warned is not None and self.clock.seconds() - self._expiry_warned < EXPIRY_REMINDER:
+            return
+        self._expiry_warned = self.clock.seconds()
+        for warning in warnings:
+            _log.warn("{text}", text=warning)
+
+    def _now(self) -> datetime.datetime:
+        return datetime.datetime.fromtimestamp(self._wall(), datetime.timezone.utc)
 
     def reload(self, why: str = "asked") -> bool:
         """
@@ -155,7 +206,7 @@ class CertificateReloader(Service):
         L{reload}; a C{retry} of files that failed and have not changed
         says their failure again only if it is another.
         """
-        now = datetime.datetime.fromtimestamp(self._wall(), datetime.timezone.utc)
+        now = self._now()
         # Taken before the files are read, as check() takes it: files
         # rewritten while they are read are then a change the next check
         # finds.  Taken after, it was the new files', and they were never
@@ -187,4 +238,6 @@ class CertificateReloader(Service):
         )
         for warning in material.warnings:
             _log.warn("{text}", text=warning)
+        self._expiry_warned = self.clock.seconds() if expiry_warnings(material, now) else None
+        self._expired_said = False
         return True

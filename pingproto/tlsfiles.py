@@ -29,6 +29,8 @@ __all__ = [
     "LAYOUT_FILES",
     "TLSConfigError",
     "TLSMaterial",
+    "expired_certificate",
+    "expiry_warnings",
     "find_tls_files",
     "load_certificates",
     "load_tls_dir",
@@ -156,19 +158,49 @@ def _check_dates(files: TLSFiles, certs: Sequence[x509.Certificate], now: dateti
     yet at C{now}, which clients refuse; return a warning for each that
     expires within L{EXPIRY_WARNING}, while there is time to renew it.
     """
-    warnings = []
     for cert in certs:
-        what = f"certificate {_name(cert)} in {_where(files, cert, certs[0])}"
+        what = _what(files, cert, certs[0])
         if cert.not_valid_after_utc <= now:
             raise TLSConfigError(f"{what} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")
         if cert.not_valid_before_utc > now:
             raise TLSConfigError(f"{what} is not valid until {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
+    return _expiry_warnings(files, certs, now)
+
+
+def _expiry_warnings(files: TLSFiles, certs: Sequence[x509.Certificate], now: datetime.datetime) -> tuple[str, ...]:
+    warnings = []
+    for cert in certs:
         left = cert.not_valid_after_utc - now
-        if left < EXPIRY_WARNING:
+        if datetime.timedelta(0) < left < EXPIRY_WARNING:
             warnings.append(
-                f"{what} expires in {left.days} days, on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC: renew it"
+                f"{_what(files, cert, certs[0])} expires in {left.days} days, "
+                f"on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC: renew it"
             )
     return tuple(warnings)
+
+
+def expiry_warnings(material: TLSMaterial, now: datetime.datetime) -> tuple[str, ...]:
+    """
+    The warnings L{load_tls_dir} would give at C{now} for the certificates
+    of C{material} that expire within L{EXPIRY_WARNING}: for a server that
+    has served them since long before, whose renewal may have stopped.
+    """
+    return _expiry_warnings(material.files, (material.certificate, *material.chain), now)
+
+
+def expired_certificate(material: TLSMaterial, now: datetime.datetime) -> str | None:
+    """
+    A sentence saying that a certificate of C{material}, valid when it
+    was loaded, has expired by C{now}, which clients refuse; or L{None}.
+    """
+    certs = (material.certificate, *material.chain)
+    for cert in certs:
+        if cert.not_valid_after_utc <= now:
+            return (
+                f"the certificate served expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC "
+                f"({_what(material.files, cert, certs[0])}): clients refuse it until it is renewed"
+            )
+    return None
 
 
 def _check_chain_sent(files: TLSFiles, leaf: x509.Certificate, chain: Sequence[x509.Certificate]) -> tuple[str, ...]:
@@ -418,6 +450,10 @@ def _display(name: x509.Name, instead: str = "an empty name") -> str:
     if names:
         return repr(names[0].value)
     return repr(name.rfc4514_string() or instead)
+
+
+def _what(files: TLSFiles, cert: x509.Certificate, leaf: x509.Certificate) -> str:
+    return f"certificate {_name(cert)} in {_where(files, cert, leaf)}"
 
 
 def _where(files: TLSFiles, cert: x509.Certificate, leaf: x509.Certificate) -> str:

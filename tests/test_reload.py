@@ -134,6 +134,9 @@ class RenewalTests(ServerTestCase):
         self.assertEqual((yield self.served_serial()), old)
 
 
+DAY = 86400.0
+
+
 class PeriodicCheckTests(SynchronousTestCase):
     def reloading(self, **options: Any) -> tuple[str, trustme.CA, ServerTLS, Clock]:
         """
@@ -195,6 +198,79 @@ class PeriodicCheckTests(SynchronousTestCase):
         clock.advance(CHECK_INTERVAL)
         self.assertEqual(tls.material.certificate, load_tls_dir(tlsdir).certificate)
         self.assertEqual(len(tls.material.chain), 2)
+
+    def test_expiryWarnedDailyThenExpiredOnce(self) -> None:
+        """
+        A certificate served while its renewal has stopped is warned about
+        by the periodic check once it has less than 14 days left, then
+        once a day (on the clock), not once a minute; its expiry is said
+        once, as an error.  Only start-up and a reload warned, so a
+        server up for months said nothing before clients failed.
+        """
+        tlsdir = self.mktemp()
+        start = float(int(time.time()))
+        expiry = datetime.datetime.fromtimestamp(start + 15 * DAY, datetime.timezone.utc)
+        write_tls_dir(tlsdir, not_after=expiry)
+        tls = ServerTLS(load_tls_dir(tlsdir))
+        clock = Clock()
+        reloader = CertificateReloader(
+            tls, tlsdir, clock=clock, handle_sighup=False, wall=lambda: start + clock.seconds()
+        )
+        # What was said, when, on the clock.
+        said = []
+        with capturedLogs() as events:
+            reloader.startService()
+            self.addCleanup(reloader.stopService)
+            while clock.seconds() < 17 * DAY:
+                clock.advance(CHECK_INTERVAL)
+                said += [(clock.seconds(), e["log_level"], formatEvent(e)) for e in events]
+                del events[:]
+        warnings = [(when, text) for when, level, text in said if level == LogLevel.warn]
+        # 14 days left at one day: the first check after it warns.
+        self.assertEqual([when for when, _ in warnings], [DAY + CHECK_INTERVAL + n * DAY for n in range(14)])
+        self.assertIn(f"certificate {load_tls_dir(tlsdir).certificate.subject.rfc4514_string()!r} in ", warnings[0][1])
+        self.assertIn("expires in 13 days", warnings[0][1])
+        self.assertIn("renew it", warnings[0][1])
+        errors = [(when, text) for when, level, text in said if level == LogLevel.error]
+        self.assertEqual(
+            errors,
+            [(15 * DAY, f"the certificate served expired on {expiry:%Y-%m-%d %H:%M} UTC (certificate "
+              f"{load_tls_dir(tlsdir).certificate.subject.rfc4514_string()!r} in {os.path.join(tlsdir, 'tls.cert')}): "
+              "clients refuse it until it is renewed")],
+        )
+        self.assertEqual(len(said), 15)
+
+    def test_expiryWarningCountsFromTheLastOne(self) -> None:
+        """
+        The day between two expiry warnings counts from the last one given,
+        at start-up or after a reload: not a warning a minute after either,
+        saying again what was just said.
+        """
+        tlsdir = self.mktemp()
+        start = float(int(time.time()))
+        ca = write_tls_dir(tlsdir, not_after=datetime.datetime.fromtimestamp(start + 10 * DAY, datetime.timezone.utc))
+        tls = ServerTLS(load_tls_dir(tlsdir))
+        clock = Clock()
+        reloader = CertificateReloader(
+            tls, tlsdir, clock=clock, handle_sighup=False, wall=lambda: start + clock.seconds()
+        )
+        said = []
+        with capturedLogs() as events:
+            reloader.startService()
+            self.addCleanup(reloader.stopService)
+            while clock.seconds() < 2 * DAY:
+                clock.advance(CHECK_INTERVAL)
+                if clock.seconds() == DAY / 2:
+                    # A renewal still short of 14 days, loaded on SIGHUP.
+                    write_tls_dir(
+                        tlsdir, ca, not_after=datetime.datetime.fromtimestamp(start + 12 * DAY, datetime.timezone.utc)
+                    )
+                    self.assertTrue(reloader.reload("SIGHUP"))
+                said += [(clock.seconds(), formatEvent(e)) for e in events if e["log_level"] == LogLevel.warn]
+                del events[:]
+        self.assertEqual([when for when, _ in said], [DAY / 2, DAY / 2 + DAY])
+        self.assertIn("expires in 11 days", said[0][1])
+        self.assertIn("expires in 10 days", said[1][1])
 
     def test_refusedKeyKeepsChecking(self) -> None:
         """
