@@ -154,53 +154,105 @@ def _check_leaf(files: TLSFiles, key: PrivateKeyTypes, certs: Sequence[x509.Cert
 
 def _check_dates(files: TLSFiles, certs: Sequence[x509.Certificate], now: datetime.datetime) -> tuple[str, ...]:
     """
-    Refuse a certificate of the chain that has expired or is not valid
-    yet at C{now}, which clients refuse; return a warning for each that
-    expires within L{EXPIRY_WARNING}, while there is time to renew it.
+    Refuse a certificate of the chain that clients refuse at C{now}, having
+    expired or not being valid yet (L{_dates}); return the warnings.
     """
-    for cert in certs:
-        what = _what(files, cert, certs[0])
-        if cert.not_valid_after_utc <= now:
-            raise TLSConfigError(f"{what} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")
-        if cert.not_valid_before_utc > now:
-            raise TLSConfigError(f"{what} is not valid until {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
-    return _expiry_warnings(files, certs, now)
+    refused, warnings = _dates(files, certs, now)
+    if refused is not None:
+        what = _what(files, refused, certs[0])
+        if refused.not_valid_after_utc <= now:
+            raise TLSConfigError(f"{what} expired on {refused.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")
+        raise TLSConfigError(f"{what} is not valid until {refused.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
+    return warnings
 
 
-def _expiry_warnings(files: TLSFiles, certs: Sequence[x509.Certificate], now: datetime.datetime) -> tuple[str, ...]:
+def _dates(
+    files: TLSFiles, certs: Sequence[x509.Certificate], now: datetime.datetime
+) -> tuple[x509.Certificate | None, tuple[str, ...]]:
+    """
+    The first certificate of C{certs} (the leaf, then the chain) outside its
+    validity at C{now} that clients need, or L{None}; and the warnings: one
+    for each needed certificate that expires within L{EXPIRY_WARNING},
+    while there is time to renew it, and one for the end of the chain out
+    of date, if any.
+
+    Clients build a path up from the leaf and stop at the first
+    certificate whose issuer they trust (OpenSSL, browsers), taking the
+    issuer from their own store: a certificate sent after that one is not
+    used.  Those they need are the leaf, its issuer, and every certificate
+    with one in date after it, which is sent to lead to a root.  But a
+    chain may end in certificates out of date, past the leaf's issuer: a
+    cross-signed root such as Let's Encrypt's old long chain (ISRG Root X1
+    signed by DST Root CA X3, expired in 2024) or Sectigo's USERTrust by
+    AddTrust (expired in 2020), with or without the old root after it.
+    Clients that trust the new root stop before them; others, which
+    needed them, cannot be served by them any more whether they are sent
+    or not.  So the chain's end out of date, from its third certificate
+    on, is served with a warning; anywhere before, it is refused: an
+    expired intermediate fails every client.  (A second intermediate
+    ending the chain out of date looks the same, and gets the warning:
+    nothing in a certificate says whether clients trust its subject.)
+    """
+
+    def outside(cert: x509.Certificate) -> bool:
+        return not cert.not_valid_before_utc <= now < cert.not_valid_after_utc
+
+    end = len(certs)
+    while end > 2 and outside(certs[end - 1]):
+        end -= 1
+    refused = next((cert for cert in certs[:end] if outside(cert)), None)
     warnings = []
-    for cert in certs:
+    for cert in certs[:end]:
         left = cert.not_valid_after_utc - now
         if datetime.timedelta(0) < left < EXPIRY_WARNING:
             warnings.append(
                 f"{_what(files, cert, certs[0])} expires in {left.days} days, "
                 f"on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC: renew it"
             )
-    return tuple(warnings)
+    if end < len(certs):
+        cert = certs[end]
+        if cert.not_valid_after_utc <= now:
+            when = f"expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+        else:
+            when = f"is not valid until {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
+        after = len(certs) - end - 1
+        those = {0: "it", 1: "it and the one after it"}.get(after, f"it and the {after} after it")
+        warnings.append(
+            f"{_what(files, cert, certs[0])} {when}, served all the same as it ends the chain (an old "
+            f"cross-signed root?): clients that trust {_name(cert)} stop before it, others cannot verify "
+            f"the server's certificate: take {those} out of the chain"
+        )
+    return refused, tuple(warnings)
 
 
 def expiry_warnings(material: TLSMaterial, now: datetime.datetime) -> tuple[str, ...]:
     """
-    The warnings L{load_tls_dir} would give at C{now} for the certificates
-    of C{material} that expire within L{EXPIRY_WARNING}: for a server that
-    has served them since long before, whose renewal may have stopped.
+    The warnings L{load_tls_dir} would give at C{now} about the dates of
+    the certificates of C{material}: for a server that has served them
+    since long before, whose renewal may have stopped.
     """
-    return _expiry_warnings(material.files, (material.certificate, *material.chain), now)
+    return _dates(material.files, (material.certificate, *material.chain), now)[1]
 
 
 def expired_certificate(material: TLSMaterial, now: datetime.datetime) -> str | None:
     """
-    A sentence saying that a certificate of C{material}, valid when it
-    was loaded, has expired by C{now}, which clients refuse; or L{None}.
+    A sentence saying that a certificate of C{material} that clients need,
+    valid when it was loaded, is not by C{now}, so that clients refuse it;
+    or L{None}.
     """
     certs = (material.certificate, *material.chain)
-    for cert in certs:
-        if cert.not_valid_after_utc <= now:
-            return (
-                f"the certificate served expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC "
-                f"({_what(material.files, cert, certs[0])}): clients refuse it until it is renewed"
-            )
-    return None
+    refused = _dates(material.files, certs, now)[0]
+    if refused is None:
+        return None
+    if refused.not_valid_after_utc <= now:
+        when = f"expired on {refused.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+    else:
+        # The clock went back.
+        when = f"is not valid until {refused.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
+    return (
+        f"the certificate served {when} ({_what(material.files, refused, certs[0])}): "
+        "clients refuse it until it is renewed"
+    )
 
 
 def _check_chain_sent(files: TLSFiles, leaf: x509.Certificate, chain: Sequence[x509.Certificate]) -> tuple[str, ...]:

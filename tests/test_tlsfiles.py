@@ -627,6 +627,103 @@ class ChainSentTests(_Helpers):
             self.assertEqual(load_tls_dir(directory, now=NOW).warnings, (), layout)
 
 
+def _issue(
+    subject: str, key: ec.EllipticCurvePrivateKey, issuer: str, issuer_key: ec.EllipticCurvePrivateKey,
+    not_after: datetime.datetime, ca: bool = True,
+) -> bytes:
+    """
+    A certificate for C{subject}'s C{key}, signed by C{issuer_key} in
+    C{issuer}'s name, valid from 2000 to C{not_after}, as PEM.
+    """
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name(subject))
+        .issuer_name(name(issuer))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(datetime.datetime(2000, 1, 1, tzinfo=UTC))
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    return builder.sign(issuer_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+
+
+class ChainEndTests(_Helpers):
+    """
+    A chain may end in certificates out of date that clients stop before
+    (an expired cross-signed root), which is served with a warning; a
+    certificate out of date that clients need is refused.
+    """
+
+    def write(self, intermediate_until: datetime.datetime, *chain_end: bytes) -> str:
+        """
+        A directory whose tls.cert, for localhost, was issued by 'Issuing
+        CA' (valid until C{intermediate_until}), issued by 'Root X', and
+        whose ca.pem holds the issuing CA then C{chain_end}.
+        """
+        directory = self.mktemp()
+        os.makedirs(directory)
+        leaf_key = ec.generate_private_key(ec.SECP256R1())
+        _write(
+            os.path.join(directory, "tls.key"),
+            leaf_key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ),
+        )
+        far = datetime.datetime(2999, 1, 1, tzinfo=UTC)
+        _write(os.path.join(directory, "tls.cert"), _issue("localhost", leaf_key, "Issuing CA", self.issuing, far, ca=False))
+        _write(
+            os.path.join(directory, "ca.pem"),
+            _issue("Issuing CA", self.issuing, "Root X", self.root, intermediate_until) + b"".join(chain_end),
+        )
+        return directory
+
+    def setUp(self) -> None:
+        self.issuing, self.root, self.old = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
+        far = datetime.datetime(2999, 1, 1, tzinfo=UTC)
+        # Root X cross-signed by Old Root, as ISRG Root X1 was by DST Root
+        # CA X3: the cross-sign expired yesterday, and Old Root with it.
+        self.cross = _issue("Root X", self.root, "Old Root", self.old, NOW - DAY)
+        self.old_root = _issue("Old Root", self.old, "Old Root", self.old, NOW - DAY)
+        self.old_root_valid = _issue("Old Root", self.old, "Old Root", self.old, far)
+        self.far = far
+
+    def test_expired_cross_sign_at_the_end_warns(self) -> None:
+        """
+        An expired cross-signed root ending ca.pem, alone or with its
+        expired root after it, loads with one warning naming it, saying
+        which clients stop before it and to take it out; it stopped the
+        server, which every client that trusts Root X verifies.
+        """
+        for end, those in (((self.cross,), "it"), ((self.cross, self.old_root), "it and the one after it")):
+            directory = self.write(self.far, *end)
+            material = load_tls_dir(directory, now=NOW)
+            self.assertEqual(len(material.chain), 1 + len(end))
+            where = f"{os.path.join(directory, 'tls.cert')} + {os.path.join(directory, 'ca.pem')}"
+            self.assertEqual(
+                material.warnings,
+                (
+                    f"certificate 'Root X' in {where} expired on 2031-03-14 12:00 UTC, served all the same as it "
+                    "ends the chain (an old cross-signed root?): clients that trust 'Root X' stop before it, "
+                    f"others cannot verify the server's certificate: take {those} out of the chain",
+                ),
+            )
+
+    def test_needed_certificate_out_of_date_refused(self) -> None:
+        """
+        An expired certificate that clients need is refused as before: the
+        leaf's issuer, even ending the chain, and one with a certificate in
+        date after it.
+        """
+        directory = self.write(NOW - DAY)
+        self.assertRefused(directory, "certificate 'Issuing CA' in ", "expired on 2031-03-14 12:00 UTC")
+        directory = self.write(self.far, self.cross, self.old_root_valid)
+        self.assertRefused(directory, "certificate 'Root X' in ", "expired on 2031-03-14 12:00 UTC")
+
+
 class ChainTests(_Helpers):
     """
     The certificates must form a chain in the order TLS sends them.
