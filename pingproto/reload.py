@@ -32,6 +32,7 @@ from pingproto.tlsfiles import (
     LAYOUT_FILES,
     TLSConfigError,
     TLSMaterial,
+    describe,
     expired_certificate,
     expiry_warnings,
     load_tls_dir,
@@ -232,9 +233,9 @@ class CertificateReloader(Service):
             self._failed = str(e)
             return False
         _log.info(
-            "TLS reload ({why}): now serving the certificate valid until {until} UTC",
+            "TLS reload ({why}): now serving the certificate {certificate}",
             why=why,
-            until=f"{material.not_after:%Y-%m-%d %H:%M}",
+            certificate=describe(material.certificate),
         )
         for warning in material.warnings:
             _log.warn("{text}", text=warning)

@@ -16,12 +16,14 @@ import os
 import stat
 from dataclasses import dataclass, field
 from typing import Sequence
+from warnings import catch_warnings, simplefilter
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
+from cryptography.utils import CryptographyDeprecationWarning
 
 __all__ = [
     "EXPIRY_WARNING",
@@ -29,6 +31,7 @@ __all__ = [
     "LAYOUT_FILES",
     "TLSConfigError",
     "TLSMaterial",
+    "describe",
     "expired_certificate",
     "expiry_warnings",
     "find_tls_files",
@@ -206,7 +209,7 @@ def _dates(
         left = cert.not_valid_after_utc - now
         if datetime.timedelta(0) < left < EXPIRY_WARNING:
             warnings.append(
-                f"{_what(files, cert, certs[0])} expires in {left.days} days, "
+                f"{_what(files, cert, certs[0])} expires in {_time_left(left)}, "
                 f"on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC: renew it"
             )
     if end < len(certs):
@@ -223,6 +226,16 @@ def _dates(
             f"the server's certificate: take {those} out of the chain"
         )
     return refused, tuple(warnings)
+
+
+def _time_left(left: datetime.timedelta) -> str:
+    """
+    C{left} in days and hours: "2 days 23 hours", which whole days alone
+    said as "2 days".
+    """
+    hours = left.seconds // 3600
+    parts = [f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in ((left.days, "day"), (hours, "hour")) if n]
+    return " ".join(parts) or "under an hour"
 
 
 def expiry_warnings(material: TLSMaterial, now: datetime.datetime) -> tuple[str, ...]:
@@ -451,7 +464,13 @@ def load_certificates(path: str) -> list[x509.Certificate]:
             raise TLSConfigError(f"{path} holds a private key, not a certificate")
         raise TLSConfigError(f"{path} is not PEM: expected '-----BEGIN CERTIFICATE-----' blocks")
     try:
-        certs = x509.load_pem_x509_certificates(data)
+        with catch_warnings():
+            # A CA bundle, the system's above all (as ca.pem or --ca),
+            # holds old roots with serial numbers RFC 5280 forbids, and
+            # cryptography printed a deprecation warning on stderr for
+            # them: nothing the user could act on.
+            simplefilter("ignore", CryptographyDeprecationWarning)
+            certs = x509.load_pem_x509_certificates(data)
     except ValueError:
         raise TLSConfigError(f"{path} holds a damaged PEM certificate") from None
     if len(certs) < sum(data.count(begin) for begin in _CERTIFICATE_BEGINS):
@@ -492,6 +511,17 @@ def _check_chain(files: TLSFiles, certs: Sequence[x509.Certificate], in_cert_fil
 
 def _name(cert: x509.Certificate) -> str:
     return _display(cert.subject, f"serial {cert.serial_number}")
+
+
+def describe(cert: x509.Certificate) -> str:
+    """
+    C{cert} in a log line: its name, and when it is valid, which tells
+    one renewal from the one before.
+    """
+    return (
+        f"{_name(cert)}, valid from {cert.not_valid_before_utc:%Y-%m-%d %H:%M} "
+        f"to {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+    )
 
 
 def _display(name: x509.Name, instead: str = "an empty name") -> str:

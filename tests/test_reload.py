@@ -102,7 +102,7 @@ class RenewalTests(ServerTestCase):
         yield recorder.when(lambda result: len(result.samples) >= before + 3)
         opens = [c for c in recorder.result.states if c.state.name == "OPEN"]
         self.assertEqual(len(opens), 1, "the old connection was never dropped")
-        self.assertTrue(any("now serving the certificate valid until" in e for e in self.events))
+        self.assertTrue(any("now serving the certificate " in e for e in self.events))
 
     @inlineCallbacks
     def test_sighup(self):  # type: ignore[no-untyped-def]
@@ -170,6 +170,26 @@ class PeriodicCheckTests(SynchronousTestCase):
         self.assertEqual(tls.material.certificate, load_tls_dir(tlsdir).certificate)
         self.assertNotEqual(tls.material.certificate, old)
 
+    def test_reloadSaysWhichCertificate(self) -> None:
+        """
+        The line saying a reload serves a certificate names it and gives
+        when it is valid from, which tells one renewal from the one before;
+        it gave only the end of its validity, which a renewal issued the
+        same day as another would share.
+        """
+        tlsdir, ca, tls, clock = self.reloading()
+        since = datetime.datetime(2024, 5, 6, 7, 8, tzinfo=datetime.timezone.utc)
+        until = datetime.datetime(2999, 1, 2, 3, 4, tzinfo=datetime.timezone.utc)
+        write_tls_dir(tlsdir, ca, not_before=since, not_after=until)
+        with capturedLogs() as events:
+            self.assertTrue(self.reloader.reload("SIGHUP"))
+        subject = tls.material.certificate.subject.rfc4514_string()
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            [f"TLS reload (SIGHUP): now serving the certificate {subject!r}, valid from 2024-05-06 07:08 "
+             "to 2999-01-02 03:04 UTC"],
+        )
+
     def test_filesRewrittenWhileLoadedAreLoadedNext(self) -> None:
         """
         Files rewritten while a reload reads them (a renewal landing in the
@@ -229,7 +249,7 @@ class PeriodicCheckTests(SynchronousTestCase):
         # 14 days left at one day: the first check after it warns.
         self.assertEqual([when for when, _ in warnings], [DAY + CHECK_INTERVAL + n * DAY for n in range(14)])
         self.assertIn(f"certificate {load_tls_dir(tlsdir).certificate.subject.rfc4514_string()!r} in ", warnings[0][1])
-        self.assertIn("expires in 13 days", warnings[0][1])
+        self.assertIn("expires in 13 days 23 hours, on", warnings[0][1])
         self.assertIn("renew it", warnings[0][1])
         errors = [(when, text) for when, level, text in said if level == LogLevel.error]
         self.assertEqual(
@@ -269,8 +289,8 @@ class PeriodicCheckTests(SynchronousTestCase):
                 said += [(clock.seconds(), formatEvent(e)) for e in events if e["log_level"] == LogLevel.warn]
                 del events[:]
         self.assertEqual([when for when, _ in said], [DAY / 2, DAY / 2 + DAY])
-        self.assertIn("expires in 11 days", said[0][1])
-        self.assertIn("expires in 10 days", said[1][1])
+        self.assertIn("expires in 11 days 12 hours, on", said[0][1])
+        self.assertIn("expires in 10 days 12 hours, on", said[1][1])
 
     def test_refusedKeyKeepsChecking(self) -> None:
         """

@@ -24,6 +24,7 @@ from pingproto.tlsfiles import (
     TLSConfigError,
     TLSMaterial,
     find_tls_files,
+    load_certificates,
     load_tls_dir,
 )
 from tests.tlsdir import write_tls_dir
@@ -283,6 +284,38 @@ class BadContentTests(_Helpers):
                 message,
                 f"{path} holds a damaged or incomplete PEM certificate (a BEGIN without its END: half written?)",
             )
+
+    def test_bundle_with_negative_serial_quiet(self) -> None:
+        """
+        A CA file holding a certificate whose serial number is negative, as
+        old roots of the system's CA bundle have, loads without the
+        deprecation warning cryptography printed on stderr for it (given
+        as --ca or ca.pem).
+        """
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Old Root")])
+        der = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(128)
+            .not_valid_before(datetime.datetime(2000, 1, 1, tzinfo=UTC))
+            .not_valid_after(datetime.datetime(3000, 1, 1, tzinfo=UTC))
+            .sign(key, hashes.SHA256())
+            .public_bytes(serialization.Encoding.DER)
+        )
+        # The serial, 128 (02 02 00 80), made -129 (02 02 ff 7f): the
+        # signature no longer matches, which loading does not check.
+        negative = der.replace(b"\x02\x02\x00\x80", b"\x02\x02\xff\x7f", 1)
+        self.assertNotEqual(negative, der)
+        pem = x509.load_der_x509_certificate(negative).public_bytes(serialization.Encoding.PEM)
+        # The warning of the load just above.
+        self.assertEqual(len(self.flushWarnings()), 1)
+        path = self.mktemp()
+        _write(path, pem + _read(os.path.join(self.tls_dir(), "ca.pem")))
+        self.assertEqual(len(load_certificates(path)), 2)
+        self.assertEqual(self.flushWarnings(), [])
 
     def test_encrypted_key(self) -> None:
         """
@@ -544,8 +577,7 @@ class ValidityTests(_Helpers):
         self.assertIsInstance(material, TLSMaterial)
         self.assertEqual(len(material.warnings), 1)
         [warning] = material.warnings
-        self.assertIn("expires in 10 days", warning)
-        self.assertIn("on 2031-03-25 12:00 UTC", warning)
+        self.assertIn("expires in 10 days, on 2031-03-25 12:00 UTC", warning)
         self.assertIn(os.path.join(directory, "tls.cert"), warning)
         self.assertEqual(material.not_after, NOW + 10 * DAY)
 
@@ -557,7 +589,23 @@ class ValidityTests(_Helpers):
         directory = self.tls_dir(not_before=NOW - 80 * DAY, not_after=NOW + left)
         material = load_tls_dir(directory, now=NOW)
         self.assertEqual(len(material.warnings), 1)
-        self.assertIn("expires in 13 days", material.warnings[0])
+        self.assertIn("expires in 13 days 23 hours, on", material.warnings[0])
+
+    def test_time_left_in_days_and_hours(self) -> None:
+        """
+        The time left is said in days and hours, one of each in the
+        singular, under an hour as that: 2 days 23 hours was said as
+        "2 days".
+        """
+        for left, said in (
+            (2 * DAY + datetime.timedelta(hours=23, minutes=59), "2 days 23 hours"),
+            (DAY + datetime.timedelta(minutes=59), "1 day"),
+            (datetime.timedelta(hours=1), "1 hour"),
+            (datetime.timedelta(minutes=59), "under an hour"),
+        ):
+            directory = self.tls_dir(not_before=NOW - 80 * DAY, not_after=NOW + left)
+            [warning] = load_tls_dir(directory, now=NOW).warnings
+            self.assertIn(f" expires in {said}, on ", warning)
 
     def test_exactly_fourteen_days(self) -> None:
         """
