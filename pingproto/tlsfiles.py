@@ -510,7 +510,9 @@ def _check_chain(files: TLSFiles, certs: Sequence[x509.Certificate], in_cert_fil
 
 
 def _name(cert: x509.Certificate) -> str:
-    return _display(cert.subject, f"serial {cert.serial_number}")
+    # The serial only when the name is empty: reading an old root's
+    # negative serial makes cryptography warn.
+    return _display(cert.subject) if len(cert.subject) else repr(f"serial {cert.serial_number}")
 
 
 def describe(cert: x509.Certificate) -> str:
@@ -524,14 +526,14 @@ def describe(cert: x509.Certificate) -> str:
     )
 
 
-def _display(name: x509.Name, instead: str = "an empty name") -> str:
+def _display(name: x509.Name) -> str:
     """
     C{name} in a log line: its common name, or the whole of it.
     """
     names = name.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
     if names:
         return repr(names[0].value)
-    return repr(name.rfc4514_string() or instead)
+    return repr(name.rfc4514_string() or "an empty name")
 
 
 def _what(files: TLSFiles, cert: x509.Certificate, leaf: x509.Certificate) -> str:
