@@ -92,7 +92,16 @@ def find_tls_files(directory: str) -> TLSFiles:
     """
     Find which layout C{directory} uses.
     """
-    if not os.path.isdir(directory):
+    # Not os.path.isdir, which says no for a directory the server may not
+    # reach: twistd -u's user and certbot's 0700 live/, the usual mistake,
+    # was told the directory did not exist.
+    try:
+        is_dir = stat.S_ISDIR(os.stat(directory).st_mode)
+    except PermissionError as e:
+        raise TLSConfigError(f"cannot read TLS directory {directory}: {e.strerror}") from None
+    except OSError:
+        is_dir = False
+    if not is_dir:
         raise TLSConfigError(f"TLS directory {directory} does not exist or is not a directory")
     for key, cert, chain in _LAYOUTS:
         keyPath = os.path.join(directory, key)
@@ -297,17 +306,25 @@ def _present(path: str) -> bool:
     Whether there is a file at C{path}.  A symbolic link that leads nowhere
     (to nothing, or round in a loop) is no absence but a mistake, which
     would otherwise pass for one: an optional ca.pem left out, and the
-    server started without its chain.
+    server started without its chain.  Nor is a file the server may not
+    reach (a directory it cannot search, a link into certbot's 0700
+    archive/), which would pass for absent or for a broken link.
     """
     try:
         os.stat(path)
+        return True
     except OSError as e:
-        try:
-            target = os.readlink(path)
-        except OSError:
-            return False  # not a link
-        raise TLSConfigError(f"{path} is a broken symbolic link (to {target}): {e.strerror}") from None
-    return True
+        error = e
+    try:
+        target: str | None = os.readlink(path)
+    except OSError:
+        target = None
+    if isinstance(error, PermissionError):
+        link = "" if target is None else f" (a symbolic link to {target})"
+        raise TLSConfigError(f"cannot read {path}{link}: {error.strerror}")
+    if target is None:
+        return False  # nothing there
+    raise TLSConfigError(f"{path} is a broken symbolic link (to {target}): {error.strerror}")
 
 
 # The most read of a key, certificate or CA file.  A certificate is one or

@@ -6,10 +6,12 @@ layout loads.
 
 from __future__ import annotations
 
+import ctypes
 import datetime
 import os
 import shutil
 import subprocess
+import sys
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -462,6 +464,115 @@ class SpecialFileTests(_Helpers):
             os.symlink(os.path.relpath(os.path.join(archive, name), directory), os.path.join(directory, name))
         material = load_tls_dir(directory, now=NOW)
         self.assertEqual(len(material.chain), 1)
+
+
+def _without_dac_override() -> None:
+    """
+    In the child, before it runs: if root, give up the capabilities that
+    let root read and search what its modes forbid, as the user of twistd
+    -u has none of them.  (PR_CAPBSET_DROP: the program run next gets no
+    capability outside the bounding set.)
+    """
+    if os.geteuid() != 0:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "PR_CAPBSET_DROP")
+
+
+_LOAD_IN_CHILD = """
+import sys
+from pingproto.tlsfiles import TLSConfigError, load_tls_dir
+try:
+    load_tls_dir(sys.argv[1])
+except TLSConfigError as e:
+    print(e)
+else:
+    print("loaded")
+"""
+
+
+class NoPermissionTests(_Helpers):
+    """
+    Files the server may not reach are said to be so: the TLS directory
+    under certbot's 0700 live/, or links into its archive/, read by twistd
+    -u's user, were reported as a directory that does not exist, as a
+    directory holding no key, and as a broken link.  Loaded in a child
+    without root's power over modes (L{_without_dac_override}).
+    """
+
+    def load_unprivileged(self, directory: str) -> str:
+        source = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        try:
+            done = subprocess.run(
+                [sys.executable, "-c", _LOAD_IN_CHILD, directory],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                preexec_fn=_without_dac_override,
+                env={**os.environ, "PYTHONPATH": source},
+            )
+        except subprocess.SubprocessError as e:
+            if os.geteuid() == 0:
+                raise SkipTest(f"cannot drop root's CAP_DAC_OVERRIDE here: {e}")
+            raise
+        self.assertEqual(done.stderr, "")
+        return done.stdout.strip()
+
+    def locked(self, path: str) -> None:
+        """
+        Take every permission from C{path}, and give them back at the end,
+        so that the test's directory can be removed.
+        """
+        os.chmod(path, 0)
+        self.addCleanup(os.chmod, path, 0o700)
+
+    def test_directory_not_reachable(self) -> None:
+        """
+        A TLS directory inside one the server cannot search is one it
+        cannot read, not one that does not exist.
+        """
+        parent = self.mktemp()
+        os.mkdir(parent)
+        directory = os.path.join(parent, "tls")
+        write_tls_dir(directory)
+        self.locked(parent)
+        self.assertEqual(
+            self.load_unprivileged(directory), f"cannot read TLS directory {directory}: Permission denied"
+        )
+
+    def test_files_not_reachable(self) -> None:
+        """
+        A TLS directory the server may list but not search names the key it
+        cannot read, rather than holding no key.
+        """
+        directory = self.tls_dir()
+        os.chmod(directory, 0o600)
+        self.addCleanup(os.chmod, directory, 0o700)
+        self.assertEqual(
+            self.load_unprivileged(directory),
+            f"cannot read {os.path.join(directory, 'tls.key')}: Permission denied",
+        )
+
+    def test_link_not_reachable(self) -> None:
+        """
+        certbot's layout: live/ links into archive/.  A link the server
+        cannot follow for want of permission is no broken link.
+        """
+        top = self.mktemp()
+        os.mkdir(top)
+        archive, live = os.path.join(top, "archive"), os.path.join(top, "live")
+        write_tls_dir(archive)
+        os.mkdir(live)
+        for name in ("tls.key", "tls.cert", "ca.pem"):
+            os.symlink(os.path.join("..", "archive", name), os.path.join(live, name))
+        self.assertEqual(self.load_unprivileged(live), "loaded")
+        self.locked(archive)
+        self.assertEqual(
+            self.load_unprivileged(live),
+            f"cannot read {os.path.join(live, 'tls.key')} (a symbolic link to ../archive/tls.key): Permission denied",
+        )
 
 
 class ValidityTests(_Helpers):
