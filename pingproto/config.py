@@ -183,16 +183,41 @@ class ServerLimits:
                 raise ValueError(f"allowed origin {e}") from None
 
 
+# The ports browsers leave out of an Origin, by scheme.
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
 def check_origin(pattern: str) -> str:
     """
     Return C{pattern}, an allowed origin, if a browser's C{Origin} can
-    match it: C{*}, or an origin with its scheme (C{https://*.example.com});
-    raise L{ValueError} saying what to write otherwise.  A browser always
-    sends the scheme, so a pattern without one refuses every page (HTTP
-    403) and says nothing of why.
+    match it: C{*}, or an origin as browsers send it, C{*} standing for any
+    run of characters (C{https://*.example.com}); raise L{ValueError}
+    saying what to write otherwise.  A pattern no Origin can match refuses
+    every page (HTTP 403) and says nothing of why: one without a scheme,
+    one copied from the address bar with its C{/}, one with the scheme's
+    default port, which browsers leave out, or with a space.
     """
-    if pattern != "*" and "://" not in pattern:
+    if pattern == "*":
+        return pattern
+    if pattern == "null":
+        raise ValueError(
+            "'null' (a page opened from a file or a data: URL) is allowed unless --no-null-origin refuses it"
+        )
+    if pattern != pattern.strip() or " " in pattern:
+        raise ValueError(f"{pattern!r}: an origin has no spaces")
+    scheme, sep, rest = pattern.partition("://")
+    if not sep:
         raise ValueError(f"{pattern!r}: give a scheme, e.g. https://{pattern}")
+    if not rest:
+        raise ValueError(f"{pattern!r}: give a host after the scheme, e.g. {scheme}://example.com")
+    host, slash, _ = rest.partition("/")
+    if slash:
+        raise ValueError(f"{pattern!r}: an origin has no path, not even '/': give {scheme}://{host}")
+    default = _DEFAULT_PORTS.get(scheme.lower())
+    if default is not None and host.endswith(f":{default}"):
+        raise ValueError(
+            f"{pattern!r}: browsers leave the default port out of an origin: give {scheme}://{host[: -len(default) - 1]}"
+        )
     return pattern
 
 
@@ -458,6 +483,20 @@ def check_endpoint(description: str) -> None:
         port_number(fields["port"])
         if fields.get("interface"):
             interface_address(fields["interface"])
+        if "backlog" in fields:
+            _backlog(fields["backlog"])
+
+
+def _backlog(text: str) -> int:
+    """
+    Read a C{tcp:} endpoint's C{backlog}: Twisted passes it to C{listen()}
+    as it is, which raises C{OverflowError} past a C int, and the kernel
+    cuts it to C{net.core.somaxconn} anyway.
+    """
+    value = read_number(text, int, "a whole number", "backlog=")
+    if not 1 <= value <= 65535:
+        raise ValueError(f"backlog={text}: give a listen queue of 1 to 65535 connections")
+    return value
 
 
 def unix_socket_path(description: str) -> str | None:
@@ -555,14 +594,15 @@ def listen_descriptions(
         )
     if listen:
         descriptions = list(listen)
-        seen: dict[object, str] = {}
+        seen: list[tuple[object, str]] = []
         for description in descriptions:
             # With --workers, each would be a socket of its own on the
             # address, and every worker would serve both.
             address = _listening_address(description)
-            if address in seen:
-                raise ValueError(f"--listen {description!r} is the address of --listen {seen[address]!r} again")
-            seen[address] = description
+            for earlier, given in seen:
+                if _overlap(earlier, address):
+                    raise ValueError(f"--listen {description!r} is the address of --listen {given!r} again")
+            seen.append((address, description))
     else:
         host = DEFAULT_INTERFACE if interface is None else interface
         chosen = DEFAULT_PORT if port is None else port
@@ -596,7 +636,27 @@ def _listening_address(description: str) -> object:
     if kind in _TCP_FIELDS:
         with contextlib.suppress(ValueError):
             fields = _tcp_fields(kind, args, kwargs)
-            return (kind, fields.get("port", "").strip(), fields.get("interface", ""))
+            port = fields.get("port", "").strip()
+            # No interface: every address of the endpoint's family.
+            interface = fields.get("interface", "") or ("::" if kind == "tcp6" else "0.0.0.0")
+            return ("tcp", int(port) if port.isdigit() else port, interface)
     if kind == "unix":
         return (kind, _unix_path(args, kwargs))
     return (kind, tuple(args[1:]), tuple(sorted(kwargs.items())))
+
+
+def _overlap(a: object, b: object) -> bool:
+    """
+    Whether two listening addresses (L{_listening_address}) take the same
+    connections: the same, or the same TCP port (not 0, a port of its own
+    each) with one of them on every address, C{0.0.0.0} for IPv4 and
+    C{::} for both (Twisted's IPv6 sockets take IPv4 too).  Without
+    workers the second would fail to bind; with them (C{SO_REUSEPORT})
+    both would bind, each taking some of the connections.
+    """
+    if a == b:
+        return True
+    if not (isinstance(a, tuple) and isinstance(b, tuple) and a[0] == b[0] == "tcp" and a[1] == b[1] != 0):
+        return False
+    ends = {a[2], b[2]}
+    return "::" in ends or ("0.0.0.0" in ends and not any(":" in end for end in ends))

@@ -32,6 +32,7 @@ from pingproto.readgate import ReadGate
 from pingproto.sharedkeys import share_transport_names
 from pingproto.text import peer_text as _peer_of
 from pingproto.text import printable as _printable
+from pingproto.text import shortened
 from pingproto.webapp import content_security_policy, page
 
 __all__ = ["APP_PATH", "PLAIN_ANSWER", "WEBSOCKET_PATHS", "EchoServerFactory", "EchoServerProtocol"]
@@ -555,7 +556,9 @@ class EchoServerProtocol(ServerOverrides, WebSocketServerProtocol):
         limits = self.factory.limits
         origin = self.http_headers.get("origin")
         if not origin_allowed(origin, limits.allowed_origins, limits.allow_null_origin):
-            raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "origin not allowed")
+            # Named, for the operator reading the log line of the refusal:
+            # a browser's page it meant to allow, refused, shows why.
+            raise ConnectionDeny(ConnectionDeny.FORBIDDEN, f"origin {_printable(shortened(origin or ''))} not allowed")
 
     def onOpen(self) -> None:
         self._opened = True

@@ -29,6 +29,7 @@ from pingproto.config import (
     ServerLimits,
     check_authority,
     check_endpoint,
+    check_origin,
     behind_proxy,
     check_ws_url,
     interface_address,
@@ -154,8 +155,31 @@ class ServerLimitsTests(SynchronousTestCase):
         """
         e = self.assertRaises(ValueError, ServerLimits, allowed_origins=("https://a.example", "example.com"))
         self.assertEqual(str(e), "allowed origin 'example.com': give a scheme, e.g. https://example.com")
-        origins = ("*", "https://*.example.com", "http://[::1]:8080")
+        origins = ("*", "https://*.example.com", "http://[::1]:8080", "https://a.example:8443", "http://a.example:443")
         self.assertEqual(ServerLimits(allowed_origins=origins).allowed_origins, origins)
+
+    def test_origin_no_browser_sends(self) -> None:
+        """
+        An allowed origin that no browser's Origin can match is refused,
+        saying what to write: the address bar's trailing slash or a path,
+        the scheme's default port (browsers leave it out), a space, no
+        host; and C{null}, which has an option of its own.
+        """
+        cases = {
+            "https://example.com/": "'https://example.com/': an origin has no path, not even '/': give https://example.com",
+            "https://*.example.com/app": "'https://*.example.com/app': an origin has no path, not even '/': "
+            "give https://*.example.com",
+            "https://other.example:443": "'https://other.example:443': browsers leave the default port out of "
+            "an origin: give https://other.example",
+            "HTTP://other.example:80": "'HTTP://other.example:80': browsers leave the default port out of "
+            "an origin: give HTTP://other.example",
+            " https://third.example": "' https://third.example': an origin has no spaces",
+            "https://": "'https://': give a host after the scheme, e.g. https://example.com",
+            "null": "'null' (a page opened from a file or a data: URL) is allowed unless --no-null-origin refuses it",
+        }
+        for pattern, message in cases.items():
+            e = self.assertRaises(ValueError, check_origin, pattern)
+            self.assertEqual(str(e), message)
 
     def test_timers_out_of_range(self) -> None:
         """
@@ -459,6 +483,9 @@ class CheckEndpointTests(SynchronousTestCase):
             ("tcp", "tcp: needs a port, e.g. tcp:1234"),
             ("tcp6:backlog=5", "tcp6: needs a port, e.g. tcp6:1234"),
             ("tcp:1:interface=127.1", "'127.1' is not an IP address or host name"),
+            ("tcp:1:interface=127.0.0.1:backlog=999999999999", "backlog=999999999999: give a listen queue of 1 to 65535"),
+            ("tcp:1:backlog=-5", "backlog=-5: give a listen queue of 1 to 65535 connections"),
+            ("tcp6:1:backlog=abc", "backlog='abc' is not a whole number"),
             ("unix:", "unix: needs the path of the socket"),
             ("tcp:1\\", "it ends in a backslash that escapes nothing"),
             ("haproxy:ssl:443", "ssl: endpoints bring TLS of their own"),
@@ -734,14 +761,27 @@ class ListenDescriptionsTests(SynchronousTestCase):
             ("unix:/run/p.sock", "unix:/run/p.sock"),
             ("unix:/run/p.sock", "haproxy:UNIX:address=/run/p.sock"),
             ("systemd:domain=INET:index=0", "systemd:index=0:domain=INET"),
+            # Overlapping: one of them on every address of the port.
+            ("tcp:1234", "tcp:1234:interface=0.0.0.0"),
+            ("tcp:1234:interface=127.0.0.1", "tcp:01234"),
+            ("tcp6:1234", "tcp:1234:interface=127.0.0.1"),
+            ("tcp:1234:interface=\\:\\:", "tcp6:1234:interface=\\:\\:1"),
         ]:
             e = self.assertRaises(
                 ValueError, listen_descriptions, None, None, [first, "unix:/run/other.sock", again],
                 tls=False, no_tls=False,
             )
             self.assertEqual(str(e), f"--listen {again!r} is the address of --listen {first!r} again")
-        distinct = ["tcp:1234:interface=127.0.0.1", "tcp:1235:interface=127.0.0.1", "tcp6:1234:interface=\\:\\:1"]
-        self.assertEqual(listen_descriptions(None, None, distinct, tls=False, no_tls=False), distinct)
+        distinct = [
+            "tcp:1234:interface=127.0.0.1",
+            "tcp:1235:interface=127.0.0.1",
+            "tcp6:1234:interface=\\:\\:1",
+            "tcp:1234:interface=127.0.0.2",
+            # Port 0: a port of its own each.
+            "tcp:0",
+            "tcp:0:interface=127.0.0.1",
+        ]
+        self.assertEqual(listen_descriptions(None, None, distinct, tls=True, no_tls=False), distinct)
 
     def test_listen_with_port(self) -> None:
         """

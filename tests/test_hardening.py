@@ -39,6 +39,7 @@ from pingproto import PingMonitor, StateChange
 from pingproto.server import EchoServerProtocol
 from pingproto.service import GOODBYE_GRACE
 from pingproto.session import Sample
+from pingproto.text import QUOTED_MAX
 from pingproto.tls import NO_DATA_BURST, client_tls_options
 
 from .commands import environment, twistd
@@ -1071,11 +1072,27 @@ class AllowedOriginTests(HardeningTestCase):
     @inlineCallbacks
     def test_otherOriginForbidden(self):  # type: ignore[no-untyped-def]
         """
-        A page from an origin not allowed is refused with 403.
+        A page from an origin not allowed is refused with 403, and the
+        log line names the origin, escaped: the operator can see which
+        page was refused.
         """
         since = reactor.seconds()
-        client = yield self.websocket("Origin: https://evil.example\r\n")
+        with capturedLogs() as events:
+            client = yield self.websocket("Origin: https://evil.example\r\n")
+            yield client.until_lost()
         self.assertEqual(client.status, 403, client.head)
+        [line] = [formatEvent(e) for e in events if "answered" in formatEvent(e)]
+        self.assertTrue(
+            line.endswith(": answered 403 Forbidden: origin https://evil.example not allowed"), line
+        )
+        # Quoted as other text from a peer, cut to QUOTED_MAX characters.
+        long = "https://" + "a" * 300 + ".example"
+        with capturedLogs() as events:
+            client = yield self.websocket(f"Origin: {long}\r\n")
+            yield client.until_lost()
+        self.assertEqual(client.status, 403, client.head)
+        [line] = [formatEvent(e) for e in events if "answered" in formatEvent(e)]
+        self.assertTrue(line.endswith(f": answered 403 Forbidden: origin {long[:QUOTED_MAX]}... not allowed"), line)
         yield self.assertWitnessUnharmed(since)
 
     @inlineCallbacks
