@@ -77,20 +77,24 @@ class ListeningService(StreamServerEndpointService):
             # Failed later than its start, and logged by Twisted's service.
             return None
         self.port = port
-        _log.info("pingproto listening on {scheme}://{where}/", scheme=self.scheme, where=address_text(port.getHost()))
+        _log.info("pingproto listening on {where}", where=listening_at(self.scheme, port.getHost()))
         return port
 
 
-def address_text(address: object) -> str:
+def listening_at(scheme: str, address: object) -> str:
     """
-    A listening address as it goes into a URL: C{host:port}, C{[v6]:port},
-    or Twisted's text for one without a host (a UNIX socket).
+    Where a listener serves, for its log line: the URL a client opens
+    (C{wss://host:port/}, C{ws://[v6]:port/}), or the path of a UNIX
+    socket, which has none (Twisted's text for it was
+    C{UNIXAddress('/run/ws.sock')}).
     """
     host = getattr(address, "host", None)
     if host is None:
-        return str(address)
+        name = getattr(address, "name", None)
+        path = os.fsdecode(name) if name is not None else str(address)
+        return f"{scheme}:// on the UNIX socket {path}"
     port = address.port  # type: ignore[attr-defined]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"{scheme}://[{host}]:{port}/" if ":" in host else f"{scheme}://{host}:{port}/"
 
 
 def _soft_open_files() -> int | None:

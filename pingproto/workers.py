@@ -39,7 +39,7 @@ from twisted.python.failure import Failure
 
 from pingproto._reactor import looping_call, or_global_reactor
 from pingproto.config import behind_proxy, read_number
-from pingproto.service import address_text
+from pingproto.service import listening_at
 
 __all__ = ["CannotSpawn", "WorkerPool", "worker_count"]
 
@@ -374,9 +374,8 @@ class WorkerPool(Service):
             listener = reuse_port_group(self.reactor, description) or self._shared_port(description)
             self.listeners.append(listener)
             _log.info(
-                "pingproto listening on {scheme}://{where}/ with {count} workers",
-                scheme=self.scheme,
-                where=address_text(listener.getHost()),
+                "pingproto listening on {where} with {count} workers",
+                where=listening_at(self.scheme, listener.getHost()),
                 count=self.count,
             )
 

@@ -69,7 +69,8 @@ class Server(ProcessProtocol):
 
     def outReceived(self, data: bytes) -> None:
         self.output += data
-        match = re.search(rb"pingproto listening on (wss?://[^ \n]+)", self.output)
+        # A URL, or a UNIX socket's line, which has none.
+        match = re.search(rb"pingproto listening on (wss?://[^ \n]+|wss?:// on the UNIX socket [^\n]+)", self.output)
         if match and not self.listening.called:
             self.listening.callback(match.group(1).decode())
         self._conditions.check()
@@ -382,6 +383,8 @@ class TwistdTests(TwistdCase):
         path = os.path.join(socket_dir(self), "ping.sock")
         server = self.start("--listen", f"unix:{path}:mode=0600", "--workers", "2")
         yield server.until(lambda out: out.count(b"pingproto listening on") >= 3)
+        # The socket by its path (Twisted's text was "UNIXAddress('...')").
+        self.assertIn(f"pingproto listening on ws:// on the UNIX socket {path} with 2 workers\n".encode(), server.output)
         self.assertEqual(oct(os.stat(path).st_mode & 0o777), oct(0o600))
         pids = [int(p) for p in re.findall(rb"worker \d started, pid (\d+)", server.output)]
         os.kill(pids[0], signal.SIGTERM)
