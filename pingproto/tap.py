@@ -79,8 +79,9 @@ class Options(CommandOptions):
             "tls-dir",
             "t",
             None,
-            "Directory with tls.key, tls.cert and ca.pem (or certbot's "
-            "privkey.pem and fullchain.pem); serves wss:// on every listener.",
+            "Directory with tls.key and tls.cert, and ca.pem with the chain "
+            "if the certificate needs one (or certbot's privkey.pem and "
+            "fullchain.pem); serves wss:// on every listener.",
         ],
         [
             "max-message-size",
@@ -93,21 +94,23 @@ class Options(CommandOptions):
             "handshake-timeout",
             None,
             _defaults.handshake_timeout,
-            "Seconds a client has to finish the WebSocket opening handshake.",
+            "Seconds a client has to connect (the TLS handshake, the request "
+            "and the WebSocket opening handshake), and to let go once the "
+            "server has closed.",
             seconds_or_off,
         ],
         [
             "ping-interval",
             None,
             _defaults.ping_interval,
-            "Seconds between keepalive pings to each client (0: none).",
+            "Seconds between keepalive pings to each client.",
             seconds_or_off,
         ],
         [
             "ping-timeout",
             None,
             _defaults.ping_timeout,
-            "Seconds to wait for a keepalive pong before closing (0: forever).",
+            "Seconds to wait for a keepalive pong before closing.",
             seconds_or_off,
         ],
         [
@@ -260,6 +263,9 @@ class Options(CommandOptions):
         self["listen"].append(description)
 
     def postOptions(self) -> None:
+        if self["tls-dir"] == "":
+            # os.path.abspath("") is the current directory, whatever it holds.
+            raise usage.UsageError("--tls-dir: give a directory; an empty one would be the current directory")
         if self["tls-dir"] is not None:
             # Read again on every reload and by every worker: from the
             # directory it was given in, not twistd's --rundir.
@@ -411,7 +417,7 @@ def _load_tls(directory: str | None, quiet: bool) -> TLSMaterial | None:
         if not quiet:
             _log.info(
                 "TLS is off: serving plain ws://. Give --tls-dir DIR "
-                "(tls.key, tls.cert, ca.pem) to serve wss://."
+                "(tls.key, tls.cert, and ca.pem if there is a chain) to serve wss://."
             )
         return None
     try:

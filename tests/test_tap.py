@@ -99,6 +99,7 @@ class OptionsTests(SynchronousTestCase):
             (["--listen", "systemd:domain=INET:index=0"], "systemd socket unit"),
             (["--port", "1", "--listen", "tcp:2:interface=127.0.0.1"], "--listen replaces"),
             (["--tls-dir", "/x", "--no-tls"], "contradict"),
+            (["--tls-dir", ""], "--tls-dir: give a directory; an empty one would be the current directory"),
             (["--port", "70000"], "between 0 and 65535"),
             (["--port", "http"], "not a number"),
             (["--max-message-size", "0"], "1 or more"),

@@ -9,6 +9,6 @@ from twisted.application.service import ServiceMaker
 pingproto = ServiceMaker(
     "pingproto",
     "pingproto.tap",
-    "A WebSocket echo server for measuring round-trip time, over TLS",
+    "A WebSocket echo server for measuring round-trip time (wss:// with --tls-dir)",
     "pingproto",
 )
