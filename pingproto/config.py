@@ -151,6 +151,33 @@ class ServerLimits:
         """
         return max(2 * self.max_message_size, self.max_data_rate)
 
+    def summary(self) -> str:
+        """
+        The limits in one line, for the start-up log: an operator can see
+        there that what they set took effect (an origin, a cap), and what
+        the defaults they did not set are.
+        """
+
+        def seconds(value: float) -> str:
+            return "off" if value == 0 else f"{value:g} s"
+
+        def cap(value: int) -> str:
+            return "no cap" if value == 0 else f"{value:,}"
+
+        origins = "any" if self.allowed_origins == ("*",) else ", ".join(self.allowed_origins)
+        keepalive = "keepalive off"
+        if self.ping_interval:
+            answer = f"answered within {seconds(self.ping_timeout)}" if self.ping_timeout else "no answer awaited"
+            keepalive = f"keepalive every {seconds(self.ping_interval)}, {answer}"
+        return (
+            f"messages up to {self.max_message_size:,} bytes; per client {self.max_message_rate:g} messages "
+            f"and {self.max_data_rate:,} bytes a second; connections {cap(self.max_connections)}, "
+            f"{cap(self.max_per_address)} per address; handshake timeout {seconds(self.handshake_timeout)}; "
+            f"{keepalive}; "
+            f"origins {origins}{'' if self.allow_null_origin else ' (not null)'}; "
+            f"trusted proxies {self.trusted_proxies}"
+        )
+
     def __post_init__(self) -> None:
         if self.max_message_size < 1:
             raise ValueError("the maximum message size must be at least 1 byte")

@@ -42,7 +42,7 @@ from pingproto.limits import files_needed, socket_bound
 from pingproto.server import FRAME_COST
 from pingproto.service import make_server_service
 from pingproto.tls import server_context
-from pingproto.tlsfiles import TLSConfigError, TLSMaterial, load_tls_dir
+from pingproto.tlsfiles import TLSConfigError, TLSMaterial, describe, load_tls_dir
 from pingproto.workers import WORKER_TIMEOUT, CannotSpawn, WorkerPool, worker_count, worker_timeout
 
 _log = Logger()
@@ -390,6 +390,8 @@ def build_service(options: Options, quiet: bool = False) -> IService:
     the start-up advice, for workers whose supervisor already gave it.
     """
     tls = _load_tls(options["tls-dir"], quiet)
+    if not quiet:
+        _log.info("limits: {summary}", summary=options["limits"].summary())
     max_connections = options["limits"].max_connections
     files, needed = raise_open_file_limit(max_connections)
     if files < needed and max_connections and not quiet:
@@ -429,6 +431,12 @@ def _load_tls(directory: str | None, quiet: bool) -> TLSMaterial | None:
     except TLSConfigError as e:
         raise SystemExit(f"pingproto: {e}")
     if not quiet:
+        _log.info(
+            "TLS: serving the certificate {certificate}{chain}, from {directory}",
+            certificate=describe(tls.certificate),
+            chain=f", with {len(tls.chain)} more in its chain" if tls.chain else "",
+            directory=directory,
+        )
         for warning in tls.warnings:
             _log.warn("{text}", text=warning)
     return tls

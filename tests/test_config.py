@@ -158,6 +158,29 @@ class ServerLimitsTests(SynchronousTestCase):
         origins = ("*", "https://*.example.com", "http://[::1]:8080", "https://a.example:8443", "http://a.example:443")
         self.assertEqual(ServerLimits(allowed_origins=origins).allowed_origins, origins)
 
+    def test_summary(self) -> None:
+        """
+        The limits in one line, each with its unit; 0 said as off or no
+        cap, the origins as given, a refused null origin said.
+        """
+        self.assertEqual(
+            ServerLimits().summary(),
+            "messages up to 16,777,216 bytes; per client 100 messages and 1,048,576 bytes a second; "
+            "connections 10,000, 256 per address; handshake timeout 10 s; keepalive every 20 s, "
+            "answered within 20 s; origins any; trusted proxies 0",
+        )
+        limits = ServerLimits(
+            max_message_size=100, max_message_rate=0.5, max_data_rate=2048, max_connections=0, max_per_address=0,
+            handshake_timeout=0, ping_interval=0.5, ping_timeout=0, allowed_origins=("https://a.example", "https://b.example"),
+            allow_null_origin=False, trusted_proxies=2,
+        )
+        self.assertEqual(
+            limits.summary(),
+            "messages up to 100 bytes; per client 0.5 messages and 2,048 bytes a second; "
+            "connections no cap, no cap per address; handshake timeout off; keepalive every 0.5 s, "
+            "no answer awaited; origins https://a.example, https://b.example (not null); trusted proxies 2",
+        )
+
     def test_origin_no_browser_sends(self) -> None:
         """
         An allowed origin that no browser's Origin can match is refused,

@@ -434,6 +434,33 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual(listener.factory.limits, ServerLimits())
         self.assertTrue(any("TLS is off" in e.get("log_format", "") and "--tls-dir" in e["log_format"] for e in events))
 
+    def test_startupSaysWhatItServes(self) -> None:
+        """
+        The start-up log says which certificate is served from where, and
+        the limits in force in one line, so that an operator sees there
+        that what they set took effect; workers, whose supervisor said it,
+        do not say it again.
+        """
+        tlsdir = self.mktemp()
+        write_tls_dir(tlsdir, intermediate=True)
+        events = self.events()
+        build_service(
+            parse("--tls-dir", tlsdir, "--port", "0", "--allow-origin", "https://*.a.example", "--max-per-address", "0")
+        )
+        lines = [formatEvent(e) for e in events]
+        [served] = [line for line in lines if line.startswith("TLS: serving")]
+        self.assertRegex(
+            served,
+            r"^TLS: serving the certificate '[^']+', valid from \d{4}-\d\d-\d\d \d\d:\d\d to "
+            r"\d{4}-\d\d-\d\d \d\d:\d\d UTC, with 2 more in its chain, from " + re.escape(os.path.abspath(tlsdir)) + "$",
+        )
+        [limits] = [line for line in lines if line.startswith("limits: ")]
+        self.assertIn("origins https://*.a.example;", limits)
+        self.assertIn("connections 10,000, no cap per address;", limits)
+        events.clear()
+        build_service(parse("--tls-dir", tlsdir, "--port", "0"), quiet=True)
+        self.assertEqual([formatEvent(e) for e in events if "serving" in formatEvent(e) or "limits" in formatEvent(e)], [])
+
     def test_tlsWrapsEveryListener(self) -> None:
         """
         With a TLS dir, every listener, including an inherited socket, is
