@@ -228,7 +228,8 @@ def _cancel(call: IDelayedCall | None) -> None:
 @implementer(IHandshakeListener)
 class PingClientProtocol(WebSocketClientProtocol):
     """
-    Send a ping every interval while open; match echoes; time out the rest.
+    Send the pings its factory's schedule asks for while open; match
+    echoes; time out the rest.
     """
 
     factory: PingClientFactory
@@ -240,7 +241,9 @@ class PingClientProtocol(WebSocketClientProtocol):
         self._tls_done = False
         self._lost_reason: Failure | None = None
         self._setup_failure: Failure | None = None
-        self._ticker: LoopingCall | None = None
+        # Whether a ping that falls due goes out on this connection: from
+        # the open until a close begins.
+        self._pinging = False
         self._deadline: IDelayedCall | None = None
         self._silence: IDelayedCall | None = None
         # The latest ping answered: the link worked when it was sent.
@@ -401,8 +404,8 @@ class PingClientProtocol(WebSocketClientProtocol):
         if self.state != self.STATE_OPEN:
             # Whoever was told closed it already (stopping the monitor, say).
             return
-        self._ticker = looping_call(factory.clock, self._send_ping)
-        self._ticker.start(factory.interval, now=True)
+        self._pinging = True
+        factory.start_pinging()
 
     def _read_only_while_sending(self) -> None:
         """
@@ -419,14 +422,20 @@ class PingClientProtocol(WebSocketClientProtocol):
         self._gate = ReadGate(transport)
         transport.registerProducer(self._gate, True)
 
-    def _send_ping(self) -> None:
+    def takes_pings(self) -> bool:
+        """
+        Whether a ping due now can be sent on this connection: it is open
+        and no close has begun.  Autobahn fails a connection (a server that
+        broke the protocol) before the transport is gone and onClose is
+        called: a ping due in between has nowhere to go either.
+        """
+        return self._pinging and self.state == self.STATE_OPEN
+
+    def send_ping(self) -> None:
+        """
+        Send the ping that is due; call only when L{takes_pings}.
+        """
         factory = self.factory
-        if factory.session.done_sending or self.state != self.STATE_OPEN:
-            # Autobahn fails a connection (a server that broke the
-            # protocol) before the transport is gone and onClose stops the
-            # ticker: a ping due in between has nowhere to go.
-            self._stop_ticker()
-            return
         payload = factory.session.send(factory.monotonic(), factory.wall_ms())
         self._sent += 1
         self.sendMessage(payload, isBinary=False)
@@ -528,16 +537,11 @@ class PingClientProtocol(WebSocketClientProtocol):
         self.factory.observer.flatline(flatline)
         self.close(FLATLINE_CLOSE_CODE, "flatline", requested=False)
 
-    def _stop_ticker(self) -> None:
-        if self._ticker is not None and self._ticker.running:
-            self._ticker.stop()
-        self._ticker = None
-
     def close(self, code: int = 1000, reason: str = "", requested: bool = True) -> None:
         """
         Start a clean close and tell the observer.
         """
-        self._stop_ticker()
+        self._pinging = False
         self._requested_close = requested
         if self.state == self.STATE_OPEN:
             self.factory.observer.state_changed(
@@ -551,7 +555,7 @@ class PingClientProtocol(WebSocketClientProtocol):
             # No more pings on a closing connection; and a server that said
             # goodbye but keeps the socket open (Autobahn waits for it for
             # ever when answering a close) is cut off after a second.
-            self._stop_ticker()
+            self._pinging = False
             self._linger = self.factory.clock.callLater(CLOSE_LINGER, self.dropConnection, True)
         # Autobahn's types say int and bytes; it passes None for a close
         # without a code, as here.
@@ -579,7 +583,7 @@ class PingClientProtocol(WebSocketClientProtocol):
             # Autobahn has set wasNotCleanReason by now; the observer is
             # told the cause along with the CLOSED below.
             self._setup_failure = self._why_not_opened(self._lost_reason)
-        self._stop_ticker()
+        self._pinging = False
         for call in (self._deadline, self._silence, self._linger):
             _cancel(call)
         self._deadline = self._silence = self._linger = None
@@ -607,7 +611,14 @@ class PingClientProtocol(WebSocketClientProtocol):
 
 class PingClientFactory(WebSocketClientFactory):
     """
-    Shares one L{PingSession} and observer across reconnections.
+    Shares one L{PingSession} and observer across reconnections, and
+    keeps the pings' schedule: one ping falls due every interval from the
+    first open (L{start_pinging}) on, connected or not, as ping(8)'s do.
+    One due while no connection takes it (reconnecting, closing) is lost
+    as L{LossReason.NOT_CONNECTED <pingproto.session.LossReason>}: an
+    outage then shows as loss, and a count is reached however the link
+    goes.  The first connection is not timed so: like ping's name lookup,
+    it is setup, and its failure an error.
 
     @param monotonic: the clock round trips are measured with; tests pass
         their L{Clock}'s C{seconds}.
@@ -673,6 +684,7 @@ class PingClientFactory(WebSocketClientFactory):
         self.on_open = on_open
         self.on_failed = on_failed
         self._on_finished = on_finished
+        self._ticker: LoopingCall | None = None
         self.setProtocolOptions(
             maxMessagePayloadSize=max_message_size,
             maxFramePayloadSize=max_message_size,
@@ -685,6 +697,36 @@ class PingClientFactory(WebSocketClientFactory):
         """
         self.attempt_started = self.monotonic()
         self.observer.state_changed(StateChange(ConnectionState.CONNECTING))
+
+    def start_pinging(self) -> None:
+        """
+        A WebSocket opened: start the schedule with a ping now, unless it
+        runs already (a reconnection), when the next ping is due at its
+        time.
+        """
+        if self._ticker is None and not self.session.done_sending:
+            self._ticker = looping_call(self.clock, self._ping_due)
+            self._ticker.start(self.interval, now=True)
+
+    def stop_pinging(self) -> None:
+        """
+        No more pings fall due (the run is stopping, or all were sent).
+        """
+        if self._ticker is not None and self._ticker.running:
+            self._ticker.stop()
+        self._ticker = None
+
+    def _ping_due(self) -> None:
+        # Never once all were due: the schedule stops at the last.
+        session = self.session
+        protocol = self.current
+        if protocol is not None and protocol.takes_pings():
+            protocol.send_ping()
+        else:
+            self.observer.ping_lost(session.missed(self.wall_ms()))
+        if session.done_sending:
+            self.stop_pinging()
+        self.check_finished()
 
     def check_finished(self) -> None:
         """
@@ -752,6 +794,8 @@ class PingMonitor(Service):
     A connection that fails before its WebSocket opens (refused, TLS or
     handshake failure) counts as a failed attempt and lengthens the wait;
     one that opened and later dropped is retried after the initial delay.
+    Pings fall due every interval from the first open on, and one due
+    while the link is down is lost (L{PingClientFactory}).
     C{done} fires with L{None} when C{count} pings are answered or lost,
     or fails with the reason when C{give_up_after} attempts in a row fail
     before any WebSocket ever opened (with C{give_up_any_time}, at any
@@ -912,6 +956,7 @@ class PingMonitor(Service):
             return self._stopping
         super().stopService()
         self.factory.stopping = True
+        self.factory.stop_pinging()
         protocol = self.factory.current
         closed: Deferred[object] = succeed(None)
         if protocol is not None:
@@ -995,9 +1040,10 @@ def ping(
 
     Fails with the connection error (refused, unknown host, certificate not
     trusted) if the first connection fails C{give_up_after} times in a row.
-    If the server goes away later, the connection is retried as often, then
-    the result fires with what came back until then (fewer pings than
-    C{count}; C{states} ends with why).  Cancelling the result stops
+    If the server goes away later, the pings due meanwhile are lost (not
+    connected) and the connection is retried as often, then the result
+    fires with what came back until then (fewer pings than C{count} if it
+    gave up first; C{states} ends with why).  Cancelling the result stops
     pinging.  C{reactor} (the global one by default) times the pings and
     makes the connections: L{IReactorTime} and L{IReactorTCP
     <twisted.internet.interfaces.IReactorTCP>}.

@@ -70,7 +70,7 @@ class PingOptions(InterspersedOptions):
         ["quiet", "q", "Print only the summary."],
     ]
     optParameters = naming_options([
-        ["count", "c", None, "Stop after this many pings", positive_int],
+        ["count", "c", None, "Stop after this many pings, answered or lost", positive_int],
         ["interval", "i", 1.0, "Seconds between pings.", _seconds(0.01)],
         ["timeout", "W", 5.0, "A reply later than this counts as lost.", _seconds(0.001)],
         [
@@ -160,6 +160,14 @@ def _not_verified(error: SSLError) -> str:
     return f"TLS: the server's certificate does not verify{': ' + why if why else ''} (wrong CA? use --ca FILE)"
 
 
+# How a loss's line says why, by its reason.
+_LOSS_WORDS = {
+    LossReason.TIMEOUT: "no echo in time",
+    LossReason.DISCONNECT: "connection went away",
+    LossReason.NOT_CONNECTED: "not connected",
+}
+
+
 @implementer(IPingObserver)
 class Reporter:
     """
@@ -236,7 +244,7 @@ class Reporter:
         )
 
     def ping_lost(self, loss: Loss) -> None:
-        why = "no echo in time" if loss.reason is LossReason.TIMEOUT else "connection went away"
+        why = _LOSS_WORDS.get(loss.reason, loss.reason.value)
         self.emit(
             {"event": "loss", "t": self.wall(), "seq": loss.seq, "reason": loss.reason.value},
             f"seq={loss.seq} lost ({why})",

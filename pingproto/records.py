@@ -10,7 +10,7 @@ the epoch); the rest depends on the event:
     {"event": "start", "t": ..., "target": "wss://h:1234/", "interval": 1.0, "timeout": 5.0}
     {"event": "state", "t": ..., "state": "OPEN", "detail": "", "setup_ms": 3.1}
     {"event": "reply", "t": ..., "seq": 1, "rtt_ms": 0.412}
-    {"event": "loss", "t": ..., "seq": 2, "reason": "timeout"}
+    {"event": "loss", "t": ..., "seq": 2, "reason": "timeout"}    (or "disconnect", "not_connected")
     {"event": "flatline", "t": ..., "silence_s": 10.0}
     {"event": "state", "t": ..., "state": "CLOSED", "detail": "code 1000", "deliberate": true}
     {"event": "summary", "t": ..., "target": ..., "sent": 5, ...}

@@ -39,6 +39,8 @@ class LossReason(str, Enum):
 
     TIMEOUT = "timeout"
     DISCONNECT = "disconnect"
+    # Due while there was no open connection to send it on.
+    NOT_CONNECTED = "not_connected"
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,10 @@ class _Pending:
 class PingSession:
     """
     Outstanding pings and their fate.
+
+    C{sent} counts the pings that fell due, as ping(8)'s count does: one
+    due while there was no connection to send it on (L{missed}) is one of
+    them, lost at once, so that an outage shows as loss and a count ends.
 
     @param timeout: seconds after which an unanswered ping is lost.
     @param count: stop after this many pings (L{None}: never).
@@ -111,6 +117,17 @@ class PingSession:
         self.sent += 1
         self._pending[payload] = _Pending(self.sent, wall_ms, now)
         return payload
+
+    def missed(self, wall_ms: int) -> Loss:
+        """
+        Record a ping that fell due at C{wall_ms} while there was no open
+        connection to send it on: counted as sent, and lost.
+        """
+        if self.done_sending:
+            raise RuntimeError(f"all {self.count} pings were already sent")
+        self.sent += 1
+        self.lost += 1
+        return Loss(self.sent, wall_ms, LossReason.NOT_CONNECTED)
 
     def receive(self, payload: bytes, now: float) -> Sample | None:
         """

@@ -110,7 +110,7 @@ class MonitorTests(SynchronousTestCase):
         """
         When an open connection drops, its outstanding ping is lost to the
         disconnect, the monitor reconnects after the initial delay, and
-        sequence numbers carry on.
+        sequence numbers carry on, the next ping going out at its time.
         """
         self.monitor(interval=1.0, timeout=5.0)
         pump = self.connect()
@@ -134,15 +134,17 @@ class MonitorTests(SynchronousTestCase):
         pump = self.connect()
         self.advance(pump, 0.125)
         self.assertEqual(self.states()[-1], ConnectionState.OPEN)
+        self.assertEqual([s.seq for s in self.recorder.result.samples], [1, 2])
+        self.advance(pump, 0.375)
         self.assertEqual([s.seq for s in self.recorder.result.samples], [1, 2, 4])
 
     def test_pingDueAfterProtocolError(self) -> None:
         """
         A server that breaks the protocol (a frame with a reserved opcode)
         is dropped; a ping that falls due before the connection is gone is
-        not sent, and nothing raises ("Attempt to send on a closed
-        protocol"); the monitor reconnects and the next ping carries the
-        next sequence number.
+        not sent but lost as not connected, and nothing raises ("Attempt
+        to send on a closed protocol"); the monitor reconnects and the
+        next ping carries the next sequence number.
         """
         self.monitor(interval=1.0, timeout=5.0)
         pump = self.connect()
@@ -155,9 +157,11 @@ class MonitorTests(SynchronousTestCase):
         pump.flush()
         self.assertEqual(self.states()[-1], ConnectionState.CLOSED)
         self.reactor.advance(0.5)
-        self.advance(self.connect(), 0.125)
-        self.assertEqual([s.seq for s in self.recorder.result.samples], [1, 2])
-        self.assertEqual(self.recorder.result.losses, [])
+        self.advance(self.connect(), 0.5)
+        self.assertEqual([s.seq for s in self.recorder.result.samples], [1, 3])
+        self.assertEqual(
+            [(loss.seq, loss.reason) for loss in self.recorder.result.losses], [(2, LossReason.NOT_CONNECTED)]
+        )
 
     def closed_by(self, end: Callable[[IOPump], object]) -> str:
         """
@@ -298,13 +302,94 @@ class MonitorTests(SynchronousTestCase):
             [(3, LossReason.TIMEOUT)],
         )
         # The close handshake cannot complete either; the client drops the
-        # connection after its close timeout, then reconnects.
+        # connection after its close timeout, then reconnects.  Pings 4 and
+        # 5 time out at 5 and 6 s, as pings 6 and 7 fall due on the closing
+        # connection.
         self.advance(None, 2.0)
         pump.flush()
         self.assertEqual(self.recorder.result.states[-1].state, ConnectionState.CLOSED)
-        self.assertEqual([loss.seq for loss in self.recorder.result.losses], [3, 4, 5])
+        self.assertEqual(
+            [(loss.seq, loss.reason) for loss in self.recorder.result.losses],
+            [
+                (3, LossReason.TIMEOUT),
+                (4, LossReason.TIMEOUT),
+                (6, LossReason.NOT_CONNECTED),
+                (5, LossReason.TIMEOUT),
+                (7, LossReason.NOT_CONNECTED),
+            ],
+        )
         self.advance(None, 0.5)
         self.assertEqual(self.attempts(), 1)
+
+    def test_outageCountsAsLoss(self) -> None:
+        """
+        Pings fall due every interval from the first open, connected or
+        not, as ping(8) counts them: with a count of 5 every 0.5 s and the
+        server gone after 3 replies (dropped, then refused), pings 4 and 5
+        are lost as not connected and C{done} fires after the fifth
+        interval, where the run used to go on reconnecting for ever; no
+        reconnect follows.
+        """
+        monitor = self.monitor(interval=0.5, timeout=5.0, count=5)
+        done: list[object] = []
+        monitor.done.addCallback(done.append)
+        pump = self.connect()
+        self.advance(pump, 1.0)
+        self.assertEqual([s.seq for s in self.recorder.result.samples], [1, 2, 3])
+        pump.server.transport.abortConnection()
+        pump.flush()
+        self.reactor.advance(0.5)
+        self.completer.failOnce(Failure(ConnectionRefusedError()))
+        self.assertEqual(done, [])
+        self.reactor.advance(0.5)
+        self.assertEqual(done, [None])
+        self.assertEqual(
+            [(loss.seq, loss.reason) for loss in self.recorder.result.losses],
+            [(4, LossReason.NOT_CONNECTED), (5, LossReason.NOT_CONNECTED)],
+        )
+        self.assertEqual((monitor.session.sent, monitor.session.received, monitor.session.lost), (5, 3, 2))
+        self.reactor.advance(60)
+        self.assertEqual(self.attempts(), 0)
+
+    def test_outageCountsAsLossWithoutCount(self) -> None:
+        """
+        Without a count, likewise: every ping due while the link is down
+        is lost as not connected, and pinging goes on at the same pace
+        once it is back.
+        """
+        self.monitor(interval=1.0, timeout=5.0)
+        pump = self.connect()
+        self.advance(pump, 1.0)
+        pump.server.transport.abortConnection()
+        pump.flush()
+        # Refused at 1.5 s, again at 2.5 s; connected at 4.5 s.
+        self.reactor.advance(0.5)
+        self.completer.failOnce(Failure(ConnectionRefusedError()))
+        self.advance(None, 1.0)
+        self.completer.failOnce(Failure(ConnectionRefusedError()))
+        self.advance(None, 2.0)
+        self.advance(self.connect(), 1.0)
+        self.assertEqual(
+            [(loss.seq, loss.reason) for loss in self.recorder.result.losses],
+            [(3, LossReason.NOT_CONNECTED), (4, LossReason.NOT_CONNECTED), (5, LossReason.NOT_CONNECTED)],
+        )
+        self.assertEqual([s.seq for s in self.recorder.result.samples], [1, 2, 6])
+
+    def test_firstConnectionIsSetup(self) -> None:
+        """
+        No ping falls due before the first WebSocket opens: that is setup,
+        timed apart (as ping(8)'s name lookup comes before its first
+        packet), and its failure ends the run as an error.  A count of 1
+        with a first connection 3 s slow is one reply, no loss.
+        """
+        monitor = self.monitor(interval=0.5, timeout=5.0, count=1)
+        done: list[object] = []
+        monitor.done.addCallback(done.append)
+        self.reactor.advance(3.0)
+        self.advance(self.connect(), 0.125)
+        self.assertEqual(done, [None])
+        self.assertEqual([s.seq for s in self.recorder.result.samples], [1])
+        self.assertEqual(self.recorder.result.losses, [])
 
     def test_intervalLongerThanFlatline(self) -> None:
         """

@@ -581,6 +581,27 @@ class ReporterTests(SynchronousTestCase):
         self.assertEqual(told, [("output", errno.ENOSPC)])
         self.assertEqual([json.loads(line)["event"] for line in self.log.getvalue().splitlines()], ["start", "reply"])
 
+    def test_lossReasonsSaid(self) -> None:
+        """
+        Each loss says why in words, a ping due while not connected too,
+        and its record carries the reason's word; all count as lost.
+        """
+        reporter = self.reporter(json_output=False)
+        reporter.ping_replied(Sample(1, 0, 0.001))
+        for seq, reason in enumerate(LossReason, 2):
+            reporter.ping_lost(Loss(seq, 0, reason))
+        self.assertEqual(
+            self.out.getvalue().splitlines(),
+            ["seq=1 time=1.000 ms", "seq=2 lost (no echo in time)", "seq=3 lost (connection went away)",
+             "seq=4 lost (not connected)"],
+        )
+        self.assertEqual(
+            [r.get("reason") for r in read_records(self.log.getvalue().splitlines())],
+            [None, "timeout", "disconnect", "not_connected"],
+        )
+        self.assertEqual(reporter.finish("ws://h/"), 0)
+        self.assertIn("4 sent, 1 received, 75.0% lost", self.out.getvalue())
+
     def test_noReplyExitsOne(self) -> None:
         """
         A run in which nothing came back exits 1.
@@ -748,6 +769,76 @@ class NoReplyCommandTests(ServerTestCase):
                 self.assertEqual(json.loads(out.decode().splitlines()[-1])["unmatched"], 2)
             else:
                 self.assertIn("2 replies matched no ping (too late, repeated, or not an echo)", out.decode().splitlines())
+
+
+class OutageCommandTests(ServerTestCase):
+    """
+    The real command against a real server on 127.0.0.1 that goes away
+    partway through the run.
+    """
+
+    tls = False
+
+    def spawn(self, *args: str) -> _Command:
+        command = _Command()
+        reactor.spawnProcess(
+            command, sys.executable, [sys.executable, "-m", "pingproto", "ping", *args, self.url()], env=environment()
+        )
+
+        def kill() -> None:
+            if not command.ended.called:
+                command.transport.signalProcess("KILL")
+
+        self.addCleanup(kill)
+        return command
+
+    @inlineCallbacks
+    def test_countReachedThroughOutage(self):  # type: ignore[no-untyped-def]
+        """
+        C{-c 5 -i 0.5} with the server stopped after the third reply ends
+        after the fifth interval, as ping(8) would, with pings 4 and 5 lost
+        as not connected: 5 sent, 3 received, 40% lost, exit 0 (replies
+        came).  It used to reconnect for ever, the count never reached.
+        The log holds the same, and C{pingproto report} reads it alike.
+        """
+        log = os.path.abspath(self.mktemp())
+        command = self.spawn("-c", "5", "-i", "0.5", "--log", log)
+        yield command.saw(b"seq=3 ")
+        yield self.service.stopService()
+        code = yield command.ended
+        lines = command.out.decode().splitlines()
+        self.assertEqual((code, command.err), (0, b""))
+        self.assertIn("seq=5 lost (not connected)", lines)
+        self.assertIn("5 sent, 3 received, 40.0% lost", command.out.decode())
+        with open(log) as f:
+            reasons = [r["reason"] for r in read_records(f) if r["event"] == "loss"]
+        self.assertEqual(reasons[-1], "not_connected")
+        out, err, code = yield pingproto_command("report", log)
+        self.assertEqual((code, err), (0, b""))
+        self.assertIn(b"5 sent, 3 received, 40.0% lost", out)
+
+    test_countReachedThroughOutage.timeout = 30  # type: ignore[attr-defined]
+
+    @inlineCallbacks
+    def test_interruptedDuringOutage(self):  # type: ignore[no-untyped-def]
+        """
+        Without a count, Ctrl-C during the outage gives a summary that
+        shows it as loss, the pings due while not connected counted, where
+        it used to say 0.0% lost.
+        """
+        command = self.spawn("-i", "0.2")
+        yield command.saw(b"seq=2 ")
+        yield self.service.stopService()
+        yield command.saw(b"lost (not connected)")
+        command.transport.signalProcess("INT")
+        code = yield command.ended
+        self.assertEqual((code, command.err), (0, b""))
+        summary = next(line for line in command.out.decode().splitlines() if " sent, " in line)
+        sent, received = (int(word) for word in summary.split()[0:3:2])
+        self.assertGreater(sent, received)
+        self.assertNotIn(" 0.0% lost", summary)
+
+    test_interruptedDuringOutage.timeout = 30  # type: ignore[attr-defined]
 
 
 class WriteFailureTests(ServerTestCase):

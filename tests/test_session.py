@@ -224,10 +224,28 @@ class TimeoutTests(SynchronousTestCase):
 
     def test_loss_reason_values(self) -> None:
         """
-        Loss reasons compare equal to their text, "timeout" and "disconnect".
+        Loss reasons compare equal to their text, "timeout", "disconnect"
+        and "not_connected".
         """
         self.assertEqual(LossReason.TIMEOUT, "timeout")
         self.assertEqual(LossReason.DISCONNECT, "disconnect")
+        self.assertEqual(LossReason.NOT_CONNECTED, "not_connected")
+
+    def test_missed(self) -> None:
+        """
+        A ping due with no connection to send it on takes the next
+        sequence number and counts as sent and lost at once, NOT_CONNECTED;
+        nothing is left outstanding for an echo to answer.
+        """
+        session = PingSession(timeout=5)
+        a = session.send(1.0, 1000)
+        self.assertEqual(session.missed(2000), Loss(2, 2000, LossReason.NOT_CONNECTED))
+        self.assertEqual(session.receive(a, 1.5), Sample(1, 1000, 0.5))
+        self.assertEqual(session.receive(b"2000", 2.5), None)
+        self.assertEqual(
+            (session.sent, session.received, session.lost, session.outstanding, session.unmatched),
+            (2, 1, 1, 0, 1),
+        )
 
 
 class CountTests(SynchronousTestCase):
@@ -255,6 +273,22 @@ class CountTests(SynchronousTestCase):
         session.expire(1.5)
         self.assertTrue(session.finished)
         self.assertEqual((session.received, session.lost), (1, 1))
+
+    def test_count_reached_by_missed(self) -> None:
+        """
+        Pings missed while not connected count toward the count: a session
+        of 3 with one answered and two missed is finished, and a further
+        ping is refused as for a send.
+        """
+        session = PingSession(timeout=1, count=3)
+        session.receive(session.send(0.0, 1), 0.25)
+        session.missed(2)
+        self.assertFalse(session.done_sending)
+        session.missed(3)
+        self.assertTrue(session.finished)
+        self.assertEqual((session.sent, session.received, session.lost), (3, 1, 2))
+        e = self.assertRaises(RuntimeError, session.missed, 4)
+        self.assertEqual(str(e), "all 3 pings were already sent")
 
     def test_finished_by_disconnect(self) -> None:
         """
@@ -299,6 +333,7 @@ _steps = st.lists(
         st.tuples(st.just("garbage"), st.floats(0, 3), st.integers(0, 50)),
         st.tuples(st.just("expire"), st.floats(0, 3), st.just(0)),
         st.tuples(st.just("disconnect"), st.just(0.0), st.just(0)),
+        st.tuples(st.just("missed"), st.floats(0, 3), st.integers(0, 3)),
     ),
     max_size=60,
 )
@@ -316,7 +351,8 @@ class AccountingPropertyTests(SynchronousTestCase):
     ) -> None:
         """
         For any interleaving of sends, echoes (ours, repeated or foreign),
-        expiries and disconnects, sent == received + lost + outstanding,
+        expiries, disconnects and pings missed while not connected,
+        sent == received + lost + outstanding,
         and every echo is either a sample or counted as unmatched.
         """
         session = PingSession(timeout)
@@ -324,6 +360,7 @@ class AccountingPropertyTests(SynchronousTestCase):
         wall = 1000
         payloads: list[bytes] = []
         echoes = 0
+        missed = 0
         for kind, dt, n in steps:
             now += dt
             if kind == "send":
@@ -339,8 +376,12 @@ class AccountingPropertyTests(SynchronousTestCase):
                 session.expire(now)
             elif kind == "disconnect":
                 session.disconnect()
+            elif kind == "missed":
+                wall += n
+                session.missed(wall)
+                missed += 1
             self.assertEqual(
                 session.sent, session.received + session.lost + session.outstanding
             )
             self.assertEqual(session.received + session.unmatched, echoes)
-        self.assertEqual(session.sent, len(payloads))
+        self.assertEqual(session.sent, len(payloads) + missed)

@@ -782,8 +782,8 @@ class PingprotoLoopbackTests(ProxiedServerTestCase):
     def test_cut(self):  # type: ignore[no-untyped-def]
         """
         After C{cut} the client sees its connection lost (any ping in flight
-        is lost to the disconnect), reconnects through the proxy, and is
-        answered again.
+        is lost to the disconnect, any due before it is back as not
+        connected), reconnects through the proxy, and is answered again.
         """
         watcher = Watcher()
         monitor = self.monitor(watcher)
@@ -806,6 +806,7 @@ class PingprotoLoopbackTests(ProxiedServerTestCase):
         yield watcher.when(lambda r: r.states[-1].state == ConnectionState.CLOSED)
         yield watcher.when(lambda r: len(r.samples) > answered)
         self.assertEqual([c.state for c in watcher.result.states].count(ConnectionState.OPEN), 2)
-        self.assertNotEqual(watcher.result.losses, [])
-        self.assertEqual({loss.reason for loss in watcher.result.losses}, {LossReason.DISCONNECT})
+        reasons = {loss.reason for loss in watcher.result.losses}
+        self.assertIn(LossReason.DISCONNECT, reasons)
+        self.assertLessEqual(reasons, {LossReason.DISCONNECT, LossReason.NOT_CONNECTED})
         self.assertEqual(self.proxy.connections, 1)
