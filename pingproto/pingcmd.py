@@ -38,7 +38,7 @@ from pingproto.client import (
     TLSHandshakeIncomplete,
     VERIFY_ENTRY,
 )
-from pingproto.config import check_ws_url, naming_options, positive_int, read_number
+from pingproto.config import MIN_SECONDS, check_ws_url, naming_options, positive_int, read_number
 from pingproto.records import Record, RecordFolder, format_summary, summary_record
 from pingproto.session import Loss, LossReason, Sample
 from pingproto.text import printable
@@ -55,8 +55,28 @@ def _seconds(minimum: float) -> Callable[[str], float]:
             raise ValueError(f"{text!r} must be from {minimum:g} s to under a day")
         return value
 
-    coerce.coerceDoc = f"Seconds, fractions allowed (at least {minimum})."  # type: ignore[attr-defined]
+    coerce.coerceDoc = f"Seconds, fractions allowed (at least {minimum:g})."  # type: ignore[attr-defined]
     return coerce
+
+
+# The flatline when --flatline is not given, unless the reply timeout is
+# longer (PingOptions.postOptions).
+DEFAULT_FLATLINE = 10.0
+
+
+def _flatline(text: str) -> float:
+    """
+    The flatline time: 0 (never), or from the server's floor for such
+    timers (L{MIN_SECONDS}) up to a day; shorter, it would close a link
+    whose echo is merely a little slow.
+    """
+    value = read_number(text, float, "a number of seconds")
+    if not (value == 0 or MIN_SECONDS <= value < 86400):
+        raise ValueError(f"{text!r} must be 0 (never) or from {MIN_SECONDS:g} s to under a day")
+    return value
+
+
+_flatline.coerceDoc = f"Seconds, fractions allowed: 0 (never), or at least {MIN_SECONDS:g}."  # type: ignore[attr-defined]
 
 
 class PingOptions(InterspersedOptions):
@@ -76,10 +96,11 @@ class PingOptions(InterspersedOptions):
         [
             "flatline",
             None,
-            10.0,
+            None,
             "Close and reconnect when an open connection has echoed nothing "
-            "for this long (0: never).",
-            _seconds(0.0),
+            f"for this long (0: never); no shorter than --timeout. [default: {DEFAULT_FLATLINE:g}, "
+            "or --timeout if longer]",
+            _flatline,
         ],
         ["ca", None, None, "Trust this CA certificate file (PEM) instead of the system's."],
         ["log", None, None, "Append every event to FILE as JSON lines, flushed as it goes."],
@@ -105,6 +126,18 @@ class PingOptions(InterspersedOptions):
     def postOptions(self) -> None:
         if self["ca"] is not None and urlsplit(self["url"]).scheme != "wss":
             raise usage.UsageError("--ca only applies to wss:// URLs")
+        flatline, timeout = self["flatline"], self["timeout"]
+        if flatline is None:
+            # Not asked for: a long timeout is not refused for it.
+            self["flatline"] = max(DEFAULT_FLATLINE, timeout)
+        elif 0 < flatline < timeout:
+            # The flatline would close the connection under a ping still
+            # within its timeout: a slow echo would count as lost to the
+            # connection going away.
+            raise usage.UsageError(
+                f"--flatline {flatline:g} is shorter than --timeout (-W) {timeout:g}: "
+                f"give --flatline {timeout:g} or more, or 0 for never"
+            )
 
     def run(self, reactor: Any = None, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> int:
         reactor = or_global_reactor(reactor)

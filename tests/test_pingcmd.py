@@ -60,6 +60,31 @@ class OptionsTests(SynchronousTestCase):
             ("wss://example.com:1234/", None, 1.0, 5.0, 10.0),
         )
 
+    def test_flatlineAndTimeout(self) -> None:
+        """
+        The flatline is never shorter than the reply timeout, unless off:
+        not given, it is 10 s or the timeout if longer; as long as the
+        timeout, or 0, it is taken.
+        """
+        for args, flatline in (
+            (["-W", "20"], 20.0),
+            (["-W", "0.5"], 10.0),
+            (["-W", "20", "--flatline", "0"], 0.0),
+            (["-W", "3", "--flatline", "3"], 3.0),
+            (["-W", "0.05", "--flatline", "0.1"], 0.1),
+        ):
+            self.assertEqual(parse(*args, "ws://h/")["flatline"], flatline, args)
+
+    def test_helpSecondsAsGiven(self) -> None:
+        """
+        The help gives each option's minimum as a number is written, not as
+        Python's float (it said "at least 0.0" for --flatline).
+        """
+        text = str(PingOptions())
+        self.assertNotIn(".0)", text)
+        self.assertIn("(at least 0.01)", text)
+        self.assertIn("0 (never), or at least 0.1.", text)
+
     def test_optionsAfterUrl(self) -> None:
         """
         Options may follow the URL, as with ping.
@@ -89,7 +114,11 @@ class OptionsTests(SynchronousTestCase):
             (["-c", "0", "ws://h/"], "--count: '0' must be 1 or more"),
             (["-i", "0", "ws://h/"], "--interval: '0' must be from 0.01 s to under a day"),
             (["-W", "x", "ws://h/"], "--timeout: 'x' is not a number of seconds"),
-            (["--flatline", "-1", "ws://h/"], "--flatline: '-1' must be from 0 s to under a day"),
+            (["--flatline", "-1", "ws://h/"], "--flatline: '-1' must be 0 (never) or from 0.1 s to under a day"),
+            # The server's floor for such timers.
+            (["--flatline", "0.0001", "ws://h/"], "--flatline: '0.0001' must be 0 (never) or from 0.1 s"),
+            (["--flatline", "2", "ws://h/"], "--flatline 2 is shorter than --timeout (-W) 5: give --flatline 5 or more, or 0 for never"),
+            (["-W", "0.5", "--flatline", "0.2", "ws://h/"], "--flatline 0.2 is shorter than --timeout (-W) 0.5"),
             (["--ca", "ca.pem", "ws://h/"], "--ca only applies to wss://"),
             ([], "give one ws:// or wss:// URL"),
             (["ws://a:1/", "ws://b:1/"], "give one ws:// or wss:// URL"),
