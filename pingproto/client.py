@@ -253,6 +253,9 @@ class PingClientProtocol(WebSocketClientProtocol):
         self._sent = 0
         self._unmatched = 0
         self._gave_up: str | None = None
+        # The code and reason of a close this client started for a reason
+        # of its own (a flatline), as the detail of its CLOSED.
+        self._closed_with: str | None = None
         self._linger: IDelayedCall | None = None
         self._gate: ReadGate | None = None
         # Why the upgrade was refused (L{failHandshake}), if it was.
@@ -543,6 +546,8 @@ class PingClientProtocol(WebSocketClientProtocol):
         """
         self._pinging = False
         self._requested_close = requested
+        if not requested and self.state == self.STATE_OPEN:
+            self._closed_with = f"closed with code {code}: {reason}" if reason else f"closed with code {code}"
         if self.state == self.STATE_OPEN:
             self.factory.observer.state_changed(
                 StateChange(ConnectionState.CLOSING, reason, requested=requested)
@@ -597,6 +602,11 @@ class PingClientProtocol(WebSocketClientProtocol):
             # Autobahn reports every unclean end as 1006, with words of its
             # own for the reason.
             detail = f"code {code or 1006}: {self._unclean_end()}"
+        elif self._closed_with is not None:
+            # The server's answer carries a code of its own choosing
+            # (Autobahn's remote close code, commonly 1000): why it ended
+            # is the code this client closed with.
+            detail = self._closed_with
         elif code is None:
             # A close frame without a code: RFC 6455's 1005, as a
             # browser's close event says.

@@ -391,6 +391,21 @@ class MonitorTests(SynchronousTestCase):
         self.assertEqual([s.seq for s in self.recorder.result.samples], [1])
         self.assertEqual(self.recorder.result.losses, [])
 
+    def test_flatlineCloseSaysOurCode(self) -> None:
+        """
+        A flatline close the server answers is reported with the code and
+        reason the client closed with (4000, flatline), not the code of the
+        server's answer to it (Autobahn's remote close code).
+        """
+        self.monitor(interval=1.0, timeout=2.0, flatline=2.0)
+        pump = self.connect()
+        pump.server.onMessage = lambda payload, isBinary: None
+        self.advance(pump, 3.0)
+        self.assertEqual(self.recorder.result.flatlines, [2.0])
+        self.assertEqual(self.states()[-2:], [ConnectionState.CLOSING, ConnectionState.CLOSED])
+        closed = self.recorder.result.states[-1]
+        self.assertEqual((closed.detail, closed.requested), ("closed with code 4000: flatline", False))
+
     def test_intervalLongerThanFlatline(self) -> None:
         """
         A healthy link pinged less often than the flatline time never

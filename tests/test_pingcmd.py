@@ -437,7 +437,7 @@ class ReporterTests(SynchronousTestCase):
         reporter.ping_lost(Loss(3, 2000, LossReason.TIMEOUT))
         self.now += 10
         reporter.flatline(10.0)
-        reporter.state_changed(StateChange(ConnectionState.CLOSED, "code 4000: flatline"))
+        reporter.state_changed(StateChange(ConnectionState.CLOSED, "closed with code 4000: flatline"))
         self.now += 2
         reporter.state_changed(StateChange(ConnectionState.CONNECTING))
         reporter.state_changed(StateChange(ConnectionState.OPEN, setup_time=0.0058))
@@ -461,7 +461,7 @@ class ReporterTests(SynchronousTestCase):
                 "seq=2 time=3.000 ms",
                 "seq=3 lost (no echo in time)",
                 "flatline: open but no echo for 10 s; reconnecting",
-                "disconnected: code 4000: flatline",
+                "disconnected: closed with code 4000: flatline",
                 "reconnecting",
                 "connected in 5.800 ms (TCP + TLS + WebSocket upgrade)",
                 "--- wss://h:1/ pingproto statistics ---",
