@@ -193,6 +193,10 @@ def _not_verified(error: SSLError) -> str:
     return f"TLS: the server's certificate does not verify{': ' + why if why else ''} (wrong CA? use --ca FILE)"
 
 
+# The records that end a run, which -q prints: its summary, or the error
+# that stopped it before it began.
+_FINAL_EVENTS = ("summary", "error")
+
 # How a loss's line says why, by its reason.
 _LOSS_WORDS = {
     LossReason.TIMEOUT: "no echo in time",
@@ -245,7 +249,7 @@ class Reporter:
             except OSError as e:
                 self.log = None
                 self._failed("log", e)
-        if self.out is None or (self.quiet and record["event"] != "summary"):
+        if self.out is None or (self.quiet and record["event"] not in _FINAL_EVENTS):
             return
         try:
             if self.json_output:
@@ -310,6 +314,14 @@ class Reporter:
         elif change.state is ConnectionState.CONNECTING and self._ever_open:
             text = "reconnecting"
         self.emit(record, text)
+
+    def error(self, target: str, message: str) -> None:
+        """
+        The run ends without a summary, for C{message}: a record for
+        C{--json} and the log, as the summary would have been; the text
+        is for standard error, which the caller writes.
+        """
+        self.emit({"event": "error", "t": self.wall(), "target": target, "message": message}, None)
 
     def finish(self, target: str, unmatched: int = 0) -> int:
         """
@@ -507,7 +519,9 @@ class _PingRun:
 
     def _failed(self, reason: Failure) -> None:
         self.reporter.stopping = True
-        self._warn(f"pingproto ping: cannot connect to {self.target}: {describe_failure(reason)}\n")
+        message = f"cannot connect to {self.target}: {describe_failure(reason)}"
+        self._warn(f"pingproto ping: {message}\n")
+        self.reporter.error(self.target, message)
         self.status = EXIT_ERROR
         self._stop()
 

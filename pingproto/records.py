@@ -14,6 +14,11 @@ the epoch); the rest depends on the event:
     {"event": "flatline", "t": ..., "silence_s": 10.0}
     {"event": "state", "t": ..., "state": "CLOSED", "detail": "code 1000", "deliberate": true}
     {"event": "summary", "t": ..., "target": ..., "sent": 5, ...}
+    {"event": "error", "t": ..., "target": ..., "message": "cannot connect to ...: connection refused ..."}
+
+A run ends with its summary, or, when its first connection failed, with
+the error, whose message is the line C{pingproto ping} said on standard
+error.
 """
 
 from __future__ import annotations

@@ -734,6 +734,30 @@ class CommandTests(ServerTestCase):
         self.assertEqual(err.decode().splitlines(), [f"pingproto ping: cannot connect to {self.url()}: connection refused (is the server running on that port?)"])
 
     @inlineCallbacks
+    def test_refusedJson(self):  # type: ignore[no-untyped-def]
+        """
+        With --json, a first connection that fails ends standard output
+        with an error record carrying the line standard error says (less
+        the program's name), as a run that went on ends with its summary;
+        with -q too, it is all standard output holds.  The log gets it.
+        """
+        yield self.service.stopService()
+        log = os.path.abspath(self.mktemp())
+        message = f"cannot connect to {self.url()}: connection refused (is the server running on that port?)"
+        for args in ((), ("-q",)):
+            out, err, code = yield self.command("ping", "--json", *args, "--log", log, "--ca", self.caPath(), self.url())
+            self.assertEqual((code, err.decode()), (2, f"pingproto ping: {message}\n"))
+            records = [json.loads(line) for line in out.decode().splitlines()]
+            self.assertEqual(len(records), 1 if args else 4, records)
+            self.assertEqual(
+                {k: records[-1].get(k) for k in ("event", "target", "message")},
+                {"event": "error", "target": self.url(), "message": message},
+            )
+            self.assertIsInstance(records[-1]["t"], float)
+        with open(log) as f:
+            self.assertEqual([r["event"] for r in read_records(f)].count("error"), 2)
+
+    @inlineCallbacks
     def test_untrusted(self):  # type: ignore[no-untyped-def]
         """
         A certificate that does not verify exits 2 and says so.
