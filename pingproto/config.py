@@ -34,6 +34,7 @@ __all__ = [
     "check_endpoint",
     "check_origin",
     "check_ws_url",
+    "split_url",
     "interface_address",
     "is_loopback_endpoint",
     "listen_descriptions",
@@ -359,7 +360,7 @@ def check_ws_url(text: str) -> str:
     for C{pingproto ping} and the page (L{pingproto.webapp.check_server}),
     so that what one takes the other does.
     """
-    parts = urlsplit(text)
+    parts = split_url(text)
     if parts.scheme not in ("ws", "wss") or any(c.isspace() for c in text):
         raise ValueError(f"{text!r} is not a ws:// or wss:// URL")
     if not text.isprintable():
@@ -368,6 +369,43 @@ def check_ws_url(text: str) -> str:
         raise ValueError(f"{text!r}: a URL cannot have control or other unprintable characters")
     check_authority(parts, text)
     return text
+
+
+def split_url(url: str, text: str | None = None) -> SplitResult:
+    """
+    C{urlsplit(url)}, with its L{ValueError} for brackets in the host that
+    are not closed or hold no IP address in pingproto's words, quoting
+    C{text} (C{url} by default), rather than Python's ("Invalid IPv6
+    URL").
+    """
+    try:
+        return urlsplit(url)
+    except ValueError:
+        shown = url if text is None else text
+        raise ValueError(
+            f"{shown!r}: brackets in the host must enclose an IPv6 address, as in ws://[::1]:1234/"
+        ) from None
+
+
+def _unbracketed_ipv6(host_port: str) -> str | None:
+    """
+    C{host_port} as it should have been written if it is an IPv6 address
+    without its brackets, with a port after it or not (C{::1:1234} is
+    taken as port 1234, which is what it most likely means); else
+    L{None}.
+    """
+    if host_port.startswith("[") or host_port.count(":") < 2:
+        return None
+    address, _, port = host_port.rpartition(":")
+    for candidate, suffix in ((address, f":{port}"), (host_port, "")):
+        if suffix and not port.isdigit():
+            continue
+        try:
+            ipaddress.IPv6Address(candidate)
+        except ValueError:
+            continue
+        return f"[{candidate}]{suffix}"
+    return None
 
 
 def check_authority(parts: SplitResult, text: str) -> None:
@@ -381,12 +419,19 @@ def check_authority(parts: SplitResult, text: str) -> None:
     """
     if parts.fragment or "#" in text:
         raise ValueError(f"{text!r}: a WebSocket URL has no #fragment")
+    host_port = parts.netloc.rpartition("@")[2]
+    bracketed = _unbracketed_ipv6(host_port)
+    if bracketed is not None:
+        raise ValueError(f"{text!r}: an IPv6 address goes in brackets: {text.replace(host_port, bracketed, 1)}")
     if not parts.hostname:
         raise ValueError(f"{text!r} names no host")
     try:
         port = parts.port
-    except ValueError as e:
-        raise ValueError(f"{text!r}: {e}") from None
+    except ValueError:
+        # Python's words ("Port could not be cast to integer value as
+        # '-1'") name its workings; the port is what follows the host.
+        given = host_port.rpartition("]")[2] if host_port.startswith("[") else host_port
+        raise ValueError(f"{text!r}: the port must be a number from 1 to 65535, not {given.partition(':')[2]!r}") from None
     if port == 0:
         raise ValueError(f"{text!r}: port 0 cannot be connected to")
 

@@ -19,12 +19,11 @@ import sys
 from importlib.resources import files
 from pathlib import Path
 from typing import IO
-from urllib.parse import urlsplit
 
 from twisted.python import usage
 
 from pingproto.cli import EXIT_ERROR, EXIT_OK, CommandOptions
-from pingproto.config import check_authority
+from pingproto.config import check_authority, split_url
 
 __all__ = [
     "AppOptions",
@@ -65,11 +64,11 @@ def check_server(text: str) -> str:
         # As pingproto ping's URL rule (check_ws_url).
         raise ValueError(f"{text!r}: a URL cannot have control or other unprintable characters")
     if "://" in value:
-        parts = urlsplit(value)
+        parts = split_url(value, text)
         if parts.scheme not in ("ws", "wss"):
             raise ValueError(f"{text!r}: the page speaks ws:// or wss://, not {parts.scheme}://")
     else:
-        parts = urlsplit("//" + value)
+        parts = split_url("//" + value, text)
     check_authority(parts, text)
     return value
 

@@ -563,6 +563,29 @@ class CheckWsUrlTests(SynchronousTestCase):
         e = self.assertRaises(ValueError, check_authority, urlsplit("//h:0"), "h:0")
         self.assertEqual(str(e), "'h:0': port 0 cannot be connected to")
 
+    def test_url_errors_in_own_words(self) -> None:
+        """
+        A URL that urlsplit cannot read, an IPv6 address without its
+        brackets and a port that is no number from 1 to 65535 are each
+        refused in one line of pingproto's words that quotes the URL, not
+        Python's ("Invalid IPv6 URL", "Port could not be cast to integer
+        value as '-1'") nor "names no host".
+        """
+        cases = [
+            ("ws://::1:57721/", "'ws://::1:57721/': an IPv6 address goes in brackets: ws://[::1]:57721/"),
+            ("ws://::1/", "'ws://::1/': an IPv6 address goes in brackets: ws://[::1]/"),
+            ("wss://2001:db8::1/p", "'wss://2001:db8::1/p': an IPv6 address goes in brackets: wss://[2001:db8::1]/p"),
+            ("ws://[::1/", "'ws://[::1/': brackets in the host must enclose an IPv6 address, as in ws://[::1]:1234/"),
+            ("ws://h]:1/", "'ws://h]:1/': brackets in the host must enclose an IPv6 address, as in ws://[::1]:1234/"),
+            ("ws://h:-1/", "'ws://h:-1/': the port must be a number from 1 to 65535, not '-1'"),
+            ("ws://h:abc/", "'ws://h:abc/': the port must be a number from 1 to 65535, not 'abc'"),
+            ("ws://h:99999/", "'ws://h:99999/': the port must be a number from 1 to 65535, not '99999'"),
+            ("ws://[::1]:x/", "'ws://[::1]:x/': the port must be a number from 1 to 65535, not 'x'"),
+        ]
+        for url, message in cases:
+            e = self.assertRaises(ValueError, check_ws_url, url)
+            self.assertEqual(str(e), message)
+
     def test_lowest_and_highest_ports(self) -> None:
         """
         Ports 1 and 65535 are accepted.

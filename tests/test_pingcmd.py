@@ -140,6 +140,19 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(main(["ping", "http://x/"]), 2)
         self.assertTrue(stderr.getvalue().startswith("pingproto ping: 'http://x/' is not a ws:// or wss:// URL\n"))
 
+    def test_urlErrorsQuoteTheUrl(self) -> None:
+        """
+        A URL urlsplit cannot read is a usage error in one line that
+        quotes it, not Python's bare "Invalid IPv6 URL".
+        """
+        stderr = io.StringIO()
+        self.patch(sys, "stderr", stderr)
+        self.assertEqual(main(["ping", "ws://[::1/"]), 2)
+        self.assertEqual(
+            stderr.getvalue().splitlines()[0],
+            "pingproto ping: 'ws://[::1/': brackets in the host must enclose an IPv6 address, as in ws://[::1]:1234/",
+        )
+
     def test_portZeroExitStatus(self) -> None:
         """
         Port 0 is a usage error (2, one line), not a traceback from the

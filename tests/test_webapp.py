@@ -130,7 +130,10 @@ class CheckServerTests(SynchronousTestCase):
             ("http://example.com/", "not http://"),
             ("wss://h:1/#x", "fragment"),
             ("h:1#x", "fragment"),
-            ("h:99999", "out of range"),
+            ("h:99999", "'h:99999': the port must be a number from 1 to 65535, not '99999'"),
+            # In pingproto's words, quoting what was given.
+            ("::1:1234", "'::1:1234': an IPv6 address goes in brackets: [::1]:1234"),
+            ("[::1", "'[::1': brackets in the host must enclose an IPv6 address"),
             ("wss://:1/", "names no host"),
             ("h:0", "port 0 cannot be connected to"),
             # As pingproto ping refuses them: the page would send them on.
