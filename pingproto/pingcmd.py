@@ -419,7 +419,9 @@ class _PingRun:
                 give_up_after=1,
             )
         except TLSConfigError as e:
-            self._warn(f"pingproto ping: {e}\n")
+            # Only the CA file is read here: the line names its option, as
+            # the options' own errors do.
+            self._warn(f"pingproto ping: --ca: {e}\n")
             return EXIT_ERROR
         self.monitor = monitor
         self.reporter.start(self.target, options["interval"], options["timeout"])

@@ -153,6 +153,23 @@ class OptionsTests(SynchronousTestCase):
             "pingproto ping: 'ws://[::1/': brackets in the host must enclose an IPv6 address, as in ws://[::1]:1234/",
         )
 
+    def test_caFileNamed(self) -> None:
+        """
+        A --ca file that cannot be read, or is no CA certificate, exits 2
+        with one line that names the option as well as the file.
+        """
+        junk = self.mktemp()
+        with open(junk, "w") as f:
+            f.write("junk\n")
+        missing = os.path.abspath(self.mktemp())
+        for path, why in ((missing, f"cannot read {missing}: No such file or directory"),
+                          (junk, f"{junk} is not PEM")):
+            stderr = io.StringIO()
+            self.patch(sys, "stderr", stderr)
+            self.assertEqual(main(["ping", "--ca", path, "wss://127.0.0.1:1/"]), 2)
+            self.assertEqual(len(stderr.getvalue().splitlines()), 1, stderr.getvalue())
+            self.assertTrue(stderr.getvalue().startswith(f"pingproto ping: --ca: {why}"), stderr.getvalue())
+
     def test_portZeroExitStatus(self) -> None:
         """
         Port 0 is a usage error (2, one line), not a traceback from the
