@@ -252,7 +252,14 @@ def check_origin(pattern: str) -> str:
 def read_number(text: str, kind: Callable[[str], N], what: str, prefix: str = "") -> N:
     """
     Convert an option's text, or say what was expected instead.
+
+    Python's C{int} and C{float} also take spaces around the number, C{_}
+    between its digits and digits of other scripts ("١٠"): none is how a
+    number is written on a command line, and taking them would hide a
+    slip.
     """
+    if not text.isascii() or "_" in text or text != text.strip():
+        raise ValueError(f"{prefix}{text!r} is not {what}")
     try:
         return kind(text)
     except ValueError:
@@ -419,7 +426,12 @@ def check_authority(parts: SplitResult, text: str) -> None:
     """
     if parts.fragment or "#" in text:
         raise ValueError(f"{text!r}: a WebSocket URL has no #fragment")
-    host_port = parts.netloc.rpartition("@")[2]
+    user, at, host_port = parts.netloc.rpartition("@")
+    if at:
+        # pingproto sends no credentials, and the URL is printed and
+        # logged: the message leaves them out of the URL it quotes.
+        bare = text.replace(user + at, "", 1)
+        raise ValueError(f"{bare!r}: give the URL without a user name or password (pingproto sends none)")
     bracketed = _unbracketed_ipv6(host_port)
     if bracketed is not None:
         raise ValueError(f"{text!r}: an IPv6 address goes in brackets: {text.replace(host_port, bracketed, 1)}")

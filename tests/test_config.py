@@ -275,6 +275,10 @@ class WholeNumberCheckerTests(SynchronousTestCase):
             (positive_int, "ten", "'ten' is not a whole number"),
             (whole_number, "-1", "'-1' must be 0 or more"),
             (whole_number, "2.5", "'2.5' is not a whole number"),
+            # What Python's int() takes but no one writes as a number.
+            (positive_int, "1_000", "'1_000' is not a whole number"),
+            (positive_int, " 2", "' 2' is not a whole number"),
+            (whole_number, "\u0661\u0660", "'\u0661\u0660' is not a whole number"),
         ):
             e = self.assertRaises(ValueError, check, text)
             self.assertEqual(str(e), message)
@@ -581,6 +585,11 @@ class CheckWsUrlTests(SynchronousTestCase):
             ("ws://h:abc/", "'ws://h:abc/': the port must be a number from 1 to 65535, not 'abc'"),
             ("ws://h:99999/", "'ws://h:99999/': the port must be a number from 1 to 65535, not '99999'"),
             ("ws://[::1]:x/", "'ws://[::1]:x/': the port must be a number from 1 to 65535, not 'x'"),
+            # Credentials, which pingproto does not send, left out of the
+            # message that refuses them.
+            ("wss://user:secret@h:1234/p", "'wss://h:1234/p': give the URL without a user name or password "
+             "(pingproto sends none)"),
+            ("ws://user@h/", "'ws://h/': give the URL without a user name or password (pingproto sends none)"),
         ]
         for url, message in cases:
             e = self.assertRaises(ValueError, check_ws_url, url)
