@@ -516,14 +516,44 @@ def _check_chain(files: TLSFiles, certs: Sequence[x509.Certificate], in_cert_fil
     certificates are in the certificate file, the rest in the chain file.
     """
     for index, (child, parent) in enumerate(zip(certs, certs[1:]), 1):
-        try:
-            child.verify_directly_issued_by(parent)
-        except (ValueError, TypeError, InvalidSignature):
-            where = files.cert if index < in_cert_file else files.chain
+        if _issued_by(child, parent):
+            continue
+        in_chain_file = index >= in_cert_file
+        where = str(files.chain) if in_chain_file else files.cert
+        if child == parent:
+            # certbot's fullchain.pem as tls.cert, and its chain.pem as
+            # ca.pem: the intermediate twice.
+            if index == in_cert_file:
+                raise TLSConfigError(
+                    f"wrong chain: {_name(child)} is both in {files.cert} and first in {files.chain}: "
+                    f"{os.path.basename(files.cert)} holds the chain already, so leave "
+                    f"{os.path.basename(str(files.chain))} out"
+                )
+            raise TLSConfigError(f"wrong chain in {where}: {_name(child)} comes twice in a row: leave one out")
+        issuer = next((cert for cert in certs[index + 1 :] if _issued_by(child, cert)), None)
+        if issuer is not None:
             raise TLSConfigError(
-                f"wrong chain in {where}: {_name(child)} "
-                f"was not issued by {_name(parent)}, the certificate after it"
-            ) from None
+                f"wrong order in {where}: {_name(child)} was issued by {_name(issuer)}, "
+                "which must come right after it"
+            )
+        raise TLSConfigError(
+            f"wrong chain in {where}: {_name(child)} was not issued by {_name(parent)}, the certificate "
+            f"after it, but by {_display(child.issuer)}, which does not follow it"
+            + (
+                f" ({os.path.basename(where)} holds the certificates from it up to a root, in order: "
+                "not a bundle of CAs)"
+                if in_chain_file
+                else ""
+            )
+        )
+
+
+def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
+    try:
+        child.verify_directly_issued_by(parent)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def _name(cert: x509.Certificate) -> str:

@@ -883,6 +883,15 @@ class ChainEndTests(_Helpers):
         self.assertRefused(directory, "certificate 'Root X' in ", "expired on 2031-03-14 12:00 UTC")
 
 
+def _display_name(cert: x509.Certificate) -> str:
+    """
+    A certificate as the messages name it: its common name, or its whole
+    name, quoted.
+    """
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return repr(names[0].value if names else cert.subject.rfc4514_string())
+
+
 class ChainTests(_Helpers):
     """
     The certificates must form a chain in the order TLS sends them.
@@ -930,7 +939,9 @@ class ChainTests(_Helpers):
         cert = os.path.join(directory, "tls.cert")
         _write(cert, _read(cert) + _read(os.path.join(other, "ca.pem")))
         message = self.assertRefused(directory)
-        self.assertTrue(message.startswith(f"wrong chain in {cert}: "), message)
+        # Its issuer is in ca.pem, after the stray CA.
+        self.assertTrue(message.startswith(f"wrong order in {cert}: "), message)
+        self.assertTrue(message.endswith(", which must come right after it"), message)
 
     def test_intermediate_missing(self) -> None:
         """
@@ -957,7 +968,46 @@ class ChainTests(_Helpers):
             root.public_bytes(serialization.Encoding.PEM)
             + intermediate.public_bytes(serialization.Encoding.PEM),
         )
-        self.assertRefused(directory, f"wrong chain in {chain}: ", "was not issued by")
+        message = self.assertRefused(directory)
+        self.assertTrue(message.startswith(f"wrong order in {chain}: "), message)
+        self.assertTrue(message.endswith(", which must come right after it"), message)
+        self.assertIn(f"was issued by {_display_name(intermediate)}", message)
+
+    def test_chain_twice(self) -> None:
+        """
+        certbot's fullchain.pem given as tls.cert and its chain.pem as
+        ca.pem: the intermediate twice.  Said so, with what to leave out,
+        not as an intermediate "not issued by" itself.
+        """
+        directory = self.tls_dir(layout="bundled", intermediate=True)
+        cert = os.path.join(directory, "tls.cert")
+        leaf, intermediate, root = _certs(cert)
+        _write(cert, b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (leaf, intermediate)))
+        chain = os.path.join(directory, "ca.pem")
+        _write(chain, b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (intermediate, root)))
+        self.assertEqual(
+            self.assertRefused(directory),
+            f"wrong chain: {_display_name(intermediate)} is both in {cert} and first in {chain}: "
+            "tls.cert holds the chain already, so leave ca.pem out",
+        )
+
+    def test_bundle_of_cas(self) -> None:
+        """
+        A ca.pem that is a bundle of CAs, not the chain, is refused saying
+        which issuer is missing and what ca.pem holds.
+        """
+        directory = self.tls_dir(intermediate=True)
+        chain = os.path.join(directory, "ca.pem")
+        _write(chain, _read(os.path.join(self.tls_dir(), "ca.pem")) + _read(os.path.join(self.tls_dir(), "ca.pem")))
+        message = self.assertRefused(directory)
+        self.assertTrue(message.startswith(f"wrong chain in {chain}: "), message)
+        self.assertTrue(
+            message.endswith(
+                "which does not follow it (ca.pem holds the certificates from it up to a root, in order: "
+                "not a bundle of CAs)"
+            ),
+            message,
+        )
 
     def test_leaf_not_first(self) -> None:
         """
