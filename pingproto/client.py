@@ -357,6 +357,11 @@ class PingClientProtocol(WebSocketClientProtocol):
         what the server said (its status line, a header), which a user
         then reads in every message that names the failure.
         """
+        status_line = getattr(self, "http_status_line", None)
+        if reason.startswith("Unsupported HTTP version") and status_line:
+            # Autobahn's words for any answer not in HTTP/1.1 (an HTTP/1.0
+            # server's "200 OK", say): what matters is that it is no upgrade.
+            reason = f'the server answered "{status_line}", not a WebSocket upgrade (HTTP/1.1 101)'
         self._refusal = shortened(reason)
         super().failHandshake(self._refusal)
 

@@ -1092,6 +1092,22 @@ class BadAnswerTests(TestCase):
             self.assertLess(reactor.seconds() - started, 5.0)
 
     @inlineCallbacks
+    def test_http10Answer(self):  # type: ignore[no-untyped-def]
+        """
+        An HTTP/1.0 server's answer (Python's http.server answers so) is
+        said to be no upgrade, quoting it, not an "unsupported HTTP
+        version", which sent the user looking at versions.
+        """
+        url = self.answering(b"HTTP/1.0 200 OK\r\nServer: SimpleHTTP/0.6\r\n\r\n<html>", False)
+        out, err, code = yield pingproto_command("ping", "-c", "1", url)
+        self.assertEqual(code, 2)
+        self.assertEqual(
+            err.decode().splitlines(),
+            [f'pingproto ping: cannot connect to {url}: WebSocket handshake failed: the server answered '
+             '"HTTP/1.0 200 OK", not a WebSocket upgrade (HTTP/1.1 101)'],
+        )
+
+    @inlineCallbacks
     def test_longReasonCut(self):  # type: ignore[no-untyped-def]
         """
         A refused upgrade whose reason phrase is 10 KB long is quoted to
