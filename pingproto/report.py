@@ -223,10 +223,13 @@ class ReportOptions(InterspersedOptions):
         ["output", "o", None, "Write a plot to this .png or .svg file."],
     ])
 
-    # Twisted's Options declares parseArgs() without arguments; it calls a
-    # subclass's with the positional arguments, as many as it takes.
-    def parseArgs(self, path: str) -> None:  # type: ignore[override]
-        self["path"] = path
+    # Twisted's Options calls parseArgs() with the positional arguments;
+    # counting them here lets the message say what went wrong, not
+    # Twisted's "Wrong number of arguments".
+    def parseArgs(self, *paths: str) -> None:
+        if len(paths) != 1:
+            raise usage.UsageError("give one log file, written by pingproto ping --log FILE")
+        self["path"] = paths[0]
 
     def postOptions(self) -> None:
         output = self["output"]

@@ -952,6 +952,11 @@ class ReportCommandTests(SynchronousTestCase):
         err = io.StringIO()
         self.assertEqual(options.run(io.StringIO(), err), 2)
         self.assertIn("cannot read", err.getvalue())
+        # No file, or two: said so, not Twisted's "Wrong number of arguments".
+        for args in ([], [self.log, self.log]):
+            with self.assertRaises(UsageError) as caught:
+                ReportOptions().parseOptions(args)
+            self.assertEqual(str(caught.exception), "give one log file, written by pingproto ping --log FILE")
         for args in (["-o", "x.gif", self.log], ["--since", "soon", self.log],
                      ["--since", "nan", self.log], ["--since", "inf", self.log], ["--until", "-inf", self.log],
                      ["--until", "NaN", self.log], ["--since", "1e300", self.log], ["--since", "-1", self.log],
