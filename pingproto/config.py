@@ -706,6 +706,13 @@ def refuse_public_plain(descriptions: Sequence[object], remedy: str) -> None:
     """
     for description in descriptions:
         if isinstance(description, str) and not is_loopback_endpoint(description):
+            if _listener(description)[0] == "systemd":
+                # Bound by systemd, perhaps to loopback: it can be rebound
+                # elsewhere without pingproto's options changing.
+                raise ValueError(
+                    f"refusing to serve plain ws:// on {description!r}: an inherited socket counts as public, "
+                    f"whatever it is bound to now: {remedy}"
+                )
             raise ValueError(f"refusing to serve plain ws:// on {description!r}, which is not loopback: {remedy}")
 
 

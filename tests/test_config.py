@@ -891,6 +891,23 @@ class ListenDescriptionsTests(SynchronousTestCase):
         )
         self.assertIn("'tcp:443'", str(e))
 
+    def test_plain_inherited_refused(self) -> None:
+        """
+        An inherited socket is refused plain as public whatever it is bound
+        to, and the message says so rather than that it is not loopback:
+        systemd may have bound it to loopback.
+        """
+        e = self.assertRaises(
+            ValueError, listen_descriptions, None, None, ["systemd:domain=INET:index=0"], tls=False, no_tls=False
+        )
+        self.assertTrue(
+            str(e).startswith(
+                "refusing to serve plain ws:// on 'systemd:domain=INET:index=0': an inherited socket counts as "
+                "public, whatever it is bound to now: give --tls-dir DIR"
+            ),
+            str(e),
+        )
+
     def test_plain_on_public_with_no_tls(self) -> None:
         """
         --no-tls allows plain ws:// on a public address.
