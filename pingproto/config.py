@@ -684,8 +684,14 @@ def listen_descriptions(
             # address, and every worker would serve both.
             address = _listening_address(description)
             for earlier, given in seen:
-                if _overlap(earlier, address):
+                if earlier == address:
                     raise ValueError(f"--listen {description!r} is the address of --listen {given!r} again")
+                wildcard = _overlap(earlier, address)
+                if wildcard is not None:
+                    raise ValueError(
+                        f"--listen {description!r} overlaps --listen {given!r}: {wildcard} takes every "
+                        f"{'IPv6' if ':' in wildcard else 'IPv4'} address on the port; give one of the two"
+                    )
             seen.append((address, description))
     else:
         host = DEFAULT_INTERFACE if interface is None else interface
@@ -736,18 +742,21 @@ def _listening_address(description: str) -> object:
     return (kind, tuple(args[1:]), tuple(sorted(kwargs.items())))
 
 
-def _overlap(a: object, b: object) -> bool:
+def _overlap(a: object, b: object) -> str | None:
     """
-    Whether two listening addresses (L{_listening_address}) take the same
-    connections: the same, or the same TCP port (not 0, a port of its own
-    each) with one of them on every address, C{0.0.0.0} for IPv4 and
-    C{::} for both (Twisted's IPv6 sockets take IPv4 too).  Without
-    workers the second would fail to bind; with them (C{SO_REUSEPORT})
-    both would bind, each taking some of the connections.
+    The wildcard address by which two different listening addresses
+    (L{_listening_address}) take the same connections, or L{None}: the
+    same TCP port with one of them on every address of the other's
+    family, C{0.0.0.0} for IPv4 or C{::} for IPv6.  Without workers the
+    second would fail to bind; with them (C{SO_REUSEPORT}) both would
+    bind, each taking some of the connections.  Port 0 is a port of its
+    own each.  C{::} with an IPv4 address is not refused: on a host with
+    C{net.ipv6.bindv6only=1}, C{tcp:P} and C{tcp6:P} are how to serve
+    both families, and where C{::} takes IPv4 too, binding says so.
     """
-    if a == b:
-        return True
     if not (isinstance(a, tuple) and isinstance(b, tuple) and a[0] == b[0] == "tcp" and a[1] == b[1] != 0):
-        return False
-    ends = {a[2], b[2]}
-    return "::" in ends or ("0.0.0.0" in ends and not any(":" in end for end in ends))
+        return None
+    for wildcard, other in ((a[2], b[2]), (b[2], a[2])):
+        if wildcard in ("0.0.0.0", "::") and (":" in wildcard) == (":" in other):
+            return str(wildcard)
+    return None

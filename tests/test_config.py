@@ -816,17 +816,25 @@ class ListenDescriptionsTests(SynchronousTestCase):
             ("unix:/run/p.sock", "unix:/run/p.sock"),
             ("unix:/run/p.sock", "haproxy:UNIX:address=/run/p.sock"),
             ("systemd:domain=INET:index=0", "systemd:index=0:domain=INET"),
-            # Overlapping: one of them on every address of the port.
             ("tcp:1234", "tcp:1234:interface=0.0.0.0"),
-            ("tcp:1234:interface=127.0.0.1", "tcp:01234"),
-            ("tcp6:1234", "tcp:1234:interface=127.0.0.1"),
-            ("tcp:1234:interface=\\:\\:", "tcp6:1234:interface=\\:\\:1"),
         ]:
             e = self.assertRaises(
                 ValueError, listen_descriptions, None, None, [first, "unix:/run/other.sock", again],
                 tls=False, no_tls=False,
             )
             self.assertEqual(str(e), f"--listen {again!r} is the address of --listen {first!r} again")
+        # Overlapping: one of them on every address of the other's family.
+        for first, again, wildcard in [
+            ("tcp:1234:interface=127.0.0.1", "tcp:01234", "0.0.0.0 takes every IPv4 address"),
+            ("tcp:1234:interface=\\:\\:", "tcp6:1234:interface=\\:\\:1", ":: takes every IPv6 address"),
+            ("tcp6:1234:interface=\\:\\:1", "tcp6:1234", ":: takes every IPv6 address"),
+        ]:
+            e = self.assertRaises(
+                ValueError, listen_descriptions, None, None, [first, again], tls=True, no_tls=False
+            )
+            self.assertEqual(
+                str(e), f"--listen {again!r} overlaps --listen {first!r}: {wildcard} on the port; give one of the two"
+            )
         distinct = [
             "tcp:1234:interface=127.0.0.1",
             "tcp:1235:interface=127.0.0.1",
@@ -835,6 +843,9 @@ class ListenDescriptionsTests(SynchronousTestCase):
             # Port 0: a port of its own each.
             "tcp:0",
             "tcp:0:interface=127.0.0.1",
+            # Both families, as a host with net.ipv6.bindv6only=1 needs.
+            "tcp:4443",
+            "tcp6:4443",
         ]
         self.assertEqual(listen_descriptions(None, None, distinct, tls=True, no_tls=False), distinct)
 
