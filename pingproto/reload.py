@@ -181,6 +181,9 @@ class CertificateReloader(Service):
                 _log.error("{text}", text=expired)
                 self._expired_said = True
             return
+        # Valid again (the clock had stepped outside its dates): its real
+        # end is to be said when it comes.
+        self._expired_said = False
         warnings = expiry_warnings(self.tls.material, now)
         if not warnings:
             return

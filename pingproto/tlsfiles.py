@@ -169,24 +169,23 @@ def _check_dates(files: TLSFiles, certs: Sequence[x509.Certificate], now: dateti
     Refuse a certificate of the chain that clients refuse at C{now}, having
     expired or not being valid yet (L{_dates}); return the warnings.
     """
-    refused, warnings = _dates(files, certs, now)
+    refused, expiring, chain_end = _dates(files, certs, now)
     if refused is not None:
         what = _what(files, refused, certs[0])
         if refused.not_valid_after_utc <= now:
             raise TLSConfigError(f"{what} expired on {refused.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")
         raise TLSConfigError(f"{what} is not valid until {refused.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
-    return warnings
+    return expiring + ((chain_end,) if chain_end is not None else ())
 
 
 def _dates(
     files: TLSFiles, certs: Sequence[x509.Certificate], now: datetime.datetime
-) -> tuple[x509.Certificate | None, tuple[str, ...]]:
+) -> tuple[x509.Certificate | None, tuple[str, ...], str | None]:
     """
     The first certificate of C{certs} (the leaf, then the chain) outside its
-    validity at C{now} that clients need, or L{None}; and the warnings: one
-    for each needed certificate that expires within L{EXPIRY_WARNING},
-    while there is time to renew it, and one for the end of the chain out
-    of date, if any.
+    validity at C{now} that clients need, or L{None}; a warning for each
+    needed certificate about to expire (L{_renew_within}), while there is
+    time to renew it; and one for the end of the chain out of date, if any.
 
     Clients build a path up from the leaf and stop at the first
     certificate whose issuer they trust (OpenSSL, browsers), taking the
@@ -213,14 +212,15 @@ def _dates(
     while end > 2 and outside(certs[end - 1]):
         end -= 1
     refused = next((cert for cert in certs[:end] if outside(cert)), None)
-    warnings = []
+    expiring = []
     for cert in certs[:end]:
         left = cert.not_valid_after_utc - now
-        if datetime.timedelta(0) < left < EXPIRY_WARNING:
-            warnings.append(
+        if datetime.timedelta(0) < left < _renew_within(cert):
+            expiring.append(
                 f"{_what(files, cert, certs[0])} expires in {_time_left(left)}, "
                 f"on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC: renew it"
             )
+    chain_end = None
     if end < len(certs):
         cert = certs[end]
         if cert.not_valid_after_utc <= now:
@@ -229,12 +229,23 @@ def _dates(
             when = f"is not valid until {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
         after = len(certs) - end - 1
         those = {0: "it", 1: "it and the one after it"}.get(after, f"it and the {after} after it")
-        warnings.append(
+        chain_end = (
             f"{_what(files, cert, certs[0])} {when}, served all the same as it ends the chain (an old "
             f"cross-signed root?): clients that trust {_name(cert)} stop before it, others cannot verify "
             f"the server's certificate: take {those} out of the chain"
         )
-    return refused, tuple(warnings)
+    return refused, tuple(expiring), chain_end
+
+
+def _renew_within(cert: x509.Certificate) -> datetime.timedelta:
+    """
+    How close to its end a certificate is said to be about to expire:
+    L{EXPIRY_WARNING}, or a third of its life if that is shorter.  A
+    certificate of six days (Let's Encrypt's short-lived ones) always has
+    less than 14 days left, and is renewed after two or three: warned
+    about at every start, reload and day, it would be a false alarm.
+    """
+    return min(EXPIRY_WARNING, (cert.not_valid_after_utc - cert.not_valid_before_utc) / 3)
 
 
 def _time_left(left: datetime.timedelta) -> str:
@@ -249,9 +260,10 @@ def _time_left(left: datetime.timedelta) -> str:
 
 def expiry_warnings(material: TLSMaterial, now: datetime.datetime) -> tuple[str, ...]:
     """
-    The warnings L{load_tls_dir} would give at C{now} about the dates of
-    the certificates of C{material}: for a server that has served them
-    since long before, whose renewal may have stopped.
+    The warnings L{load_tls_dir} would give at C{now} that certificates of
+    C{material} are about to expire: for a server that has served them
+    since long before, whose renewal may have stopped.  Not the one for
+    an out-of-date end of the chain, which waits for no date.
     """
     return _dates(material.files, (material.certificate, *material.chain), now)[1]
 

@@ -260,6 +260,38 @@ class PeriodicCheckTests(SynchronousTestCase):
         )
         self.assertEqual(len(said), 15)
 
+    def test_expiredSaidAfterTheClockStepped(self) -> None:
+        """
+        A wall clock stepped back before the certificate's start, for a
+        while, is said (the certificate is not valid yet, to clients
+        too); once it is right again, the certificate's real expiry is
+        said when it comes, not taken as said already.
+        """
+        tlsdir = self.mktemp()
+        start = float(int(time.time()))
+        not_before = datetime.datetime.fromtimestamp(start - 3600, datetime.timezone.utc)
+        expiry = datetime.datetime.fromtimestamp(start + 20 * DAY, datetime.timezone.utc)
+        write_tls_dir(tlsdir, not_before=not_before, not_after=expiry)
+        tls = ServerTLS(load_tls_dir(tlsdir))
+        clock = Clock()
+        offset = [0.0]
+        reloader = CertificateReloader(
+            tls, tlsdir, clock=clock, handle_sighup=False, wall=lambda: start + clock.seconds() + offset[0]
+        )
+        errors = []
+        with capturedLogs() as events:
+            reloader.startService()
+            self.addCleanup(reloader.stopService)
+            offset[0] = -7200.0
+            clock.advance(CHECK_INTERVAL)
+            offset[0] = 0.0
+            while clock.seconds() < 21 * DAY:
+                clock.advance(CHECK_INTERVAL)
+            errors = [formatEvent(e) for e in events if e["log_level"] == LogLevel.error]
+        self.assertEqual(len(errors), 2, errors)
+        self.assertIn("is not valid until", errors[0])
+        self.assertIn(f"expired on {expiry:%Y-%m-%d %H:%M} UTC", errors[1])
+
     def test_expiryWarningCountsFromTheLastOne(self) -> None:
         """
         The day between two expiry warnings counts from the last one given,

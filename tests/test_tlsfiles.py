@@ -25,6 +25,7 @@ from pingproto.tlsfiles import (
     MAX_PEM_SIZE,
     TLSConfigError,
     TLSMaterial,
+    expiry_warnings,
     find_tls_files,
     load_certificates,
     load_tls_dir,
@@ -581,6 +582,18 @@ class ValidityTests(_Helpers):
     leave it are loaded with a warning.
     """
 
+    def test_short_lived_warned_in_its_last_third(self) -> None:
+        """
+        A certificate of six days (Let's Encrypt's short-lived ones) is
+        about to expire in the last third of its life, not whenever it has
+        under 14 days left, which is always: a warning at every start,
+        reload and day would be a false alarm.
+        """
+        directory = self.tls_dir(not_before=NOW - DAY, not_after=NOW + 5 * DAY)
+        self.assertEqual(load_tls_dir(directory, now=NOW).warnings, ())
+        [warning] = load_tls_dir(directory, now=NOW + 4 * DAY - datetime.timedelta(hours=1)).warnings
+        self.assertIn("expires in 1 day 1 hour, on", warning)
+
     def test_expired(self) -> None:
         """
         A leaf that expired before now is refused, naming tls.cert and the
@@ -870,6 +883,10 @@ class ChainEndTests(_Helpers):
                     f"others cannot verify the server's certificate: take {those} out of the chain",
                 ),
             )
+            # Not a date coming: the periodic check, which repeats the
+            # warnings of certificates about to expire once a day, does
+            # not repeat it (it would for as long as the server ran).
+            self.assertEqual(expiry_warnings(material, NOW), ())
 
     def test_needed_certificate_out_of_date_refused(self) -> None:
         """
