@@ -750,7 +750,8 @@ def _overlap(a: object, b: object) -> str | None:
     family, C{0.0.0.0} for IPv4 or C{::} for IPv6.  Without workers the
     second would fail to bind; with them (C{SO_REUSEPORT}) both would
     bind, each taking some of the connections.  Port 0 is a port of its
-    own each.  C{::} with an IPv4 address is not refused: on a host with
+    own for each listener (only the same spelling twice is refused, by
+    the caller).  C{::} with an IPv4 address is not refused: on a host with
     C{net.ipv6.bindv6only=1}, C{tcp:P} and C{tcp6:P} are how to serve
     both families, and where C{::} takes IPv4 too, binding says so.
     """

@@ -25,6 +25,7 @@ from pingproto._reactor import TimeTCPReactor, or_global_reactor
 from pingproto.config import ServerLimits, refuse_public_plain
 from pingproto.reload import CertificateReloader
 from pingproto.server import EchoServerFactory
+from pingproto.text import printable
 from pingproto.tls import ServerTLS, TLSFactory
 from pingproto.tlsfiles import TLSMaterial
 
@@ -91,7 +92,8 @@ def listening_at(scheme: str, address: object) -> str:
     host = getattr(address, "host", None)
     if host is None:
         name = getattr(address, "name", None)
-        path = os.fsdecode(name) if name is not None else str(address)
+        # printable: an abstract socket's name begins with a NUL.
+        path = printable(os.fsdecode(name)) if name is not None else str(address)
         return f"{scheme}:// on the UNIX socket {path}"
     port = address.port  # type: ignore[attr-defined]
     return f"{scheme}://[{host}]:{port}/" if ":" in host else f"{scheme}://{host}:{port}/"

@@ -97,6 +97,11 @@ def find_tls_files(directory: str) -> TLSFiles:
     # was told the directory did not exist.
     try:
         is_dir = stat.S_ISDIR(os.stat(directory).st_mode)
+        if is_dir:
+            # One the server may see but not search (certbot's 0700
+            # live/example.com, another user's): its files would each be
+            # said to be unreadable, not it.
+            os.stat(os.path.join(directory, os.curdir))
     except PermissionError as e:
         raise TLSConfigError(f"cannot read TLS directory {directory}: {e.strerror}") from None
     except OSError:
@@ -569,6 +574,22 @@ def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
 
 
 def _name(cert: x509.Certificate) -> str:
+    """
+    C{cert} in a message: its common name; else, as a server's certificate
+    may have no name but its subject alternative names (Let's Encrypt's
+    recent ones, an IP address's), the first of those; else its whole
+    name, or its serial if it has none.
+    """
+    if not cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME):
+        try:
+            alternatives = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except (x509.ExtensionNotFound, ValueError):
+            alternatives = None
+        if alternatives is not None:
+            names = [*alternatives.get_values_for_type(x509.DNSName)]
+            names += [str(ip) for ip in alternatives.get_values_for_type(x509.IPAddress)]
+            if names:
+                return repr(names[0])
     # The serial only when the name is empty: reading an old root's
     # negative serial makes cryptography warn.
     return _display(cert.subject) if len(cert.subject) else repr(f"serial {cert.serial_number}")

@@ -69,6 +69,28 @@ class PublicAPITests(SynchronousTestCase):
         self.assertTrue(callable(load_example("monitor").main))
 
 
+class ListeningLineTests(SynchronousTestCase):
+    """
+    The listening line names where a client connects: a URL, or a UNIX
+    socket's path.
+    """
+
+    def test_addresses(self) -> None:
+        """
+        An IPv4 and an IPv6 address in a URL, the latter bracketed; a UNIX
+        socket by its path, an abstract one's NUL escaped, not written to
+        the log as it is.
+        """
+        from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+
+        from pingproto.service import listening_at
+
+        self.assertEqual(listening_at("wss", IPv4Address("TCP", "127.0.0.1", 443)), "wss://127.0.0.1:443/")
+        self.assertEqual(listening_at("ws", IPv6Address("TCP", "::1", 80)), "ws://[::1]:80/")
+        self.assertEqual(listening_at("ws", UNIXAddress(b"/run/ws.sock")), "ws:// on the UNIX socket /run/ws.sock")
+        self.assertEqual(listening_at("ws", UNIXAddress(b"\0ping")), "ws:// on the UNIX socket \\x00ping")
+
+
 class FactoryArgumentTests(SynchronousTestCase):
     def test_onePathAsAString(self) -> None:
         """

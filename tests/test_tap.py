@@ -451,12 +451,17 @@ class MakeServiceTests(SynchronousTestCase):
         [served] = [line for line in lines if line.startswith("TLS: serving")]
         self.assertRegex(
             served,
-            r"^TLS: serving the certificate '[^']+', valid from \d{4}-\d\d-\d\d \d\d:\d\d to "
+            r"^TLS: serving the certificate 'localhost', valid from \d{4}-\d\d-\d\d \d\d:\d\d to "
             r"\d{4}-\d\d-\d\d \d\d:\d\d UTC, with 2 more in its chain, from " + re.escape(os.path.abspath(tlsdir)) + "$",
         )
         [limits] = [line for line in lines if line.startswith("limits: ")]
         self.assertIn("origins https://*.a.example;", limits)
         self.assertIn("connections 10,000, no cap per address;", limits)
+        # With workers, the caps are each worker's.
+        events.clear()
+        build_service(parse("--tls-dir", tlsdir, "--port", "0", "--workers", "2"))
+        [limits] = [formatEvent(e) for e in events if formatEvent(e).startswith("limits")]
+        self.assertTrue(limits.startswith("limits (each of 2 workers): messages up to "), limits)
         events.clear()
         build_service(parse("--tls-dir", tlsdir, "--port", "0"), quiet=True)
         self.assertEqual([formatEvent(e) for e in events if "serving" in formatEvent(e) or "limits" in formatEvent(e)], [])

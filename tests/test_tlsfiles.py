@@ -545,16 +545,20 @@ class NoPermissionTests(_Helpers):
 
     def test_files_not_reachable(self) -> None:
         """
-        A TLS directory the server may list but not search names the key it
-        cannot read, rather than holding no key.
+        A TLS directory the server may see, and list, but not search (another
+        user's 0700 directory) is one it cannot read, rather than one
+        holding no key; a key it cannot read is named.
         """
         directory = self.tls_dir()
         os.chmod(directory, 0o600)
         self.addCleanup(os.chmod, directory, 0o700)
         self.assertEqual(
-            self.load_unprivileged(directory),
-            f"cannot read {os.path.join(directory, 'tls.key')}: Permission denied",
+            self.load_unprivileged(directory), f"cannot read TLS directory {directory}: Permission denied"
         )
+        os.chmod(directory, 0o700)
+        key = os.path.join(directory, "tls.key")
+        self.locked(key)
+        self.assertEqual(self.load_unprivileged(directory), f"cannot read {key}: Permission denied")
 
     def test_link_not_reachable(self) -> None:
         """
