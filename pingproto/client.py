@@ -34,6 +34,7 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import connectionDone
 from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
@@ -66,6 +67,8 @@ __all__ = [
 
 
 # Private-use close codes (RFC 6455 7.4.2) that say why we closed.
+_log = Logger()
+
 FLATLINE_CLOSE_CODE = 4000
 UNMATCHED_CLOSE_CODE = 4001
 
@@ -201,7 +204,8 @@ class IPingObserver(Interface):
 
     def ping_lost(loss: Loss) -> None:
         """
-        A ping timed out or its connection went away.
+        A ping timed out, its connection went away, or it fell due while no
+        connection was open (L{PingMonitor}, which counts an outage so).
         """
 
     def state_changed(change: StateChange) -> None:
@@ -598,6 +602,9 @@ class PingClientProtocol(WebSocketClientProtocol):
             _cancel(call)
         self._deadline = self._silence = self._linger = None
         factory = self.factory
+        if not factory.across_outages:
+            # Nobody will connect it again: its pings end with it.
+            factory.stop_pinging()
         for loss in factory.session.disconnect():
             factory.observer.ping_lost(loss)
         if self._gave_up is not None:
@@ -628,12 +635,17 @@ class PingClientFactory(WebSocketClientFactory):
     """
     Shares one L{PingSession} and observer across reconnections, and
     keeps the pings' schedule: one ping falls due every interval from the
-    first open (L{start_pinging}) on, connected or not, as ping(8)'s do.
-    One due while no connection takes it (reconnecting, closing) is lost
-    as L{LossReason.NOT_CONNECTED <pingproto.session.LossReason>}: an
-    outage then shows as loss, and a count is reached however the link
-    goes.  The first connection is not timed so: like ping's name lookup,
-    it is setup, and its failure an error.
+    first open (L{start_pinging}) on.
+
+    With C{across_outages} (L{PingMonitor}, which reconnects, sets it),
+    pings keep falling due while no connection is open, as ping(8)'s do,
+    and one that no connection takes (reconnecting, closing) is lost as
+    L{LossReason.NOT_CONNECTED <pingproto.session.LossReason>}: an outage
+    then shows as loss, and a count is reached however the link goes.
+    The first connection is not timed so: like ping's name lookup, it is
+    setup, and its failure an error.  Without it (a factory used on its
+    own, which nobody may connect again), the schedule ends with each
+    connection, and the next one starts it again.
 
     @param monotonic: the clock round trips are measured with; tests pass
         their L{Clock}'s C{seconds}.
@@ -648,6 +660,8 @@ class PingClientFactory(WebSocketClientFactory):
         L{PingMonitor}'s endpoint for one never made (refused, unknown
         host).  Not for what was asked for (a stop, an abandon).
     @param on_finished: called once every ping asked for is accounted for.
+    @param across_outages: whether the schedule outlives a connection
+        (above).
     """
 
     # Autobahn's factories derive from Twisted's generic Factory without
@@ -674,6 +688,7 @@ class PingClientFactory(WebSocketClientFactory):
         on_finished: Callable[[], object] = lambda: None,
         max_message_size: int = 64 * 1024,
         handshake_timeout: float = 10.0,
+        across_outages: bool = False,
     ) -> None:
         if not interval > 0:  # also refuses NaN
             raise ValueError("the ping interval must be positive")
@@ -699,6 +714,7 @@ class PingClientFactory(WebSocketClientFactory):
         self.on_open = on_open
         self.on_failed = on_failed
         self._on_finished = on_finished
+        self.across_outages = across_outages
         self._ticker: LoopingCall | None = None
         self.setProtocolOptions(
             maxMessagePayloadSize=max_message_size,
@@ -720,8 +736,19 @@ class PingClientFactory(WebSocketClientFactory):
         time.
         """
         if self._ticker is None and not self.session.done_sending:
-            self._ticker = looping_call(self.clock, self._ping_due)
-            self._ticker.start(self.interval, now=True)
+            ticker = self._ticker = looping_call(self.clock, self._ping_due)
+            ticker.start(self.interval, now=True).addErrback(self._schedule_failed, ticker)
+
+    def _schedule_failed(self, reason: Failure, ticker: LoopingCall) -> None:
+        """
+        A ping's bookkeeping raised (an observer's, most likely): say so,
+        and let the next open start the schedule again.  Left as it was,
+        the schedule stopped for good while seeming to run: the monitor
+        reconnected and sent nothing.
+        """
+        _log.failure("pinging stopped by an error; it starts again at the next open", reason)
+        if self._ticker is ticker:
+            self._ticker = None
 
     def stop_pinging(self) -> None:
         """
@@ -853,6 +880,7 @@ class PingMonitor(Service):
             url,
             self.session,
             observer,
+            across_outages=True,
             interval=interval,
             flatline=flatline,
             clock=clock,

@@ -368,6 +368,7 @@ def check_ws_url(text: str) -> str:
     so that what one takes the other does.
     """
     parts = split_url(text)
+    _refuse_credentials(parts, text)
     if parts.scheme not in ("ws", "wss") or any(c.isspace() for c in text):
         raise ValueError(f"{text!r} is not a ws:// or wss:// URL")
     if not text.isprintable():
@@ -389,9 +390,25 @@ def split_url(url: str, text: str | None = None) -> SplitResult:
         return urlsplit(url)
     except ValueError:
         shown = url if text is None else text
-        raise ValueError(
-            f"{shown!r}: brackets in the host must enclose an IPv6 address, as in ws://[::1]:1234/"
-        ) from None
+        if "[" in url or "]" in url:
+            raise ValueError(
+                f"{shown!r}: brackets in the host must enclose an IPv6 address, as in ws://[::1]:1234/"
+            ) from None
+        # urlsplit's other refusal: a host with characters that Unicode
+        # normalization (NFKC) turns into '/', '?', '#', '@' or ':'.
+        raise ValueError(f"{shown!r}: the host has characters that read as others once normalized") from None
+
+
+def _refuse_credentials(parts: SplitResult, text: str) -> None:
+    """
+    Refuse a URL with a user name or password, quoting it without them:
+    pingproto sends none, and the URL is printed and logged.  Checked
+    before anything else quotes the URL.
+    """
+    user, at, _ = parts.netloc.rpartition("@")
+    if at:
+        bare = text.replace(user + at, "", 1)
+        raise ValueError(f"{bare!r}: give the URL without a user name or password (pingproto sends none)")
 
 
 def _unbracketed_ipv6(host_port: str) -> str | None:
@@ -424,14 +441,10 @@ def check_authority(parts: SplitResult, text: str) -> None:
 
     Port 0 means "any free port" to a listener, and nothing to a client.
     """
+    _refuse_credentials(parts, text)
     if parts.fragment or "#" in text:
         raise ValueError(f"{text!r}: a WebSocket URL has no #fragment")
-    user, at, host_port = parts.netloc.rpartition("@")
-    if at:
-        # pingproto sends no credentials, and the URL is printed and
-        # logged: the message leaves them out of the URL it quotes.
-        bare = text.replace(user + at, "", 1)
-        raise ValueError(f"{bare!r}: give the URL without a user name or password (pingproto sends none)")
+    host_port = parts.netloc
     bracketed = _unbracketed_ipv6(host_port)
     if bracketed is not None:
         raise ValueError(f"{text!r}: an IPv6 address goes in brackets: {text.replace(host_port, bracketed, 1)}")

@@ -16,15 +16,17 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
 from twisted.internet.error import ConnectionLost, ConnectionRefusedError
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
-from twisted.test.iosim import ConnectionCompleter, IOPump
+from twisted.test.iosim import ConnectionCompleter, IOPump, connectedServerAndClient
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from pingproto.client import (
     ConnectionState,
     HandshakeError,
+    PingClientFactory,
     PingMonitor,
     PingRecorder,
     TLSHandshakeIncomplete,
@@ -34,11 +36,12 @@ from pingproto.client import (
 )
 from pingproto.pingcmd import describe_failure
 from pingproto.server import EchoServerFactory
-from pingproto.session import LossReason
+from pingproto.config import ServerLimits
+from pingproto.session import Loss, LossReason, PingSession
 from pingproto.stats import RttSummary
 from pingproto.tls import client_tls_options, wrap_client_tls
 
-from .test_protocols import upgrade_answer
+from .test_protocols import _ADDRESS, _EPOCH_MS, upgrade_answer
 from .waiting import Watcher
 
 _EPOCH_MS = 1_700_000_000_000
@@ -1188,3 +1191,102 @@ class HostileServerTests(TestCase):
         self.monitor(url, watcher, interval=60.0)
         yield watcher.when(lambda result: result.states[-1].state is ConnectionState.CLOSED)
         self.assertEqual(watcher.result.states[-1].detail, "code 1005 (no code given)")
+
+
+class FactoryOnItsOwnTests(SynchronousTestCase):
+    """
+    A L{PingClientFactory} used without L{PingMonitor} (public API): its
+    pings end with its connection, as nobody may connect it again.
+    """
+
+    def test_scheduleEndsWithTheConnection(self) -> None:
+        """
+        Once its connection is closed, no more pings fall due: none is
+        lost as 'not connected', and no timer is left in the reactor (it
+        reported a loss every interval for ever, once the schedule was the
+        factory's).
+        """
+        clock = Clock()
+        recorder = PingRecorder()
+        server = EchoServerFactory(ServerLimits(), reactor=clock)
+        client = PingClientFactory(
+            "ws://localhost:1234/", PingSession(timeout=2.0), recorder, interval=1.0, clock=clock,
+            monotonic=clock.seconds, wall_ms=lambda: _EPOCH_MS + int(clock.seconds() * 1000),
+        )
+        c, s, pump = connectedServerAndClient(
+            lambda: server.buildProtocol(_ADDRESS), lambda: client.buildProtocol(_ADDRESS), greet=False, clock=clock
+        )
+        pump.flush()
+        for _ in range(24):
+            clock.advance(0.125)
+            pump.flush()
+        self.assertEqual([sample.seq for sample in recorder.result.samples], [1, 2, 3, 4])
+        c.close(1000, "bye")
+        for _ in range(80):
+            clock.advance(0.125)
+            pump.flush()
+        self.assertEqual(recorder.result.losses, [])
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class _RaisesOnce(PingRecorder):
+    """
+    A recorder whose first loss raises, as an observer with a bug would.
+    """
+
+    raised = False
+
+    def ping_lost(self, loss: Loss) -> None:
+        super().ping_lost(loss)
+        if not self.raised:
+            self.raised = True
+            raise RuntimeError("observer bug")
+
+
+class ObserverErrorTests(SynchronousTestCase):
+    """
+    An observer that raises while a ping falls due during an outage does
+    not stop the pings for good.
+    """
+
+    def test_scheduleStartsAgain(self) -> None:
+        """
+        The error is logged, and the next open starts the schedule again:
+        every ping asked for is accounted for and C{done} fires.  (The
+        schedule stopped for good while seeming to run: the monitor
+        reconnected and sent nothing.)
+        """
+        reactor = MemoryReactorClock()
+        TCP4ServerEndpoint(reactor, 4321).listen(EchoServerFactory(reactor=reactor))
+        completer = ConnectionCompleter(reactor)
+        recorder = _RaisesOnce()
+        monitor = PingMonitor(
+            "ws://127.0.0.1:4321/", recorder, interval=1.0, timeout=5.0, count=10, reactor=reactor,
+            endpoint=TCP4ClientEndpoint(reactor, "127.0.0.1", 4321),
+            retry_policy=backoffPolicy(initialDelay=0.5, factor=2.0, maxDelay=8.0, jitter=lambda: 0.0),
+            monotonic=reactor.seconds, wall_ms=lambda: _EPOCH_MS + int(reactor.seconds() * 1000),
+        )
+        monitor.startService()
+        self.addCleanup(lambda: (monitor.stopService(), reactor.advance(60)))
+        done: list[object] = []
+        monitor.done.addBoth(done.append)
+
+        def run(pump: IOPump | None, seconds: float) -> None:
+            for _ in range(int(seconds / 0.125)):
+                reactor.advance(0.125)
+                if pump is not None:
+                    pump.flush()
+
+        pump = completer.succeedOnce()
+        pump.flush()
+        run(pump, 1.0)
+        pump.server.transport.abortConnection()
+        pump.flush()
+        run(None, 1.0)  # a ping falls due while down; the observer raises
+        pump = completer.succeedOnce()
+        pump.flush()
+        run(pump, 20.0)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(len(recorder.result.samples) + len(recorder.result.losses), 10)
+        self.assertEqual(recorder.result.samples[-1].seq, 10)
+        self.assertEqual(done, [None])

@@ -590,6 +590,12 @@ class CheckWsUrlTests(SynchronousTestCase):
             ("wss://user:secret@h:1234/p", "'wss://h:1234/p': give the URL without a user name or password "
              "(pingproto sends none)"),
             ("ws://user@h/", "'ws://h/': give the URL without a user name or password (pingproto sends none)"),
+            # Before any other check quotes the URL whole.
+            ("ws://u:secret@h:1/#x", "'ws://h:1/#x': give the URL without a user name or password "
+             "(pingproto sends none)"),
+            ("ws://u:secret@h:1/ x", "'ws://h:1/ x': give the URL without a user name or password "
+             "(pingproto sends none)"),
+            ("ws://h\u2100x:1/", "'ws://h\u2100x:1/': the host has characters that read as others once normalized"),
         ]
         for url, message in cases:
             e = self.assertRaises(ValueError, check_ws_url, url)
