@@ -156,6 +156,32 @@ class PeriodicCheckTests(SynchronousTestCase):
         self.addCleanup(reloader.stopService)
         return tlsdir, ca, tls, clock
 
+    def expiring(
+        self, days: float, not_before: float | None = None
+    ) -> tuple[str, trustme.CA, Clock, CertificateReloader, float, list[float]]:
+        """
+        A TLS directory whose certificate expires C{days} from now (and is
+        valid from C{not_before} seconds from now, if given), and a
+        reloader for it on a clock, not started: the wall clock runs with
+        the clock, from a whole second, plus the returned offset.
+        """
+        tlsdir = self.mktemp()
+        start = float(int(time.time()))
+
+        def at(seconds: float) -> datetime.datetime:
+            return datetime.datetime.fromtimestamp(start + seconds, datetime.timezone.utc)
+
+        ca = write_tls_dir(
+            tlsdir, not_before=None if not_before is None else at(not_before), not_after=at(days * DAY)
+        )
+        clock = Clock()
+        offset = [0.0]
+        reloader = CertificateReloader(
+            ServerTLS(load_tls_dir(tlsdir)), tlsdir, clock=clock, handle_sighup=False,
+            wall=lambda: start + clock.seconds() + offset[0],
+        )
+        return tlsdir, ca, clock, reloader, start, offset
+
     def test_checksOncePerInterval(self) -> None:
         """
         The files are looked at once a minute on the clock, and a change
@@ -228,15 +254,8 @@ class PeriodicCheckTests(SynchronousTestCase):
         once, as an error.  Only start-up and a reload warned, so a
         server up for months said nothing before clients failed.
         """
-        tlsdir = self.mktemp()
-        start = float(int(time.time()))
+        tlsdir, _, clock, reloader, start, _ = self.expiring(15)
         expiry = datetime.datetime.fromtimestamp(start + 15 * DAY, datetime.timezone.utc)
-        write_tls_dir(tlsdir, not_after=expiry)
-        tls = ServerTLS(load_tls_dir(tlsdir))
-        clock = Clock()
-        reloader = CertificateReloader(
-            tls, tlsdir, clock=clock, handle_sighup=False, wall=lambda: start + clock.seconds()
-        )
         # What was said, when, on the clock.
         said = []
         with capturedLogs() as events:
@@ -268,17 +287,8 @@ class PeriodicCheckTests(SynchronousTestCase):
         too); once it is right again, the certificate's real expiry is
         said when it comes, not taken as said already.
         """
-        tlsdir = self.mktemp()
-        start = float(int(time.time()))
-        not_before = datetime.datetime.fromtimestamp(start - 3600, datetime.timezone.utc)
+        _, _, clock, reloader, start, offset = self.expiring(20, not_before=-3600)
         expiry = datetime.datetime.fromtimestamp(start + 20 * DAY, datetime.timezone.utc)
-        write_tls_dir(tlsdir, not_before=not_before, not_after=expiry)
-        tls = ServerTLS(load_tls_dir(tlsdir))
-        clock = Clock()
-        offset = [0.0]
-        reloader = CertificateReloader(
-            tls, tlsdir, clock=clock, handle_sighup=False, wall=lambda: start + clock.seconds() + offset[0]
-        )
         errors = []
         with capturedLogs() as events:
             reloader.startService()
@@ -299,14 +309,7 @@ class PeriodicCheckTests(SynchronousTestCase):
         at start-up or after a reload: not a warning a minute after either,
         saying again what was just said.
         """
-        tlsdir = self.mktemp()
-        start = float(int(time.time()))
-        ca = write_tls_dir(tlsdir, not_after=datetime.datetime.fromtimestamp(start + 10 * DAY, datetime.timezone.utc))
-        tls = ServerTLS(load_tls_dir(tlsdir))
-        clock = Clock()
-        reloader = CertificateReloader(
-            tls, tlsdir, clock=clock, handle_sighup=False, wall=lambda: start + clock.seconds()
-        )
+        tlsdir, ca, clock, reloader, start, _ = self.expiring(10)
         said = []
         with capturedLogs() as events:
             reloader.startService()
