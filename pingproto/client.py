@@ -66,9 +66,9 @@ __all__ = [
 ]
 
 
-# Private-use close codes (RFC 6455 7.4.2) that say why we closed.
 _log = Logger()
 
+# Private-use close codes (RFC 6455 7.4.2) that say why we closed.
 FLATLINE_CLOSE_CODE = 4000
 UNMATCHED_CLOSE_CODE = 4001
 
