@@ -549,11 +549,22 @@ class PingClientProtocol(WebSocketClientProtocol):
         self.factory.observer.flatline(flatline)
         self.close(FLATLINE_CLOSE_CODE, "flatline", requested=False)
 
+    def _stop_pinging(self) -> None:
+        """
+        No more pings go out on this connection: a close has begun.  A
+        factory used on its own, which nobody connects again, ends its
+        schedule here too: pings due while the close goes on would be lost
+        as 'not connected', for as long as a dead link takes to close.
+        """
+        self._pinging = False
+        if not self.factory.across_outages:
+            self.factory.stop_pinging()
+
     def close(self, code: int = 1000, reason: str = "", requested: bool = True) -> None:
         """
         Start a clean close and tell the observer.
         """
-        self._pinging = False
+        self._stop_pinging()
         self._requested_close = requested
         if not requested and self.state == self.STATE_OPEN:
             self._closed_with = f"closed with code {code}: {reason}" if reason else f"closed with code {code}"
@@ -569,7 +580,7 @@ class PingClientProtocol(WebSocketClientProtocol):
             # No more pings on a closing connection; and a server that said
             # goodbye but keeps the socket open (Autobahn waits for it for
             # ever when answering a close) is cut off after a second.
-            self._pinging = False
+            self._stop_pinging()
             self._linger = self.factory.clock.callLater(CLOSE_LINGER, self.dropConnection, True)
         # Autobahn's types say int and bytes; it passes None for a close
         # without a code, as here.
@@ -597,14 +608,11 @@ class PingClientProtocol(WebSocketClientProtocol):
             # Autobahn has set wasNotCleanReason by now; the observer is
             # told the cause along with the CLOSED below.
             self._setup_failure = self._why_not_opened(self._lost_reason)
-        self._pinging = False
+        self._stop_pinging()
         for call in (self._deadline, self._silence, self._linger):
             _cancel(call)
         self._deadline = self._silence = self._linger = None
         factory = self.factory
-        if not factory.across_outages:
-            # Nobody will connect it again: its pings end with it.
-            factory.stop_pinging()
         for loss in factory.session.disconnect():
             factory.observer.ping_lost(loss)
         if self._gave_up is not None:
@@ -749,6 +757,9 @@ class PingClientFactory(WebSocketClientFactory):
         _log.failure("pinging stopped by an error; it starts again at the next open", reason)
         if self._ticker is ticker:
             self._ticker = None
+        # The error may have come after the last ping fell due, before the
+        # owner was told the run was over: no later open would tell it.
+        self.check_finished()
 
     def stop_pinging(self) -> None:
         """

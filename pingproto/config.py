@@ -42,6 +42,7 @@ __all__ = [
     "port_number",
     "positive_int",
     "read_number",
+    "refuse_credentials",
     "refuse_public_plain",
     "seconds_or_off",
     "split_url",
@@ -152,11 +153,12 @@ class ServerLimits:
         """
         return max(2 * self.max_message_size, self.max_data_rate)
 
-    def summary(self) -> str:
+    def summary(self, workers: int = 1) -> str:
         """
         The limits in one line, for the start-up log: an operator can see
         there that what they set took effect (an origin, a cap), and what
-        the defaults they did not set are.
+        the defaults they did not set are.  With C{workers}, the connection
+        caps are each worker's.
         """
 
         def seconds(value: float) -> str:
@@ -173,7 +175,8 @@ class ServerLimits:
         return (
             f"messages up to {self.max_message_size:,} bytes; per client {self.max_message_rate:g} messages "
             f"and {self.max_data_rate:,} bytes a second; connections {cap(self.max_connections)}, "
-            f"{cap(self.max_per_address)} per address; handshake timeout {seconds(self.handshake_timeout)}; "
+            f"{cap(self.max_per_address)} per address{'' if workers == 1 else f', in each of {workers} workers'}; "
+            f"handshake timeout {seconds(self.handshake_timeout)}; "
             f"{keepalive}; "
             f"origins {origins}{'' if self.allow_null_origin else ' (not null)'}; "
             f"trusted proxies {self.trusted_proxies}"
@@ -367,8 +370,8 @@ def check_ws_url(text: str) -> str:
     for C{pingproto ping} and the page (L{pingproto.webapp.check_server}),
     so that what one takes the other does.
     """
+    refuse_credentials(text)
     parts = split_url(text)
-    _refuse_credentials(parts, text)
     if parts.scheme not in ("ws", "wss") or any(c.isspace() for c in text):
         raise ValueError(f"{text!r} is not a ws:// or wss:// URL")
     if not text.isprintable():
@@ -399,15 +402,24 @@ def split_url(url: str, text: str | None = None) -> SplitResult:
         raise ValueError(f"{shown!r}: the host has characters that read as others once normalized") from None
 
 
-def _refuse_credentials(parts: SplitResult, text: str) -> None:
+# A URL's authority, or a host:port's: from after "//" (or the start) to
+# the first "/", "?" or "#"; read from the text itself, as a URL that
+# urlsplit refuses may hold credentials too.
+_AUTHORITY = re.compile(r"^(?:[^:/?#]*://|//)?([^/?#]*)")
+
+
+def refuse_credentials(text: str) -> None:
     """
-    Refuse a URL with a user name or password, quoting it without them:
-    pingproto sends none, and the URL is printed and logged.  Checked
-    before anything else quotes the URL.
+    Refuse a URL (or host:port) with a user name or password, quoting it
+    without them: pingproto sends none, and what is quoted is printed and
+    logged.  Checked before anything else quotes it.
     """
-    user, at, _ = parts.netloc.rpartition("@")
+    match = _AUTHORITY.match(text)
+    authority = match.group(1) if match else ""
+    user, at, _ = authority.rpartition("@")
     if at:
-        bare = text.replace(user + at, "", 1)
+        start = match.start(1) if match else 0
+        bare = text[:start] + text[start + len(user) + 1 :]
         raise ValueError(f"{bare!r}: give the URL without a user name or password (pingproto sends none)")
 
 
@@ -441,7 +453,7 @@ def check_authority(parts: SplitResult, text: str) -> None:
 
     Port 0 means "any free port" to a listener, and nothing to a client.
     """
-    _refuse_credentials(parts, text)
+    refuse_credentials(text)
     if parts.fragment or "#" in text:
         raise ValueError(f"{text!r}: a WebSocket URL has no #fragment")
     host_port = parts.netloc
@@ -749,6 +761,9 @@ def _listening_address(description: str) -> object:
             port = fields.get("port", "").strip()
             # No interface: every address of the endpoint's family.
             interface = fields.get("interface", "") or ("::" if kind == "tcp6" else "0.0.0.0")
+            with contextlib.suppress(ValueError):
+                # One spelling per address: 0::0 is ::.
+                interface = str(ipaddress.ip_address(interface))
             return ("tcp", int(port) if port.isdigit() else port, interface)
     if kind == "unix":
         return (kind, _unix_path(args, kwargs))
@@ -763,10 +778,11 @@ def _overlap(a: object, b: object) -> str | None:
     family, C{0.0.0.0} for IPv4 or C{::} for IPv6.  Without workers the
     second would fail to bind; with them (C{SO_REUSEPORT}) both would
     bind, each taking some of the connections.  Port 0 is a port of its
-    own for each listener (only the same spelling twice is refused, by
-    the caller).  C{::} with an IPv4 address is not refused: on a host with
-    C{net.ipv6.bindv6only=1}, C{tcp:P} and C{tcp6:P} are how to serve
-    both families, and where C{::} takes IPv4 too, binding says so.
+    own for each listener (only the same address twice is refused, by
+    the caller).  C{::} with an IPv4 address is not refused: on a host
+    with C{net.ipv6.bindv6only=1}, C{tcp:P} and C{tcp6:P} are how to
+    serve both families; elsewhere, where C{::} takes IPv4 too, the
+    second fails to bind without workers, and with them both bind.
     """
     if not (isinstance(a, tuple) and isinstance(b, tuple) and a[0] == b[0] == "tcp" and a[1] == b[1] != 0):
         return None

@@ -391,12 +391,7 @@ def build_service(options: Options, quiet: bool = False) -> IService:
     """
     tls = _load_tls(options["tls-dir"], quiet)
     if not quiet:
-        workers = options["workers"]
-        _log.info(
-            "limits{each}: {summary}",
-            each=f" (each of {workers} workers)" if workers > 1 else "",
-            summary=options["limits"].summary(),
-        )
+        _log.info("limits: {summary}", summary=options["limits"].summary(options["workers"]))
     max_connections = options["limits"].max_connections
     files, needed = raise_open_file_limit(max_connections)
     if files < needed and max_connections and not quiet:

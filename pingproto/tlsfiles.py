@@ -583,7 +583,9 @@ def _name(cert: x509.Certificate) -> str:
     if not cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME):
         try:
             alternatives = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        except (x509.ExtensionNotFound, ValueError):
+        except Exception:
+            # None, or malformed (twice, or of a kind cryptography cannot
+            # read): the name is for a message, which must not fail.
             alternatives = None
         if alternatives is not None:
             names = [*alternatives.get_values_for_type(x509.DNSName)]

@@ -23,7 +23,7 @@ from typing import IO
 from twisted.python import usage
 
 from pingproto.cli import EXIT_ERROR, EXIT_OK, CommandOptions
-from pingproto.config import check_authority, split_url
+from pingproto.config import check_authority, refuse_credentials, split_url
 
 __all__ = [
     "AppOptions",
@@ -57,6 +57,7 @@ def check_server(text: str) -> str:
     Checked here so that a typo is a usage error now, not a page that
     fails later in someone's browser.
     """
+    refuse_credentials(text.strip())
     value = text.strip()
     if not value or any(c.isspace() for c in value):
         raise ValueError(f"{text!r} is not a host:port or a ws:// or wss:// URL")

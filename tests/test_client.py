@@ -1290,3 +1290,65 @@ class ObserverErrorTests(SynchronousTestCase):
         self.assertEqual(len(recorder.result.samples) + len(recorder.result.losses), 10)
         self.assertEqual(recorder.result.samples[-1].seq, 10)
         self.assertEqual(done, [None])
+
+    def test_errorAtTheLastPing(self) -> None:
+        """
+        When the error comes with the last ping asked for, the run is over:
+        C{done} fires, though no ping or echo follows to say so (the
+        monitor sat on a new open connection for ever).
+        """
+        reactor = MemoryReactorClock()
+        TCP4ServerEndpoint(reactor, 4321).listen(EchoServerFactory(reactor=reactor))
+        completer = ConnectionCompleter(reactor)
+        recorder = _RaisesOnce()
+        monitor = PingMonitor(
+            "ws://127.0.0.1:4321/", recorder, interval=1.0, timeout=5.0, count=3, reactor=reactor,
+            endpoint=TCP4ClientEndpoint(reactor, "127.0.0.1", 4321),
+            retry_policy=backoffPolicy(initialDelay=0.5, factor=2.0, maxDelay=8.0, jitter=lambda: 0.0),
+            monotonic=reactor.seconds, wall_ms=lambda: _EPOCH_MS + int(reactor.seconds() * 1000),
+        )
+        monitor.startService()
+        self.addCleanup(lambda: (monitor.stopService(), reactor.advance(60)))
+        done: list[object] = []
+        monitor.done.addBoth(done.append)
+        pump = completer.succeedOnce()
+        pump.flush()
+        for _ in range(12):  # pings 1 and 2 answered
+            reactor.advance(0.125)
+            pump.flush()
+        pump.server.transport.abortConnection()
+        pump.flush()
+        reactor.advance(1.0)  # ping 3 falls due while down; the observer raises
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual([loss.seq for loss in recorder.result.losses], [3])
+        self.assertEqual(done, [None])
+
+
+class FactoryCloseTests(SynchronousTestCase):
+    """
+    A factory used on its own stops its pings as its close begins.
+    """
+
+    def test_noLossWhileClosing(self) -> None:
+        """
+        While a close goes unanswered (a dead link), no ping falls due: none
+        is lost as 'not connected' for as long as the close takes.
+        """
+        clock = Clock()
+        recorder = PingRecorder()
+        server = EchoServerFactory(ServerLimits(), reactor=clock)
+        client = PingClientFactory(
+            "ws://localhost:1234/", PingSession(timeout=2.0), recorder, interval=1.0, clock=clock,
+            monotonic=clock.seconds, wall_ms=lambda: _EPOCH_MS + int(clock.seconds() * 1000),
+        )
+        c, s, pump = connectedServerAndClient(
+            lambda: server.buildProtocol(_ADDRESS), lambda: client.buildProtocol(_ADDRESS), greet=False, clock=clock
+        )
+        pump.flush()
+        for _ in range(12):
+            clock.advance(0.125)
+            pump.flush()
+        c.close(1000, "bye")
+        # Nothing reaches the server: its answer never comes.
+        clock.advance(5.0)
+        self.assertEqual([loss.reason for loss in recorder.result.losses if loss.reason is LossReason.NOT_CONNECTED], [])

@@ -174,6 +174,7 @@ class ServerLimitsTests(SynchronousTestCase):
             handshake_timeout=0, ping_interval=0.5, ping_timeout=0, allowed_origins=("https://a.example", "https://b.example"),
             allow_null_origin=False, trusted_proxies=2,
         )
+        self.assertIn("; connections 10,000, 256 per address, in each of 3 workers; ", ServerLimits().summary(workers=3))
         self.assertEqual(
             limits.summary(),
             "messages up to 100 bytes; per client 0.5 messages and 2,048 bytes a second; "
@@ -596,6 +597,11 @@ class CheckWsUrlTests(SynchronousTestCase):
             ("ws://u:secret@h:1/ x", "'ws://h:1/ x': give the URL without a user name or password "
              "(pingproto sends none)"),
             ("ws://h\u2100x:1/", "'ws://h\u2100x:1/': the host has characters that read as others once normalized"),
+            # Credentials in a URL urlsplit refuses too.
+            ("wss://user:hunter2@[example.com]:1234/", "'wss://[example.com]:1234/': give the URL without a user "
+             "name or password (pingproto sends none)"),
+            ("ws://us\uff0fer:secret@host/", "'ws://host/': give the URL without a user name or password "
+             "(pingproto sends none)"),
         ]
         for url, message in cases:
             e = self.assertRaises(ValueError, check_ws_url, url)
@@ -823,6 +829,7 @@ class ListenDescriptionsTests(SynchronousTestCase):
             ("unix:/run/p.sock", "haproxy:UNIX:address=/run/p.sock"),
             ("systemd:domain=INET:index=0", "systemd:index=0:domain=INET"),
             ("tcp:1234", "tcp:1234:interface=0.0.0.0"),
+            ("tcp6:1234", "tcp6:1234:interface=0\\:\\:0"),
         ]:
             e = self.assertRaises(
                 ValueError, listen_descriptions, None, None, [first, "unix:/run/other.sock", again],
@@ -834,6 +841,7 @@ class ListenDescriptionsTests(SynchronousTestCase):
             ("tcp:1234:interface=127.0.0.1", "tcp:01234", "0.0.0.0 takes every IPv4 address"),
             ("tcp:1234:interface=\\:\\:", "tcp6:1234:interface=\\:\\:1", ":: takes every IPv6 address"),
             ("tcp6:1234:interface=\\:\\:1", "tcp6:1234", ":: takes every IPv6 address"),
+            ("tcp6:1234:interface=0\\:\\:0", "tcp6:1234:interface=\\:\\:1", ":: takes every IPv6 address"),
         ]:
             e = self.assertRaises(
                 ValueError, listen_descriptions, None, None, [first, again], tls=True, no_tls=False

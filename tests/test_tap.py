@@ -461,7 +461,7 @@ class MakeServiceTests(SynchronousTestCase):
         events.clear()
         build_service(parse("--tls-dir", tlsdir, "--port", "0", "--workers", "2"))
         [limits] = [formatEvent(e) for e in events if formatEvent(e).startswith("limits")]
-        self.assertTrue(limits.startswith("limits (each of 2 workers): messages up to "), limits)
+        self.assertIn("; connections 10,000, 256 per address, in each of 2 workers; ", limits)
         events.clear()
         build_service(parse("--tls-dir", tlsdir, "--port", "0"), quiet=True)
         self.assertEqual([formatEvent(e) for e in events if "serving" in formatEvent(e) or "limits" in formatEvent(e)], [])

@@ -144,6 +144,17 @@ class CheckServerTests(SynchronousTestCase):
             with self.assertRaises(ValueError, msg=server) as caught:
                 check_server(server)
             self.assertIn(words, str(caught.exception))
+        # Credentials, refused before anything else quotes them.
+        for server, bare in [
+            ("https://user:hunter2@example.com/", "https://example.com/"),
+            ("u:hunter2@h:1/ x", "h:1/ x"),
+            ("wss://user:hunter2@[example.com]:1234/", "wss://[example.com]:1234/"),
+        ]:
+            with self.assertRaises(ValueError, msg=server) as caught:
+                check_server(server)
+            self.assertEqual(
+                str(caught.exception), f"{bare!r}: give the URL without a user name or password (pingproto sends none)"
+            )
 
 
 class PresetTests(SynchronousTestCase):
