@@ -415,10 +415,10 @@ def refuse_credentials(text: str) -> None:
     logged.  Checked before anything else quotes it.
     """
     match = _AUTHORITY.match(text)
-    authority = match.group(1) if match else ""
-    user, at, _ = authority.rpartition("@")
+    assert match is not None  # every part of the pattern may be empty
+    user, at, _ = match.group(1).rpartition("@")
     if at:
-        start = match.start(1) if match else 0
+        start = match.start(1)
         bare = text[:start] + text[start + len(user) + 1 :]
         raise ValueError(f"{bare!r}: give the URL without a user name or password (pingproto sends none)")
 
