@@ -504,7 +504,9 @@ class ControlsTests(BrowserTestCase):
         notice that stays, and a red field, while the echoes go on (the
         next echo cleared it within a second, leaving the old server's
         "Open" as if the typed one had been taken); put right, the notice
-        goes.
+        goes.  A user name and password are refused without being shown
+        again (the page connected without sending them, and showed,
+        stored and put them in the address bar).
         """
         def scenario(browser: Browser) -> tuple[str, str | None, str, str | None]:
             page = browser.page
@@ -516,6 +518,16 @@ class ControlsTests(BrowserTestCase):
             samples = browser.js("pingproto.samples")
             browser.wait(f"() => pingproto.samples >= {samples + 2}")
             wrong = (page.locator("#notice").text_content() or "", field.get_attribute("aria-invalid"))
+            # Credentials, which the page would never send, are refused
+            # without being shown again.
+            field.fill(f"ws://alice:s3cret@127.0.0.1:{self.port}/")
+            field.press("Enter")
+            browser.wait("() => document.querySelector('#notice').textContent.includes('user name')")
+            self.assertEqual(
+                page.locator("#notice").text_content(),
+                f"Give the server without a user name or password (the page sends none): ws://127.0.0.1:{self.port}/",
+            )
+            self.assertNotIn("s3cret", page.url)
             field.fill(f"127.0.0.1:{self.port}")
             field.press("Enter")
             browser.wait("() => pingproto.state === 'open'")
