@@ -786,7 +786,7 @@ class ReconnectTests(BrowserTestCase):
         """
         When the server goes away the page shows the closed state, in red
         on the graph, and the code and reason the server closed with, keeps
-        trying on its own, and is open and drawing
+        trying on its own, saying so after that reason, and is open and drawing
         replies again soon after the server is back on the same port,
         counting one disconnect.
         """
@@ -806,8 +806,14 @@ class ReconnectTests(BrowserTestCase):
                 browser.js("document.getElementById('notice').textContent"),
                 "The server closed the connection (1001: server shutting down).",
             )
-            # It retries while the server is down...
+            # It retries while the server is down, still saying how it
+            # ended (the first failed retry's notice replaced it)...
             browser.wait("() => pingproto.failedAttempts >= 1")
+            notice = browser.js("document.getElementById('notice').textContent")
+            self.assertTrue(
+                notice.startswith("The server closed the connection (1001: server shutting down). Reconnecting: "),
+                notice,
+            )
             before = browser.js("pingproto.samples")
             self.on_reactor(self.start_server, port)
             # ...and comes back by itself, with no click.
