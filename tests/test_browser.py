@@ -263,6 +263,9 @@ class BrowserTestCase(TestCase):
                 executable_path=CHROMIUM,
                 headless=True,
                 viewport={"width": 1280, "height": 900},
+                # Times read as in the United States ("03:04 AM"): the
+                # axis's widest clock labels, the same on every machine.
+                locale="en-US",
                 args=[
                     "--headless",
                     "--no-sandbox",
@@ -665,6 +668,54 @@ class AxisTests(BrowserTestCase):
             self.assertEqual(browser.errors, [])
 
         return self.browse(scenario)
+
+
+    # The widths of the runs of ink on the x axis's clock-label row, runs
+    # apart by 6 pixels or more, and how wide the locale writes a time.
+    LABELS = """() => {
+      const axis = document.getElementById('xaxis'), k = axis.height / axis.clientHeight;
+      const data = axis.getContext('2d').getImageData(0, Math.round(8 * k), axis.width, Math.round(12 * k)).data;
+      const rows = Math.round(12 * k), inked = [];
+      for (let x = 0; x < axis.width; x++) {
+        let ink = false;
+        for (let r = 0; r < rows && !ink; r++) ink = data[4 * (r * axis.width + x) + 3] > 0;
+        inked.push(ink);
+      }
+      const runs = [];
+      let start = -1, last = -100;
+      inked.forEach((ink, x) => {
+        if (!ink) return;
+        if (x - last > 6) { if (start >= 0) runs.push(last - start + 1); start = x; }
+        last = x;
+      });
+      if (start >= 0) runs.push(last - start + 1);
+      const ctx = document.createElement('canvas').getContext('2d');
+      ctx.font = '12px system-ui, sans-serif';
+      const label = ctx.measureText(new Date().toLocaleTimeString([], {hour: '2-digit', minute: '2-digit'})).width * k;
+      return {runs, label};
+    }"""
+
+    def test_clockLabelsApart(self):  # type: ignore[no-untyped-def]
+        """
+        On a wide screen the clock labels under the graph stand apart,
+        however wide the locale writes a time: "03:04 AM" labels ran into
+        each other at 1920 px, spaced for a fixed 52 px.
+        """
+
+        def scenario(browser: Browser) -> dict[str, Any]:
+            page = browser.page
+            page.set_viewport_size({"width": 1920, "height": 1080})
+            page.goto(self.https("/app"))
+            browser.wait("() => pingproto.state === 'open'")
+            browser.js("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
+            found: dict[str, Any] = browser.js(self.LABELS)
+            return found
+
+        def check(found: dict[str, Any]) -> None:
+            self.assertGreaterEqual(len(found["runs"]), 3, found)
+            self.assertLessEqual(max(found["runs"]), found["label"] * 1.2 + 2, found)
+
+        return self.browse(scenario).addCallback(check)
 
 
 class UnhostedPageTests(BrowserTestCase):
