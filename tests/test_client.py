@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import tracemalloc
-from typing import Callable
+from typing import Any, Callable
 
 from twisted.application.internet import backoffPolicy
 from twisted.internet import reactor
@@ -1193,6 +1193,22 @@ class HostileServerTests(TestCase):
         self.assertEqual(watcher.result.states[-1].detail, "code 1005 (no code given)")
 
 
+def _standalone(clock: Clock, recorder: PingRecorder) -> tuple[Any, IOPump]:
+    """
+    A L{PingClientFactory}'s protocol, used on its own, connected to an
+    echo server in memory on C{clock}: the protocol and the pump.
+    """
+    server = EchoServerFactory(ServerLimits(), reactor=clock)
+    client = PingClientFactory(
+        "ws://localhost:1234/", PingSession(timeout=2.0), recorder, interval=1.0, clock=clock,
+        monotonic=clock.seconds, wall_ms=lambda: _EPOCH_MS + int(clock.seconds() * 1000),
+    )
+    c, _, pump = connectedServerAndClient(
+        lambda: server.buildProtocol(_ADDRESS), lambda: client.buildProtocol(_ADDRESS), greet=False, clock=clock
+    )
+    return c, pump
+
+
 class FactoryOnItsOwnTests(SynchronousTestCase):
     """
     A L{PingClientFactory} used without L{PingMonitor} (public API): its
@@ -1206,16 +1222,8 @@ class FactoryOnItsOwnTests(SynchronousTestCase):
         reported a loss every interval for ever, once the schedule was the
         factory's).
         """
-        clock = Clock()
-        recorder = PingRecorder()
-        server = EchoServerFactory(ServerLimits(), reactor=clock)
-        client = PingClientFactory(
-            "ws://localhost:1234/", PingSession(timeout=2.0), recorder, interval=1.0, clock=clock,
-            monotonic=clock.seconds, wall_ms=lambda: _EPOCH_MS + int(clock.seconds() * 1000),
-        )
-        c, s, pump = connectedServerAndClient(
-            lambda: server.buildProtocol(_ADDRESS), lambda: client.buildProtocol(_ADDRESS), greet=False, clock=clock
-        )
+        clock, recorder = Clock(), PingRecorder()
+        c, pump = _standalone(clock, recorder)
         pump.flush()
         for _ in range(24):
             clock.advance(0.125)
@@ -1249,19 +1257,17 @@ class ObserverErrorTests(SynchronousTestCase):
     not stop the pings for good.
     """
 
-    def test_scheduleStartsAgain(self) -> None:
+    def monitor(self, count: int) -> tuple[MemoryReactorClock, ConnectionCompleter, _RaisesOnce, list[object]]:
         """
-        The error is logged, and the next open starts the schedule again:
-        every ping asked for is accounted for and C{done} fires.  (The
-        schedule stopped for good while seeming to run: the monitor
-        reconnected and sent nothing.)
+        A started monitor of C{count} pings to an echo server on a memory
+        reactor, whose observer raises at its first loss; what its C{done}
+        fired with.
         """
         reactor = MemoryReactorClock()
         TCP4ServerEndpoint(reactor, 4321).listen(EchoServerFactory(reactor=reactor))
-        completer = ConnectionCompleter(reactor)
         recorder = _RaisesOnce()
         monitor = PingMonitor(
-            "ws://127.0.0.1:4321/", recorder, interval=1.0, timeout=5.0, count=10, reactor=reactor,
+            "ws://127.0.0.1:4321/", recorder, interval=1.0, timeout=5.0, count=count, reactor=reactor,
             endpoint=TCP4ClientEndpoint(reactor, "127.0.0.1", 4321),
             retry_policy=backoffPolicy(initialDelay=0.5, factor=2.0, maxDelay=8.0, jitter=lambda: 0.0),
             monotonic=reactor.seconds, wall_ms=lambda: _EPOCH_MS + int(reactor.seconds() * 1000),
@@ -1270,6 +1276,16 @@ class ObserverErrorTests(SynchronousTestCase):
         self.addCleanup(lambda: (monitor.stopService(), reactor.advance(60)))
         done: list[object] = []
         monitor.done.addBoth(done.append)
+        return reactor, ConnectionCompleter(reactor), recorder, done
+
+    def test_scheduleStartsAgain(self) -> None:
+        """
+        The error is logged, and the next open starts the schedule again:
+        every ping asked for is accounted for and C{done} fires.  (The
+        schedule stopped for good while seeming to run: the monitor
+        reconnected and sent nothing.)
+        """
+        reactor, completer, recorder, done = self.monitor(10)
 
         def run(pump: IOPump | None, seconds: float) -> None:
             for _ in range(int(seconds / 0.125)):
@@ -1297,20 +1313,7 @@ class ObserverErrorTests(SynchronousTestCase):
         C{done} fires, though no ping or echo follows to say so (the
         monitor sat on a new open connection for ever).
         """
-        reactor = MemoryReactorClock()
-        TCP4ServerEndpoint(reactor, 4321).listen(EchoServerFactory(reactor=reactor))
-        completer = ConnectionCompleter(reactor)
-        recorder = _RaisesOnce()
-        monitor = PingMonitor(
-            "ws://127.0.0.1:4321/", recorder, interval=1.0, timeout=5.0, count=3, reactor=reactor,
-            endpoint=TCP4ClientEndpoint(reactor, "127.0.0.1", 4321),
-            retry_policy=backoffPolicy(initialDelay=0.5, factor=2.0, maxDelay=8.0, jitter=lambda: 0.0),
-            monotonic=reactor.seconds, wall_ms=lambda: _EPOCH_MS + int(reactor.seconds() * 1000),
-        )
-        monitor.startService()
-        self.addCleanup(lambda: (monitor.stopService(), reactor.advance(60)))
-        done: list[object] = []
-        monitor.done.addBoth(done.append)
+        reactor, completer, recorder, done = self.monitor(3)
         pump = completer.succeedOnce()
         pump.flush()
         for _ in range(12):  # pings 1 and 2 answered
@@ -1334,16 +1337,8 @@ class FactoryCloseTests(SynchronousTestCase):
         While a close goes unanswered (a dead link), no ping falls due: none
         is lost as 'not connected' for as long as the close takes.
         """
-        clock = Clock()
-        recorder = PingRecorder()
-        server = EchoServerFactory(ServerLimits(), reactor=clock)
-        client = PingClientFactory(
-            "ws://localhost:1234/", PingSession(timeout=2.0), recorder, interval=1.0, clock=clock,
-            monotonic=clock.seconds, wall_ms=lambda: _EPOCH_MS + int(clock.seconds() * 1000),
-        )
-        c, s, pump = connectedServerAndClient(
-            lambda: server.buildProtocol(_ADDRESS), lambda: client.buildProtocol(_ADDRESS), greet=False, clock=clock
-        )
+        clock, recorder = Clock(), PingRecorder()
+        c, pump = _standalone(clock, recorder)
         pump.flush()
         for _ in range(12):
             clock.advance(0.125)
