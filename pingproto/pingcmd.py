@@ -38,7 +38,7 @@ from pingproto.client import (
     TLSHandshakeIncomplete,
     VERIFY_ENTRY,
 )
-from pingproto.config import MIN_SECONDS, check_ws_url, naming_options, positive_int, read_number
+from pingproto.config import check_ws_url, naming_options, positive_int, read_number, seconds_or_off
 from pingproto.records import Record, RecordFolder, format_summary, summary_record
 from pingproto.session import Loss, LossReason, Sample
 from pingproto.text import printable
@@ -64,21 +64,6 @@ def _seconds(minimum: float) -> Callable[[str], float]:
 DEFAULT_FLATLINE = 10.0
 
 
-def _flatline(text: str) -> float:
-    """
-    The flatline time: 0 (never), or from the server's floor for such
-    timers (L{MIN_SECONDS}) up to a day; shorter, it would close a link
-    whose echo is merely a little slow.
-    """
-    value = read_number(text, float, "a number of seconds")
-    if not (value == 0 or MIN_SECONDS <= value < 86400):
-        raise ValueError(f"{text!r} must be 0 (never) or from {MIN_SECONDS:g} s to under a day")
-    return value
-
-
-_flatline.coerceDoc = f"Seconds, fractions allowed: 0 (never), or at least {MIN_SECONDS:g}."  # type: ignore[attr-defined]
-
-
 class PingOptions(InterspersedOptions):
     synopsis = "[options] ws[s]://HOST:PORT[/PATH]"
     longdesc = (
@@ -98,9 +83,11 @@ class PingOptions(InterspersedOptions):
             None,
             None,
             "Close and reconnect when an open connection has echoed nothing "
-            f"for this long (0: never); no shorter than --timeout. [default: {DEFAULT_FLATLINE:g}, "
+            f"for this long; no shorter than --timeout. [default: {DEFAULT_FLATLINE:g}, "
             "or --timeout if longer]",
-            _flatline,
+            # The server's timers' rule: 0, or 0.1 s at least, a slip such as
+            # 1e-3 would close every link.
+            seconds_or_off,
         ],
         ["ca", None, None, "Trust this CA certificate file (PEM) instead of the system's."],
         ["log", None, None, "Append every event to FILE as JSON lines, flushed as it goes."],

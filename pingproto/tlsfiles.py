@@ -176,10 +176,7 @@ def _check_dates(files: TLSFiles, certs: Sequence[x509.Certificate], now: dateti
     """
     refused, expiring, chain_end = _dates(files, certs, now)
     if refused is not None:
-        what = _what(files, refused, certs[0])
-        if refused.not_valid_after_utc <= now:
-            raise TLSConfigError(f"{what} expired on {refused.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")
-        raise TLSConfigError(f"{what} is not valid until {refused.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
+        raise TLSConfigError(f"{_what(files, refused, certs[0])} {_out_of_date(refused, now)}")
     return expiring + ((chain_end,) if chain_end is not None else ())
 
 
@@ -228,10 +225,7 @@ def _dates(
     chain_end = None
     if end < len(certs):
         cert = certs[end]
-        if cert.not_valid_after_utc <= now:
-            when = f"expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
-        else:
-            when = f"is not valid until {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
+        when = _out_of_date(cert, now)
         after = len(certs) - end - 1
         those = {0: "it", 1: "it and the one after it"}.get(after, f"it and the {after} after it")
         chain_end = (
@@ -240,6 +234,16 @@ def _dates(
             f"the server's certificate: take {those} out of the chain"
         )
     return refused, tuple(expiring), chain_end
+
+
+def _out_of_date(cert: x509.Certificate, now: datetime.datetime) -> str:
+    """
+    How C{cert}, outside its dates at C{now}, is: "expired on ..." or "is
+    not valid until ...".
+    """
+    if cert.not_valid_after_utc <= now:
+        return f"expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+    return f"is not valid until {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
 
 
 def _renew_within(cert: x509.Certificate) -> datetime.timedelta:
@@ -283,13 +287,9 @@ def expired_certificate(material: TLSMaterial, now: datetime.datetime) -> str | 
     refused = _dates(material.files, certs, now)[0]
     if refused is None:
         return None
-    if refused.not_valid_after_utc <= now:
-        when = f"expired on {refused.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
-    else:
-        # The clock went back.
-        when = f"is not valid until {refused.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
+    # "is not valid until" when the clock went back.
     return (
-        f"the certificate served {when} ({_what(material.files, refused, certs[0])}): "
+        f"the certificate served {_out_of_date(refused, now)} ({_what(material.files, refused, certs[0])}): "
         "clients refuse it until it is renewed"
     )
 

@@ -84,10 +84,7 @@ class MonitorTests(SynchronousTestCase):
         return pump
 
     def advance(self, pump: IOPump | None, seconds: float, step: float = 0.125) -> None:
-        for _ in range(round(seconds / step)):
-            self.reactor.advance(step)
-            if pump is not None:
-                pump.flush()
+        _advance(self.reactor, pump, seconds, step)
 
     def states(self) -> list[ConnectionState]:
         return [change.state for change in self.recorder.result.states]
@@ -1193,6 +1190,17 @@ class HostileServerTests(TestCase):
         self.assertEqual(watcher.result.states[-1].detail, "code 1005 (no code given)")
 
 
+def _advance(clock: Clock, pump: IOPump | None, seconds: float, step: float = 0.125) -> None:
+    """
+    Advance C{clock} by C{seconds} a C{step} at a time, moving the bytes
+    C{pump} holds after each.
+    """
+    for _ in range(round(seconds / step)):
+        clock.advance(step)
+        if pump is not None:
+            pump.flush()
+
+
 def _standalone(clock: Clock, recorder: PingRecorder) -> tuple[Any, IOPump]:
     """
     A L{PingClientFactory}'s protocol, used on its own, connected to an
@@ -1225,14 +1233,10 @@ class FactoryOnItsOwnTests(SynchronousTestCase):
         clock, recorder = Clock(), PingRecorder()
         c, pump = _standalone(clock, recorder)
         pump.flush()
-        for _ in range(24):
-            clock.advance(0.125)
-            pump.flush()
+        _advance(clock, pump, 3.0)
         self.assertEqual([sample.seq for sample in recorder.result.samples], [1, 2, 3, 4])
         c.close(1000, "bye")
-        for _ in range(80):
-            clock.advance(0.125)
-            pump.flush()
+        _advance(clock, pump, 10.0)
         self.assertEqual(recorder.result.losses, [])
         self.assertEqual(clock.getDelayedCalls(), [])
 
@@ -1287,21 +1291,15 @@ class ObserverErrorTests(SynchronousTestCase):
         """
         reactor, completer, recorder, done = self.monitor(10)
 
-        def run(pump: IOPump | None, seconds: float) -> None:
-            for _ in range(int(seconds / 0.125)):
-                reactor.advance(0.125)
-                if pump is not None:
-                    pump.flush()
-
         pump = completer.succeedOnce()
         pump.flush()
-        run(pump, 1.0)
+        _advance(reactor, pump, 1.0)
         pump.server.transport.abortConnection()
         pump.flush()
-        run(None, 1.0)  # a ping falls due while down; the observer raises
+        _advance(reactor, None, 1.0)  # a ping falls due while down; the observer raises
         pump = completer.succeedOnce()
         pump.flush()
-        run(pump, 20.0)
+        _advance(reactor, pump, 20.0)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
         self.assertEqual(len(recorder.result.samples) + len(recorder.result.losses), 10)
         self.assertEqual(recorder.result.samples[-1].seq, 10)
@@ -1316,9 +1314,7 @@ class ObserverErrorTests(SynchronousTestCase):
         reactor, completer, recorder, done = self.monitor(3)
         pump = completer.succeedOnce()
         pump.flush()
-        for _ in range(12):  # pings 1 and 2 answered
-            reactor.advance(0.125)
-            pump.flush()
+        _advance(reactor, pump, 1.5)  # pings 1 and 2 answered
         pump.server.transport.abortConnection()
         pump.flush()
         reactor.advance(1.0)  # ping 3 falls due while down; the observer raises
@@ -1340,9 +1336,7 @@ class FactoryCloseTests(SynchronousTestCase):
         clock, recorder = Clock(), PingRecorder()
         c, pump = _standalone(clock, recorder)
         pump.flush()
-        for _ in range(12):
-            clock.advance(0.125)
-            pump.flush()
+        _advance(clock, pump, 1.5)
         c.close(1000, "bye")
         # Nothing reaches the server: its answer never comes.
         clock.advance(5.0)

@@ -83,7 +83,7 @@ class OptionsTests(SynchronousTestCase):
         text = str(PingOptions())
         self.assertNotIn(".0)", text)
         self.assertIn("(at least 0.01)", text)
-        self.assertIn("0 (never), or at least 0.1.", text)
+        self.assertIn("Seconds, at least 0.1;", text)
 
     def test_optionsAfterUrl(self) -> None:
         """
@@ -114,9 +114,9 @@ class OptionsTests(SynchronousTestCase):
             (["-c", "0", "ws://h/"], "--count: '0' must be 1 or more"),
             (["-i", "0", "ws://h/"], "--interval: '0' must be from 0.01 s to under a day"),
             (["-W", "x", "ws://h/"], "--timeout: 'x' is not a number of seconds"),
-            (["--flatline", "-1", "ws://h/"], "--flatline: '-1' must be 0 (never) or from 0.1 s to under a day"),
+            (["--flatline", "-1", "ws://h/"], "--flatline: '-1' seconds is out of range: 0 (off), or from 0.1 up to a year"),
             # The server's floor for such timers.
-            (["--flatline", "0.0001", "ws://h/"], "--flatline: '0.0001' must be 0 (never) or from 0.1 s"),
+            (["--flatline", "0.0001", "ws://h/"], "--flatline: '0.0001' seconds is out of range: 0 (off), or from 0.1"),
             (["--flatline", "2", "ws://h/"], "--flatline 2 is shorter than --timeout (-W) 5: give --flatline 5 or more, or 0 for never"),
             (["-W", "0.5", "--flatline", "0.2", "ws://h/"], "--flatline 0.2 is shorter than --timeout (-W) 0.5"),
             (["--ca", "ca.pem", "ws://h/"], "--ca only applies to wss://"),
